@@ -1,0 +1,193 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/shop/api/auth"
+	"github.com/shop/api/graph"
+	"github.com/shop/api/loaders"
+	"github.com/shop/api/resolvers"
+	"github.com/shop/api/store"
+)
+
+// Config is the service's configuration; server.go reads it from the environment.
+type Config struct {
+	// DatabaseURL selects PostgreSQL; empty runs on the embedded SQLite file at SQLitePath.
+	DatabaseURL string
+	SQLitePath  string
+	// RedisURL selects a Redis server; empty runs an in-process stand-in.
+	RedisURL string
+	// RedisPrefix namespaces every key and channel of this service in Redis.
+	RedisPrefix   string
+	JWTSecret     []byte
+	TokenTTL      time.Duration
+	AdminEmail    string
+	AdminPassword string
+	Currency      string
+	Production    bool
+	Playground    bool
+	Introspection bool
+	// SeedDemo fills an empty store with demo data.
+	SeedDemo bool
+	// PasswordCost is the bcrypt cost (0: bcrypt's default); tests lower it.
+	PasswordCost int
+	// Loaders tunes batching; the zero value means loaders.DefaultConfig.
+	Loaders *loaders.Config
+	// NoCache turns the Redis read-through cache off (for benchmarks).
+	NoCache bool
+	// MaxBodyBytes caps request bodies (413 beyond); 0 means 1 MiB.
+	MaxBodyBytes int64
+}
+
+// Service is the shop's API with everything it depends on.
+type Service struct {
+	Store   *store.Store
+	Redis   redis.UniversalClient
+	Tokens  *auth.Tokens
+	Log     *slog.Logger
+	Demo    *store.Demo
+	cfg     Config
+	handler http.Handler
+	closers []func()
+}
+
+// New connects to the database and Redis, applies migrations, creates the admin account
+// and (when asked) demo data, and assembles the HTTP handler.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Currency == "" {
+		cfg.Currency = "USD"
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = 24 * time.Hour
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	s = &Service{Log: log, cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	if s.Redis, err = s.openRedis(cfg.RedisURL); err != nil {
+		return nil, err
+	}
+	var cache *store.Cache
+	if !cfg.NoCache {
+		cache = store.NewCache(s.Redis, cfg.RedisPrefix, 10*time.Minute, 100*time.Millisecond, log)
+	}
+	s.Store, err = store.Open(ctx, store.Config{
+		DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, PasswordCost: cfg.PasswordCost, Cache: cache,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = s.Store.Close() })
+
+	if cfg.AdminEmail != "" {
+		if _, err := s.Store.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
+			return nil, fmt.Errorf("admin account: %w", err)
+		}
+	}
+	if cfg.SeedDemo {
+		if s.Demo, err = s.Store.SeedDemo(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.Tokens = auth.NewTokens(cfg.JWTSecret, cfg.TokenTTL)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the service's HTTP handler.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Close releases connections and stops the embedded Redis stand-in.
+func (s *Service) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// routes mounts every endpoint of the service.
+func (s *Service) routes() http.Handler {
+	loaderCfg := loaders.DefaultConfig
+	if s.cfg.Loaders != nil {
+		loaderCfg = *s.cfg.Loaders
+	}
+	root := &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens, Currency: s.cfg.Currency, Log: s.Log}
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", Chain(s.graphQL(root),
+		WithRequestID,
+		LimitBody(s.cfg.MaxBodyBytes),
+		s.Tokens.Middleware,
+		loaders.Middleware(s.Store, loaderCfg),
+	))
+	mux.HandleFunc("GET /healthz", Healthz)
+	mux.Handle("GET /readyz", Readyz(s.Log,
+		Check{Name: "database", Ping: s.Store.Ping},
+		Check{Name: "redis", Ping: func(ctx context.Context) error { return s.Redis.Ping(ctx).Err() }},
+	))
+	if s.cfg.Playground {
+		mux.Handle("GET /{$}", Playground("Shop API", "/graphql"))
+		mux.Handle("GET /playground/", PlaygroundAssets())
+	}
+	return mux
+}
+
+// graphQL builds the GraphQL handler: its transports (the first that matches a request
+// wins), caches and extensions.
+func (s *Service) graphQL(root *resolvers.Resolver) http.Handler {
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: root}))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if s.cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.SetDisableSuggestion(s.cfg.Production)
+	srv.SetErrorPresenter(ErrorPresenter(s.Log))
+	srv.SetRecoverFunc(Recover(s.Log))
+	return srv
+}
+
+// openRedis connects to url, or starts the in-process stand-in when url is empty.
+func (s *Service) openRedis(url string) (redis.UniversalClient, error) {
+	if url == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("start embedded redis: %w", err)
+		}
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		s.closers = append(s.closers, mr.Close, func() { _ = rdb.Close() })
+		return rdb, nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, time.Second, time.Second
+	rdb := redis.NewClient(opts)
+	s.closers = append(s.closers, func() { _ = rdb.Close() })
+	return rdb, nil
+}

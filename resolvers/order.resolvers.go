@@ -1,0 +1,166 @@
+package resolvers
+
+// This file will be automatically regenerated based on the schema, any resolver
+// implementations will be copied through when generating and any unknown code will be moved to the end.
+
+import (
+	"context"
+
+	"github.com/shop/api/graph"
+	"github.com/shop/api/graph/model"
+	"github.com/shop/api/loaders"
+	"github.com/shop/api/store"
+)
+
+// PlaceOrder is the resolver for the placeOrder field.
+func (r *mutationResolver) PlaceOrder(ctx context.Context, input model.PlaceOrderInput) (*model.OrderPayload, error) {
+	in := store.NewOrder{Lines: make([]store.OrderLine, len(input.Items))}
+	for i, it := range input.Items {
+		in.Lines[i] = store.OrderLine{ProductID: localID(kindProduct, it.ProductID), Quantity: it.Quantity}
+	}
+	if input.IdempotencyKey != nil {
+		in.IdempotencyKey = *input.IdempotencyKey
+	}
+	o, err := r.Store.PlaceOrder(ctx, viewer(ctx), in)
+	forgetProducts(ctx, in.Lines)
+	return orderPayload(o, err)
+}
+
+// CancelOrder is the resolver for the cancelOrder field.
+func (r *mutationResolver) CancelOrder(ctx context.Context, id string) (*model.OrderPayload, error) {
+	o, err := r.Store.CancelOrder(ctx, viewer(ctx), localID(kindOrder, id))
+	forgetOrderProducts(ctx, o)
+	return orderPayload(o, err, "id")
+}
+
+// UpdateOrderStatus is the resolver for the updateOrderStatus field.
+func (r *mutationResolver) UpdateOrderStatus(ctx context.Context, input model.UpdateOrderStatusInput) (*model.OrderPayload, error) {
+	o, err := r.Store.UpdateOrderStatus(ctx, viewer(ctx), localID(kindOrder, input.ID), input.Status, input.Note)
+	forgetOrderProducts(ctx, o)
+	return orderPayload(o, err, "id")
+}
+
+// ID is the resolver for the id field.
+func (r *orderResolver) ID(ctx context.Context, obj *store.Order) (string, error) {
+	return globalID(kindOrder, obj.ID), nil
+}
+
+// Customer is the resolver for the customer field.
+func (r *orderResolver) Customer(ctx context.Context, obj *store.Order) (*store.User, error) {
+	u, err := loaders.User(ctx, obj.CustomerID)
+	return &u, err
+}
+
+// Items is the resolver for the items field.
+func (r *orderResolver) Items(ctx context.Context, obj *store.Order) ([]store.OrderItem, error) {
+	return loaders.Items(ctx, obj.ID)
+}
+
+// Total is the resolver for the total field.
+func (r *orderResolver) Total(ctx context.Context, obj *store.Order) (*model.Money, error) {
+	return r.money(obj.Total), nil
+}
+
+// History is the resolver for the history field.
+func (r *orderResolver) History(ctx context.Context, obj *store.Order) ([]store.OrderStatusEvent, error) {
+	return loaders.History(ctx, obj.ID)
+}
+
+// Edges is the resolver for the edges field.
+func (r *orderConnectionResolver) Edges(ctx context.Context, obj *store.OrderPage) ([]model.OrderEdge, error) {
+	edges := make([]model.OrderEdge, len(obj.Orders))
+	for i := range obj.Orders {
+		edges[i] = model.OrderEdge{Cursor: obj.Cursors[i], Node: &obj.Orders[i]}
+	}
+	return edges, nil
+}
+
+// Nodes is the resolver for the nodes field.
+func (r *orderConnectionResolver) Nodes(ctx context.Context, obj *store.OrderPage) ([]store.Order, error) {
+	return obj.Orders, nil
+}
+
+// PageInfo is the resolver for the pageInfo field.
+func (r *orderConnectionResolver) PageInfo(ctx context.Context, obj *store.OrderPage) (*model.PageInfo, error) {
+	return pageInfo(obj.PageInfo, obj.Cursors), nil
+}
+
+// TotalCount is the resolver for the totalCount field.
+func (r *orderConnectionResolver) TotalCount(ctx context.Context, obj *store.OrderPage) (int, error) {
+	return r.Store.CountOrders(ctx, obj.Filter)
+}
+
+// Product is the resolver for the product field.
+func (r *orderItemResolver) Product(ctx context.Context, obj *store.OrderItem) (*store.Product, error) {
+	p, err := loaders.Product(ctx, obj.ProductID)
+	return &p, err
+}
+
+// UnitPrice is the resolver for the unitPrice field.
+func (r *orderItemResolver) UnitPrice(ctx context.Context, obj *store.OrderItem) (*model.Money, error) {
+	return r.money(obj.UnitPrice), nil
+}
+
+// Subtotal is the resolver for the subtotal field.
+func (r *orderItemResolver) Subtotal(ctx context.Context, obj *store.OrderItem) (*model.Money, error) {
+	return r.money(obj.Subtotal()), nil
+}
+
+// ID is the resolver for the id field.
+func (r *orderStatusEventResolver) ID(ctx context.Context, obj *store.OrderStatusEvent) (string, error) {
+	return globalID(kindEvent, obj.ID), nil
+}
+
+// Order is the resolver for the order field.
+func (r *orderStatusEventResolver) Order(ctx context.Context, obj *store.OrderStatusEvent) (*store.Order, error) {
+	o, err := loaders.Order(ctx, obj.OrderID)
+	return &o, err
+}
+
+// Order is the resolver for the order field.
+func (r *queryResolver) Order(ctx context.Context, id string) (*store.Order, error) {
+	o, err := visibleOrder(ctx, localID(kindOrder, id))
+	if err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// Orders is the resolver for the orders field.
+func (r *queryResolver) Orders(ctx context.Context, first *int, after *string, status *store.OrderStatus) (*store.OrderPage, error) {
+	v := viewer(ctx)
+	return r.Store.FindOrders(ctx, store.OrderFilter{VisibleTo: &v, Status: status}, pageArgs(first, after))
+}
+
+// OrderStatusChanged is the resolver for the orderStatusChanged field.
+func (r *subscriptionResolver) OrderStatusChanged(ctx context.Context, orderID string, after *string) (<-chan *store.OrderStatusEvent, error) {
+	return r.orderStatusChanged(ctx, orderID, after)
+}
+
+// MyOrderEvents is the resolver for the myOrderEvents field.
+func (r *subscriptionResolver) MyOrderEvents(ctx context.Context) (<-chan *store.OrderStatusEvent, error) {
+	return r.myOrderEvents(ctx)
+}
+
+// Order returns graph.OrderResolver implementation.
+func (r *Resolver) Order() graph.OrderResolver { return &orderResolver{r} }
+
+// OrderConnection returns graph.OrderConnectionResolver implementation.
+func (r *Resolver) OrderConnection() graph.OrderConnectionResolver {
+	return &orderConnectionResolver{r}
+}
+
+// OrderItem returns graph.OrderItemResolver implementation.
+func (r *Resolver) OrderItem() graph.OrderItemResolver { return &orderItemResolver{r} }
+
+// OrderStatusEvent returns graph.OrderStatusEventResolver implementation.
+func (r *Resolver) OrderStatusEvent() graph.OrderStatusEventResolver {
+	return &orderStatusEventResolver{r}
+}
+
+type (
+	orderResolver            struct{ *Resolver }
+	orderConnectionResolver  struct{ *Resolver }
+	orderItemResolver        struct{ *Resolver }
+	orderStatusEventResolver struct{ *Resolver }
+)

@@ -1,0 +1,39 @@
+// Package resolvers implements the shop's GraphQL schema. Field resolvers ask a loader;
+// mutations call one store method and turn its coded errors into userErrors.
+package resolvers
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/shop/api/auth"
+	"github.com/shop/api/store"
+)
+
+// Store is what the resolvers need of the store beyond the loaders' batch reads.
+type Store interface {
+	CreateUser(ctx context.Context, in store.NewUser) (store.User, error)
+	Authenticate(ctx context.Context, email, password string) (store.User, error)
+	CreateProduct(ctx context.Context, v store.Viewer, in store.NewProduct) (store.Product, error)
+	UpdateProduct(ctx context.Context, v store.Viewer, id int64, ch store.ProductChanges) (store.Product, error)
+	FindProducts(ctx context.Context, f store.ProductFilter, sort store.ProductSort, page store.PageArgs) (*store.ProductPage, error)
+	CountProducts(ctx context.Context, f store.ProductFilter) (int, error)
+	PlaceOrder(ctx context.Context, v store.Viewer, in store.NewOrder) (store.Order, error)
+	CancelOrder(ctx context.Context, v store.Viewer, id int64) (store.Order, error)
+	UpdateOrderStatus(ctx context.Context, v store.Viewer, id int64, status store.OrderStatus, note *string) (store.Order, error)
+	FindOrders(ctx context.Context, f store.OrderFilter, page store.PageArgs) (*store.OrderPage, error)
+	CountOrders(ctx context.Context, f store.OrderFilter) (int, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Resolver is the root of every resolver; it holds the service's dependencies.
+type Resolver struct {
+	Store    Store
+	Tokens   *auth.Tokens
+	Currency string
+	Events   Events
+	Log      *slog.Logger
+}
+
+func viewer(ctx context.Context) store.Viewer { return auth.ViewerFrom(ctx) }

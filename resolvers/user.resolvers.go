@@ -1,0 +1,69 @@
+package resolvers
+
+// This file will be automatically regenerated based on the schema, any resolver
+// implementations will be copied through when generating and any unknown code will be moved to the end.
+
+import (
+	"context"
+
+	"github.com/shop/api/graph"
+	"github.com/shop/api/graph/model"
+	"github.com/shop/api/loaders"
+	"github.com/shop/api/store"
+)
+
+// SignUp is the resolver for the signUp field.
+func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error) {
+	role := store.RoleCustomer
+	if input.Role != nil {
+		role = *input.Role
+	}
+	u, err := r.Store.CreateUser(ctx, store.NewUser{Email: input.Email, Name: input.Name, Password: input.Password, Role: role})
+	return r.signedIn(ctx, u, err)
+}
+
+// LogIn is the resolver for the logIn field.
+func (r *mutationResolver) LogIn(ctx context.Context, input model.LogInInput) (*model.AuthPayload, error) {
+	u, err := r.Store.Authenticate(ctx, input.Email, input.Password)
+	return r.signedIn(ctx, u, err)
+}
+
+// User is the resolver for the user field.
+func (r *queryResolver) User(ctx context.Context, id string) (*store.User, error) {
+	u, err := loaders.User(ctx, localID(kindUser, id))
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// ID is the resolver for the id field.
+func (r *userResolver) ID(ctx context.Context, obj *store.User) (string, error) {
+	return globalID(kindUser, obj.ID), nil
+}
+
+// Email is the resolver for the email field.
+func (r *userResolver) Email(ctx context.Context, obj *store.User) (*string, error) {
+	if !store.CanSeePrivate(viewer(ctx), obj.ID) {
+		return nil, forbidden("only the user themself and admins see the email address")
+	}
+	return &obj.Email, nil
+}
+
+// Orders is the resolver for the orders field.
+func (r *userResolver) Orders(ctx context.Context, obj *store.User, first *int, after *string, status *store.OrderStatus) (*store.OrderPage, error) {
+	if !store.CanSeePrivate(viewer(ctx), obj.ID) {
+		return nil, forbidden("only the user themself and admins see their orders")
+	}
+	return r.Store.FindOrders(ctx, store.OrderFilter{CustomerID: &obj.ID, Status: status}, pageArgs(first, after))
+}
+
+// Products is the resolver for the products field.
+func (r *userResolver) Products(ctx context.Context, obj *store.User, first *int, after *string) (*store.ProductPage, error) {
+	return r.Store.FindProducts(ctx, store.ProductFilter{MerchantID: &obj.ID}, store.ProductSort{}, pageArgs(first, after))
+}
+
+// User returns graph.UserResolver implementation.
+func (r *Resolver) User() graph.UserResolver { return &userResolver{r} }
+
+type userResolver struct{ *Resolver }

@@ -1,0 +1,96 @@
+package store
+
+import "time"
+
+// Role is what a user may do.
+type Role string
+
+// Roles.
+const (
+	RoleCustomer Role = "CUSTOMER"
+	RoleMerchant Role = "MERCHANT"
+	RoleAdmin    Role = "ADMIN"
+)
+
+// OrderStatus is where an order is in its life.
+type OrderStatus string
+
+// Order statuses.
+const (
+	StatusPending   OrderStatus = "PENDING"
+	StatusPaid      OrderStatus = "PAID"
+	StatusShipped   OrderStatus = "SHIPPED"
+	StatusDelivered OrderStatus = "DELIVERED"
+	StatusCancelled OrderStatus = "CANCELLED"
+)
+
+// User is an account. Its password hash never leaves the store.
+type User struct {
+	ID        int64
+	Name      string
+	Email     string
+	Role      Role
+	CreatedAt time.Time
+}
+
+// Product is something a merchant sells. Price is in minor units.
+type Product struct {
+	ID          int64
+	MerchantID  int64
+	Name        string
+	Description string
+	Price       int
+	Stock       int
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Order is a customer's purchase. Total is in minor units.
+type Order struct {
+	ID         int64
+	CustomerID int64
+	Status     OrderStatus
+	Total      int
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// OrderItem is one line of an order; UnitPrice is the product's price when it was placed.
+// MerchantID is the product's merchant, kept on the line so visibility is one index lookup.
+type OrderItem struct {
+	OrderID    int64
+	ProductID  int64
+	MerchantID int64
+	Quantity   int
+	UnitPrice  int
+}
+
+// Subtotal is UnitPrice × Quantity.
+func (i OrderItem) Subtotal() int { return i.UnitPrice * i.Quantity }
+
+// OrderStatusEvent is one status change of an order, written in the same transaction as the
+// change. Event IDs grow with commit order within an order.
+type OrderStatusEvent struct {
+	ID             int64
+	OrderID        int64
+	Status         OrderStatus
+	PreviousStatus *OrderStatus
+	Note           *string
+	At             time.Time
+}
+
+// Viewer is who is asking: a signed-in user, or the zero Viewer for an anonymous caller.
+type Viewer struct {
+	UserID int64
+	Role   Role
+}
+
+// Anonymous reports whether nobody is signed in.
+func (v Viewer) Anonymous() bool { return v.UserID == 0 }
+
+// Node is a domain object with an identity of its own, fetchable by ID: a User, Product or Order.
+type Node interface{ node() }
+
+func (User) node()    {}
+func (Product) node() {}
+func (Order) node()   {}

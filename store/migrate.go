@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+)
+
+// migrations are applied in order and never edited once released: add a new one instead.
+// Placeholders: {{id}} is an auto-increment primary key, {{time}} a timestamp with time zone.
+var migrations = []struct{ id, sql string }{
+	{"0001_users", `
+CREATE TABLE users (
+  id {{id}},
+  email TEXT NOT NULL,
+  email_key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('CUSTOMER', 'MERCHANT', 'ADMIN')),
+  password_hash TEXT NOT NULL,
+  created_at {{time}} NOT NULL
+);
+CREATE UNIQUE INDEX users_email_key ON users (email_key);`},
+	{"0002_products", `
+CREATE TABLE products (
+  id {{id}},
+  merchant_id BIGINT NOT NULL REFERENCES users (id),
+  name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  price BIGINT NOT NULL CHECK (price >= 0),
+  stock INTEGER NOT NULL CHECK (stock >= 0),
+  created_at {{time}} NOT NULL,
+  updated_at {{time}} NOT NULL
+);
+CREATE INDEX products_merchant ON products (merchant_id, id);
+CREATE INDEX products_price ON products (price, id);
+CREATE INDEX products_name ON products (name, id);`},
+	{"0003_orders", `
+CREATE TABLE orders (
+  id {{id}},
+  customer_id BIGINT NOT NULL REFERENCES users (id),
+  status TEXT NOT NULL CHECK (status IN ('PENDING', 'PAID', 'SHIPPED', 'DELIVERED', 'CANCELLED')),
+  total BIGINT NOT NULL,
+  created_at {{time}} NOT NULL,
+  updated_at {{time}} NOT NULL
+);
+CREATE INDEX orders_customer ON orders (customer_id, id);
+CREATE INDEX orders_customer_status ON orders (customer_id, status, id);
+CREATE INDEX orders_status ON orders (status, id);
+CREATE TABLE order_items (
+  id {{id}},
+  order_id BIGINT NOT NULL REFERENCES orders (id),
+  position INTEGER NOT NULL,
+  product_id BIGINT NOT NULL REFERENCES products (id),
+  merchant_id BIGINT NOT NULL REFERENCES users (id),
+  quantity INTEGER NOT NULL CHECK (quantity > 0),
+  unit_price BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX order_items_order ON order_items (order_id, position);
+CREATE INDEX order_items_merchant ON order_items (merchant_id, order_id);
+CREATE INDEX order_items_product ON order_items (product_id);
+CREATE TABLE order_status_events (
+  id {{id}},
+  order_id BIGINT NOT NULL REFERENCES orders (id),
+  status TEXT NOT NULL,
+  previous_status TEXT,
+  note TEXT,
+  at {{time}} NOT NULL,
+  published_at {{time}}
+);
+CREATE INDEX order_status_events_order ON order_status_events (order_id, id);
+CREATE INDEX order_status_events_unpublished ON order_status_events (id) WHERE published_at IS NULL;
+CREATE TABLE idempotency_keys (
+  user_id BIGINT NOT NULL REFERENCES users (id),
+  key TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  order_id BIGINT REFERENCES orders (id),
+  created_at {{time}} NOT NULL,
+  PRIMARY KEY (user_id, key)
+);`},
+}
+
+// Migrate applies the migrations the database lacks. It is safe to run from several
+// processes at once on PostgreSQL: an advisory lock serialises them.
+func (s *Store) Migrate(ctx context.Context) error {
+	db := s.db.WithContext(ctx)
+	if s.Postgres() {
+		// A session-level advisory lock needs one connection for lock, migrate and unlock.
+		return db.Connection(func(conn *gorm.DB) error {
+			if err := conn.Exec("SELECT pg_advisory_lock(7266001)").Error; err != nil {
+				return fmt.Errorf("migrate: lock: %w", err)
+			}
+			defer conn.Exec("SELECT pg_advisory_unlock(7266001)")
+			return s.migrate(conn)
+		})
+	}
+	return s.migrate(db)
+}
+
+func (s *Store) migrate(db *gorm.DB) error {
+	idType, timeType := "INTEGER PRIMARY KEY AUTOINCREMENT", "DATETIME"
+	if s.Postgres() {
+		idType, timeType = "BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ"
+	}
+	list := make([]*gormigrate.Migration, len(migrations))
+	for i, m := range migrations {
+		sql := strings.NewReplacer("{{id}}", idType, "{{time}}", timeType).Replace(m.sql)
+		list[i] = &gormigrate.Migration{
+			ID: m.id,
+			Migrate: func(tx *gorm.DB) error {
+				for _, stmt := range strings.Split(sql, ";") {
+					if stmt = strings.TrimSpace(stmt); stmt != "" {
+						if err := tx.Exec(stmt).Error; err != nil {
+							return fmt.Errorf("%s: %w", m.id, err)
+						}
+					}
+				}
+				return nil
+			},
+		}
+	}
+	opts := *gormigrate.DefaultOptions
+	opts.TableName = "schema_migrations"
+	opts.UseTransaction = true
+	if err := gormigrate.New(db, &opts, list).Migrate(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}

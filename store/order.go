@@ -1,0 +1,498 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+type orderRow struct {
+	ID         int64 `gorm:"primaryKey"`
+	CustomerID int64
+	Status     string
+	Total      int
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+func (orderRow) TableName() string { return "orders" }
+
+func (r orderRow) toOrder() Order {
+	return Order{ID: r.ID, CustomerID: r.CustomerID, Status: OrderStatus(r.Status), Total: r.Total,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+type orderItemRow struct {
+	ID         int64 `gorm:"primaryKey"`
+	OrderID    int64
+	Position   int
+	ProductID  int64
+	MerchantID int64
+	Quantity   int
+	UnitPrice  int
+}
+
+func (orderItemRow) TableName() string { return "order_items" }
+
+func (r orderItemRow) toItem() OrderItem {
+	return OrderItem{OrderID: r.OrderID, ProductID: r.ProductID, MerchantID: r.MerchantID,
+		Quantity: r.Quantity, UnitPrice: r.UnitPrice}
+}
+
+type idempotencyRow struct {
+	UserID      int64  `gorm:"primaryKey"`
+	Key         string `gorm:"primaryKey"`
+	RequestHash string
+	OrderID     *int64
+	CreatedAt   time.Time
+}
+
+func (idempotencyRow) TableName() string { return "idempotency_keys" }
+
+// OrderLine is one line of an order to place.
+type OrderLine struct {
+	ProductID int64
+	Quantity  int
+}
+
+// NewOrder is an order to place. IdempotencyKey is optional.
+type NewOrder struct {
+	Lines          []OrderLine
+	IdempotencyKey string
+}
+
+// combinedLine is the lines naming one product, added up; Index is the first such line.
+type combinedLine struct {
+	OrderLine
+	Index int
+}
+
+// combine validates the lines and adds up those naming the same product, keeping the order
+// of first appearance.
+func (in NewOrder) combine() ([]combinedLine, error) {
+	var v validator
+	if len(in.Lines) < 1 || len(in.Lines) > MaxOrderLines {
+		v.add(fmt.Sprintf("an order has 1 to %d lines", MaxOrderLines), "items")
+	}
+	if len(in.IdempotencyKey) > MaxIdempotentKey {
+		v.add(fmt.Sprintf("must be at most %d characters", MaxIdempotentKey), "idempotencyKey")
+	}
+	var lines []combinedLine
+	at := map[int64]int{}
+	for i, l := range in.Lines {
+		if l.Quantity < 1 || l.Quantity > MaxQuantity {
+			v.between(l.Quantity, 1, MaxQuantity, "items", strconv.Itoa(i), "quantity")
+			continue
+		}
+		if j, ok := at[l.ProductID]; ok {
+			lines[j].Quantity += l.Quantity
+			continue
+		}
+		at[l.ProductID] = len(lines)
+		lines = append(lines, combinedLine{OrderLine: l, Index: i})
+	}
+	for _, l := range lines {
+		if l.Quantity > MaxQuantity {
+			v.add(fmt.Sprintf("lines of one product add up to %d units, more than %d", l.Quantity, MaxQuantity),
+				"items", strconv.Itoa(l.Index), "quantity")
+		}
+	}
+	return lines, v.errs.err()
+}
+
+// requestHash identifies what an idempotent request asked for, independent of line order.
+func requestHash(lines []combinedLine) string {
+	sorted := slices.Clone(lines)
+	slices.SortFunc(sorted, func(a, b combinedLine) int { return cmp.Compare(a.ProductID, b.ProductID) })
+	h := sha256.New()
+	for _, l := range sorted {
+		fmt.Fprintf(h, "%d:%d;", l.ProductID, l.Quantity)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// errKeyTaken says another request claimed the idempotency key first.
+var errKeyTaken = errors.New("idempotency key taken")
+
+// PlaceOrder places an order for the viewer in one transaction: every line's stock is taken
+// and the order created PENDING with its first status event, or nothing changes. It returns
+// UNAUTHENTICATED, INVALID for bad input, NOT_FOUND for unknown products, INSUFFICIENT_STOCK
+// for each short line and IDEMPOTENCY_CONFLICT when the key was used for other items. Repeating
+// a key with the same items returns the order placed the first time.
+func (s *Store) PlaceOrder(ctx context.Context, viewer Viewer, in NewOrder) (Order, error) {
+	if err := checkSignedIn(viewer); err != nil {
+		return Order{}, err
+	}
+	lines, err := in.combine()
+	if err != nil {
+		return Order{}, err
+	}
+	hash := requestHash(lines)
+	if in.IdempotencyKey != "" {
+		if o, err := s.repeatedOrder(ctx, viewer.UserID, in.IdempotencyKey, hash); err == nil || ErrorCode(err) != CodeNotFound {
+			return o, err
+		}
+	}
+	var order orderRow
+	var event OrderStatusEvent
+	var items []orderItemRow
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := s.now()
+		if in.IdempotencyKey != "" {
+			// Claimed first: a racing repeat waits here on the key, not on the stock, and
+			// then finds the order this transaction placed.
+			key := idempotencyRow{UserID: viewer.UserID, Key: in.IdempotencyKey, RequestHash: hash, CreatedAt: now}
+			if err := tx.Create(&key).Error; err != nil {
+				if errors.Is(err, gorm.ErrDuplicatedKey) {
+					return errKeyTaken
+				}
+				return err
+			}
+		}
+		var err error
+		if items, err = takeStock(tx, lines, now); err != nil {
+			return err
+		}
+		total := 0
+		for _, it := range items {
+			total += it.UnitPrice * it.Quantity
+		}
+		if total > MaxOrderTotal {
+			return newError(CodeInvalid, "the order total is too large", "items")
+		}
+		order = orderRow{CustomerID: viewer.UserID, Status: string(StatusPending), Total: total, CreatedAt: now, UpdatedAt: now}
+		if err := tx.Create(&order).Error; err != nil {
+			return err
+		}
+		for i := range items {
+			items[i].OrderID = order.ID
+		}
+		if err := tx.Create(&items).Error; err != nil {
+			return err
+		}
+		if in.IdempotencyKey != "" {
+			if err := tx.Model(&idempotencyRow{}).Where("user_id = ? AND key = ?", viewer.UserID, in.IdempotencyKey).
+				Update("order_id", order.ID).Error; err != nil {
+				return err
+			}
+		}
+		event, err = appendEvent(tx, order.ID, StatusPending, nil, nil, now)
+		return err
+	})
+	if errors.Is(err, errKeyTaken) {
+		return s.repeatedOrder(ctx, viewer.UserID, in.IdempotencyKey, hash)
+	}
+	if err != nil {
+		return Order{}, translate("place order", err)
+	}
+	ids := make([]int64, len(items))
+	for i, it := range items {
+		ids[i] = it.ProductID
+	}
+	s.invalidateProducts(ctx, ids...)
+	s.notify(ctx, OrderEvent{OrderStatusEvent: event, CustomerID: viewer.UserID, MerchantIDs: merchantsOf(items)})
+	return order.toOrder(), nil
+}
+
+// repeatedOrder returns the order placed earlier with this key: NOT_FOUND when the key is
+// new, IDEMPOTENCY_CONFLICT when it was used for other items.
+func (s *Store) repeatedOrder(ctx context.Context, userID int64, key, hash string) (Order, error) {
+	var k idempotencyRow
+	if err := s.db.WithContext(ctx).Where("user_id = ? AND key = ?", userID, key).Take(&k).Error; err != nil {
+		return Order{}, translate("find idempotency key", err)
+	}
+	if k.RequestHash != hash {
+		return Order{}, newError(CodeIdempotencyConflict, "this idempotency key was used for an order with other items", "idempotencyKey")
+	}
+	var o orderRow
+	if k.OrderID == nil {
+		return Order{}, fmt.Errorf("find idempotency key: key %q has no order", key)
+	}
+	if err := s.db.WithContext(ctx).Take(&o, *k.OrderID).Error; err != nil {
+		return Order{}, translate("find repeated order", err)
+	}
+	return o.toOrder(), nil
+}
+
+// takeStock takes each line's quantity from its product's stock with a conditional update,
+// in product ID order so that concurrent orders never deadlock. It returns the order's items,
+// priced as the update found them, or NOT_FOUND and INSUFFICIENT_STOCK errors for every
+// failing line.
+func takeStock(tx *gorm.DB, lines []combinedLine, now time.Time) ([]orderItemRow, error) {
+	ids := make([]int64, len(lines))
+	for i, l := range lines {
+		ids[i] = l.ProductID
+	}
+	var products []productRow
+	if err := tx.Select("id", "stock").Where("id IN ?", ids).Find(&products).Error; err != nil {
+		return nil, err
+	}
+	stock := make(map[int64]int, len(products))
+	for _, p := range products {
+		stock[p.ID] = p.Stock
+	}
+	var errs Errors
+	for _, l := range lines {
+		if _, ok := stock[l.ProductID]; !ok {
+			errs = append(errs, newError(CodeNotFound, "no such product", "items", strconv.Itoa(l.Index), "productId"))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	byID := slices.Clone(lines)
+	slices.SortFunc(byID, func(a, b combinedLine) int { return cmp.Compare(a.ProductID, b.ProductID) })
+	items := make([]orderItemRow, len(lines))
+	for _, l := range byID {
+		var taken []productRow
+		err := tx.Model(&taken).Clauses(clause.Returning{Columns: []clause.Column{{Name: "price"}, {Name: "merchant_id"}, {Name: "stock"}}}).
+			Where("id = ? AND stock >= ?", l.ProductID, l.Quantity).
+			Updates(map[string]any{"stock": gorm.Expr("stock - ?", l.Quantity), "updated_at": now}).Error
+		if err != nil {
+			return nil, err
+		}
+		if len(taken) == 0 {
+			errs = append(errs, newError(CodeInsufficientStock,
+				fmt.Sprintf("only %d left", stock[l.ProductID]), "items", strconv.Itoa(l.Index), "quantity"))
+			continue
+		}
+		pos := slices.IndexFunc(lines, func(c combinedLine) bool { return c.ProductID == l.ProductID })
+		items[pos] = orderItemRow{Position: pos, ProductID: l.ProductID, MerchantID: taken[0].MerchantID,
+			Quantity: l.Quantity, UnitPrice: taken[0].Price}
+	}
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b *Error) int { return cmp.Compare(a.Field[1], b.Field[1]) })
+		return nil, errs
+	}
+	return items, nil
+}
+
+func merchantsOf(items []orderItemRow) []int64 {
+	var ids []int64
+	for _, it := range items {
+		if !slices.Contains(ids, it.MerchantID) {
+			ids = append(ids, it.MerchantID)
+		}
+	}
+	return ids
+}
+
+// transitions lists where each status may move.
+var transitions = map[OrderStatus][]OrderStatus{
+	StatusPending: {StatusPaid, StatusCancelled},
+	StatusPaid:    {StatusShipped, StatusCancelled},
+	StatusShipped: {StatusDelivered},
+}
+
+// CanTransition reports whether an order may move from one status to another.
+func CanTransition(from, to OrderStatus) bool { return slices.Contains(transitions[from], to) }
+
+// UpdateOrderStatus moves an order to another status, recording the change in its history
+// and putting the stock back when it is cancelled. It returns NOT_FOUND when the viewer may
+// not see the order, FORBIDDEN when they see but may not manage it, INVALID_TRANSITION when
+// the order cannot move to status, and INVALID for a bad note.
+func (s *Store) UpdateOrderStatus(ctx context.Context, viewer Viewer, id int64, status OrderStatus, note *string) (Order, error) {
+	return s.changeStatus(ctx, viewer, id, status, note, []string{"status"}, func(o orderRow, merchants []int64) error {
+		if !CanManageOrder(viewer, merchants) {
+			return newError(CodeForbidden, "only an admin or the merchant of every product in it may change this order")
+		}
+		return nil
+	})
+}
+
+// CancelOrder cancels a PENDING or PAID order and puts its stock back. It returns NOT_FOUND,
+// FORBIDDEN and INVALID_TRANSITION as UpdateOrderStatus does; the order's customer may cancel.
+func (s *Store) CancelOrder(ctx context.Context, viewer Viewer, id int64) (Order, error) {
+	return s.changeStatus(ctx, viewer, id, StatusCancelled, nil, nil, func(o orderRow, merchants []int64) error {
+		if !CanCancelOrder(viewer, o.CustomerID, merchants) {
+			return newError(CodeForbidden, "you may not cancel this order")
+		}
+		return nil
+	})
+}
+
+// changeStatus moves order id to status to; a refused transition is reported on statusField.
+func (s *Store) changeStatus(ctx context.Context, viewer Viewer, id int64, to OrderStatus, note *string,
+	statusField []string, authorize func(orderRow, []int64) error) (Order, error) {
+	if err := checkSignedIn(viewer); err != nil {
+		return Order{}, err
+	}
+	if note != nil && len([]rune(*note)) > MaxNoteLength {
+		return Order{}, newError(CodeInvalid, fmt.Sprintf("must be at most %d characters", MaxNoteLength), "note")
+	}
+	var order orderRow
+	var items []orderItemRow
+	var event OrderStatusEvent
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The row lock serialises concurrent changes of one order (SQLite serialises anyway).
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&order, id).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("order_id = ?", id).Order("position").Find(&items).Error; err != nil {
+			return err
+		}
+		merchants := merchantsOf(items)
+		if !CanSeeOrder(viewer, order.CustomerID, merchants) {
+			return newError(CodeNotFound, "not found")
+		}
+		if err := authorize(order, merchants); err != nil {
+			return err
+		}
+		from := OrderStatus(order.Status)
+		if !CanTransition(from, to) {
+			return newError(CodeInvalidTransition, fmt.Sprintf("an order cannot move from %s to %s", from, to), statusField...)
+		}
+		now := s.now()
+		order.Status, order.UpdatedAt = string(to), now
+		if err := tx.Model(&orderRow{}).Where("id = ?", id).
+			Updates(map[string]any{"status": order.Status, "updated_at": now}).Error; err != nil {
+			return err
+		}
+		if to == StatusCancelled {
+			if err := restock(tx, items, now); err != nil {
+				return err
+			}
+		}
+		var err error
+		event, err = appendEvent(tx, id, to, &from, note, now)
+		return err
+	})
+	if err != nil {
+		return Order{}, translate("change order status", err)
+	}
+	if to == StatusCancelled {
+		ids := make([]int64, len(items))
+		for i, it := range items {
+			ids[i] = it.ProductID
+		}
+		s.invalidateProducts(ctx, ids...)
+	}
+	s.notify(ctx, OrderEvent{OrderStatusEvent: event, CustomerID: order.CustomerID, MerchantIDs: merchantsOf(items)})
+	return order.toOrder(), nil
+}
+
+// restock puts the items' quantities back, in product ID order like takeStock.
+func restock(tx *gorm.DB, items []orderItemRow, now time.Time) error {
+	sorted := slices.Clone(items)
+	slices.SortFunc(sorted, func(a, b orderItemRow) int { return cmp.Compare(a.ProductID, b.ProductID) })
+	for _, it := range sorted {
+		if err := tx.Model(&productRow{}).Where("id = ?", it.ProductID).
+			Updates(map[string]any{"stock": gorm.Expr("stock + ?", it.Quantity), "updated_at": now}).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FindOrdersByIDs returns the orders with these IDs, in no particular order, whoever may see
+// them; callers check visibility. Unknown IDs are left out.
+func (s *Store) FindOrdersByIDs(ctx context.Context, ids []int64) ([]Order, error) {
+	var rows []orderRow
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, translate("find orders", err)
+	}
+	orders := make([]Order, len(rows))
+	for i, r := range rows {
+		orders[i] = r.toOrder()
+	}
+	return orders, nil
+}
+
+// FindItemsByOrderIDs returns the lines of these orders, each order's in placing order.
+func (s *Store) FindItemsByOrderIDs(ctx context.Context, orderIDs []int64) ([]OrderItem, error) {
+	var rows []orderItemRow
+	if err := s.db.WithContext(ctx).Where("order_id IN ?", orderIDs).Order("order_id, position").Find(&rows).Error; err != nil {
+		return nil, translate("find order items", err)
+	}
+	items := make([]OrderItem, len(rows))
+	for i, r := range rows {
+		items[i] = r.toItem()
+	}
+	return items, nil
+}
+
+// OrderFilter selects orders; every set condition must hold.
+type OrderFilter struct {
+	// CustomerID keeps the orders this user placed.
+	CustomerID *int64
+	// VisibleTo keeps the orders this viewer may list: a customer's own, a merchant's own and
+	// those with their products, every order for an admin.
+	VisibleTo *Viewer
+	Status    *OrderStatus
+}
+
+func (f OrderFilter) apply(q *gorm.DB) *gorm.DB {
+	if f.CustomerID != nil {
+		q = q.Where("customer_id = ?", *f.CustomerID)
+	}
+	if v := f.VisibleTo; v != nil {
+		switch v.Role {
+		case RoleAdmin:
+		case RoleMerchant:
+			q = q.Where("(customer_id = ? OR id IN (SELECT order_id FROM order_items WHERE merchant_id = ?))", v.UserID, v.UserID)
+		default:
+			q = q.Where("customer_id = ?", v.UserID)
+		}
+	}
+	if f.Status != nil {
+		q = q.Where("status = ?", string(*f.Status))
+	}
+	return q
+}
+
+// OrderPage is one page of orders, newest first, with each order's cursor.
+type OrderPage struct {
+	Orders  []Order
+	Cursors []string
+	PageInfo
+	Filter OrderFilter
+}
+
+const orderCursor = "ORDER:DESC"
+
+// FindOrders returns a page of the orders matching f, newest first. It returns
+// UNAUTHENTICATED when f.VisibleTo is anonymous and INVALID for a bad page size or cursor.
+func (s *Store) FindOrders(ctx context.Context, f OrderFilter, page PageArgs) (*OrderPage, error) {
+	if f.VisibleTo != nil {
+		if err := checkSignedIn(*f.VisibleTo); err != nil {
+			return nil, err
+		}
+	}
+	after, err := checkPage(page, orderCursor)
+	if err != nil {
+		return nil, err
+	}
+	q := f.apply(s.db.WithContext(ctx).Model(&orderRow{}))
+	if after != nil {
+		q = q.Where("id < ?", after.ID)
+	}
+	var rows []orderRow
+	if err := q.Order("id DESC").Limit(page.First + 1).Find(&rows).Error; err != nil {
+		return nil, translate("find orders", err)
+	}
+	p := &OrderPage{Filter: f, PageInfo: PageInfo{HasPrev: after != nil}}
+	if len(rows) > page.First {
+		rows, p.HasNext = rows[:page.First], true
+	}
+	for _, r := range rows {
+		p.Orders = append(p.Orders, r.toOrder())
+		p.Cursors = append(p.Cursors, cursor{Order: orderCursor, ID: r.ID}.encode())
+	}
+	return p, nil
+}
+
+// CountOrders returns how many orders match f.
+func (s *Store) CountOrders(ctx context.Context, f OrderFilter) (int, error) {
+	var n int64
+	err := f.apply(s.db.WithContext(ctx).Model(&orderRow{})).Count(&n).Error
+	return int(n), translate("count orders", err)
+}

@@ -1,0 +1,55 @@
+package store
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+)
+
+// Paging limits of every list.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// PageArgs asks for First items after the item with cursor After ("" for the start).
+type PageArgs struct {
+	First int
+	After string
+}
+
+// PageInfo describes a page of a keyset-paged list.
+type PageInfo struct {
+	HasNext bool
+	HasPrev bool
+}
+
+// cursor is the keyset position of an item: its sort key and ID, and the ordering it was
+// taken in, so a cursor from one ordering is refused by another.
+type cursor struct {
+	Order string  `json:"o"`
+	ID    int64   `json:"i"`
+	Int   *int    `json:"n,omitempty"`
+	Str   *string `json:"s,omitempty"`
+}
+
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// checkPage validates paging arguments and decodes the cursor; a bad one is INVALID.
+func checkPage(p PageArgs, order string) (*cursor, error) {
+	if p.First < 0 || p.First > MaxPageSize {
+		return nil, newError(CodeInvalid, fmt.Sprintf("first must be between 0 and %d", MaxPageSize), "first")
+	}
+	if p.After == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(p.After)
+	var c cursor
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Order != order || c.ID <= 0 {
+		return nil, newError(CodeInvalid, "after is not a cursor of this list", "after")
+	}
+	return &c, nil
+}

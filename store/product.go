@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+type productRow struct {
+	ID          int64 `gorm:"primaryKey"`
+	MerchantID  int64
+	Name        string
+	Description string
+	Price       int
+	Stock       int
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+func (productRow) TableName() string { return "products" }
+
+func (r productRow) toProduct() Product {
+	return Product{ID: r.ID, MerchantID: r.MerchantID, Name: r.Name, Description: r.Description,
+		Price: r.Price, Stock: r.Stock, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+// NewProduct is a product to create.
+type NewProduct struct {
+	Name        string
+	Description string
+	Price       int
+	Stock       int
+}
+
+// ProductChanges are the fields of a product to change; nil fields stay as they are.
+type ProductChanges struct {
+	Name        *string
+	Description *string
+	Price       *int
+	Stock       *int
+}
+
+func validateProduct(v *validator, name, description *string, price, stock *int) {
+	if name != nil {
+		v.name(*name, "name")
+	}
+	if description != nil {
+		v.maxLen(*description, MaxDescription, "description")
+	}
+	if price != nil {
+		v.between(*price, 0, MaxPrice, "price")
+	}
+	if stock != nil {
+		v.between(*stock, 0, MaxStock, "stock")
+	}
+}
+
+// CreateProduct creates a product sold by the viewer. It returns UNAUTHENTICATED,
+// FORBIDDEN for non-merchants, and INVALID for bad input.
+func (s *Store) CreateProduct(ctx context.Context, viewer Viewer, in NewProduct) (Product, error) {
+	if err := checkSignedIn(viewer); err != nil {
+		return Product{}, err
+	}
+	if !CanCreateProduct(viewer) {
+		return Product{}, newError(CodeForbidden, "only merchants sell products")
+	}
+	var v validator
+	validateProduct(&v, &in.Name, &in.Description, &in.Price, &in.Stock)
+	if err := v.errs.err(); err != nil {
+		return Product{}, err
+	}
+	now := s.now()
+	row := productRow{MerchantID: viewer.UserID, Name: strings.TrimSpace(in.Name), Description: in.Description,
+		Price: in.Price, Stock: in.Stock, CreatedAt: now, UpdatedAt: now}
+	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		return Product{}, translate("create product", err)
+	}
+	return row.toProduct(), nil
+}
+
+// UpdateProduct changes a product. It returns NOT_FOUND for an unknown product, FORBIDDEN
+// unless the viewer is its merchant or an ADMIN, and INVALID for bad input.
+func (s *Store) UpdateProduct(ctx context.Context, viewer Viewer, id int64, ch ProductChanges) (Product, error) {
+	if err := checkSignedIn(viewer); err != nil {
+		return Product{}, err
+	}
+	var row productRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Take(&row, id).Error; err != nil {
+			return err
+		}
+		if !CanEditProduct(viewer, row.MerchantID) {
+			return newError(CodeForbidden, "only the product's merchant or an admin may change it")
+		}
+		var v validator
+		validateProduct(&v, ch.Name, ch.Description, ch.Price, ch.Stock)
+		if err := v.errs.err(); err != nil {
+			return err
+		}
+		set := map[string]any{"updated_at": s.now()}
+		if ch.Name != nil {
+			set["name"] = strings.TrimSpace(*ch.Name)
+		}
+		if ch.Description != nil {
+			set["description"] = *ch.Description
+		}
+		if ch.Price != nil {
+			set["price"] = *ch.Price
+		}
+		if ch.Stock != nil {
+			set["stock"] = *ch.Stock
+		}
+		if err := tx.Model(&productRow{}).Where("id = ?", id).Updates(set).Error; err != nil {
+			return err
+		}
+		return tx.Take(&row, id).Error
+	})
+	if err != nil {
+		return Product{}, translate("update product", err)
+	}
+	s.invalidateProducts(ctx, id)
+	return row.toProduct(), nil
+}
+
+// FindProductsByIDs returns the products with these IDs, in no particular order, through the
+// cache when there is one; unknown IDs are left out.
+func (s *Store) FindProductsByIDs(ctx context.Context, ids []int64) ([]Product, error) {
+	return readThrough(ctx, s.cache, "product", ids, func(p Product) int64 { return p.ID }, s.loadProducts)
+}
+
+func (s *Store) loadProducts(ctx context.Context, ids []int64) ([]Product, error) {
+	var rows []productRow
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, translate("find products", err)
+	}
+	products := make([]Product, len(rows))
+	for i, r := range rows {
+		products[i] = r.toProduct()
+	}
+	return products, nil
+}
+
+// ProductFilter selects products; every set condition must hold.
+type ProductFilter struct {
+	Search     *string
+	MerchantID *int64
+	MinPrice   *int
+	MaxPrice   *int
+	InStock    *bool
+}
+
+// ProductSort orders products by a field, with the ID as tie-breaker.
+type ProductSort struct {
+	Field ProductSortField
+	Desc  bool
+}
+
+// ProductSortField is what products can be sorted by.
+type ProductSortField string
+
+// Product sort fields. CREATED_AT sorts by ID, which grows with creation.
+const (
+	SortCreatedAt ProductSortField = "CREATED_AT"
+	SortPrice     ProductSortField = "PRICE"
+	SortName      ProductSortField = "NAME"
+)
+
+// ProductPage is one page of products with each product's cursor.
+type ProductPage struct {
+	Products []Product
+	Cursors  []string
+	PageInfo
+	Filter ProductFilter
+}
+
+func (f ProductFilter) apply(q *gorm.DB) *gorm.DB {
+	if f.Search != nil && *f.Search != "" {
+		p := likePattern(*f.Search)
+		q = q.Where(`(LOWER(name) LIKE ? ESCAPE '\' OR LOWER(description) LIKE ? ESCAPE '\')`, p, p)
+	}
+	if f.MerchantID != nil {
+		q = q.Where("merchant_id = ?", *f.MerchantID)
+	}
+	if f.MinPrice != nil {
+		q = q.Where("price >= ?", *f.MinPrice)
+	}
+	if f.MaxPrice != nil {
+		q = q.Where("price <= ?", *f.MaxPrice)
+	}
+	if f.InStock != nil {
+		if *f.InStock {
+			q = q.Where("stock > 0")
+		} else {
+			q = q.Where("stock = 0")
+		}
+	}
+	return q
+}
+
+// FindProducts returns a page of the products matching f in the order sort. A bad page
+// size or cursor is INVALID.
+func (s *Store) FindProducts(ctx context.Context, f ProductFilter, sort ProductSort, page PageArgs) (*ProductPage, error) {
+	if sort.Field == "" {
+		sort = ProductSort{Field: SortCreatedAt, Desc: true}
+	}
+	order := string(sort.Field) + map[bool]string{true: ":DESC", false: ":ASC"}[sort.Desc]
+	after, err := checkPage(page, order)
+	if err != nil {
+		return nil, err
+	}
+	col := map[ProductSortField]string{SortCreatedAt: "id", SortPrice: "price", SortName: "name"}[sort.Field]
+	if col == "" {
+		return nil, newError(CodeInvalid, "unknown sort field", "orderBy", "field")
+	}
+	cmp, dir := ">", "ASC"
+	if sort.Desc {
+		cmp, dir = "<", "DESC"
+	}
+	q := f.apply(s.db.WithContext(ctx).Model(&productRow{}))
+	if after != nil {
+		switch {
+		case col == "id":
+			q = q.Where("id "+cmp+" ?", after.ID)
+		case after.Int != nil:
+			q = q.Where("("+col+" "+cmp+" ? OR ("+col+" = ? AND id "+cmp+" ?))", *after.Int, *after.Int, after.ID)
+		case after.Str != nil:
+			q = q.Where("("+col+" "+cmp+" ? OR ("+col+" = ? AND id "+cmp+" ?))", *after.Str, *after.Str, after.ID)
+		default:
+			return nil, newError(CodeInvalid, "after is not a cursor of this list", "after")
+		}
+	}
+	if col != "id" {
+		q = q.Order(col + " " + dir)
+	}
+	var rows []productRow
+	if err := q.Order("id " + dir).Limit(page.First + 1).Find(&rows).Error; err != nil {
+		return nil, translate("find products", err)
+	}
+	p := &ProductPage{Filter: f, PageInfo: PageInfo{HasPrev: after != nil}}
+	if len(rows) > page.First {
+		rows, p.HasNext = rows[:page.First], true
+	}
+	for _, r := range rows {
+		c := cursor{Order: order, ID: r.ID}
+		switch sort.Field {
+		case SortPrice:
+			price := r.Price
+			c.Int = &price
+		case SortName:
+			name := r.Name
+			c.Str = &name
+		}
+		p.Products = append(p.Products, r.toProduct())
+		p.Cursors = append(p.Cursors, c.encode())
+	}
+	return p, nil
+}
+
+// CountProducts returns how many products match f.
+func (s *Store) CountProducts(ctx context.Context, f ProductFilter) (int, error) {
+	var n int64
+	err := f.apply(s.db.WithContext(ctx).Model(&productRow{})).Count(&n).Error
+	return int(n), translate("count products", err)
+}

@@ -1,0 +1,142 @@
+// Package store is the shop's domain: its types, its rules, and their persistence in
+// PostgreSQL (production) or an embedded pure-Go SQLite file (development).
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Store reads and writes the shop's data. It is safe for concurrent use.
+type Store struct {
+	db           *gorm.DB
+	now          func() time.Time
+	passwordCost int
+	sink         EventSink
+	cache        *Cache
+}
+
+// Config says where the data lives.
+type Config struct {
+	// DatabaseURL is a postgres:// URL; empty selects the embedded SQLite file at SQLitePath.
+	DatabaseURL string
+	// SQLitePath is the embedded database file (":memory:" is not supported: use a temp file).
+	SQLitePath string
+	// PasswordCost is the bcrypt cost of new password hashes; 0 means bcrypt's default.
+	// Tests lower it to keep sign-ups fast.
+	PasswordCost int
+	// Cache, when set, serves users and products by ID and is invalidated on every write.
+	Cache *Cache
+}
+
+// Open connects to the database and applies pending migrations.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	var dialector gorm.Dialector
+	if cfg.DatabaseURL != "" {
+		dialector = postgres.Open(cfg.DatabaseURL)
+	} else {
+		path := cfg.SQLitePath
+		if path == "" {
+			path = "shop.db"
+		}
+		// One connection: SQLite has one writer, and a single connection turns lock
+		// contention into queueing instead of SQLITE_BUSY errors.
+		dialector = sqlite.Open("file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		Logger:                 logger.Discard,
+		TranslateError:         true,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if cfg.DatabaseURL == "" {
+		sqlDB.SetMaxOpenConns(1)
+	} else {
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetMaxIdleConns(20)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	s := &Store{
+		db:           db,
+		now:          func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		passwordCost: cfg.PasswordCost,
+		cache:        cfg.Cache,
+	}
+	if s.passwordCost == 0 {
+		s.passwordCost = bcrypt.DefaultCost
+	}
+	if err := s.Migrate(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// DB returns the underlying gorm handle, for instrumentation (statement counters, tracing).
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Postgres reports whether the store runs on PostgreSQL rather than the embedded SQLite.
+func (s *Store) Postgres() bool { return s.db.Dialector.Name() == "postgres" }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close releases the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// translate turns driver errors into coded ones and wraps the rest with the operation's name.
+func translate(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return newError(CodeNotFound, "not found")
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return newError(CodeConflict, "already exists")
+	}
+	var coded *Error
+	var codedList Errors
+	if errors.As(err, &coded) || errors.As(err, &codedList) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// likePattern escapes s for a LIKE pattern matching it anywhere, case-insensitively
+// once both sides are lowered.
+func likePattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + strings.ToLower(r.Replace(s)) + "%"
+}

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+)
+
+type userRow struct {
+	ID           int64 `gorm:"primaryKey"`
+	Email        string
+	EmailKey     string
+	Name         string
+	Role         string
+	PasswordHash string
+	CreatedAt    time.Time
+}
+
+func (userRow) TableName() string { return "users" }
+
+func (r userRow) toUser() User {
+	return User{ID: r.ID, Name: r.Name, Email: r.Email, Role: Role(r.Role), CreatedAt: r.CreatedAt}
+}
+
+// NewUser is an account to create.
+type NewUser struct {
+	Email    string
+	Name     string
+	Password string
+	Role     Role
+}
+
+// CreateUser signs up a CUSTOMER or MERCHANT. It returns INVALID errors for bad input
+// (ADMIN included) and EMAIL_TAKEN when the address is in use, in any letter case.
+func (s *Store) CreateUser(ctx context.Context, in NewUser) (User, error) {
+	var v validator
+	v.email(in.Email, "email")
+	v.name(in.Name, "name")
+	v.password(in.Password, "password")
+	if in.Role != RoleCustomer && in.Role != RoleMerchant {
+		v.add("must be CUSTOMER or MERCHANT", "role")
+	}
+	if err := v.errs.err(); err != nil {
+		return User{}, err
+	}
+	return s.insertUser(ctx, in)
+}
+
+func (s *Store) insertUser(ctx context.Context, in NewUser) (User, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), s.passwordCost)
+	if err != nil {
+		return User{}, translate("create user", err)
+	}
+	row := userRow{
+		Email: in.Email, EmailKey: emailKey(in.Email), Name: in.Name, Role: string(in.Role),
+		PasswordHash: string(hash), CreatedAt: s.now(),
+	}
+	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return User{}, newError(CodeEmailTaken, "this email address is already in use", "email")
+		}
+		return User{}, translate("create user", err)
+	}
+	return row.toUser(), nil
+}
+
+// dummyHash is compared against when no account matches, so a failed sign-in takes as long
+// whether or not the email exists.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.DefaultCost)
+
+// Authenticate returns the user with this email and password, or INVALID_CREDENTIALS.
+func (s *Store) Authenticate(ctx context.Context, email, password string) (User, error) {
+	var row userRow
+	err := s.db.WithContext(ctx).Where("email_key = ?", emailKey(email)).Take(&row).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return User{}, translate("authenticate", err)
+	}
+	hash := []byte(row.PasswordHash)
+	if row.ID == 0 {
+		hash = dummyHash
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || row.ID == 0 {
+		return User{}, newError(CodeInvalidCredentials, "email or password is wrong")
+	}
+	return row.toUser(), nil
+}
+
+// EnsureAdmin creates an ADMIN with this email and password, or makes the existing account
+// with this email an ADMIN with this password.
+func (s *Store) EnsureAdmin(ctx context.Context, email, password string) (User, error) {
+	var v validator
+	v.email(email, "ADMIN_EMAIL")
+	v.password(password, "ADMIN_PASSWORD")
+	if err := v.errs.err(); err != nil {
+		return User{}, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.passwordCost)
+	if err != nil {
+		return User{}, translate("ensure admin", err)
+	}
+	var row userRow
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Where("email_key = ?", emailKey(email)).Take(&row).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			row = userRow{Email: email, EmailKey: emailKey(email), Name: "Administrator",
+				Role: string(RoleAdmin), PasswordHash: string(hash), CreatedAt: s.now()}
+			return tx.Create(&row).Error
+		case err != nil:
+			return err
+		}
+		row.Role, row.PasswordHash = string(RoleAdmin), string(hash)
+		return tx.Model(&row).Updates(map[string]any{"role": row.Role, "password_hash": row.PasswordHash}).Error
+	})
+	if err != nil {
+		return User{}, translate("ensure admin", err)
+	}
+	s.invalidateUsers(ctx, row.ID)
+	return row.toUser(), nil
+}
+
+// FindUsersByIDs returns the users with these IDs, in no particular order, through the
+// cache when there is one; unknown IDs are left out.
+func (s *Store) FindUsersByIDs(ctx context.Context, ids []int64) ([]User, error) {
+	return readThrough(ctx, s.cache, "user", ids, func(u User) int64 { return u.ID }, s.loadUsers)
+}
+
+func (s *Store) loadUsers(ctx context.Context, ids []int64) ([]User, error) {
+	var rows []userRow
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, translate("find users", err)
+	}
+	users := make([]User, len(rows))
+	for i, r := range rows {
+		users[i] = r.toUser()
+	}
+	return users, nil
+}
+
+// CountUsers returns how many accounts exist.
+func (s *Store) CountUsers(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&userRow{}).Count(&n).Error
+	return n, translate("count users", err)
+}
