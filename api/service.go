@@ -13,6 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -60,6 +61,7 @@ type Service struct {
 	Log     *slog.Logger
 	Demo    *store.Demo
 	cfg     Config
+	reg     *prometheus.Registry
 	handler http.Handler
 	closers []func()
 }
@@ -138,10 +140,12 @@ func (s *Service) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", Chain(s.graphQL(root),
 		WithRequestID,
+		s.protect,
 		LimitBody(s.cfg.MaxBodyBytes),
 		s.Tokens.Middleware,
 		loaders.Middleware(s.Store, loaderCfg),
 	))
+	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /healthz", Healthz)
 	mux.Handle("GET /readyz", Readyz(s.Log,
 		Check{Name: "database", Ping: s.Store.Ping},
@@ -159,12 +163,16 @@ func (s *Service) routes() http.Handler {
 func (s *Service) graphQL(root *resolvers.Resolver) http.Handler {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: root}))
 	srv.AddTransport(transport.Options{})
+	// Live transports come before POST: an SSE request is a POST too.
+	s.addLiveTransports(srv)
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	if s.cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	s.addLimits(srv)
+	s.observe(srv)
 	srv.SetDisableSuggestion(s.cfg.Production)
 	srv.SetErrorPresenter(ErrorPresenter(s.Log))
 	srv.SetRecoverFunc(Recover(s.Log))
