@@ -22,8 +22,7 @@ type productRow struct {
 func (productRow) TableName() string { return "products" }
 
 func (r productRow) toProduct() Product {
-	return Product{ID: r.ID, MerchantID: r.MerchantID, Name: r.Name, Description: r.Description,
-		Price: r.Price, Stock: r.Stock, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	return Product(r)
 }
 
 // NewProduct is a product to create.
