@@ -270,7 +270,12 @@ func takeStock(tx *gorm.DB, lines []combinedLine, now time.Time) ([]orderItemRow
 			Quantity: l.Quantity, UnitPrice: taken[0].Price}
 	}
 	if len(errs) > 0 {
-		slices.SortFunc(errs, func(a, b *Error) int { return cmp.Compare(a.Field[1], b.Field[1]) })
+		// Report in line order; Field[1] is the line's index.
+		slices.SortFunc(errs, func(a, b *Error) int {
+			i, _ := strconv.Atoi(a.Field[1])
+			j, _ := strconv.Atoi(b.Field[1])
+			return cmp.Compare(i, j)
+		})
 		return nil, errs
 	}
 	return items, nil
