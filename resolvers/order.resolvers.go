@@ -1,8 +1,5 @@
 package resolvers
 
-// This file will be automatically regenerated based on the schema, any resolver
-// implementations will be copied through when generating and any unknown code will be moved to the end.
-
 import (
 	"context"
 

@@ -1,8 +1,5 @@
 package resolvers
 
-// This file will be automatically regenerated based on the schema, any resolver
-// implementations will be copied through when generating and any unknown code will be moved to the end.
-
 import (
 	"context"
 
@@ -30,35 +27,6 @@ func (r *mutationResolver) UpdateProduct(ctx context.Context, input model.Update
 	})
 	loaders.Forget(ctx, id)
 	return productPayload(p, err, "id")
-}
-
-// Product is the resolver for the product field.
-func (r *queryResolver) Product(ctx context.Context, id string) (*store.Product, error) {
-	p, err := loaders.Product(ctx, localID(kindProduct, id))
-	if err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
-
-// Products is the resolver for the products field.
-func (r *queryResolver) Products(ctx context.Context, first *int, after *string, filter *model.ProductFilter, orderBy *model.ProductOrder) (*store.ProductPage, error) {
-	var f store.ProductFilter
-	if filter != nil {
-		f = store.ProductFilter{Search: filter.Search, MinPrice: filter.MinPrice, MaxPrice: filter.MaxPrice, InStock: filter.InStock}
-		if filter.MerchantID != nil {
-			id := localID(kindUser, *filter.MerchantID)
-			if id == 0 {
-				return nil, &store.Error{Code: store.CodeInvalid, Message: "merchantId is not a user ID", Field: []string{"filter", "merchantId"}}
-			}
-			f.MerchantID = &id
-		}
-	}
-	var sort store.ProductSort
-	if orderBy != nil {
-		sort = store.ProductSort{Field: store.ProductSortField(orderBy.Field), Desc: orderBy.Direction == model.OrderDirectionDesc}
-	}
-	return r.Store.FindProducts(ctx, f, sort, pageArgs(first, after))
 }
 
 // ID is the resolver for the id field.
@@ -99,6 +67,35 @@ func (r *productConnectionResolver) PageInfo(ctx context.Context, obj *store.Pro
 // TotalCount is the resolver for the totalCount field.
 func (r *productConnectionResolver) TotalCount(ctx context.Context, obj *store.ProductPage) (int, error) {
 	return r.Store.CountProducts(ctx, obj.Filter)
+}
+
+// Product is the resolver for the product field.
+func (r *queryResolver) Product(ctx context.Context, id string) (*store.Product, error) {
+	p, err := loaders.Product(ctx, localID(kindProduct, id))
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Products is the resolver for the products field.
+func (r *queryResolver) Products(ctx context.Context, first *int, after *string, filter *model.ProductFilter, orderBy *model.ProductOrder) (*store.ProductPage, error) {
+	var f store.ProductFilter
+	if filter != nil {
+		f = store.ProductFilter{Search: filter.Search, MinPrice: filter.MinPrice, MaxPrice: filter.MaxPrice, InStock: filter.InStock}
+		if filter.MerchantID != nil {
+			id := localID(kindUser, *filter.MerchantID)
+			if id == 0 {
+				return nil, &store.Error{Code: store.CodeInvalid, Message: "merchantId is not a user ID", Field: []string{"filter", "merchantId"}}
+			}
+			f.MerchantID = &id
+		}
+	}
+	var sort store.ProductSort
+	if orderBy != nil {
+		sort = store.ProductSort{Field: store.ProductSortField(orderBy.Field), Desc: orderBy.Direction == model.OrderDirectionDesc}
+	}
+	return r.Store.FindProducts(ctx, f, sort, pageArgs(first, after))
 }
 
 // Product returns graph.ProductResolver implementation.
