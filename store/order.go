@@ -93,7 +93,9 @@ func (in NewOrder) combine() ([]combinedLine, error) {
 			v.between(l.Quantity, 1, MaxQuantity, "items", strconv.Itoa(i), "quantity")
 			continue
 		}
-		if j, ok := at[l.ProductID]; ok {
+		// ID 0 is every malformed or foreign ID: those lines name no product and are not
+		// combined, so each gets its own NOT_FOUND.
+		if j, ok := at[l.ProductID]; ok && l.ProductID > 0 {
 			lines[j].Quantity += l.Quantity
 			continue
 		}
