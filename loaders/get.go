@@ -57,3 +57,46 @@ func Forget(ctx context.Context, productIDs ...int64) {
 		l.products.Clear(ctx, id)
 	}
 }
+
+// CustomerOrders returns a page of the orders a customer placed, newest first, only those in
+// status when it is set. Pages of many customers asked for with the same arguments are read
+// in one statement. A bad page size or cursor is INVALID. It does not check who may see them.
+func CustomerOrders(ctx context.Context, customerID int64, status *store.OrderStatus, page store.PageArgs) (*store.OrderPage, error) {
+	k := childKey{parent: customerID, first: page.First, after: page.After}
+	if status != nil {
+		k.status = *status
+	}
+	return For(ctx).customerOrders.Load(ctx, k)()
+}
+
+// MerchantProducts returns a page of a merchant's products, newest first. Pages of many
+// merchants asked for with the same arguments are read in one statement. A bad page size or
+// cursor is INVALID.
+func MerchantProducts(ctx context.Context, merchantID int64, page store.PageArgs) (*store.ProductPage, error) {
+	return For(ctx).merchantProducts.Load(ctx, childKey{parent: merchantID, first: page.First, after: page.After})()
+}
+
+// OrderCount returns how many orders match f: batched across parents when f selects one
+// customer's orders (the totalCount of User.orders), a statement of its own otherwise.
+func OrderCount(ctx context.Context, f store.OrderFilter) (int, error) {
+	l := For(ctx)
+	if f.CustomerID == nil || f.VisibleTo != nil {
+		return l.store.CountOrders(ctx, f)
+	}
+	k := childKey{parent: *f.CustomerID}
+	if f.Status != nil {
+		k.status = *f.Status
+	}
+	return l.customerOrderN.Load(ctx, k)()
+}
+
+// ProductCount returns how many products match f: batched across parents when f selects
+// one merchant's products and nothing else (the totalCount of User.products), a statement of
+// its own otherwise.
+func ProductCount(ctx context.Context, f store.ProductFilter) (int, error) {
+	l := For(ctx)
+	if f.MerchantID == nil || f.Search != nil || f.MinPrice != nil || f.MaxPrice != nil || f.InStock != nil {
+		return l.store.CountProducts(ctx, f)
+	}
+	return l.merchantProductN.Load(ctx, childKey{parent: *f.MerchantID})()
+}

@@ -6,6 +6,7 @@ package loaders
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -20,6 +21,12 @@ type Store interface {
 	FindOrdersByIDs(ctx context.Context, ids []int64) ([]store.Order, error)
 	FindItemsByOrderIDs(ctx context.Context, orderIDs []int64) ([]store.OrderItem, error)
 	FindEventsByOrderIDs(ctx context.Context, orderIDs []int64) ([]store.OrderStatusEvent, error)
+	FindOrdersOfCustomers(ctx context.Context, customerIDs []int64, status *store.OrderStatus, page store.PageArgs) (map[int64]*store.OrderPage, error)
+	FindProductsOfMerchants(ctx context.Context, merchantIDs []int64, page store.PageArgs) (map[int64]*store.ProductPage, error)
+	CountOrdersOfCustomers(ctx context.Context, customerIDs []int64, status *store.OrderStatus) (map[int64]int, error)
+	CountProductsOfMerchants(ctx context.Context, merchantIDs []int64) (map[int64]int, error)
+	CountOrders(ctx context.Context, f store.OrderFilter) (int, error)
+	CountProducts(ctx context.Context, f store.ProductFilter) (int, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -27,56 +34,117 @@ var _ Store = (*store.Store)(nil)
 // Config tunes batching.
 type Config struct {
 	// Wait is how long a loader collects keys before it queries. gqlgen resolves the
-	// elements of a list in sibling goroutines that all ask within microseconds of each
-	// other, so a short window catches them; every batched request pays it once per level,
-	// which is why we do not keep the library's 16 ms default.
+	// elements of a list in sibling goroutines that ask within microseconds of each other,
+	// so a short window catches them; every batched request pays it once per level of
+	// nesting, which is why we do not keep the library's 16 ms default (five levels of an
+	// order history would wait 80 ms).
 	Wait time.Duration
-	// MaxBatch caps the keys of one query (0: no cap). Pages are at most 100 items, so a
-	// level rarely holds more than a few hundred keys; the cap keeps IN lists bounded.
+	// MaxBatch caps the keys of one query (0: no cap). It bounds the IN list, far below
+	// the parameter limits of PostgreSQL (65,535) and SQLite (32,766), while a full page
+	// (100 orders of up to 5 items) still fits in one batch.
 	MaxBatch int
 	// PerItem turns batching off: every key is its own query. It exists to measure what
 	// batching saves, never for production.
 	PerItem bool
+	// Observe, when set, is called at the end of every request with what it cost.
+	Observe func(r *http.Request, rep Report)
+	// OnBatch, when set, is called with the size of every batch a loader sends.
+	OnBatch func(loader string, keys int)
 }
 
-// DefaultConfig is the batching used in production.
-var DefaultConfig = Config{Wait: 2 * time.Millisecond, MaxBatch: 500}
+// DefaultConfig is the batching used in production: see Config for why.
+var DefaultConfig = Config{Wait: time.Millisecond, MaxBatch: 1000}
 
 // Loaders holds one operation's loaders. Each caches what it loaded for the operation's life.
 type Loaders struct {
-	users    *dataloader.Loader[int64, store.User]
-	products *dataloader.Loader[int64, store.Product]
-	orders   *dataloader.Loader[int64, store.Order]
-	items    *dataloader.Loader[int64, []store.OrderItem]
-	history  *dataloader.Loader[int64, []store.OrderStatusEvent]
+	store            Store
+	users            *dataloader.Loader[int64, store.User]
+	products         *dataloader.Loader[int64, store.Product]
+	orders           *dataloader.Loader[int64, store.Order]
+	items            *dataloader.Loader[int64, []store.OrderItem]
+	history          *dataloader.Loader[int64, []store.OrderStatusEvent]
+	customerOrders   *dataloader.Loader[childKey, *store.OrderPage]
+	merchantProducts *dataloader.Loader[childKey, *store.ProductPage]
+	customerOrderN   *dataloader.Loader[childKey, int]
+	merchantProductN *dataloader.Loader[childKey, int]
+
+	stats   *store.RequestStats
+	mu      sync.Mutex
+	batches map[string][]int
 }
 
 // New returns fresh loaders reading from s.
 func New(s Store, cfg Config) *Loaders {
-	return &Loaders{
-		users:    newLoader(cfg, byID(s.FindUsersByIDs, func(u store.User) int64 { return u.ID })),
-		products: newLoader(cfg, byID(s.FindProductsByIDs, func(p store.Product) int64 { return p.ID })),
-		orders:   newLoader(cfg, byID(s.FindOrdersByIDs, func(o store.Order) int64 { return o.ID })),
-		items:    newLoader(cfg, groupedBy(s.FindItemsByOrderIDs, func(i store.OrderItem) int64 { return i.OrderID })),
-		history:  newLoader(cfg, groupedBy(s.FindEventsByOrderIDs, func(e store.OrderStatusEvent) int64 { return e.OrderID })),
-	}
+	l := &Loaders{store: s, stats: &store.RequestStats{}, batches: map[string][]int{}}
+	l.users = newLoader(l, cfg, "user", byID(s.FindUsersByIDs, func(u store.User) int64 { return u.ID }))
+	l.products = newLoader(l, cfg, "product", byID(s.FindProductsByIDs, func(p store.Product) int64 { return p.ID }))
+	l.orders = newLoader(l, cfg, "order", byID(s.FindOrdersByIDs, func(o store.Order) int64 { return o.ID }))
+	l.items = newLoader(l, cfg, "items", groupedBy(s.FindItemsByOrderIDs, func(i store.OrderItem) int64 { return i.OrderID }))
+	l.history = newLoader(l, cfg, "history", groupedBy(s.FindEventsByOrderIDs, func(e store.OrderStatusEvent) int64 { return e.OrderID }))
+	l.customerOrders = newLoader(l, cfg, "customer_orders", pagesOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]*store.OrderPage, error) {
+		return s.FindOrdersOfCustomers(ctx, ids, k.statusFilter(), k.page())
+	}))
+	l.merchantProducts = newLoader(l, cfg, "merchant_products", pagesOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]*store.ProductPage, error) {
+		return s.FindProductsOfMerchants(ctx, ids, k.page())
+	}))
+	l.customerOrderN = newLoader(l, cfg, "customer_order_count", countsOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]int, error) {
+		return s.CountOrdersOfCustomers(ctx, ids, k.statusFilter())
+	}))
+	l.merchantProductN = newLoader(l, cfg, "merchant_product_count", countsOf(func(ctx context.Context, ids []int64, _ childKey) (map[int64]int, error) {
+		return s.CountProductsOfMerchants(ctx, ids)
+	}))
+	return l
 }
 
-func newLoader[V any](cfg Config, fetch dataloader.BatchFunc[int64, V]) *dataloader.Loader[int64, V] {
-	if cfg.PerItem {
-		return dataloader.NewBatchedLoader(fetch, dataloader.WithBatchCapacity[int64, V](1))
+func newLoader[K comparable, V any](l *Loaders, cfg Config, name string, fetch dataloader.BatchFunc[K, V]) *dataloader.Loader[K, V] {
+	counted := func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+		l.mu.Lock()
+		l.batches[name] = append(l.batches[name], len(keys))
+		l.mu.Unlock()
+		if cfg.OnBatch != nil {
+			cfg.OnBatch(name, len(keys))
+		}
+		return fetch(ctx, keys)
 	}
-	return dataloader.NewBatchedLoader(fetch,
-		dataloader.WithWait[int64, V](cfg.Wait),
-		dataloader.WithBatchCapacity[int64, V](cfg.MaxBatch),
+	if cfg.PerItem {
+		// A batch of one is sent at once, without waiting.
+		return dataloader.NewBatchedLoader(counted, dataloader.WithBatchCapacity[K, V](1))
+	}
+	return dataloader.NewBatchedLoader(counted,
+		dataloader.WithWait[K, V](cfg.Wait),
+		dataloader.WithBatchCapacity[K, V](cfg.MaxBatch),
 	)
+}
+
+// Report is what one request cost.
+type Report struct {
+	// Statements is the number of SQL statements the request issued, SQL their text.
+	Statements int
+	SQL        []string
+	// CacheHits and CacheMisses count the keys Redis answered and missed.
+	CacheHits, CacheMisses int
+	// Batches lists, per loader, the size of each batch it sent.
+	Batches map[string][]int
+}
+
+// Report returns what the operation of these loaders cost so far.
+func (l *Loaders) Report() Report {
+	r := Report{Statements: l.stats.Statements(), SQL: l.stats.SQL(), Batches: map[string][]int{}}
+	r.CacheHits, r.CacheMisses = l.stats.Cache()
+	l.mu.Lock()
+	for k, v := range l.batches {
+		r.Batches[k] = append([]int(nil), v...)
+	}
+	l.mu.Unlock()
+	return r
 }
 
 type ctxKey struct{}
 
-// With returns ctx carrying l.
+// With returns ctx carrying l; the store counts the statements issued under it into l's
+// report.
 func With(ctx context.Context, l *Loaders) context.Context {
-	return context.WithValue(ctx, ctxKey{}, l)
+	return store.WithRequestStats(context.WithValue(ctx, ctxKey{}, l), l.stats)
 }
 
 // For returns the loaders in ctx. It panics when there are none: every request path must
@@ -89,11 +157,16 @@ func For(ctx context.Context) *Loaders {
 	return l
 }
 
-// Middleware gives every HTTP request fresh loaders.
+// Middleware gives every HTTP request fresh loaders, and reports what the request cost to
+// cfg.Observe.
 func Middleware(s Store, cfg Config) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			next.ServeHTTP(w, r.WithContext(With(r.Context(), New(s, cfg))))
+			l := New(s, cfg)
+			next.ServeHTTP(w, r.WithContext(With(r.Context(), l)))
+			if cfg.Observe != nil {
+				cfg.Observe(r, l.Report())
+			}
 		})
 	}
 }

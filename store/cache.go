@@ -2,98 +2,289 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"crypto/rand"
+	"errors"
 	"log/slog"
-	"slices"
 	"strconv"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/singleflight"
 )
 
-// Cache is a Redis read-through cache of users and products by ID. Reads try Redis with one
-// MGET and fill misses with one pipeline; writes delete the keys they touch after commit.
-// Redis failures are logged and read through to the database: the cache never fails a request.
+// Cache is a Redis read-through cache of users and products by ID, shared by every process
+// of the service.
+//
+//   - Reads: one MGET for a batch; the misses are read from the database in one statement and
+//     written back in one pipeline, each entry with a TTL.
+//   - Writes: after its transaction commits, a write replaces each key it touched with a
+//     tombstone carrying a fresh random token. A fill only lands when the key still holds
+//     what the filler saw just before it read the database (nothing, or the same tombstone):
+//     a compare-and-set in a small Lua script. A reader that read the old row before the
+//     commit therefore can never put it back after the invalidation, so once a write has
+//     returned, no process serves the old value.
+//   - Stampedes: concurrent misses of one key in a process wait for the one database read in
+//     flight, then look in Redis again.
+//   - Failures: every Redis call has a short timeout; a failure is logged, read through to the
+//     database and makes the cache step aside for a moment, so a request never fails, nor
+//     waits long, because Redis is down. An invalidation that failed is retried in the
+//     background, and until it lands this process does not trust Redis for that key.
 type Cache struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	ttl     time.Duration
 	timeout time.Duration
 	log     *slog.Logger
-	flight  singleflight.Group
-	stats   CacheStats
+
+	hits, misses, errors atomic.Int64
+
+	// downUntil (Unix nanoseconds) is when reads try Redis again after a failure.
+	downUntil atomic.Int64
+
+	mu      sync.Mutex
+	flights map[string]chan struct{} // keys being read from the database, closed when filled
+	pending map[string]time.Time     // keys whose invalidation failed, with when it did
+	retry   *time.Timer
 }
 
-// cacheSchema is part of every key: bump it when the cached encoding changes, so processes
-// of old and new versions never read each other's entries.
-const cacheSchema = "v1"
+// cacheSchema is part of every key: bump it when the encoding in cache_codec.go changes.
+const cacheSchema = "v2"
+
+const (
+	// stepAside is how long reads skip Redis after it failed.
+	stepAside = time.Second
+	// tombstoneTTL is how long an invalidation's tombstone lives; a fill that took longer
+	// than fillDeadline is dropped, so no fill can outlive the tombstone it must respect.
+	tombstoneTTL = time.Minute
+	fillDeadline = 10 * time.Second
+)
 
 // NewCache returns a cache in rdb under keys starting with prefix. Entries live for ttl, and
-// a Redis call that takes longer than timeout counts as a miss.
+// a Redis call that takes longer than timeout counts as a failure.
 func NewCache(rdb redis.UniversalClient, prefix string, ttl, timeout time.Duration, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{rdb: rdb, prefix: prefix + "cache:" + cacheSchema + ":", ttl: ttl, timeout: timeout, log: log}
+	return &Cache{rdb: rdb, prefix: prefix + "cache:" + cacheSchema + ":", ttl: ttl, timeout: timeout, log: log,
+		flights: map[string]chan struct{}{}, pending: map[string]time.Time{}}
 }
 
 func (c *Cache) key(kind string, id int64) string {
 	return c.prefix + kind + ":" + strconv.FormatInt(id, 10)
 }
 
-// getMany returns the cached entries of ids, decoded, and the IDs it did not find.
-func getMany[T any](ctx context.Context, c *Cache, kind string, ids []int64) (found []T, missing []int64) {
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = c.key(kind, id)
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+// fillScript sets KEYS[1] to ARGV[2] for ARGV[3] ms only when it still holds ARGV[1]
+// (empty: nothing). It is the compare-and-set that keeps invalidated rows out.
+var fillScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if (cur == false and ARGV[1] == '') or cur == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return false`)
+
+// usable reports whether reads should try Redis now.
+func (c *Cache) usable() bool { return time.Now().UnixNano() >= c.downUntil.Load() }
+
+// failed records a Redis failure: logged, counted, and reads step aside for a moment.
+func (c *Cache) failed(ctx context.Context, what string, err error) {
+	c.errors.Add(1)
+	c.downUntil.Store(time.Now().Add(stepAside).UnixNano())
+	c.log.WarnContext(ctx, "cache "+what+" failed; using the database", "err", err)
+}
+
+func (c *Cache) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+}
+
+// mget returns the raw values of keys (nil where absent).
+func (c *Cache) mget(ctx context.Context, keys []string) ([]any, error) {
+	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	vals, err := c.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		c.log.WarnContext(ctx, "cache read failed; reading the database", "err", err)
-		c.stats.addErrors(1)
-		c.stats.addMisses(len(ids))
-		return nil, ids
-	}
-	for i, v := range vals {
-		var t T
-		if s, ok := v.(string); ok && json.Unmarshal([]byte(s), &t) == nil {
-			found = append(found, t)
-			continue
+	return c.rdb.MGet(ctx, keys...).Result()
+}
+
+// lookup is the state of one missed key: its ID, key and what Redis held for it.
+type lookup struct {
+	id  int64
+	key string
+	saw string
+}
+
+// split decodes the values MGET returned for want: found entries, and the misses with what
+// Redis held for them (a tombstone, an undecodable entry, or nothing).
+func split[T any](c *Cache, codec entryCodec[T], want []lookup, vals []any) (found []T, missing []lookup) {
+	for i, l := range want {
+		s, _ := vals[i].(string)
+		if s != "" && !c.isPending(l.key) {
+			if v, err := codec.unmarshal([]byte(s)); err == nil {
+				found = append(found, v)
+				continue
+			}
 		}
-		missing = append(missing, ids[i])
+		l.saw = s
+		missing = append(missing, l)
 	}
-	c.stats.addHits(len(found))
-	c.stats.addMisses(len(missing))
 	return found, missing
 }
 
-// setMany stores entries keyed by their IDs, in one pipeline.
-func setMany[T any](ctx context.Context, c *Cache, kind string, entries []T, id func(T) int64) {
-	if len(entries) == 0 {
-		return
+// readThrough returns the rows of ids from the cache, reading the misses with load and
+// filling them in. Unknown IDs are left out, as load leaves them out.
+func readThrough[T any](ctx context.Context, c *Cache, codec entryCodec[T], ids []int64,
+	load func(context.Context, []int64) ([]T, error)) ([]T, error) {
+	if c == nil || len(ids) == 0 {
+		return load(ctx, ids)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
-	defer cancel()
-	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, e := range entries {
-			b, _ := json.Marshal(e)
-			p.Set(ctx, c.key(kind, id(e)), b, c.ttl)
-		}
-		return nil
-	})
+	if !c.usable() {
+		c.count(ctx, 0, len(ids))
+		return load(ctx, ids)
+	}
+	want := make([]lookup, len(ids))
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		want[i] = lookup{id: id, key: c.key(codec.kind, id)}
+		keys[i] = want[i].key
+	}
+	vals, err := c.mget(ctx, keys)
 	if err != nil {
-		c.log.WarnContext(ctx, "cache fill failed", "err", err)
-		c.stats.addErrors(1)
+		c.failed(ctx, "read", err)
+		c.count(ctx, 0, len(ids))
+		return load(ctx, ids)
+	}
+	found, missing := split(c, codec, want, vals)
+	if len(missing) == 0 {
+		c.count(ctx, len(found), 0)
+		return found, nil
+	}
+
+	// Stampede protection: wait for reads of these keys already in flight, claim the rest,
+	// then look again, since a read that just finished has filled what it read.
+	c.wait(ctx, missing)
+	release := c.claim(missing)
+	defer release()
+	keys = keys[:0]
+	for _, l := range missing {
+		keys = append(keys, l.key)
+	}
+	if vals, err = c.mget(ctx, keys); err != nil {
+		c.failed(ctx, "read", err)
+		c.count(ctx, len(found), len(missing))
+		loaded, err := load(ctx, idsOf(missing))
+		return append(found, loaded...), err
+	}
+	again, missing := split(c, codec, missing, vals)
+	found = append(found, again...)
+	c.count(ctx, len(found), len(missing))
+	if len(missing) == 0 {
+		return found, nil
+	}
+	started := time.Now()
+	loaded, err := load(ctx, idsOf(missing))
+	if err != nil {
+		return nil, err
+	}
+	if time.Since(started) < fillDeadline {
+		fill(ctx, c, codec, missing, loaded)
+	}
+	return append(found, loaded...), nil
+}
+
+func idsOf(ls []lookup) []int64 {
+	ids := make([]int64, len(ls))
+	for i, l := range ls {
+		ids[i] = l.id
+	}
+	return ids
+}
+
+// wait blocks until no read of these keys is in flight in this process (or ctx ends).
+func (c *Cache) wait(ctx context.Context, ls []lookup) {
+	for _, l := range ls {
+		c.mu.Lock()
+		done := c.flights[l.key]
+		c.mu.Unlock()
+		if done == nil {
+			continue
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
-// invalidate deletes the entries of ids. It runs after the write committed; a second delete a
-// moment later removes an entry that a reader who read the old row filled in the meantime.
+// claim marks the keys nobody reads yet as read by the caller; release ends the claim and
+// wakes whoever waits.
+func (c *Cache) claim(ls []lookup) (release func()) {
+	done := make(chan struct{})
+	var mine []string
+	c.mu.Lock()
+	for _, l := range ls {
+		if _, taken := c.flights[l.key]; !taken {
+			c.flights[l.key] = done
+			mine = append(mine, l.key)
+		}
+	}
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		for _, k := range mine {
+			delete(c.flights, k)
+		}
+		c.mu.Unlock()
+		close(done)
+	}
+}
+
+// fill writes the loaded rows back in one pipeline, each only if its key still holds what
+// the reader saw before reading the database.
+func fill[T any](ctx context.Context, c *Cache, codec entryCodec[T], missed []lookup, loaded []T) {
+	if len(loaded) == 0 {
+		return
+	}
+	saw := make(map[int64]lookup, len(missed))
+	for _, l := range missed {
+		saw[l.id] = l
+	}
+	ttl := strconv.FormatInt(c.ttl.Milliseconds(), 10)
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	run := func() error {
+		cmds, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, v := range loaded {
+				l, ok := saw[codec.id(v)]
+				if !ok || c.isPending(l.key) {
+					continue
+				}
+				fillScript.EvalSha(ctx, p, []string{l.key}, l.saw, codec.marshal(v), ttl)
+			}
+			return nil
+		})
+		if errors.Is(err, redis.Nil) { // a fill refused by the script
+			err = nil
+			for _, cmd := range cmds {
+				if e := cmd.Err(); e != nil && !errors.Is(e, redis.Nil) {
+					err = e
+				}
+			}
+		}
+		return err
+	}
+	err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err = fillScript.Load(ctx, c.rdb).Err(); err == nil {
+			err = run()
+		}
+	}
+	if err != nil {
+		c.failed(ctx, "fill", err)
+	}
+}
+
+// invalidate replaces the entries of ids with tombstones, in one pipeline. It runs after the
+// write committed. When Redis cannot be reached the keys are retried in the background, and
+// this process reads them from the database until the retry lands.
 func (c *Cache) invalidate(ctx context.Context, kind string, ids ...int64) {
 	if len(ids) == 0 {
 		return
@@ -102,59 +293,91 @@ func (c *Cache) invalidate(ctx context.Context, kind string, ids ...int64) {
 	for i, id := range ids {
 		keys[i] = c.key(kind, id)
 	}
-	del := func() error {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
-		defer cancel()
-		return c.rdb.Del(ctx, keys...).Err()
+	if err := c.bury(ctx, keys); err != nil {
+		c.failed(ctx, "invalidation", err)
+		c.mu.Lock()
+		for _, k := range keys {
+			c.pending[k] = time.Now()
+		}
+		c.scheduleRetry(time.Second)
+		c.mu.Unlock()
 	}
-	if err := del(); err != nil {
-		c.log.WarnContext(ctx, "cache invalidation failed", "err", err, "keys", keys)
-		c.stats.addErrors(1)
-	}
-	time.AfterFunc(invalidateAgainAfter, func() { _ = del() })
 }
 
-const invalidateAgainAfter = 250 * time.Millisecond
-
-// readThrough returns the rows of ids from the cache, loading the misses with load and
-// filling them in. Concurrent misses of the same IDs share one load.
-func readThrough[T any](ctx context.Context, c *Cache, kind string, ids []int64, id func(T) int64,
-	load func(context.Context, []int64) ([]T, error)) ([]T, error) {
-	if c == nil || len(ids) == 0 {
-		return load(ctx, ids)
-	}
-	found, missing := getMany[T](ctx, c, kind, ids)
-	if len(missing) == 0 {
-		return found, nil
-	}
-	sorted := slices.Clone(missing)
-	slices.Sort(sorted)
-	var b strings.Builder
-	b.WriteString(kind)
-	for _, id := range sorted {
-		fmt.Fprintf(&b, ":%d", id)
-	}
-	v, err, _ := c.flight.Do(b.String(), func() (any, error) {
-		loaded, err := load(ctx, missing)
-		if err == nil {
-			setMany(ctx, c, kind, loaded, id)
+// bury writes a fresh tombstone to each key.
+func (c *Cache) bury(ctx context.Context, keys []string) error {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Set(ctx, k, tombstone(), tombstoneTTL)
 		}
-		return loaded, err
+		return nil
 	})
-	if err != nil {
-		return nil, err
+	return err
+}
+
+func tombstone() []byte {
+	b := make([]byte, 9)
+	b[0] = tagTombstone
+	_, _ = rand.Read(b[1:])
+	return b
+}
+
+func (c *Cache) isPending(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.pending[key]
+	return ok
+}
+
+// scheduleRetry arms the retry of pending invalidations; c.mu must be held.
+func (c *Cache) scheduleRetry(after time.Duration) {
+	if c.retry == nil {
+		c.retry = time.AfterFunc(after, c.retryPending)
 	}
-	return append(found, v.([]T)...), nil
+}
+
+// retryPending writes the tombstones that failed. A key whose failure is older than the
+// entry TTL needs none: whatever Redis held then has expired.
+func (c *Cache) retryPending() {
+	c.mu.Lock()
+	c.retry = nil
+	var keys []string
+	for k, at := range c.pending {
+		if time.Since(at) > c.ttl {
+			delete(c.pending, k)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	err := c.bury(context.Background(), keys)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		for _, k := range keys {
+			delete(c.pending, k)
+		}
+	case errors.Is(err, redis.ErrClosed):
+		// The service is shutting down.
+	default:
+		c.scheduleRetry(time.Second)
+	}
 }
 
 func (s *Store) invalidateProducts(ctx context.Context, ids ...int64) {
 	if s.cache != nil {
-		s.cache.invalidate(ctx, "product", ids...)
+		s.cache.invalidate(ctx, productCodec.kind, ids...)
 	}
 }
 
 func (s *Store) invalidateUsers(ctx context.Context, ids ...int64) {
 	if s.cache != nil {
-		s.cache.invalidate(ctx, "user", ids...)
+		s.cache.invalidate(ctx, userCodec.kind, ids...)
 	}
 }

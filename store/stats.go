@@ -1,24 +1,128 @@
 package store
 
-import "sync/atomic"
+import (
+	"context"
+	"sync"
 
-// CacheStats counts cache outcomes since the process started.
-type CacheStats struct {
-	hits, misses, errors atomic.Int64
+	"gorm.io/gorm"
+)
+
+// Stats is what the store did since the process started: the SQL statements it issued and
+// what the cache answered. Every number only grows, as Prometheus counters do.
+type Stats struct {
+	// Statements is how many SQL statements were sent to the database (BEGIN and COMMIT are
+	// not statements gorm sees, so they are not counted).
+	Statements int64
+	// CacheHits and CacheMisses count keys served from Redis and read from the database.
+	CacheHits, CacheMisses int64
+	// CacheErrors counts Redis calls that failed or timed out.
+	CacheErrors int64
 }
 
-func (s *CacheStats) addHits(n int)   { s.hits.Add(int64(n)) }
-func (s *CacheStats) addMisses(n int) { s.misses.Add(int64(n)) }
-func (s *CacheStats) addErrors(n int) { s.errors.Add(int64(n)) }
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	st := Stats{Statements: s.statements.Load()}
+	if c := s.cache; c != nil {
+		st.CacheHits, st.CacheMisses, st.CacheErrors = c.hits.Load(), c.misses.Load(), c.errors.Load()
+	}
+	return st
+}
 
-// Hits returns how many keys were served from the cache.
-func (s *CacheStats) Hits() int64 { return s.hits.Load() }
+// RequestStats counts what one request (or operation) cost: its SQL statements, with their
+// text, and its cache hits and misses. It is safe for concurrent use, as resolvers run in
+// parallel goroutines.
+type RequestStats struct {
+	mu                     sync.Mutex
+	sql                    []string
+	cacheHits, cacheMisses int
+}
 
-// Misses returns how many keys had to be read from the database.
-func (s *CacheStats) Misses() int64 { return s.misses.Load() }
+type requestStatsKey struct{}
 
-// Errors returns how many Redis calls failed.
-func (s *CacheStats) Errors() int64 { return s.errors.Load() }
+// WithRequestStats returns ctx in which the store counts into rs.
+func WithRequestStats(ctx context.Context, rs *RequestStats) context.Context {
+	return context.WithValue(ctx, requestStatsKey{}, rs)
+}
 
-// Stats returns the cache's counters.
-func (c *Cache) Stats() *CacheStats { return &c.stats }
+func requestStatsFrom(ctx context.Context) *RequestStats {
+	if ctx == nil {
+		return nil
+	}
+	rs, _ := ctx.Value(requestStatsKey{}).(*RequestStats)
+	return rs
+}
+
+// maxKeptSQL bounds the statement texts a request keeps; the count goes on beyond it.
+const maxKeptSQL = 200
+
+// Statements returns the number of SQL statements counted so far.
+func (rs *RequestStats) Statements() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.sql)
+}
+
+// SQL returns the text of the statements counted so far (at most the first 200), in order.
+func (rs *RequestStats) SQL() []string {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	out := make([]string, 0, len(rs.sql))
+	for _, s := range rs.sql {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Cache returns how many keys the cache answered and missed for this request.
+func (rs *RequestStats) Cache() (hits, misses int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.cacheHits, rs.cacheMisses
+}
+
+func (rs *RequestStats) addStatement(sql string) {
+	rs.mu.Lock()
+	if len(rs.sql) >= maxKeptSQL {
+		sql = ""
+	}
+	rs.sql = append(rs.sql, sql)
+	rs.mu.Unlock()
+}
+
+func (c *Cache) count(ctx context.Context, hits, misses int) {
+	c.hits.Add(int64(hits))
+	c.misses.Add(int64(misses))
+	if rs := requestStatsFrom(ctx); rs != nil {
+		rs.mu.Lock()
+		rs.cacheHits += hits
+		rs.cacheMisses += misses
+		rs.mu.Unlock()
+	}
+}
+
+// countStatements registers gorm callbacks that count every statement after it ran, in the
+// process-wide counter and in the RequestStats of the statement's context.
+func (s *Store) countStatements() error {
+	count := func(db *gorm.DB) {
+		s.statements.Add(1)
+		if rs := requestStatsFrom(db.Statement.Context); rs != nil {
+			rs.addStatement(db.Statement.SQL.String())
+		}
+	}
+	cb := s.db.Callback()
+	for _, err := range []error{
+		cb.Create().After("gorm:create").Register("shop:count_create", count),
+		cb.Query().After("gorm:query").Register("shop:count_query", count),
+		cb.Update().After("gorm:update").Register("shop:count_update", count),
+		cb.Delete().After("gorm:delete").Register("shop:count_delete", count),
+		cb.Row().After("gorm:row").Register("shop:count_row", count),
+		cb.Raw().After("gorm:raw").Register("shop:count_raw", count),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

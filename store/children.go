@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+
+	"gorm.io/gorm"
+)
+
+// Paged children of many parents in one statement: each parent's rows are numbered newest
+// first with ROW_NUMBER() OVER (PARTITION BY parent ORDER BY id DESC), and the outer query
+// keeps the first page+1 of each (the extra row says whether a next page exists). Window
+// functions exist in PostgreSQL and in SQLite since 3.25, so one query serves both.
+
+// rankedChildren returns the rows of model whose parentCol is one of parents, at most limit
+// per parent, newest first per parent, after narrow has added its conditions.
+func rankedChildren[R any](db *gorm.DB, model *R, parentCol string, parents []int64, limit int,
+	narrow func(*gorm.DB) *gorm.DB) ([]R, error) {
+	inner := db.Model(model).
+		Select("*, ROW_NUMBER() OVER (PARTITION BY "+parentCol+" ORDER BY id DESC) AS child_rank").
+		Where(parentCol+" IN ?", parents)
+	inner = narrow(inner)
+	var rows []R
+	err := db.Table("(?) AS ranked", inner).Where("child_rank <= ?", limit).
+		Order(parentCol + ", id DESC").Find(&rows).Error
+	return rows, err
+}
+
+// FindOrdersOfCustomers returns, for each customer, the page of the orders they placed
+// (newest first, only those in status when it is set) that FindOrders returns for
+// OrderFilter{CustomerID, Status}, all in one statement. Every customer gets a page, empty
+// when they have no orders. A bad page size or cursor is INVALID.
+func (s *Store) FindOrdersOfCustomers(ctx context.Context, customerIDs []int64, status *OrderStatus, page PageArgs) (map[int64]*OrderPage, error) {
+	after, err := checkPage(page, orderCursor)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := rankedChildren(s.db.WithContext(ctx), &orderRow{}, "customer_id", customerIDs, page.First+1,
+		func(q *gorm.DB) *gorm.DB {
+			if status != nil {
+				q = q.Where("status = ?", string(*status))
+			}
+			if after != nil {
+				q = q.Where("id < ?", after.ID)
+			}
+			return q
+		})
+	if err != nil {
+		return nil, translate("find orders of customers", err)
+	}
+	pages := make(map[int64]*OrderPage, len(customerIDs))
+	for _, id := range customerIDs {
+		pages[id] = &OrderPage{Filter: OrderFilter{CustomerID: &id, Status: status}, PageInfo: PageInfo{HasPrev: after != nil}}
+	}
+	for _, r := range rows {
+		p := pages[r.CustomerID]
+		if len(p.Orders) == page.First {
+			p.HasNext = true
+			continue
+		}
+		p.Orders = append(p.Orders, r.toOrder())
+		p.Cursors = append(p.Cursors, cursor{Order: orderCursor, ID: r.ID}.encode())
+	}
+	return pages, nil
+}
+
+// productsByMerchantOrder is the ordering of a merchant's product list: newest first.
+var productsByMerchantOrder = string(SortCreatedAt) + ":DESC"
+
+// FindProductsOfMerchants returns, for each merchant, the page of their products (newest
+// first) that FindProducts returns for ProductFilter{MerchantID} in its default order, all in
+// one statement. Every merchant gets a page, empty when they sell nothing. A bad page size or
+// cursor is INVALID.
+func (s *Store) FindProductsOfMerchants(ctx context.Context, merchantIDs []int64, page PageArgs) (map[int64]*ProductPage, error) {
+	after, err := checkPage(page, productsByMerchantOrder)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := rankedChildren(s.db.WithContext(ctx), &productRow{}, "merchant_id", merchantIDs, page.First+1,
+		func(q *gorm.DB) *gorm.DB {
+			if after != nil {
+				q = q.Where("id < ?", after.ID)
+			}
+			return q
+		})
+	if err != nil {
+		return nil, translate("find products of merchants", err)
+	}
+	pages := make(map[int64]*ProductPage, len(merchantIDs))
+	for _, id := range merchantIDs {
+		pages[id] = &ProductPage{Filter: ProductFilter{MerchantID: &id}, PageInfo: PageInfo{HasPrev: after != nil}}
+	}
+	for _, r := range rows {
+		p := pages[r.MerchantID]
+		if len(p.Products) == page.First {
+			p.HasNext = true
+			continue
+		}
+		p.Products = append(p.Products, r.toProduct())
+		p.Cursors = append(p.Cursors, cursor{Order: productsByMerchantOrder, ID: r.ID}.encode())
+	}
+	return pages, nil
+}
+
+// CountOrdersOfCustomers returns how many orders each customer placed (only those in status
+// when it is set), in one statement; customers without orders are absent.
+func (s *Store) CountOrdersOfCustomers(ctx context.Context, customerIDs []int64, status *OrderStatus) (map[int64]int, error) {
+	q := s.db.WithContext(ctx).Model(&orderRow{}).Where("customer_id IN ?", customerIDs)
+	if status != nil {
+		q = q.Where("status = ?", string(*status))
+	}
+	return countByParent(q, "customer_id", "count orders of customers")
+}
+
+// CountProductsOfMerchants returns how many products each merchant sells, in one statement;
+// merchants without products are absent.
+func (s *Store) CountProductsOfMerchants(ctx context.Context, merchantIDs []int64) (map[int64]int, error) {
+	q := s.db.WithContext(ctx).Model(&productRow{}).Where("merchant_id IN ?", merchantIDs)
+	return countByParent(q, "merchant_id", "count products of merchants")
+}
+
+func countByParent(q *gorm.DB, parentCol, op string) (map[int64]int, error) {
+	var rows []struct {
+		Parent int64
+		N      int
+	}
+	if err := q.Select(parentCol + " AS parent, COUNT(*) AS n").Group(parentCol).Scan(&rows).Error; err != nil {
+		return nil, translate(op, err)
+	}
+	counts := make(map[int64]int, len(rows))
+	for _, r := range rows {
+		counts[r.Parent] = r.N
+	}
+	return counts, nil
+}
