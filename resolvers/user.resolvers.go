@@ -52,12 +52,12 @@ func (r *userResolver) Orders(ctx context.Context, obj *store.User, first *int, 
 	if !store.CanSeePrivate(viewer(ctx), obj.ID) {
 		return nil, forbidden("only the user themself and admins see their orders")
 	}
-	return r.Store.FindOrders(ctx, store.OrderFilter{CustomerID: &obj.ID, Status: status}, pageArgs(first, after))
+	return loaders.CustomerOrders(ctx, obj.ID, status, pageArgs(first, after))
 }
 
 // Products is the resolver for the products field.
 func (r *userResolver) Products(ctx context.Context, obj *store.User, first *int, after *string) (*store.ProductPage, error) {
-	return r.Store.FindProducts(ctx, store.ProductFilter{MerchantID: &obj.ID}, store.ProductSort{}, pageArgs(first, after))
+	return loaders.MerchantProducts(ctx, obj.ID, pageArgs(first, after))
 }
 
 // User returns graph.UserResolver implementation.
