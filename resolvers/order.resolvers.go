@@ -84,7 +84,7 @@ func (r *orderConnectionResolver) PageInfo(ctx context.Context, obj *store.Order
 
 // TotalCount is the resolver for the totalCount field.
 func (r *orderConnectionResolver) TotalCount(ctx context.Context, obj *store.OrderPage) (int, error) {
-	return r.Store.CountOrders(ctx, obj.Filter)
+	return loaders.OrderCount(ctx, obj.Filter)
 }
 
 // Product is the resolver for the product field.

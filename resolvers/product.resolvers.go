@@ -66,7 +66,7 @@ func (r *productConnectionResolver) PageInfo(ctx context.Context, obj *store.Pro
 
 // TotalCount is the resolver for the totalCount field.
 func (r *productConnectionResolver) TotalCount(ctx context.Context, obj *store.ProductPage) (int, error) {
-	return r.Store.CountProducts(ctx, obj.Filter)
+	return loaders.ProductCount(ctx, obj.Filter)
 }
 
 // Product is the resolver for the product field.

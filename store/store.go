@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -23,6 +24,7 @@ type Store struct {
 	passwordCost int
 	sink         EventSink
 	cache        *Cache
+	statements   atomic.Int64 // SQL statements issued, see countStatements
 }
 
 // Config says where the data lives.
@@ -84,6 +86,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if s.passwordCost == 0 {
 		s.passwordCost = bcrypt.DefaultCost
+	}
+	if err := s.countStatements(); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open database: %w", err)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		_ = sqlDB.Close()

@@ -125,7 +125,7 @@ func (s *Store) EnsureAdmin(ctx context.Context, email, password string) (User, 
 // FindUsersByIDs returns the users with these IDs, in no particular order, through the
 // cache when there is one; unknown IDs are left out.
 func (s *Store) FindUsersByIDs(ctx context.Context, ids []int64) ([]User, error) {
-	return readThrough(ctx, s.cache, "user", ids, func(u User) int64 { return u.ID }, s.loadUsers)
+	return readThrough(ctx, s.cache, userCodec, ids, s.loadUsers)
 }
 
 func (s *Store) loadUsers(ctx context.Context, ids []int64) ([]User, error) {
