@@ -222,9 +222,11 @@ func (s *Store) FindProducts(ctx context.Context, f ProductFilter, sort ProductS
 		switch {
 		case col == "id":
 			q = q.Where("id "+cmp+" ?", after.ID)
-		case after.Int != nil:
+		// A cursor must carry the key of its ordering's type: a forged one comparing the price
+		// with text (or the name with a number) would fail in SQL or silently match anything.
+		case col == "price" && after.Int != nil:
 			q = q.Where("("+col+" "+cmp+" ? OR ("+col+" = ? AND id "+cmp+" ?))", *after.Int, *after.Int, after.ID)
-		case after.Str != nil:
+		case col == "name" && after.Str != nil:
 			q = q.Where("("+col+" "+cmp+" ? OR ("+col+" = ? AND id "+cmp+" ?))", *after.Str, *after.Str, after.ID)
 		default:
 			return nil, newError(CodeInvalid, "after is not a cursor of this list", "after")
