@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("shutting down: draining requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	// Subscriptions first: their sockets close with 1001 so clients move to another process.
+	svc.Shutdown(shutdownCtx)
 	return srv.Shutdown(shutdownCtx)
 }
 
@@ -98,6 +101,7 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (api.Config, error
 		Currency:      or(getenv("CURRENCY"), "USD"),
 		Production:    getenv("APP_ENV") == "production",
 	}
+	c.Live.Origins = splitList(getenv("WEBSOCKET_ORIGINS"))
 	c.Playground = boolEnv(getenv("PLAYGROUND"), !c.Production)
 	c.Introspection = boolEnv(getenv("INTROSPECTION"), !c.Production)
 	c.SeedDemo = boolEnv(getenv("SEED_DEMO"), c.DatabaseURL == "")
@@ -132,6 +136,17 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// splitList returns the non-empty items of a comma-separated list.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func boolEnv(s string, def bool) bool {

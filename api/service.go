@@ -51,6 +51,8 @@ type Config struct {
 	NoCache bool
 	// MaxBodyBytes caps request bodies (413 beyond); 0 means 1 MiB.
 	MaxBodyBytes int64
+	// Live tunes subscriptions (live.go).
+	Live LiveConfig
 }
 
 // Service is the shop's API with everything it depends on.
@@ -63,6 +65,7 @@ type Service struct {
 	cfg     Config
 	reg     *prometheus.Registry
 	handler http.Handler
+	live    *liveDelivery
 	closers []func()
 }
 
@@ -114,6 +117,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 		}
 	}
 	s.Tokens = auth.NewTokens(cfg.JWTSecret, cfg.TokenTTL)
+	if err := s.startLive(ctx); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -135,7 +141,7 @@ func (s *Service) routes() http.Handler {
 	if s.cfg.Loaders != nil {
 		loaderCfg = *s.cfg.Loaders
 	}
-	root := &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens, Currency: s.cfg.Currency, Log: s.Log}
+	root := &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens, Currency: s.cfg.Currency, Log: s.Log, Events: s.live.broker}
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", Chain(s.graphQL(root),

@@ -1,0 +1,464 @@
+// Package live delivers committed order status events to GraphQL subscribers, losing none.
+//
+// The status event row written in an order's transaction is the source of truth (an
+// outbox). After commit, a Publisher sends the event to one Redis pub/sub channel and marks
+// it published; a Relay in every process republishes events still unpublished after a grace
+// period (PostgreSQL row locks keep concurrent relays apart). Each process holds exactly one
+// Redis subscription, in its Broker, which fans events out in-process to its subscribers
+// through bounded buffers, dropping duplicates by event ID: at-least-once publication
+// becomes exactly-once delivery.
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shop/api/store"
+)
+
+// Store is what live delivery reads and writes.
+type Store interface {
+	MarkEventsPublished(ctx context.Context, ids []int64) error
+	RelayUnpublishedEvents(ctx context.Context, olderThan time.Time, limit int, publish func(context.Context, []store.OrderEvent) error) (int, error)
+	FindOrderEventsAfter(ctx context.Context, orderID, afterID int64) ([]store.OrderEvent, error)
+	FindLatestOrderEvent(ctx context.Context, orderID int64) (store.OrderStatusEvent, error)
+	FindEventsSince(ctx context.Context, since time.Time, limit int) ([]store.OrderEvent, error)
+	FindEventByID(ctx context.Context, id int64) (store.OrderStatusEvent, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Config tunes live delivery; zero fields take the defaults in parentheses.
+type Config struct {
+	// Channel is the Redis pub/sub channel, namespaced per service (required).
+	Channel string
+	// Buffer is how many events may wait for one subscriber before it is cut off (64).
+	Buffer int
+	// RelayInterval is how often the relay looks for unpublished events (1s), and RelayGrace
+	// how old an unpublished event must be before the relay takes it over from the
+	// publisher that committed it (5s).
+	RelayInterval, RelayGrace time.Duration
+	// CatchUp is how far before a lost Redis subscription the broker rereads events from
+	// the database once it is back (5s): covers commit-to-publish delays.
+	CatchUp time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Buffer <= 0 {
+		c.Buffer = 64
+	}
+	if c.RelayInterval <= 0 {
+		c.RelayInterval = time.Second
+	}
+	if c.RelayGrace <= 0 {
+		c.RelayGrace = 5 * time.Second
+	}
+	if c.CatchUp <= 0 {
+		c.CatchUp = 5 * time.Second
+	}
+	return c
+}
+
+// wireEvent is an event as published on the channel.
+type wireEvent struct {
+	ID          int64              `json:"id"`
+	OrderID     int64              `json:"orderId"`
+	Status      store.OrderStatus  `json:"status"`
+	Previous    *store.OrderStatus `json:"previousStatus,omitempty"`
+	Note        *string            `json:"note,omitempty"`
+	At          time.Time          `json:"at"`
+	CustomerID  int64              `json:"customerId"`
+	MerchantIDs []int64            `json:"merchantIds,omitempty"`
+}
+
+func encode(e store.OrderEvent) ([]byte, error) {
+	return json.Marshal(wireEvent{ID: e.ID, OrderID: e.OrderID, Status: e.Status, Previous: e.PreviousStatus,
+		Note: e.Note, At: e.At, CustomerID: e.CustomerID, MerchantIDs: e.MerchantIDs})
+}
+
+func decode(b []byte) (store.OrderEvent, error) {
+	var w wireEvent
+	if err := json.Unmarshal(b, &w); err != nil {
+		return store.OrderEvent{}, err
+	}
+	if w.ID <= 0 || w.OrderID <= 0 {
+		return store.OrderEvent{}, errors.New("event without id")
+	}
+	return store.OrderEvent{
+		OrderStatusEvent: store.OrderStatusEvent{ID: w.ID, OrderID: w.OrderID, Status: w.Status,
+			PreviousStatus: w.Previous, Note: w.Note, At: w.At},
+		CustomerID: w.CustomerID, MerchantIDs: w.MerchantIDs,
+	}, nil
+}
+
+// Broker holds this process's one Redis subscription and its local subscribers.
+type Broker struct {
+	rdb   redis.UniversalClient
+	store Store
+	cfg   Config
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	byOrder map[int64][]*subscriber // orderStatusChanged
+	byUser  map[int64][]*subscriber // myOrderEvents of customers and merchants
+	admins  []*subscriber           // myOrderEvents of admins
+	count   int
+	closed  bool
+
+	seen      idSet // events dispatched recently, to drop republished duplicates
+	connected atomic.Bool
+	ready     chan struct{}
+	stop      context.CancelFunc
+	done      chan struct{}
+	// Delivered counts events handed to subscribers; Overflows subscribers cut off.
+	Delivered, Overflows atomic.Int64
+}
+
+// NewBroker returns a broker; Start subscribes to Redis.
+func NewBroker(rdb redis.UniversalClient, st Store, cfg Config, log *slog.Logger) *Broker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Broker{rdb: rdb, store: st, cfg: cfg.withDefaults(), log: log,
+		byOrder: map[int64][]*subscriber{}, byUser: map[int64][]*subscriber{},
+		seen: newIDSet(1 << 16), ready: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Start subscribes to the channel and dispatches its events until Close. It returns once the
+// first subscription is confirmed or ctx ends (Redis may be down at start: the broker keeps
+// trying in the background and catches up when it gets through).
+func (b *Broker) Start(ctx context.Context) {
+	runCtx, cancel := context.WithCancel(context.Background())
+	b.stop = cancel
+	go b.run(runCtx)
+	select {
+	case <-b.ready:
+	case <-ctx.Done():
+	}
+}
+
+// Connected reports whether the Redis subscription is up.
+func (b *Broker) Connected() bool { return b.connected.Load() }
+
+// Subscribers returns how many subscriptions are live in this process.
+func (b *Broker) Subscribers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.count
+}
+
+func (b *Broker) run(ctx context.Context) {
+	defer close(b.done)
+	ps := b.rdb.Subscribe(ctx, b.cfg.Channel)
+	defer ps.Close()
+	// Receive blocks in a read that ignores ctx: closing the PubSub is what unblocks it.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	var once sync.Once
+	var lostAt time.Time
+	for {
+		msg, err := ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if b.connected.Swap(false) {
+				lostAt = time.Now()
+				b.log.Warn("live: redis subscription lost", "err", err)
+			}
+			// go-redis reconnects and resubscribes on the next Receive.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			b.connected.Store(true)
+			once.Do(func() { close(b.ready) })
+			if !lostAt.IsZero() {
+				b.log.Info("live: redis subscription back; catching up", "since", lostAt)
+				b.catchUp(ctx, lostAt.Add(-b.cfg.CatchUp))
+				lostAt = time.Time{}
+			}
+		case *redis.Message:
+			e, err := decode([]byte(m.Payload))
+			if err != nil {
+				b.log.Warn("live: undecodable event", "err", err)
+				continue
+			}
+			b.dispatch(ctx, e)
+		}
+	}
+}
+
+// catchUp dispatches what was committed while the subscription was down; duplicates of
+// what did arrive are dropped as usual.
+func (b *Broker) catchUp(ctx context.Context, since time.Time) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	events, err := b.store.FindEventsSince(ctx, since, 10000)
+	if err != nil {
+		b.log.Error("live: catch up", "err", err)
+		return
+	}
+	for _, e := range events {
+		b.dispatch(ctx, e)
+	}
+}
+
+// dispatch hands e to every local subscriber that may see it.
+func (b *Broker) dispatch(ctx context.Context, e store.OrderEvent) {
+	if !b.seen.add(e.ID) {
+		return
+	}
+	b.mu.Lock()
+	targets := make([]*subscriber, 0, 4)
+	targets = append(targets, b.byOrder[e.OrderID]...)
+	targets = append(targets, b.admins...)
+	targets = appendNew(targets, b.byUser[e.CustomerID])
+	for _, m := range e.MerchantIDs {
+		targets = appendNew(targets, b.byUser[m])
+	}
+	b.mu.Unlock()
+	var gapped []*subscriber
+	for _, s := range targets {
+		switch s.offer(e) {
+		case delivered:
+			b.Delivered.Add(1)
+		case gap:
+			gapped = append(gapped, s)
+		case overflow:
+			b.overflow(s)
+		}
+	}
+	if len(gapped) > 0 {
+		b.fillGap(ctx, gapped, e)
+	}
+}
+
+// fillGap reads from the database the events an order subscriber missed (a publication that
+// arrived out of order, e.g. one republished by the relay after a Redis outage) and delivers
+// them in order.
+func (b *Broker) fillGap(ctx context.Context, subs []*subscriber, e store.OrderEvent) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	from := e.ID
+	for _, s := range subs {
+		s.mu.Lock()
+		from = min(from, s.lastID)
+		s.mu.Unlock()
+	}
+	events, err := b.store.FindOrderEventsAfter(ctx, e.OrderID, from)
+	if err != nil {
+		b.log.Error("live: fill gap", "order", e.OrderID, "err", err)
+		return
+	}
+	for _, s := range subs {
+		if s.fill(events) == overflow {
+			b.overflow(s)
+		}
+	}
+}
+
+func appendNew(dst, src []*subscriber) []*subscriber {
+	for _, s := range src {
+		if !slices.Contains(dst, s) {
+			dst = append(dst, s)
+		}
+	}
+	return dst
+}
+
+// overflow cuts off a subscriber that cannot keep up.
+func (b *Broker) overflow(s *subscriber) {
+	b.Overflows.Add(1)
+	b.remove(s)
+	b.log.Warn("live: subscriber cannot keep up; closing it", "order", s.orderID, "user", s.viewer.UserID)
+	if s.onOverflow != nil {
+		go s.onOverflow()
+	}
+}
+
+// ErrClosed is returned by Subscribe once the broker shuts down.
+var ErrClosed = errors.New("live: shutting down")
+
+// subscribe registers s (not yet live) and arranges its removal when ctx ends.
+func (b *Broker) subscribe(ctx context.Context, s *subscriber) error {
+	s.ch = make(chan *store.OrderStatusEvent, b.cfg.Buffer)
+	s.onOverflow = overflowAction(ctx, s)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	switch {
+	case s.orderID != 0:
+		b.byOrder[s.orderID] = append(b.byOrder[s.orderID], s)
+	case s.viewer.Role == store.RoleAdmin:
+		b.admins = append(b.admins, s)
+	default:
+		b.byUser[s.viewer.UserID] = append(b.byUser[s.viewer.UserID], s)
+	}
+	b.count++
+	b.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		b.remove(s)
+		s.close()
+	})
+	return nil
+}
+
+func (b *Broker) remove(s *subscriber) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	removeFrom := func(list []*subscriber) ([]*subscriber, bool) {
+		i := slices.Index(list, s)
+		if i < 0 {
+			return list, false
+		}
+		return slices.Delete(list, i, i+1), true
+	}
+	var ok bool
+	switch {
+	case s.orderID != 0:
+		if b.byOrder[s.orderID], ok = removeFrom(b.byOrder[s.orderID]); len(b.byOrder[s.orderID]) == 0 {
+			delete(b.byOrder, s.orderID)
+		}
+	case s.viewer.Role == store.RoleAdmin:
+		b.admins, ok = removeFrom(b.admins)
+	default:
+		if b.byUser[s.viewer.UserID], ok = removeFrom(b.byUser[s.viewer.UserID]); len(b.byUser[s.viewer.UserID]) == 0 {
+			delete(b.byUser, s.viewer.UserID)
+		}
+	}
+	if ok {
+		b.count--
+	}
+}
+
+// OrderEvents subscribes to the events of one order until ctx ends. With afterID > 0 it
+// first replays the order's events after that one, and returns INVALID (field "after") when
+// afterID is not an event of the order; otherwise it sends only events committed from now
+// on. Visibility is the caller's to check.
+func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-chan *store.OrderStatusEvent, error) {
+	var last store.OrderStatusEvent
+	if afterID > 0 {
+		var err error
+		last, err = b.store.FindEventByID(ctx, afterID)
+		if store.ErrorCode(err) == store.CodeNotFound || (err == nil && last.OrderID != orderID) {
+			return nil, &store.Error{Code: store.CodeInvalid, Message: "after is not an event of this order", Field: []string{"after"}}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	s := &subscriber{orderID: orderID}
+	// Subscribe first, then read the database: an event committed in between is both
+	// pending and read, and the merge by ID keeps one copy.
+	if err := b.subscribe(ctx, s); err != nil {
+		return nil, err
+	}
+	ch := s.ch
+	var replay []store.OrderEvent
+	var err error
+	if afterID > 0 {
+		replay, err = b.store.FindOrderEventsAfter(ctx, orderID, afterID)
+	} else {
+		// Without a cursor only events committed from now on count: the order's latest
+		// event is the starting point.
+		last, err = b.store.FindLatestOrderEvent(ctx, orderID)
+	}
+	if err != nil {
+		b.remove(s)
+		s.close()
+		return nil, err
+	}
+	if s.goLive(last, replay) == overflow {
+		b.overflow(s)
+	}
+	return ch, nil
+}
+
+// ViewerEvents subscribes to the events of every order v may see in `orders` until ctx ends.
+func (b *Broker) ViewerEvents(ctx context.Context, v store.Viewer) (<-chan *store.OrderStatusEvent, error) {
+	s := &subscriber{viewer: v}
+	if err := b.subscribe(ctx, s); err != nil {
+		return nil, err
+	}
+	ch := s.ch
+	if s.goLive(store.OrderStatusEvent{}, nil) == overflow {
+		b.overflow(s)
+	}
+	return ch, nil
+}
+
+// CloseSubscriptions ends every subscription (the transports then complete them) and
+// refuses new ones.
+func (b *Broker) CloseSubscriptions() {
+	b.mu.Lock()
+	b.closed = true
+	var all []*subscriber
+	for _, l := range b.byOrder {
+		all = append(all, l...)
+	}
+	for _, l := range b.byUser {
+		all = append(all, l...)
+	}
+	all = append(all, b.admins...)
+	b.byOrder, b.byUser, b.admins, b.count = map[int64][]*subscriber{}, map[int64][]*subscriber{}, nil, 0
+	b.mu.Unlock()
+	for _, s := range all {
+		s.close()
+	}
+}
+
+// Close ends every subscription and the Redis subscription.
+func (b *Broker) Close() {
+	b.CloseSubscriptions()
+	if b.stop != nil {
+		b.stop()
+		<-b.done
+	}
+}
+
+// idSet remembers the last n IDs added, in two generations so that it stays bounded.
+type idSet struct {
+	mu        sync.Mutex
+	n         int
+	cur, prev map[int64]struct{}
+}
+
+func newIDSet(n int) idSet {
+	return idSet{n: n, cur: make(map[int64]struct{}, n)}
+}
+
+// add reports whether id is new, remembering it.
+func (s *idSet) add(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.cur[id]; ok {
+		return false
+	}
+	if _, ok := s.prev[id]; ok {
+		return false
+	}
+	if len(s.cur) >= s.n {
+		s.prev, s.cur = s.cur, make(map[int64]struct{}, s.n)
+	}
+	s.cur[id] = struct{}{}
+	return true
+}

@@ -1,0 +1,166 @@
+package live
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/shop/api/store"
+)
+
+// subscriber is one live subscription: a bounded buffer the GraphQL transport drains. The
+// broker's dispatch never blocks on it: a subscriber whose buffer is full is cut off (see
+// Broker.overflow) instead of growing memory.
+type subscriber struct {
+	ch      chan *store.OrderStatusEvent
+	orderID int64        // orderStatusChanged: the one order; 0 for myOrderEvents
+	viewer  store.Viewer // myOrderEvents: whose orders
+	// onOverflow ends the subscription's connection when it cannot keep up.
+	onOverflow func()
+
+	mu     sync.Mutex
+	closed bool
+	// Replay: until live is set, dispatched events wait in pending, so the events read from
+	// the database and the live ones can be merged by ID without a gap or a duplicate.
+	live    bool
+	pending []store.OrderEvent
+	// lastID and lastStatus are the newest event delivered for orderID: events at or below
+	// lastID are duplicates, and one whose previous status is not lastStatus reveals a gap.
+	lastID     int64
+	lastStatus store.OrderStatus
+	// recent holds the IDs last delivered to a myOrderEvents subscriber, to drop duplicates.
+	recent [16]int64
+	next   int
+}
+
+// verdict is what a subscriber does with a dispatched event.
+type verdict int
+
+const (
+	delivered verdict = iota
+	dropped
+	gap      // an event of the order is missing: read them from the database
+	overflow // the buffer is full
+)
+
+// offer delivers e unless it is a duplicate, the subscriber is replaying, or its buffer is full.
+func (s *subscriber) offer(e store.OrderEvent) verdict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return dropped
+	}
+	if !s.live {
+		s.pending = append(s.pending, e)
+		return dropped
+	}
+	return s.deliverLocked(e)
+}
+
+func (s *subscriber) deliverLocked(e store.OrderEvent) verdict {
+	if s.orderID != 0 {
+		if e.ID <= s.lastID {
+			return dropped
+		}
+		if e.PreviousStatus != nil && *e.PreviousStatus != s.lastStatus {
+			return gap
+		}
+	} else if slices.Contains(s.recent[:], e.ID) {
+		return dropped
+	}
+	ev := e.OrderStatusEvent
+	select {
+	case s.ch <- &ev:
+	default:
+		s.closed = true
+		return overflow
+	}
+	if s.orderID != 0 {
+		s.lastID, s.lastStatus = e.ID, e.Status
+	} else {
+		s.recent[s.next] = e.ID
+		s.next = (s.next + 1) % len(s.recent)
+	}
+	return delivered
+}
+
+// fill delivers events read from the database after a gap, oldest first, skipping those
+// already delivered; it never reports another gap.
+func (s *subscriber) fill(events []store.OrderEvent) verdict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range events {
+		if s.closed {
+			return dropped
+		}
+		if e.ID <= s.lastID {
+			continue
+		}
+		s.lastStatus = derefOr(e.PreviousStatus, s.lastStatus) // accept the database's order as truth
+		if v := s.deliverLocked(e); v == overflow {
+			return v
+		}
+	}
+	return delivered
+}
+
+// goLive delivers the replayed events (oldest first), then the live events that arrived
+// meanwhile and are newer, and switches to live delivery. For orderStatusChanged, last is the
+// newest event already seen (the `after` event, or the order's latest when there is no
+// `after`); nothing at or below it is delivered.
+func (s *subscriber) goLive(last store.OrderStatusEvent, replay []store.OrderEvent) verdict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return dropped
+	}
+	s.live = true
+	s.lastID, s.lastStatus = last.ID, last.Status
+	pending := s.pending
+	s.pending = nil
+	slices.SortFunc(pending, func(a, b store.OrderEvent) int { return compareIDs(a.ID, b.ID) })
+	for _, list := range [][]store.OrderEvent{replay, pending} {
+		for _, e := range list {
+			if s.orderID != 0 && e.ID <= s.lastID {
+				continue
+			}
+			if s.orderID != 0 && e.PreviousStatus != nil && *e.PreviousStatus != s.lastStatus {
+				// The replay is the database's truth; a live event that does not follow it
+				// came out of order: trust its ID order instead of dropping it.
+				s.lastStatus = *e.PreviousStatus
+			}
+			if v := s.deliverLocked(e); v == overflow {
+				return v
+			}
+		}
+	}
+	return delivered
+}
+
+// close stops delivery and closes the channel, which ends the GraphQL subscription.
+func (s *subscriber) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		return
+	}
+	s.closed = true
+	close(s.ch)
+	s.ch = nil
+}
+
+func derefOr(p *store.OrderStatus, def store.OrderStatus) store.OrderStatus {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func compareIDs(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
