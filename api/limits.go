@@ -1,6 +1,316 @@
 package api
 
-import "github.com/99designs/gqlgen/graphql/handler"
+import (
+	"context"
 
-// addLimits refuses abusive operations before they execute.
-func (s *Service) addLimits(srv *handler.Server) {}
+	"github.com/99designs/gqlgen/complexity"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/lexer"
+	"github.com/vektah/gqlparser/v2/parser"
+
+	"github.com/shop/api/graph"
+	"github.com/shop/api/graph/model"
+	"github.com/shop/api/store"
+)
+
+// CodeComplexityLimit is the code of an operation refused for its shape: too deep, too
+// costly, too many aliases or too many tokens.
+const CodeComplexityLimit = "COMPLEXITY_LIMIT_EXCEEDED"
+
+// Limits bound what one GraphQL operation may ask for. Each is checked before anything
+// executes; a zero field means its default.
+type Limits struct {
+	// MaxDepth is the deepest nesting of fields (introspection fields not counted); default 15.
+	MaxDepth int
+	// MaxCost is the highest cost of an operation; default 10,000. See costModel.
+	MaxCost int
+	// MaxAliases is how many aliased fields an operation may have, counted through
+	// fragments; default 30.
+	MaxAliases int
+	// MaxTokens is how many lexical tokens a document may have; default 10,000.
+	MaxTokens int
+	// CachedDocuments is the size of the LRU of parsed and validated documents; default 1,000.
+	CachedDocuments int
+}
+
+// DefaultLimits are the limits used where Config.Limits leaves a field zero.
+var DefaultLimits = Limits{MaxDepth: 15, MaxCost: 10_000, MaxAliases: 30, MaxTokens: 10_000, CachedDocuments: 1000}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxDepth > 0 {
+		d.MaxDepth = l.MaxDepth
+	}
+	if l.MaxCost > 0 {
+		d.MaxCost = l.MaxCost
+	}
+	if l.MaxAliases > 0 {
+		d.MaxAliases = l.MaxAliases
+	}
+	if l.MaxTokens > 0 {
+		d.MaxTokens = l.MaxTokens
+	}
+	if l.CachedDocuments > 0 {
+		d.CachedDocuments = l.CachedDocuments
+	}
+	return d
+}
+
+// Costs of the model: every field costs 1 plus its children; a connection costs its page
+// size (`first`, at most 100) times its children, per-order lists an estimate of their length,
+// and mutations a fixed amount more for their writes.
+const (
+	costDefaultPage   = 20
+	costMaxPage       = 100
+	costOrderItems    = 10 // typical order lines (at most 50)
+	costOrderHistory  = 5  // typical status events of an order
+	costMutation      = 10
+	costPasswordCheck = 50 // bcrypt in signUp and logIn
+)
+
+// costModel returns the complexity functions of the schema's list fields and mutations.
+func costModel() graph.ComplexityRoot {
+	var c graph.ComplexityRoot
+	page := func(child int, first *int) int {
+		n := costDefaultPage
+		if first != nil {
+			// A larger page is refused by the resolver (BAD_USER_INPUT) before it costs anything.
+			n = min(max(*first, 0), costMaxPage)
+		}
+		return 1 + n*child
+	}
+	c.Query.Products = func(child int, first *int, _ *string, _ *model.ProductFilter, _ *model.ProductOrder) int {
+		return page(child, first)
+	}
+	c.Query.Orders = func(child int, first *int, _ *string, _ *store.OrderStatus) int { return page(child, first) }
+	c.User.Orders = func(child int, first *int, _ *string, _ *store.OrderStatus) int { return page(child, first) }
+	c.User.Products = func(child int, first *int, _ *string) int { return page(child, first) }
+	c.Order.Items = func(child int) int { return 1 + costOrderItems*child }
+	c.Order.History = func(child int) int { return 1 + costOrderHistory*child }
+
+	write := func(child int) int { return costMutation + child }
+	c.Mutation.SignUp = func(child int, _ model.SignUpInput) int { return costPasswordCheck + child }
+	c.Mutation.LogIn = func(child int, _ model.LogInInput) int { return costPasswordCheck + child }
+	c.Mutation.CreateProduct = func(child int, _ model.CreateProductInput) int { return write(child) }
+	c.Mutation.UpdateProduct = func(child int, _ model.UpdateProductInput) int { return write(child) }
+	c.Mutation.PlaceOrder = func(child int, _ model.PlaceOrderInput) int { return write(child) }
+	c.Mutation.CancelOrder = func(child int, _ string) int { return write(child) }
+	c.Mutation.UpdateOrderStatus = func(child int, _ model.UpdateOrderStatusInput) int { return write(child) }
+	return c
+}
+
+// documents returns the LRU of parsed and validated documents, shared by every request.
+func (s *Service) documents() *lru.LRU[*ast.QueryDocument] {
+	return s.state().docs
+}
+
+// addLimits refuses abusive operations before they execute: a document with too many
+// tokens, aliases or too deep is refused before gqlgen validates it (validation itself is
+// what such documents attack), one that costs too much right after validation. Every
+// refusal is COMPLEXITY_LIMIT_EXCEEDED. The token limit is also set on gqlgen's parser
+// (CVE-2023-49559) as a second line.
+func (s *Service) addLimits(srv *handler.Server) {
+	lim := s.state().limits
+	srv.SetParserTokenLimit(lim.MaxTokens + 1)
+	srv.Use(&shapeLimit{limits: lim, known: s.documents()})
+	srv.Use(&costLimit{svc: s, max: lim.MaxCost})
+	s.addLoginThrottle(srv)
+}
+
+// shapeLimit checks a document's tokens, depth and aliases before it is validated.
+type shapeLimit struct {
+	limits Limits
+	known  *lru.LRU[*ast.QueryDocument]
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = &shapeLimit{}
+
+func (*shapeLimit) ExtensionName() string                   { return "ShapeLimit" }
+func (*shapeLimit) Validate(graphql.ExecutableSchema) error { return nil }
+func (l *shapeLimit) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if p.Query == "" {
+		return nil
+	}
+	if _, ok := l.known.Get(ctx, p.Query); ok {
+		return nil // parsed, validated and checked before
+	}
+	if n := countTokens(p.Query, l.limits.MaxTokens+1); n > l.limits.MaxTokens {
+		return limitError("the document has more than %d tokens", l.limits.MaxTokens)
+	}
+	doc, err := parser.ParseQuery(&ast.Source{Input: p.Query})
+	if err != nil {
+		return nil // gqlgen reports the syntax error with its own code
+	}
+	shape := measure(doc)
+	if shape.depth > l.limits.MaxDepth {
+		return limitError("the operation is %d fields deep, more than the limit of %d", shape.depth, l.limits.MaxDepth)
+	}
+	if shape.aliases > l.limits.MaxAliases {
+		return limitError("the operation has %d aliases, more than the limit of %d", shape.aliases, l.limits.MaxAliases)
+	}
+	return nil
+}
+
+// countTokens returns the number of tokens in query, counting no further than stop.
+// A lexical error ends the count: the parser will report it.
+func countTokens(query string, stop int) int {
+	lex := lexer.New(&ast.Source{Input: query})
+	n := 0
+	for n < stop {
+		tok, err := lex.ReadToken()
+		if err != nil || tok.Kind == lexer.EOF {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// shape is the depth and alias count of a document, fragments expanded where spread.
+type shape struct{ depth, aliases int }
+
+func measure(doc *ast.QueryDocument) shape {
+	m := measurer{frags: map[string]*ast.FragmentDefinition{}, memo: map[string]shape{}, active: map[string]bool{}}
+	for _, f := range doc.Fragments {
+		m.frags[f.Name] = f
+	}
+	var out shape
+	for _, op := range doc.Operations {
+		sh := m.selections(op.SelectionSet)
+		out.depth = max(out.depth, sh.depth)
+		out.aliases = satAdd(out.aliases, sh.aliases)
+	}
+	return out
+}
+
+// measurer memoises each fragment's shape, so a fragment spread many times (or a chain of
+// fragments spreading each other twice, which doubles at every step) is measured once.
+type measurer struct {
+	frags  map[string]*ast.FragmentDefinition
+	memo   map[string]shape
+	active map[string]bool
+}
+
+func (m *measurer) selections(set ast.SelectionSet) shape {
+	var out shape
+	for _, sel := range set {
+		var sh shape
+		switch sel := sel.(type) {
+		case *ast.Field:
+			if sel.Alias != "" && sel.Alias != sel.Name {
+				sh.aliases = 1
+			}
+			if len(sel.Name) > 1 && sel.Name[:2] == "__" {
+				// Introspection has its own depth rule (gqlparser's MaxIntrospectionDepth).
+				sh.depth = 1
+				break
+			}
+			child := m.selections(sel.SelectionSet)
+			sh.depth = 1 + child.depth
+			sh.aliases = satAdd(sh.aliases, child.aliases)
+		case *ast.InlineFragment:
+			sh = m.selections(sel.SelectionSet)
+		case *ast.FragmentSpread:
+			sh = m.fragment(sel.Name)
+		}
+		out.depth = max(out.depth, sh.depth)
+		out.aliases = satAdd(out.aliases, sh.aliases)
+	}
+	return out
+}
+
+func (m *measurer) fragment(name string) shape {
+	if sh, ok := m.memo[name]; ok {
+		return sh
+	}
+	f, ok := m.frags[name]
+	if !ok || m.active[name] {
+		return shape{} // unknown or cyclic: validation refuses the document
+	}
+	m.active[name] = true
+	sh := m.selections(f.SelectionSet)
+	delete(m.active, name)
+	m.memo[name] = sh
+	return sh
+}
+
+func satAdd(a, b int) int {
+	if c := a + b; c >= a {
+		return c
+	}
+	return int(^uint(0) >> 1)
+}
+
+func limitError(format string, args ...any) *gqlerror.Error {
+	err := gqlerror.Errorf(format, args...)
+	errcode.Set(err, CodeComplexityLimit)
+	return err
+}
+
+// costLimit computes the cost of each validated operation with the schema's complexity
+// functions, refuses it above the limit, and charges it to the caller's rate limit.
+type costLimit struct {
+	svc *Service
+	max int
+	es  graphql.ExecutableSchema
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+	graphql.ResponseInterceptor
+} = &costLimit{}
+
+func (*costLimit) ExtensionName() string { return "CostLimit" }
+
+func (c *costLimit) Validate(es graphql.ExecutableSchema) error {
+	c.es = es
+	return nil
+}
+
+// costStats is what extensions.cost reports.
+type costStats struct {
+	// Requested is the operation's cost.
+	Requested int `json:"requested"`
+	// Maximum is the cost limit of one operation.
+	Maximum int `json:"maximum"`
+	// Throttle is the caller's rate-limit budget after this operation; absent when rate
+	// limiting is off or could not be checked.
+	Throttle *throttleStatus `json:"throttle,omitempty"`
+}
+
+const costExtension = "cost"
+
+func (c *costLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	cost := complexity.Calculate(ctx, c.es, opCtx.Operation, opCtx.Variables)
+	stats := &costStats{Requested: cost, Maximum: c.max}
+	opCtx.Stats.SetExtension(costExtension, stats)
+	if cost > c.max {
+		return limitError("the operation costs %d, more than the limit of %d", cost, c.max)
+	}
+	var err *gqlerror.Error
+	stats.Throttle, err = c.svc.chargeCost(ctx, cost)
+	return err
+}
+
+// InterceptResponse adds extensions.cost to every response of an operation that was costed.
+func (c *costLimit) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	if graphql.HasOperationContext(ctx) {
+		opCtx := graphql.GetOperationContext(ctx)
+		if opCtx.Operation != nil && opCtx.Operation.Operation == ast.Subscription {
+			return next(ctx)
+		}
+		if stats, ok := opCtx.Stats.GetExtension(costExtension).(*costStats); ok {
+			graphql.RegisterExtension(ctx, costExtension, stats)
+		}
+	}
+	return next(ctx)
+}

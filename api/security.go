@@ -1,6 +1,179 @@
 package api
 
-import "net/http"
+import (
+	"bufio"
+	"context"
+	"errors"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
-// protect applies the HTTP-level protections of the GraphQL endpoint.
-func (s *Service) protect(next http.Handler) http.Handler { return next }
+	"github.com/rs/cors"
+)
+
+const defaultRequestTimeout = 15 * time.Second
+
+// protect applies the HTTP-level protections of the GraphQL endpoint, outermost first:
+// security headers; CORS for the configured origins only; POST bodies must be JSON (a form
+// or text/plain post is what a cross-site request forgery can send without a preflight);
+// a deadline on every request but subscriptions; the client's address for rate limits;
+// and the status and Retry-After of a rate-limited operation.
+func (s *Service) protect(next http.Handler) http.Handler {
+	timeout := s.cfg.RequestTimeout
+	if timeout <= 0 {
+		timeout = defaultRequestTimeout
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && !jsonContentType(r.Header.Get("Content-Type")) {
+			writeJSONError(w, http.StatusUnsupportedMediaType, CodeBadUserInput,
+				"POST requests must have Content-Type: application/json")
+			return
+		}
+		ctx := context.WithValue(r.Context(), clientIPKey{}, s.clientIP(r))
+		if isLongLived(r) {
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		hw := &hintedWriter{ResponseWriter: w, hints: &httpHints{}}
+		ctx = context.WithValue(ctx, httpHintsKey{}, hw.hints)
+		next.ServeHTTP(hw, r.WithContext(ctx))
+	})
+	var handler http.Handler = h
+	if len(s.cfg.CORSOrigins) > 0 {
+		// Without configured origins no CORS header is sent at all: browsers then refuse
+		// cross-origin reads, and preflights fail, as they should.
+		handler = cors.New(cors.Options{
+			AllowedOrigins: s.cfg.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "X-Request-Id"},
+			ExposedHeaders: []string{"X-Request-Id", "Retry-After"},
+			MaxAge:         600,
+		}).Handler(h)
+	}
+	production := s.cfg.Production
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cache-Control", "no-store")
+		// The endpoint serves data, never a page: nothing may load or frame it as one.
+		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		if production {
+			hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		handler.ServeHTTP(w, r)
+	})
+}
+
+// jsonContentType reports whether a POST's Content-Type is JSON.
+func jsonContentType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || mt == "application/graphql-response+json")
+}
+
+// isLongLived reports whether r opens a subscription (WebSocket or server-sent events),
+// which lives as long as the client wants.
+func isLongLived(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") ||
+		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(`{"errors":[{"message":` + strconv.Quote(msg) + `,"extensions":{"code":"` + code + `"}}]}`))
+}
+
+type clientIPKey struct{}
+
+// ClientIP returns the caller's IP address as protect determined it, "" outside a request.
+func ClientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}
+
+// clientIP is the peer's address, or, behind a trusted proxy, the address that proxy
+// appended last to X-Forwarded-For (earlier entries are whatever the client claimed).
+func (s *Service) clientIP(r *http.Request) string {
+	if s.cfg.RateLimit.TrustForwardedFor {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// httpHints carry what the GraphQL layer wants of the HTTP response, which it cannot write
+// itself: gqlgen's transports own the ResponseWriter.
+type httpHints struct {
+	mu         sync.Mutex
+	status     int
+	retryAfter int
+}
+
+type httpHintsKey struct{}
+
+// markRateLimited makes the request's response 429 with Retry-After: secs.
+func markRateLimited(ctx context.Context, secs int) {
+	if h, ok := ctx.Value(httpHintsKey{}).(*httpHints); ok {
+		h.mu.Lock()
+		h.status, h.retryAfter = http.StatusTooManyRequests, secs
+		h.mu.Unlock()
+	}
+}
+
+// hintedWriter applies httpHints when the response's header is written.
+type hintedWriter struct {
+	http.ResponseWriter
+	hints   *httpHints
+	written bool
+}
+
+func (w *hintedWriter) WriteHeader(code int) {
+	if !w.written {
+		w.written = true
+		w.hints.mu.Lock()
+		status, retry := w.hints.status, w.hints.retryAfter
+		w.hints.mu.Unlock()
+		if status != 0 {
+			code = status
+			w.Header().Set("Retry-After", strconv.Itoa(retry))
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *hintedWriter) Write(b []byte) (int, error) {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes, deadlines).
+func (w *hintedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *hintedWriter) Flush() {
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *hintedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if hj, ok := w.ResponseWriter.(http.Hijacker); ok {
+		return hj.Hijack()
+	}
+	return nil, nil, errors.New("hijack not supported")
+}

@@ -10,12 +10,9 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/shop/api/auth"
 	"github.com/shop/api/graph"
@@ -51,6 +48,21 @@ type Config struct {
 	NoCache bool
 	// MaxBodyBytes caps request bodies (413 beyond); 0 means 1 MiB.
 	MaxBodyBytes int64
+
+	// Production hardening (limits.go, ratelimit.go, security.go, redis.go, observability.go).
+	// Zero values mean the defaults documented there; RateLimit's zero value is off.
+	Limits    Limits
+	RateLimit RateLimit
+	// RequestTimeout bounds every request but subscriptions; 0 means 15s.
+	RequestTimeout time.Duration
+	// StatementTimeout bounds each SQL statement that has no earlier deadline; 0 means 5s.
+	StatementTimeout time.Duration
+	// RedisBreakerOpen is how long Redis is left alone after failing; 0 means 5s.
+	RedisBreakerOpen time.Duration
+	// CORSOrigins are the browser origins allowed to call /graphql ("*" for any).
+	CORSOrigins []string
+	// Tracing exports OpenTelemetry spans as configured by the standard OTEL_* variables.
+	Tracing bool
 	// Live tunes subscriptions (live.go).
 	Live LiveConfig
 }
@@ -64,6 +76,8 @@ type Service struct {
 	Demo    *store.Demo
 	cfg     Config
 	reg     *prometheus.Registry
+	breaker *redisBreaker
+	ops     *opsState
 	handler http.Handler
 	live    *liveDelivery
 	closers []func()
@@ -141,6 +155,7 @@ func (s *Service) routes() http.Handler {
 	if s.cfg.Loaders != nil {
 		loaderCfg = *s.cfg.Loaders
 	}
+	loaderCfg = s.observeData(loaderCfg)
 	root := &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens, Currency: s.cfg.Currency, Log: s.Log, Events: s.live.broker}
 
 	mux := http.NewServeMux()
@@ -167,41 +182,21 @@ func (s *Service) routes() http.Handler {
 // graphQL builds the GraphQL handler: its transports (the first that matches a request
 // wins), caches and extensions.
 func (s *Service) graphQL(root *resolvers.Resolver) http.Handler {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: root}))
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: root, Complexity: costModel()}))
 	srv.AddTransport(transport.Options{})
 	// Live transports come before POST: an SSE request is a POST too.
 	s.addLiveTransports(srv)
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(s.documents())
 	if s.cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
 	s.addLimits(srv)
+	s.addPersistedQueries(srv)
 	s.observe(srv)
 	srv.SetDisableSuggestion(s.cfg.Production)
 	srv.SetErrorPresenter(ErrorPresenter(s.Log))
 	srv.SetRecoverFunc(Recover(s.Log))
 	return srv
-}
-
-// openRedis connects to url, or starts the in-process stand-in when url is empty.
-func (s *Service) openRedis(url string) (redis.UniversalClient, error) {
-	if url == "" {
-		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, fmt.Errorf("start embedded redis: %w", err)
-		}
-		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		s.closers = append(s.closers, mr.Close, func() { _ = rdb.Close() })
-		return rdb, nil
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, time.Second, time.Second
-	rdb := redis.NewClient(opts)
-	s.closers = append(s.closers, func() { _ = rdb.Close() })
-	return rdb, nil
 }
