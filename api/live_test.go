@@ -300,6 +300,10 @@ func (c *wsClient) errorCode(id string) string {
 		if err := json.Unmarshal(m.Payload, &p); err != nil || len(p.Errors) == 0 {
 			c.t.Fatalf("want errors, got %s", m.Payload)
 		}
+		// A resolver's error ends the operation: gqlgen follows it with complete.
+		if end := c.next(5 * time.Second); end.Type != "complete" || end.ID != id {
+			c.t.Fatalf("want complete of %s after the error, got %+v", id, end)
+		}
 		return fmt.Sprint(p.Errors[0].Extensions["code"])
 	}
 	c.t.Fatalf("want an error of %s, got %+v", id, m)
