@@ -1,0 +1,311 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/shop/api/api"
+	"github.com/shop/api/store/storetest"
+)
+
+// The transports: authentication, graphql-transport-ws close codes, legacy graphql-ws,
+// ping/pong, origins, SSE and shutdown. Transport behaviour does not depend on the backend,
+// so these run on the embedded one.
+
+func newLiveEnv(t *testing.T, change func(*api.Config)) *testEnv {
+	t.Helper()
+	cfg := api.Config{SQLitePath: storetest.SQLitePath(t)}
+	liveConfig(&cfg)
+	if change != nil {
+		change(&cfg)
+	}
+	return newTestEnv(t, cfg)
+}
+
+func TestSocketAuthentication(t *testing.T) {
+	env := newLiveEnv(t, nil)
+	s := env.newShop()
+	bearer := "Bearer " + s.customer.Token
+
+	// The init payload's key in any case, or the upgrade's header, identifies the caller.
+	for name, open := range map[string]func() *wsClient{
+		"payload Authorization": func() *wsClient {
+			c := env.dial(dialOpts{})
+			c.init(map[string]any{"Authorization": bearer})
+			return c
+		},
+		"payload authorization": func() *wsClient {
+			c := env.dial(dialOpts{})
+			c.init(map[string]any{"authorization": bearer})
+			return c
+		},
+		"payload AUTHORIZATION": func() *wsClient {
+			c := env.dial(dialOpts{})
+			c.init(map[string]any{"AUTHORIZATION": bearer})
+			return c
+		},
+		"upgrade header": func() *wsClient {
+			c := env.dial(dialOpts{header: http.Header{"Authorization": {bearer}}})
+			c.init(nil)
+			return c
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := open()
+			c.t = t
+			c.subscribe("1", subOrder, map[string]any{"id": s.order})
+			c.quiet(100 * time.Millisecond) // no error: the customer may see the order
+		})
+	}
+
+	// A malformed, forged or expired token closes the socket with 4403.
+	forged := s.customer.Token[:len(s.customer.Token)-4] + "AAAA"
+	for name, open := range map[string]func() *wsClient{
+		"forged in payload": func() *wsClient {
+			c := env.dial(dialOpts{})
+			c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"authorization": "Bearer " + forged}})
+			return c
+		},
+		"malformed in payload": func() *wsClient {
+			c := env.dial(dialOpts{})
+			c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Token abc"}})
+			return c
+		},
+		"forged in header": func() *wsClient {
+			c := env.dial(dialOpts{header: http.Header{"Authorization": {"Bearer " + forged}}})
+			c.send(map[string]any{"type": "connection_init"})
+			return c
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := open()
+			c.t = t
+			if code := c.closed(5 * time.Second); code != 4403 {
+				t.Fatalf("close code %d, want 4403", code)
+			}
+		})
+	}
+}
+
+func TestSocketCloseCodes(t *testing.T) {
+	env := newLiveEnv(t, func(c *api.Config) { c.Live.InitTimeout = 300 * time.Millisecond })
+	cases := []struct {
+		name string
+		send []any
+		want websocket.StatusCode
+	}{
+		{"no connection_init in time", nil, 4408},
+		{"subscribe before connection_init", []any{map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{"query": subMine}}}, 4401},
+		{"second connection_init", []any{map[string]any{"type": "connection_init"}, map[string]any{"type": "connection_init"}}, 4429},
+		{"invalid JSON", []any{json.RawMessage(`{"type":`)}, 4400},
+		{"unknown message type", []any{map[string]any{"type": "connection_init"}, map[string]any{"type": "hello"}}, 4400},
+		{"server-only message from the client", []any{map[string]any{"type": "connection_init"}, map[string]any{"type": "next", "id": "1"}}, 4400},
+		{"subscribe without id", []any{map[string]any{"type": "connection_init"}, map[string]any{"type": "subscribe", "payload": map[string]any{"query": subMine}}}, 4400},
+		{"duplicate operation id", []any{
+			map[string]any{"type": "connection_init"},
+			map[string]any{"type": "subscribe", "id": "x", "payload": map[string]any{"query": subOrder, "variables": map[string]any{"id": "nope"}}},
+			map[string]any{"type": "subscribe", "id": "dup", "payload": map[string]any{"query": subMine}},
+			map[string]any{"type": "subscribe", "id": "dup", "payload": map[string]any{"query": subMine}},
+		}, 4409},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialURL(t, env.srv.URL, dialOpts{})
+			for _, m := range tc.send {
+				if raw, ok := m.(json.RawMessage); ok {
+					_ = c.conn.Write(context.Background(), websocket.MessageText, raw)
+					continue
+				}
+				c.send(m)
+			}
+			if code := c.closed(5 * time.Second); code != tc.want {
+				t.Fatalf("close code %d, want %d", code, tc.want)
+			}
+		})
+	}
+}
+
+func TestSocketDuplicateIDNeedsALiveOperation(t *testing.T) {
+	env := newLiveEnv(t, nil)
+	c := env.connect(env.signUp("CUSTOMER").Token)
+	// An operation that ended (here with an error) frees its ID.
+	c.subscribe("1", subOrder, map[string]any{"id": fakeOrderID})
+	if code := c.errorCode("1"); code != "NOT_FOUND" {
+		t.Fatalf("code %s", code)
+	}
+	c.subscribe("1", subOrder, map[string]any{"id": fakeOrderID})
+	if code := c.errorCode("1"); code != "NOT_FOUND" {
+		t.Fatalf("code %s", code)
+	}
+	// A completed one too.
+	c.subscribe("2", subMine, nil)
+	env.waitSubscribers(1)
+	c.send(map[string]any{"type": "complete", "id": "2"})
+	waitFor(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "unsubscribe")
+	c.subscribe("2", subMine, nil)
+	env.waitSubscribers(1)
+}
+
+func TestSocketPingPong(t *testing.T) {
+	env := newLiveEnv(t, func(c *api.Config) { c.Live.PingInterval = 100 * time.Millisecond })
+	// The server answers pings, before and after connection_init...
+	c := env.dial(dialOpts{})
+	c.send(map[string]any{"type": "ping"})
+	if m := c.nextRaw(); m.Type != "pong" {
+		t.Fatalf("want pong, got %+v", m)
+	}
+	c.init(nil)
+	c.send(map[string]any{"type": "ping", "payload": map[string]any{"n": 1}})
+	if m := c.nextRaw(); m.Type != "pong" {
+		t.Fatalf("want pong, got %+v", m)
+	}
+	// ...and pings the client; one that never answers is dropped.
+	if m := c.nextRaw(); m.Type != "ping" {
+		t.Fatalf("want a server ping, got %+v", m)
+	}
+	if code := c.closed(2 * time.Second); code != -1 {
+		// A dead peer is dropped without a close frame.
+		t.Logf("close code %d", code)
+	}
+	waitFor(t, 2*time.Second, func() bool { return env.svc.LiveStats().Sockets == 0 }, "dead socket dropped")
+}
+
+// nextRaw returns the next message, keep-alives included.
+func (c *wsClient) nextRaw() wsMsg {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.msgs:
+		if !ok {
+			c.t.Fatalf("socket closed: %v", c.err)
+		}
+		return m
+	case <-time.After(5 * time.Second):
+		c.t.Fatal("no message")
+	}
+	return wsMsg{}
+}
+
+func TestLegacyGraphQLWSProtocol(t *testing.T) {
+	env := newLiveEnv(t, func(c *api.Config) { c.Live.PingInterval = 100 * time.Millisecond })
+	s := env.newShop()
+	c := env.dial(dialOpts{subprotocol: "graphql-ws"})
+	if c.conn.Subprotocol() != "graphql-ws" {
+		t.Fatalf("subprotocol %q", c.conn.Subprotocol())
+	}
+	c.init(map[string]any{"Authorization": "Bearer " + s.customer.Token})
+	c.subscribe("1", subOrder, map[string]any{"id": s.order})
+	env.waitSubscribers(1)
+	env.setStatus(s.merchant, s.order, "PAID")
+	if e := c.event("1"); e.Status != "PAID" {
+		t.Fatalf("event %+v", e)
+	}
+	// Keep-alives flow ("ka"), and WebSocket pings are answered by the client library, so
+	// the socket stays up across several ping intervals.
+	time.Sleep(350 * time.Millisecond)
+	if env.svc.LiveStats().Sockets != 1 {
+		t.Fatal("legacy socket dropped although its peer answers pings")
+	}
+	bad := env.dial(dialOpts{subprotocol: "graphql-ws"})
+	bad.send(map[string]any{"type": "connection_init", "payload": map[string]any{"authorization": "Bearer nope"}})
+	if code := bad.closed(5 * time.Second); code != 4403 {
+		t.Fatalf("legacy forged token: close %d, want 4403", code)
+	}
+}
+
+func TestSocketOrigins(t *testing.T) {
+	env := newLiveEnv(t, func(c *api.Config) { c.Live.Origins = []string{"shop.example.com", "*.shop.example.com"} })
+	for origin, want := range map[string]int{
+		"":                                 http.StatusSwitchingProtocols, // non-browser clients
+		env.srv.URL:                        http.StatusSwitchingProtocols, // same origin
+		"https://shop.example.com":         http.StatusSwitchingProtocols,
+		"https://admin.shop.example.com":   http.StatusSwitchingProtocols,
+		"https://evil.example.com":         http.StatusForbidden,
+		"https://shop.example.com.evil.io": http.StatusForbidden,
+	} {
+		h := http.Header{}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		c, resp, err := tryDial(env.srv.URL, dialOpts{header: h})
+		got := 0
+		if resp != nil {
+			got = resp.StatusCode
+		}
+		if c != nil {
+			_ = c.conn.CloseNow()
+		}
+		if got != want {
+			t.Errorf("origin %q: HTTP %d (%v), want %d", origin, got, err, want)
+		}
+	}
+}
+
+func TestShutdownClosesSocketsWithGoingAway(t *testing.T) {
+	env := newLiveEnv(t, nil)
+	s := env.newShop()
+	c := env.connect(s.customer.Token)
+	env.subscribeOrder(c, "1", s.order, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	env.svc.Shutdown(ctx)
+	if code := c.closed(5 * time.Second); code != websocket.StatusGoingAway {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+	if _, resp, err := tryDial(env.srv.URL, dialOpts{}); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade while draining: %v", err)
+	}
+}
+
+func TestSubscriptionOverServerSentEvents(t *testing.T) {
+	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
+		s := env.newShop()
+		body, _ := json.Marshal(map[string]any{"query": subOrder, "variables": map[string]any{"id": s.order}})
+		req, _ := http.NewRequest(http.MethodPost, env.srv.URL+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+s.customer.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+			t.Fatalf("content type %q", ct)
+		}
+		env.waitSubscribers(1)
+		env.setStatus(s.merchant, s.order, "PAID")
+		lines := make(chan string, 16)
+		go func() {
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case l := <-lines:
+				if data, ok := strings.CutPrefix(l, "data: "); ok {
+					var p struct {
+						Data struct{ OrderStatusChanged event }
+					}
+					if err := json.Unmarshal([]byte(data), &p); err != nil || p.Data.OrderStatusChanged.Status != "PAID" {
+						t.Fatalf("event %s (%v)", data, err)
+					}
+					return
+				}
+			case <-deadline:
+				t.Fatal("no SSE event")
+			}
+		}
+	})
+}
