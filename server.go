@@ -121,14 +121,74 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (api.Config, error
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		return c, errors.New("set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither")
 	}
-	return c, nil
+	if c.Production && len(c.JWTSecret) < 32 {
+		return c, errors.New("JWT_SECRET must be at least 32 bytes in production")
+	}
+	return c, loadHardening(&c, getenv)
+}
+
+// loadHardening reads the production limits; README's "Production" section documents each
+// variable and its default.
+func loadHardening(c *api.Config, getenv func(string) string) error {
+	var errs []error
+	num := func(name string, def int) int {
+		s := getenv(name)
+		if s == "" {
+			return def
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s: want a whole number ≥ 0, got %q", name, s))
+		}
+		return n
+	}
+	dur := func(name string, def time.Duration) time.Duration {
+		s := getenv(name)
+		if s == "" {
+			return def
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a duration such as 10s, got %q", name, s))
+		}
+		return d
+	}
+	c.Limits = api.Limits{
+		MaxDepth:   num("MAX_QUERY_DEPTH", api.DefaultLimits.MaxDepth),
+		MaxCost:    num("MAX_QUERY_COST", api.DefaultLimits.MaxCost),
+		MaxAliases: num("MAX_QUERY_ALIASES", api.DefaultLimits.MaxAliases),
+		MaxTokens:  num("MAX_QUERY_TOKENS", api.DefaultLimits.MaxTokens),
+	}
+	c.RateLimit = api.RateLimit{
+		PointsPerMinute:         num("RATE_LIMIT_POINTS_PER_MINUTE", 30_000),
+		LoginFailuresPerAccount: num("LOGIN_FAILURES_PER_ACCOUNT", 10),
+		LoginFailuresPerIP:      num("LOGIN_FAILURES_PER_IP", 50),
+		LoginWindow:             dur("LOGIN_WINDOW", 15*time.Minute),
+		TrustForwardedFor:       boolEnv(getenv("TRUST_FORWARDED_FOR"), false),
+	}
+	if p := c.RateLimit.PointsPerMinute; p > 0 && p < c.Limits.MaxCost {
+		errs = append(errs, fmt.Errorf("RATE_LIMIT_POINTS_PER_MINUTE (%d) is below MAX_QUERY_COST (%d): the costliest operations could never run", p, c.Limits.MaxCost))
+	}
+	c.RequestTimeout = dur("REQUEST_TIMEOUT", 15*time.Second)
+	c.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 5*time.Second)
+	c.RedisBreakerOpen = dur("REDIS_BREAKER_OPEN", 5*time.Second)
+	for _, o := range strings.Split(getenv("CORS_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+	}
+	// Tracing is opt-in through the standard OpenTelemetry variables, which the SDK reads.
+	c.Tracing = (getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") &&
+		!boolEnv(getenv("OTEL_SDK_DISABLED"), false) && getenv("OTEL_TRACES_EXPORTER") != "none"
+	return errors.Join(errs...)
 }
 
 func newLogger(production bool, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{ReplaceAttr: api.RedactSecrets}
 	if production {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func or(s, def string) string {

@@ -290,6 +290,12 @@ type costStats struct {
 const costExtension = "cost"
 
 func (c *costLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	if opCtx.DisableIntrospection && introspects(opCtx.Operation.SelectionSet) {
+		// Otherwise the executor fails the field with an uncoded error, shown as internal.
+		err := gqlerror.Errorf("introspection is disabled")
+		errcode.Set(err, errcode.ValidationFailed)
+		return err
+	}
 	cost := complexity.Calculate(ctx, c.es, opCtx.Operation, opCtx.Variables)
 	stats := &costStats{Requested: cost, Maximum: c.max}
 	opCtx.Stats.SetExtension(costExtension, stats)
@@ -313,4 +319,25 @@ func (c *costLimit) InterceptResponse(ctx context.Context, next graphql.Response
 		}
 	}
 	return next(ctx)
+}
+
+// introspects reports whether a root selection asks for __schema or __type.
+func introspects(set ast.SelectionSet) bool {
+	for _, sel := range set {
+		switch sel := sel.(type) {
+		case *ast.Field:
+			if sel.Name == "__schema" || sel.Name == "__type" {
+				return true
+			}
+		case *ast.InlineFragment:
+			if introspects(sel.SelectionSet) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if sel.Definition != nil && introspects(sel.Definition.SelectionSet) {
+				return true
+			}
+		}
+	}
+	return false
 }
