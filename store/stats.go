@@ -106,6 +106,9 @@ func (c *Cache) count(ctx context.Context, hits, misses int) {
 // process-wide counter and in the RequestStats of the statement's context.
 func (s *Store) countStatements() error {
 	count := func(db *gorm.DB) {
+		if db.DryRun {
+			return // a subquery being built, or SQL rendered without running it
+		}
 		s.statements.Add(1)
 		if rs := requestStatsFrom(db.Statement.Context); rs != nil {
 			rs.addStatement(db.Statement.SQL.String())

@@ -1,0 +1,442 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shop/api/api"
+	"github.com/shop/api/loaders"
+	"github.com/shop/api/store"
+	"github.com/shop/api/store/storetest"
+)
+
+// testLoaderWait is the batch window in these tests. gqlgen starts the goroutines of a
+// level within microseconds; on a loaded two-core machine under -race they may straggle for
+// milliseconds, so the window is generous enough that no key ever misses its batch and the
+// statement counts are exact.
+const testLoaderWait = 100 * time.Millisecond
+
+// costEnv is a running service whose requests report what they cost.
+type costEnv struct {
+	*testEnv
+	reports *costRecorder
+}
+
+// newCostEnv starts the service with cfg, the Redis cache on or off.
+func newCostEnv(t *testing.T, cfg api.Config, cache bool) *costEnv {
+	t.Helper()
+	rec := &costRecorder{byID: map[string]loaders.Report{}}
+	rec.cond = sync.NewCond(&rec.mu)
+	cfg.NoCache = !cache
+	cfg.Loaders = &loaders.Config{Wait: testLoaderWait, MaxBatch: 1000, Observe: rec.observe}
+	return &costEnv{testEnv: newTestEnv(t, cfg), reports: rec}
+}
+
+// costRecorder keeps the reports of requests that carried an X-Request-Id.
+type costRecorder struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	byID map[string]loaders.Report
+}
+
+func (c *costRecorder) observe(r *http.Request, rep loaders.Report) {
+	id := r.Header.Get("X-Request-Id")
+	if id == "" {
+		return
+	}
+	c.mu.Lock()
+	c.byID[id] = rep
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// wait returns the report of request id; the handler reports after writing its response.
+func (c *costRecorder) wait(t *testing.T, id string) loaders.Report {
+	t.Helper()
+	timer := time.AfterFunc(10*time.Second, c.cond.Broadcast)
+	defer timer.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if rep, ok := c.byID[id]; ok {
+			return rep
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no report for request %s", id)
+		}
+		c.cond.Wait()
+	}
+}
+
+// measure sends a query as token ("" for anonymous) and returns its response and cost.
+func (e *costEnv) measure(t *testing.T, token, query string, vars map[string]any) (gqlResponse, loaders.Report) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	id := storetest.Name("req")
+	req.Header.Set("X-Request-Id", id)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp := e.do(req)
+	if len(resp.Errors) > 0 {
+		t.Fatalf("unexpected errors: %+v", resp.Errors)
+	}
+	return resp, e.reports.wait(t, id)
+}
+
+// tokenFor returns a bearer token for a seeded account.
+func (e *costEnv) tokenFor(t *testing.T, id int64, role store.Role) string {
+	t.Helper()
+	tok, err := e.svc.Tokens.Issue(store.User{ID: id, Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+var fromTable = regexp.MustCompile("(?i)\\bFROM\\s+[\"`]?([a-z_]+)")
+
+// tablesOf returns the table each statement of rep reads, sorted, to compare with a want
+// list independent of the order levels happened to run in.
+func tablesOf(rep loaders.Report) []string {
+	var tables []string
+	for _, sql := range rep.SQL {
+		m := fromTable.FindStringSubmatch(sql)
+		if m == nil {
+			tables = append(tables, sql)
+			continue
+		}
+		tables = append(tables, m[1])
+	}
+	slices.Sort(tables)
+	return tables
+}
+
+// requireTables fails unless the request issued exactly one statement per table in want.
+func requireTables(t *testing.T, what string, rep loaders.Report, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	if got := tablesOf(rep); !slices.Equal(got, want) || rep.Statements != len(want) {
+		t.Fatalf("%s: %d statements on %v, want %d on %v; SQL:\n%s", what, rep.Statements, got, len(want), want,
+			jsonLines(rep.SQL))
+	}
+}
+
+func jsonLines(v []string) string {
+	var b bytes.Buffer
+	for _, s := range v {
+		b.WriteString("  " + s + "\n")
+	}
+	return b.String()
+}
+
+func gid(kind string, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(id, 10)))
+}
+
+// The two workloads of the performance issue, with the page size as a variable.
+const (
+	queryW1 = `query($n: Int!) { products(first: $n) { nodes { id name price { amount currency } stock merchant { id name } } } }`
+	queryW2 = `query($n: Int!) { me { orders(first: $n) { nodes { id status total { amount } items { quantity unitPrice { amount } product { name merchant { name } } } history { status at } } } } }`
+)
+
+type w2Data struct {
+	Me struct {
+		Orders struct {
+			Nodes []struct {
+				ID      string
+				Items   []struct{ Product struct{ Name string } }
+				History []struct{ Status string }
+			}
+		}
+	}
+}
+
+type w1Data struct {
+	Products struct {
+		Nodes []struct {
+			ID       string
+			Merchant struct{ Name string }
+		}
+	}
+}
+
+// seedPages seeds 5 merchants of 30 products and 12 customers: the first with 100 orders of
+// 3 items, customer i with i orders.
+func seedPages(t *testing.T, env *costEnv) storetest.Seeded {
+	t.Helper()
+	return storetest.Seed(t, env.svc.Store.DB(), storetest.Shop{
+		Merchants: 5, ProductsPerMerchant: 30, Stock: 1000, Customers: 12,
+		OrdersOf: func(c int) int {
+			if c == 0 {
+				return 100
+			}
+			return c
+		},
+		ItemsOf: func(int) int { return 3 },
+	})
+}
+
+// TestStatementsDoNotGrowWithThePage: W1 and W2 issue one statement per level of nesting,
+// the same for a page of 20 as for a page of 100.
+func TestStatementsDoNotGrowWithThePage(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			seeded := seedPages(t, env)
+			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+			for _, n := range []int{20, 100} {
+				resp, rep := env.measure(t, customer, queryW2, map[string]any{"n": n})
+				var w2 w2Data
+				resp.Decode(t, &w2)
+				if got := len(w2.Me.Orders.Nodes); got != n {
+					t.Fatalf("W2 first %d: %d orders", n, got)
+				}
+				for _, o := range w2.Me.Orders.Nodes {
+					if len(o.Items) != 3 || len(o.History) != 1 || o.Items[0].Product.Name == "" {
+						t.Fatalf("W2 first %d: order %s has %d items, %d events", n, o.ID, len(o.Items), len(o.History))
+					}
+				}
+				// me, its orders, their items and history, the items' products, their merchants.
+				requireTables(t, "W2 first "+strconv.Itoa(n), rep,
+					"users", "orders", "order_items", "order_status_events", "products", "users")
+
+				resp, rep = env.measure(t, "", queryW1, map[string]any{"n": n})
+				var w1 w1Data
+				resp.Decode(t, &w1)
+				if got := len(w1.Products.Nodes); got != n {
+					t.Fatalf("W1 first %d: %d products", n, got)
+				}
+				requireTables(t, "W1 first "+strconv.Itoa(n), rep, "products", "users")
+				for _, name := range []string{"user"} {
+					if got := rep.Batches[name]; len(got) != 1 {
+						t.Fatalf("W1 first %d: %s loader sent batches %v, want one", n, name, got)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestWarmCacheSkipsLookups: with the cache warm, W1 and W2 read no user or product from the
+// database, and answer exactly what they answered cold.
+func TestWarmCacheSkipsLookups(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			env := newCostEnv(t, cfg, true)
+			seeded := seedPages(t, env)
+			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+			vars := map[string]any{"n": 100}
+
+			cold, rep := env.measure(t, customer, queryW2, vars)
+			requireTables(t, "W2 cold", rep, "users", "orders", "order_items", "order_status_events", "products", "users")
+			if rep.CacheMisses == 0 {
+				t.Fatalf("W2 cold: no cache misses counted: %+v", rep)
+			}
+			warm, rep := env.measure(t, customer, queryW2, vars)
+			requireTables(t, "W2 warm", rep, "orders", "order_items", "order_status_events")
+			if rep.CacheMisses != 0 || rep.CacheHits == 0 {
+				t.Fatalf("W2 warm: %d hits, %d misses", rep.CacheHits, rep.CacheMisses)
+			}
+			if !bytes.Equal(cold.Data, warm.Data) {
+				t.Fatalf("W2 warm answer differs from cold:\n%s\n%s", cold.Data, warm.Data)
+			}
+
+			dropCache(t, env, cfg.RedisPrefix)
+			cold, rep = env.measure(t, "", queryW1, vars)
+			requireTables(t, "W1 cold", rep, "products", "users")
+			warm, rep = env.measure(t, "", queryW1, vars)
+			requireTables(t, "W1 warm", rep, "products")
+			if !bytes.Equal(cold.Data, warm.Data) {
+				t.Fatalf("W1 warm answer differs from cold:\n%s\n%s", cold.Data, warm.Data)
+			}
+		})
+	}
+}
+
+// TestChildPagesOfManyParents: User.products and User.orders of many users in one request
+// are each one statement (and one for their totalCount), with the pages a single user's list
+// gives.
+func TestChildPagesOfManyParents(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			cfg.AdminEmail, cfg.AdminPassword = "admin-"+storetest.Name("a")+"@example.com", "admin-password"
+			env := newCostEnv(t, cfg, false)
+			seeded := seedPages(t, env)
+
+			// Every merchant's newest 5 products, for each of 50 products.
+			resp, rep := env.measure(t, "", `{ products(first: 50) { nodes { merchant { id
+				products(first: 5) { totalCount nodes { id } pageInfo { hasNextPage endCursor } } } } } }`, nil)
+			requireTables(t, "merchant products", rep, "products", "users", "products", "products")
+			var merchants struct {
+				Products struct {
+					Nodes []struct {
+						Merchant struct {
+							ID       string
+							Products struct {
+								TotalCount int
+								Nodes      []struct{ ID string }
+								PageInfo   struct {
+									HasNextPage bool
+									EndCursor   string
+								}
+							}
+						}
+					}
+				}
+			}
+			resp.Decode(t, &merchants)
+			checked := map[string]bool{}
+			for _, n := range merchants.Products.Nodes {
+				m := n.Merchant
+				if checked[m.ID] {
+					continue
+				}
+				checked[m.ID] = true
+				if m.Products.TotalCount != 30 || !m.Products.PageInfo.HasNextPage || len(m.Products.Nodes) != 5 {
+					t.Fatalf("merchant %s: %+v", m.ID, m.Products)
+				}
+				// The same page and the next through the merchant filter of the root list.
+				var direct struct {
+					Page, Next struct{ Nodes []struct{ ID string } }
+				}
+				env.anon().must(`query($m: ID!, $after: String) {
+					page: products(first: 5, filter: {merchantId: $m}) { nodes { id } }
+					next: products(first: 5, after: $after, filter: {merchantId: $m}) { nodes { id } } }`,
+					map[string]any{"m": m.ID, "after": m.Products.PageInfo.EndCursor}, &direct)
+				if !slices.Equal(direct.Page.Nodes, m.Products.Nodes) {
+					t.Fatalf("merchant %s: nested page %v, root list %v", m.ID, m.Products.Nodes, direct.Page.Nodes)
+				}
+				var next struct {
+					User struct {
+						Products struct{ Nodes []struct{ ID string } }
+					}
+				}
+				env.anon().must(`query($m: ID!, $after: String) { user(id: $m) { products(first: 5, after: $after) { nodes { id } } } }`,
+					map[string]any{"m": m.ID, "after": m.Products.PageInfo.EndCursor}, &next)
+				if len(next.User.Products.Nodes) != 5 || !slices.Equal(next.User.Products.Nodes, direct.Next.Nodes) {
+					t.Fatalf("merchant %s: second page %v, root list %v", m.ID, next.User.Products.Nodes, direct.Next.Nodes)
+				}
+			}
+			if len(checked) < 2 {
+				t.Fatalf("only %d merchants in the page", len(checked))
+			}
+
+			// Every customer's newest 3 orders, for each of 60 orders, as ADMIN.
+			var login struct{ LogIn struct{ Token string } }
+			env.anon().must(`mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }`,
+				map[string]any{"e": cfg.AdminEmail, "p": cfg.AdminPassword}, &login)
+			resp, rep = env.measure(t, login.LogIn.Token, `{ orders(first: 60) { nodes { customer { id
+				orders(first: 3, status: PENDING) { totalCount nodes { id } pageInfo { hasNextPage } } } } } }`, nil)
+			requireTables(t, "customer orders", rep, "orders", "users", "orders", "orders")
+			var customers struct {
+				Orders struct {
+					Nodes []struct {
+						Customer struct {
+							ID     string
+							Orders struct {
+								TotalCount int
+								Nodes      []struct{ ID string }
+								PageInfo   struct{ HasNextPage bool }
+							}
+						}
+					}
+				}
+			}
+			resp.Decode(t, &customers)
+			want := map[string][]int64{}
+			for i, id := range seeded.CustomerIDs {
+				want[gid("User", id)] = seeded.OrderIDs[i]
+			}
+			seen := map[string]bool{}
+			for _, n := range customers.Orders.Nodes {
+				c := n.Customer
+				seen[c.ID] = true
+				placed := want[c.ID]
+				var newest []struct{ ID string }
+				for i := len(placed) - 1; i >= 0 && len(newest) < 3; i-- {
+					newest = append(newest, struct{ ID string }{gid("Order", placed[i])})
+				}
+				if c.Orders.TotalCount != len(placed) || c.Orders.PageInfo.HasNextPage != (len(placed) > 3) ||
+					!slices.Equal(c.Orders.Nodes, newest) {
+					t.Fatalf("customer %s placed %v: got %+v", c.ID, placed, c.Orders)
+				}
+			}
+			if len(seen) < 2 {
+				t.Fatalf("only %d customers in the page", len(seen))
+			}
+		})
+	}
+}
+
+// TestNodesBatchedWithPerKeyNotFound: node(id:) and product(id:) of several IDs in one
+// request share one statement per type, and an unknown ID is NOT_FOUND for itself alone.
+func TestNodesBatchedWithPerKeyNotFound(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			seeded := seedPages(t, env)
+			body, _ := json.Marshal(map[string]any{"query": `query($p1: ID!, $p2: ID!, $u: ID!, $missing: ID!) {
+				a: node(id: $p1) { id ... on Product { name } }
+				b: node(id: $p2) { id ... on Product { name } }
+				c: node(id: $u) { id ... on User { name } }
+				d: product(id: $missing) { name } }`,
+				"variables": map[string]any{"p1": gid("Product", seeded.ProductIDs[0]), "p2": gid("Product", seeded.ProductIDs[40]),
+					"u": gid("User", seeded.CustomerIDs[3]), "missing": gid("Product", 1<<40)}})
+			req, _ := http.NewRequest(http.MethodPost, env.srv.URL+"/graphql", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			id := storetest.Name("req")
+			req.Header.Set("X-Request-Id", id)
+			resp := env.do(req)
+			rep := env.reports.wait(t, id)
+			var data struct {
+				A, B, C struct{ ID, Name string }
+				D       *struct{ Name string }
+			}
+			resp.Decode(t, &data)
+			if data.A.Name == "" || data.B.Name == "" || data.C.Name == "" || data.D != nil {
+				t.Fatalf("data: %s", resp.Data)
+			}
+			if len(resp.Errors) != 1 || resp.Code() != "NOT_FOUND" || len(resp.Errors[0].Path) != 1 || resp.Errors[0].Path[0] != "d" {
+				t.Fatalf("errors: %+v", resp.Errors)
+			}
+			if got := rep.Batches["product"]; !slices.Equal(got, []int{3}) {
+				t.Fatalf("product batches %v, want one of 3; SQL:\n%s", got, jsonLines(rep.SQL))
+			}
+			requireTables(t, "nodes", rep, "products", "users")
+		})
+	}
+}
+
+// dropCache deletes the service's cache entries, so the next request is cold again.
+func dropCache(t *testing.T, env *costEnv, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	iter := env.svc.Redis.Scan(ctx, 0, prefix+"cache:*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		if err := env.svc.Redis.Del(ctx, keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shop/api/loaders"
+)
+
+// observeData registers the metrics of the data path (SQL statements, cache outcomes,
+// loader batch sizes, statements per request) and returns cfg with hooks that feed them,
+// after any hooks cfg already had.
+func (s *Service) observeData(cfg loaders.Config) loaders.Config {
+	stats := s.Store.Stats
+	batch := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "shop_loader_batch_keys",
+		Help:    "Keys in each batch a dataloader sent to the store, by loader.",
+		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+	}, []string{"loader"})
+	perRequest := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "shop_request_sql_statements",
+		Help:    "SQL statements issued by one GraphQL HTTP request.",
+		Buckets: []float64{0, 1, 2, 3, 5, 8, 13, 21, 50, 100, 200},
+	})
+	s.registry().MustRegister(batch, perRequest,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shop_sql_statements_total", Help: "SQL statements sent to the database.",
+		}, func() float64 { return float64(stats().Statements) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shop_cache_hits_total", Help: "Users and products served from the Redis cache.",
+		}, func() float64 { return float64(stats().CacheHits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shop_cache_misses_total", Help: "Users and products the cache did not have, read from the database.",
+		}, func() float64 { return float64(stats().CacheMisses) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shop_cache_errors_total", Help: "Redis cache calls that failed or timed out (the read went to the database).",
+		}, func() float64 { return float64(stats().CacheErrors) }),
+	)
+
+	onBatch, observe := cfg.OnBatch, cfg.Observe
+	cfg.OnBatch = func(loader string, keys int) {
+		batch.WithLabelValues(loader).Observe(float64(keys))
+		if onBatch != nil {
+			onBatch(loader, keys)
+		}
+	}
+	cfg.Observe = func(r *http.Request, rep loaders.Report) {
+		perRequest.Observe(float64(rep.Statements))
+		if observe != nil {
+			observe(r, rep)
+		}
+	}
+	return cfg
+}
