@@ -69,7 +69,9 @@ func TestGetNeverMutates(t *testing.T) {
 		t.Errorf("mutation over GET: status %d, want 4xx", resp.StatusCode)
 	}
 	// Had it run, the address would now be taken.
-	var out struct{ SignUp struct{ UserErrors []struct{ Code string } } }
+	var out struct {
+		SignUp struct{ UserErrors []struct{ Code string } }
+	}
 	env.anon().must(`mutation($e: String!) { signUp(input: {email: $e, name: "G", password: "password123"}) { userErrors { code } } }`,
 		map[string]any{"e": email}, &out)
 	if len(out.SignUp.UserErrors) > 0 {

@@ -1,0 +1,117 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/shop/api/api"
+)
+
+// twoProcesses starts two services that share their database and Redis, as two processes
+// behind a load balancer would. In embedded mode they share a SQLite file and a stand-in
+// Redis server the test runs.
+func twoProcesses(t *testing.T, b backend, cfg api.Config) (*testEnv, *testEnv) {
+	t.Helper()
+	base := b.config(t)
+	cfg.DatabaseURL, cfg.SQLitePath, cfg.RedisURL, cfg.RedisPrefix = base.DatabaseURL, base.SQLitePath, base.RedisURL, base.RedisPrefix
+	if cfg.RedisURL == "" {
+		cfg.RedisURL = "redis://" + miniredis.RunT(t).Addr()
+		cfg.RedisPrefix = "test:"
+	}
+	return newTestEnv(t, cfg), newTestEnv(t, cfg)
+}
+
+// forEachBackendPair runs test with two processes per backend.
+func forEachBackendPair(t *testing.T, cfg api.Config, test func(t *testing.T, a, b *testEnv)) {
+	t.Helper()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			p, q := twoProcesses(t, b, cfg)
+			test(t, p, q)
+		})
+	}
+}
+
+func throttle(r gqlResponse) map[string]any {
+	cost, _ := r.Extensions["cost"].(map[string]any)
+	th, _ := cost["throttle"].(map[string]any)
+	return th
+}
+
+func TestRateLimitIsSharedByProcesses(t *testing.T) {
+	// 1 + 100 × (1 + 2) = 301 points a request: three fit in 1,000, the fourth does not.
+	const query = `{ products(first: 100) { nodes { id name } } }`
+	forEachBackendPair(t, api.Config{RateLimit: api.RateLimit{PointsPerMinute: 1000}}, func(t *testing.T, a, b *testEnv) {
+		customer := a.signUp("CUSTOMER") // before the anonymous budget is spent
+		prev := 1000.0
+		for i, env := range []*testEnv{a, b, a} {
+			r := env.anon().post(query, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("request %d: %v", i+1, r.Errors)
+			}
+			// Each request takes 301 from what the last one left (the sign-up took a few
+			// points first), and the bucket leaks back ~16 points a second.
+			got, _ := throttle(r)["currentlyAvailable"].(float64)
+			if got > prev-301+50 || got < prev-301-120 {
+				t.Errorf("request %d: currentlyAvailable %v after %v", i+1, got, prev)
+			}
+			prev = got
+		}
+		r := b.anon().post(query, nil)
+		if r.Code() != api.CodeRateLimited || r.Status != http.StatusTooManyRequests {
+			t.Fatalf("fourth request: status %d, errors %v; want 429 RATE_LIMITED", r.Status, r.Errors)
+		}
+		if len(r.Data) > 0 && string(r.Data) != "null" {
+			t.Errorf("refused request returned data %s", r.Data)
+		}
+		// A signed-in user has a budget of their own.
+		if r := b.as(customer.Token).post(query, nil); len(r.Errors) > 0 {
+			t.Errorf("signed-in user: %v", r.Errors)
+		}
+	})
+}
+
+func TestRateLimitSendsRetryAfter(t *testing.T) {
+	env := embedded(t, api.Config{RateLimit: api.RateLimit{PointsPerMinute: 2000}})
+	// 1 + 100 × 11 = 1,101 points: the second request in a row does not fit.
+	big := `{ products(first: 100) { nodes { id name description stock merchant { id name } price { amount currency } } } }`
+	var last *http.Response
+	for range 2 {
+		last = send(t, http.MethodPost, env.srv.URL+"/graphql", "application/json", `{"query":"`+big+`"}`)
+	}
+	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q; want 429 with Retry-After", last.StatusCode, last.Header.Get("Retry-After"))
+	}
+}
+
+func TestLoginThrottle(t *testing.T) {
+	const logIn = `mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token userErrors { code } } }`
+	forEachBackendPair(t, api.Config{RateLimit: api.RateLimit{LoginFailuresPerAccount: 3, LoginFailuresPerIP: 5}}, func(t *testing.T, a, b *testEnv) {
+		victim, other := a.signUp("CUSTOMER"), a.signUp("CUSTOMER")
+		attempt := func(env *testEnv, email, password string) gqlResponse {
+			return env.anon().post(logIn, map[string]any{"e": email, "p": password})
+		}
+		for i, env := range []*testEnv{a, b, a} {
+			if r := attempt(env, victim.Email, "wrong-password"); len(r.Errors) > 0 {
+				t.Fatalf("failure %d: %v", i+1, r.Errors)
+			}
+		}
+		// The account is locked for now, on every process, even with the right password.
+		r := attempt(b, victim.Email, "password123")
+		if r.Code() != api.CodeRateLimited || r.Status != http.StatusTooManyRequests {
+			t.Fatalf("after 3 failures: status %d, %v; want 429 RATE_LIMITED", r.Status, r.Errors)
+		}
+		// Other accounts still sign in; two more failures from this address lock the address.
+		if r := attempt(a, other.Email, "password123"); len(r.Errors) > 0 {
+			t.Fatalf("other account: %v", r.Errors)
+		}
+		for range 2 {
+			attempt(a, other.Email, "wrong-password")
+		}
+		if r := attempt(b, other.Email, "password123"); r.Code() != api.CodeRateLimited {
+			t.Fatalf("after 5 failures from one address: %v; want RATE_LIMITED", r.Errors)
+		}
+	})
+}
