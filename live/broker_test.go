@@ -1,0 +1,202 @@
+package live
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/shop/api/store"
+)
+
+// fakeStore serves one order's events from memory.
+type fakeStore struct {
+	Store
+	events []store.OrderEvent
+}
+
+func (f *fakeStore) FindOrderEventsAfter(_ context.Context, orderID, afterID int64) ([]store.OrderEvent, error) {
+	var out []store.OrderEvent
+	for _, e := range f.events {
+		if e.OrderID == orderID && e.ID > afterID {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeStore) FindLatestOrderEvent(_ context.Context, orderID int64) (store.OrderStatusEvent, error) {
+	var last store.OrderStatusEvent
+	for _, e := range f.events {
+		if e.OrderID == orderID {
+			last = e.OrderStatusEvent
+		}
+	}
+	return last, nil
+}
+
+func (f *fakeStore) FindEventByID(_ context.Context, id int64) (store.OrderStatusEvent, error) {
+	for _, e := range f.events {
+		if e.ID == id {
+			return e.OrderStatusEvent, nil
+		}
+	}
+	return store.OrderStatusEvent{}, &store.Error{Code: store.CodeNotFound}
+}
+
+// lifecycle is an order's events 1..4 with a foreign event (id 2) of another order between.
+func lifecycle() []store.OrderEvent {
+	st := func(s store.OrderStatus) *store.OrderStatus { return &s }
+	ev := func(id, order int64, s store.OrderStatus, prev *store.OrderStatus) store.OrderEvent {
+		return store.OrderEvent{OrderStatusEvent: store.OrderStatusEvent{ID: id, OrderID: order, Status: s, PreviousStatus: prev},
+			CustomerID: 7, MerchantIDs: []int64{8}}
+	}
+	return []store.OrderEvent{
+		ev(1, 10, store.StatusPending, nil),
+		ev(2, 11, store.StatusPending, nil),
+		ev(3, 10, store.StatusPaid, st(store.StatusPending)),
+		ev(4, 10, store.StatusShipped, st(store.StatusPaid)),
+		ev(5, 10, store.StatusDelivered, st(store.StatusShipped)),
+	}
+}
+
+func newTestBroker(events []store.OrderEvent, buffer int) *Broker {
+	return NewBroker(nil, &fakeStore{events: events}, Config{Channel: "test", Buffer: buffer}, nil)
+}
+
+func receive(t *testing.T, ch <-chan *store.OrderStatusEvent, n int) []int64 {
+	t.Helper()
+	var ids []int64
+	for range n {
+		select {
+		case e := <-ch:
+			ids = append(ids, e.ID)
+		case <-time.After(time.Second):
+			t.Fatalf("got %v, want %d events", ids, n)
+		}
+	}
+	select {
+	case e, ok := <-ch:
+		if ok {
+			t.Fatalf("unexpected event %d after %v", e.ID, ids)
+		}
+	default:
+	}
+	return ids
+}
+
+func TestDuplicatesAreDroppedByEventID(t *testing.T) {
+	all := lifecycle()
+	b := newTestBroker(all[:1], 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	order, _ := b.OrderEvents(ctx, 10, 0)
+	mine, _ := b.ViewerEvents(ctx, store.Viewer{UserID: 7, Role: store.RoleCustomer})
+	for _, e := range []store.OrderEvent{all[2], all[2], all[3], all[2], all[3]} { // at-least-once
+		b.dispatch(ctx, e)
+	}
+	if got := receive(t, order, 2); got[0] != 3 || got[1] != 4 {
+		t.Fatalf("order subscriber got %v", got)
+	}
+	if got := receive(t, mine, 2); got[0] != 3 || got[1] != 4 {
+		t.Fatalf("viewer subscriber got %v", got)
+	}
+}
+
+func TestVisibilityRoutesEventsToViewers(t *testing.T) {
+	all := lifecycle()
+	b := newTestBroker(nil, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	customer, _ := b.ViewerEvents(ctx, store.Viewer{UserID: 7, Role: store.RoleCustomer})
+	merchant, _ := b.ViewerEvents(ctx, store.Viewer{UserID: 8, Role: store.RoleMerchant})
+	stranger, _ := b.ViewerEvents(ctx, store.Viewer{UserID: 9, Role: store.RoleMerchant})
+	admin, _ := b.ViewerEvents(ctx, store.Viewer{UserID: 1, Role: store.RoleAdmin})
+	b.dispatch(ctx, all[0])
+	receive(t, customer, 1)
+	receive(t, merchant, 1)
+	receive(t, admin, 1)
+	receive(t, stranger, 0)
+}
+
+func TestReplayMergesWithLiveEventsWithoutGapOrDuplicate(t *testing.T) {
+	all := lifecycle()
+	b := newTestBroker(all[:4], 16) // the database has 1..4; 5 is committed later
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &subscriber{orderID: 10}
+	if err := b.subscribe(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	// Live events arrive while the replay reads the database: 4 (also read) and 5 (not yet).
+	b.dispatch(ctx, all[3])
+	b.dispatch(ctx, all[4])
+	replay, _ := b.store.FindOrderEventsAfter(ctx, 10, 1)
+	s.goLive(all[0].OrderStatusEvent, replay)
+	if got := receive(t, s.ch, 3); got[0] != 3 || got[1] != 4 || got[2] != 5 {
+		t.Fatalf("got %v, want 3 4 5", got)
+	}
+}
+
+func TestGapIsFilledFromTheDatabase(t *testing.T) {
+	all := lifecycle()
+	b := newTestBroker(all, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, _ := b.OrderEvents(ctx, 10, 1) // replays 3, 4, 5 from the "database"
+	receive(t, ch, 3)
+
+	b2 := newTestBroker(all[:1], 16)
+	ch2, _ := b2.OrderEvents(ctx, 10, 0)
+	// Event 3's publication was lost (relayed later); 4 arrives first and reveals the gap.
+	b2.store.(*fakeStore).events = all
+	b2.dispatch(ctx, all[3])
+	b2.dispatch(ctx, all[2]) // the relayed one: a duplicate by now
+	b2.dispatch(ctx, all[4]) // already read from the database with the gap
+	if got := receive(t, ch2, 3); got[0] != 3 || got[1] != 4 || got[2] != 5 {
+		t.Fatalf("got %v, want 3 4 5", got)
+	}
+}
+
+func TestSlowSubscriberIsCutOffInsteadOfBuffering(t *testing.T) {
+	all := lifecycle()
+	b := newTestBroker(nil, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, _ := b.ViewerEvents(ctx, store.Viewer{UserID: 7, Role: store.RoleCustomer})
+	fast, _ := b.ViewerEvents(ctx, store.Viewer{UserID: 8, Role: store.RoleMerchant})
+	for _, e := range all {
+		b.dispatch(ctx, e)
+		if e.MerchantIDs[0] == 8 {
+			<-fast
+		}
+	}
+	if b.Overflows.Load() != 1 {
+		t.Fatalf("overflows = %d, want 1", b.Overflows.Load())
+	}
+	// Without a socket (SSE) the stream ends: the two buffered events, then the channel closes.
+	n := 0
+	for range slow {
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("slow subscriber got %d events before the end, want its buffer of 2", n)
+	}
+	if b.Subscribers() != 1 {
+		t.Fatalf("subscribers = %d, want only the fast one", b.Subscribers())
+	}
+}
+
+func TestIDSetIsBounded(t *testing.T) {
+	s := newIDSet(4)
+	for id := int64(1); id <= 20; id++ {
+		if !s.add(id) {
+			t.Fatalf("%d reported as seen", id)
+		}
+	}
+	if s.add(20) || s.add(17) {
+		t.Fatal("recent ids forgotten")
+	}
+	if len(s.cur)+len(s.prev) > 8 {
+		t.Fatalf("set grew to %d", len(s.cur)+len(s.prev))
+	}
+}
