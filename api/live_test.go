@@ -50,22 +50,22 @@ func (e *testEnv) liveAdmin() account {
 	return account{ID: out.LogIn.User.ID, Token: out.LogIn.Token}
 }
 
-// shop is a merchant with a product, and a customer with an order of it.
-type shop struct {
+// liveShop is a merchant with a product, and a customer with an order of it.
+type liveShop struct {
 	merchant, customer account
 	product, order     string
 }
 
-func (e *testEnv) newShop() shop {
+func (e *testEnv) newLiveShop() liveShop {
 	e.t.Helper()
-	s := shop{merchant: e.signUp("MERCHANT"), customer: e.signUp("CUSTOMER")}
+	s := liveShop{merchant: e.signUp("MERCHANT"), customer: e.signUp("CUSTOMER")}
 	s.product = e.createProduct(s.merchant, "Kettle", 2500, 1000)
 	s.order = e.placeOrder(s.customer, s.product, 1)
 	return s
 }
 
-// setStatus moves an order to status as who (its merchant or an admin).
-func (e *testEnv) setStatus(who account, order, status string) {
+// moveOrderTo moves an order to status as who (its merchant or an admin).
+func (e *testEnv) moveOrderTo(who account, order, status string) {
 	e.t.Helper()
 	var out struct {
 		UpdateOrderStatus struct {
@@ -80,10 +80,12 @@ func (e *testEnv) setStatus(who account, order, status string) {
 	}
 }
 
-// history returns the global IDs of an order's events, oldest first.
-func (e *testEnv) history(who account, order string) []string {
+// eventIDs returns the global IDs of an order's events, oldest first.
+func (e *testEnv) eventIDs(who account, order string) []string {
 	e.t.Helper()
-	var out struct{ Order struct{ History []struct{ ID string } } }
+	var out struct {
+		Order struct{ History []struct{ ID string } }
+	}
 	e.as(who.Token).must(`query($id: ID!) { order(id: $id) { history { id } } }`, map[string]any{"id": order}, &out)
 	ids := make([]string, len(out.Order.History))
 	for i, h := range out.Order.History {
@@ -99,8 +101,8 @@ type wsMsg struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-// event is an OrderStatusEvent as the subscriptions below select it.
-type event struct {
+// liveEvent is an OrderStatusEvent as the subscriptions below select it.
+type liveEvent struct {
 	ID             string
 	Status         string
 	PreviousStatus *string
@@ -126,10 +128,10 @@ type dialOpts struct {
 	header      http.Header
 }
 
-// dialURL opens a socket to url without initialising it, failing the test if it cannot.
-func dialURL(t *testing.T, url string, o dialOpts) *wsClient {
+// dialSocketURL opens a socket to url without initialising it, failing the test if it cannot.
+func dialSocketURL(t *testing.T, url string, o dialOpts) *wsClient {
 	t.Helper()
-	c, resp, err := tryDial(url, o)
+	c, resp, err := tryDialSocket(url, o)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -142,7 +144,7 @@ func dialURL(t *testing.T, url string, o dialOpts) *wsClient {
 	return c
 }
 
-func tryDial(url string, o dialOpts) (*wsClient, *http.Response, error) {
+func tryDialSocket(url string, o dialOpts) (*wsClient, *http.Response, error) {
 	if o.subprotocol == "" {
 		o.subprotocol = "graphql-transport-ws"
 	}
@@ -175,13 +177,16 @@ func tryDial(url string, o dialOpts) (*wsClient, *http.Response, error) {
 	return c, resp, nil
 }
 
-// dial opens a socket to env without initialising it.
-func (e *testEnv) dial(o dialOpts) *wsClient { e.t.Helper(); return dialURL(e.t, e.srv.URL, o) }
-
-// connect opens a socket and initialises it with token (anonymous when empty).
-func (e *testEnv) connect(token string) *wsClient {
+// dialSocket opens a socket to env without initialising it.
+func (e *testEnv) dialSocket(o dialOpts) *wsClient {
 	e.t.Helper()
-	c := e.dial(dialOpts{})
+	return dialSocketURL(e.t, e.srv.URL, o)
+}
+
+// connectSocket opens a socket and initialises it with token (anonymous when empty).
+func (e *testEnv) connectSocket(token string) *wsClient {
+	e.t.Helper()
+	c := e.dialSocket(dialOpts{})
 	payload := map[string]any{}
 	if token != "" {
 		payload["Authorization"] = "Bearer " + token
@@ -243,14 +248,14 @@ func (c *wsClient) next(timeout time.Duration) wsMsg {
 }
 
 // event returns the next event of operation id, failing on anything else.
-func (c *wsClient) event(id string) event {
+func (c *wsClient) event(id string) liveEvent {
 	c.t.Helper()
 	m := c.next(10 * time.Second)
 	if (m.Type != "next" && m.Type != "data") || m.ID != id {
 		c.t.Fatalf("want an event of %s, got %s %s %s", id, m.Type, m.ID, m.Payload)
 	}
 	var p struct {
-		Data   map[string]event
+		Data   map[string]liveEvent
 		Errors []gqlError
 	}
 	if err := json.Unmarshal(m.Payload, &p); err != nil || len(p.Errors) > 0 || len(p.Data) != 1 {
@@ -346,11 +351,11 @@ func (e *testEnv) subscribeOrder(c *wsClient, id, order string, after *string) {
 // waitSubscribers waits until the service holds at least n subscriptions.
 func (e *testEnv) waitSubscribers(n int) {
 	e.t.Helper()
-	waitFor(e.t, 5*time.Second, func() bool { return e.svc.LiveStats().Subscribers >= n }, "%d subscribers", n)
+	eventually(e.t, 5*time.Second, func() bool { return e.svc.LiveStats().Subscribers >= n }, "%d subscribers", n)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string, args ...any) {
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool, what string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -363,12 +368,12 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string,
 
 func TestOrderStatusChangedDeliversEachChangeWithFreshData(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
-		s := env.newShop()
-		c := env.connect(s.customer.Token)
+		s := env.newLiveShop()
+		c := env.connectSocket(s.customer.Token)
 		env.subscribeOrder(c, "1", s.order, nil)
 
-		env.setStatus(s.merchant, s.order, "PAID")
-		env.setStatus(s.merchant, s.order, "SHIPPED")
+		env.moveOrderTo(s.merchant, s.order, "PAID")
+		env.moveOrderTo(s.merchant, s.order, "SHIPPED")
 		first, second := c.event("1"), c.event("1")
 		if first.Status != "PAID" || *first.PreviousStatus != "PENDING" || first.Order.ID != s.order ||
 			second.Status != "SHIPPED" || *second.PreviousStatus != "PAID" {
@@ -382,7 +387,7 @@ func TestOrderStatusChangedDeliversEachChangeWithFreshData(t *testing.T) {
 		if second.Order.Status != "SHIPPED" {
 			t.Fatalf("second event's order status = %q, want SHIPPED", second.Order.Status)
 		}
-		hist := env.history(s.customer, s.order)
+		hist := env.eventIDs(s.customer, s.order)
 		if first.ID != hist[1] || second.ID != hist[2] {
 			t.Fatalf("event ids %s %s, history %v", first.ID, second.ID, hist)
 		}

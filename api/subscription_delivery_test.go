@@ -18,8 +18,8 @@ import (
 
 // Delivery across processes and through Redis outages.
 
-// sharedConfig returns a PostgreSQL + Redis configuration that several services can share.
-func sharedConfig(t *testing.T, redisURL string) api.Config {
+// sharedLiveConfig returns a PostgreSQL + Redis configuration that several services can share.
+func sharedLiveConfig(t *testing.T, redisURL string) api.Config {
 	t.Helper()
 	if redisURL == "" {
 		redisURL = storetest.RedisURL(t)
@@ -31,26 +31,26 @@ func sharedConfig(t *testing.T, redisURL string) api.Config {
 }
 
 func TestEventsReachSubscribersOfAnotherProcessOnceAndInOrder(t *testing.T) {
-	cfg := sharedConfig(t, "")
+	cfg := sharedLiveConfig(t, "")
 	a, b := newTestEnv(t, cfg), newTestEnv(t, cfg)
-	s := b.newShop()
+	s := b.newLiveShop()
 	admin := b.liveAdmin()
 
 	// Subscribers on A; every change goes through B.
-	c := a.connect(s.customer.Token)
+	c := a.connectSocket(s.customer.Token)
 	a.subscribeOrder(c, "order", s.order, nil)
 	c.subscribe("mine", subMine, nil)
 	a.waitSubscribers(2)
 	o2 := b.placeOrder(s.customer, s.product, 1)
 	for _, st := range []string{"PAID", "SHIPPED", "DELIVERED"} {
-		b.setStatus(admin, s.order, st)
+		b.moveOrderTo(admin, s.order, st)
 	}
-	b.setStatus(s.merchant, o2, "CANCELLED")
+	b.moveOrderTo(s.merchant, o2, "CANCELLED")
 
 	var order, mine []string
 	for len(order) < 3 || len(mine) < 5 {
 		m := c.next(10 * time.Second)
-		e := decodeEvent(t, m)
+		e := decodeLiveEvent(t, m)
 		switch m.ID {
 		case "order":
 			order = append(order, e.Status)
@@ -58,33 +58,33 @@ func TestEventsReachSubscribersOfAnotherProcessOnceAndInOrder(t *testing.T) {
 			mine = append(mine, e.Order.ID[len(e.Order.ID)-2:]+":"+e.Status)
 		}
 	}
-	if want := "PAID SHIPPED DELIVERED"; join(order) != want {
+	if want := "PAID SHIPPED DELIVERED"; joinWords(order) != want {
 		t.Fatalf("orderStatusChanged = %v, want %s", order, want)
 	}
 	suffix := func(id string) string { return id[len(id)-2:] }
 	want := fmt.Sprintf("%[1]s:PENDING %[2]s:PAID %[2]s:SHIPPED %[2]s:DELIVERED %[1]s:CANCELLED", suffix(o2), suffix(s.order))
-	if join(mine) != want {
+	if joinWords(mine) != want {
 		t.Fatalf("myOrderEvents = %v, want %s", mine, want)
 	}
 	c.quiet(500 * time.Millisecond) // nothing twice, although both processes run a relay
 }
 
-// decodeEvent returns the event in a next/data message.
-func decodeEvent(t *testing.T, m wsMsg) event {
+// decodeLiveEvent returns the event in a next/data message.
+func decodeLiveEvent(t *testing.T, m wsMsg) liveEvent {
 	t.Helper()
 	c := &wsClient{t: t, msgs: make(chan wsMsg, 1)}
 	c.msgs <- m
 	return c.event(m.ID)
 }
 
-// redisServer is a redis-server this test starts, stops and restarts on one port.
-type redisServer struct {
+// liveRedisServer is a redis-server this test starts, stops and restarts on one port.
+type liveRedisServer struct {
 	t    *testing.T
 	port int
 	cmd  *exec.Cmd
 }
 
-func startRedis(t *testing.T) *redisServer {
+func startLiveRedis(t *testing.T) *liveRedisServer {
 	t.Helper()
 	storetest.RequireCommand(t, "redis-server")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -93,15 +93,15 @@ func startRedis(t *testing.T) *redisServer {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	r := &redisServer{t: t, port: port}
+	r := &liveRedisServer{t: t, port: port}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
 }
 
-func (r *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
+func (r *liveRedisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
 
-func (r *redisServer) start() {
+func (r *liveRedisServer) start() {
 	r.t.Helper()
 	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no")
@@ -110,10 +110,10 @@ func (r *redisServer) start() {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(r.port)})
 	defer rdb.Close()
-	waitFor(r.t, 5*time.Second, func() bool { return rdb.Ping(context.Background()).Err() == nil }, "redis-server up")
+	eventually(r.t, 5*time.Second, func() bool { return rdb.Ping(context.Background()).Err() == nil }, "redis-server up")
 }
 
-func (r *redisServer) stop() {
+func (r *liveRedisServer) stop() {
 	if r.cmd == nil || r.cmd.Process == nil {
 		return
 	}
@@ -124,13 +124,13 @@ func (r *redisServer) stop() {
 
 func TestEventCommittedWhileRedisIsDownArrivesOnceWhenItIsBack(t *testing.T) {
 	t.Run("postgres, two processes", func(t *testing.T) {
-		rs := startRedis(t)
-		cfg := sharedConfig(t, rs.url())
+		rs := startLiveRedis(t)
+		cfg := sharedLiveConfig(t, rs.url())
 		a, b := newTestEnv(t, cfg), newTestEnv(t, cfg)
 		testRedisOutage(t, rs, a, b)
 	})
 	t.Run("embedded", func(t *testing.T) {
-		rs := startRedis(t)
+		rs := startLiveRedis(t)
 		cfg := api.Config{SQLitePath: storetest.SQLitePath(t), RedisURL: rs.url(), RedisPrefix: storetest.Name("t") + ":"}
 		liveConfig(&cfg)
 		cfg.AdminEmail, cfg.AdminPassword = "live-admin@shop.example", "live-admin-password"
@@ -140,48 +140,48 @@ func TestEventCommittedWhileRedisIsDownArrivesOnceWhenItIsBack(t *testing.T) {
 }
 
 // testRedisOutage subscribes on a, stops Redis, changes the order through b, restarts Redis.
-func testRedisOutage(t *testing.T, rs *redisServer, a, b *testEnv) {
-	s := b.newShop()
-	c := a.connect(s.customer.Token)
+func testRedisOutage(t *testing.T, rs *liveRedisServer, a, b *testEnv) {
+	s := b.newLiveShop()
+	c := a.connectSocket(s.customer.Token)
 	a.subscribeOrder(c, "1", s.order, nil)
 	c.subscribe("mine", subMine, nil)
 	a.waitSubscribers(2)
 
 	rs.stop()
-	waitFor(t, 5*time.Second, func() bool { return !a.svc.LiveStats().RedisSubscribed }, "subscription lost")
+	eventually(t, 5*time.Second, func() bool { return !a.svc.LiveStats().RedisSubscribed }, "subscription lost")
 	failed := b.svc.LiveStats().PublishFailures
-	b.setStatus(s.merchant, s.order, "PAID") // committed; its publication fails
-	waitFor(t, 5*time.Second, func() bool { return b.svc.LiveStats().PublishFailures > failed }, "failed publication")
+	b.moveOrderTo(s.merchant, s.order, "PAID") // committed; its publication fails
+	eventually(t, 5*time.Second, func() bool { return b.svc.LiveStats().PublishFailures > failed }, "failed publication")
 	c.quiet(300 * time.Millisecond)
 	rs.start()
 
 	got := map[string]string{}
 	for len(got) < 2 {
 		m := c.next(15 * time.Second)
-		got[m.ID] = decodeEvent(t, m).Status
+		got[m.ID] = decodeLiveEvent(t, m).Status
 	}
 	if got["1"] != "PAID" || got["mine"] != "PAID" {
 		t.Fatalf("after the outage: %v", got)
 	}
 	c.quiet(time.Second) // exactly once: relay and catch-up both ran, duplicates were dropped
 	// And live delivery goes on.
-	b.setStatus(s.merchant, s.order, "SHIPPED")
+	b.moveOrderTo(s.merchant, s.order, "SHIPPED")
 	for range 2 {
-		if e := decodeEvent(t, c.next(10*time.Second)); e.Status != "SHIPPED" {
+		if e := decodeLiveEvent(t, c.next(10*time.Second)); e.Status != "SHIPPED" {
 			t.Fatalf("event %+v", e)
 		}
 	}
 }
 
 func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
-	cfg := sharedConfig(t, "")
+	cfg := sharedLiveConfig(t, "")
 	envs := []*testEnv{newTestEnv(t, cfg), newTestEnv(t, cfg), newTestEnv(t, cfg)}
 	admin := envs[0].liveAdmin()
-	c := envs[0].connect(admin.Token)
+	c := envs[0].connectSocket(admin.Token)
 	c.subscribe("mine", subMine, nil)
 	envs[0].waitSubscribers(1)
 
-	s := envs[1].newShop()
+	s := envs[1].newLiveShop()
 	const orders = 40
 	for range orders - 1 {
 		envs[1].placeOrder(s.customer, s.product, 1)
@@ -190,7 +190,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 		c.next(10 * time.Second)
 	}
 	time.Sleep(200 * time.Millisecond) // let the publishers mark them published
-	before := relayed(envs)
+	before := totalRelayed(envs)
 	// As if every publication had failed: all three relays find them at once.
 	if err := envs[0].svc.Store.DB().Exec("UPDATE order_status_events SET published_at = NULL").Error; err != nil {
 		t.Fatal(err)
@@ -205,9 +205,9 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, 5*time.Second, func() bool { return relayed(envs)-before >= orders }, "relayed")
+	eventually(t, 5*time.Second, func() bool { return totalRelayed(envs)-before >= orders }, "relayed")
 	time.Sleep(500 * time.Millisecond)
-	if n := relayed(envs) - before; n != orders {
+	if n := totalRelayed(envs) - before; n != orders {
 		t.Fatalf("relays published %d events, want each of %d once", n, orders)
 	}
 	var unpublished int64
@@ -218,7 +218,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 	c.quiet(300 * time.Millisecond) // the republished events were duplicates for the subscriber
 }
 
-func relayed(envs []*testEnv) int64 {
+func totalRelayed(envs []*testEnv) int64 {
 	var n int64
 	for _, e := range envs {
 		n += e.svc.LiveStats().Relayed

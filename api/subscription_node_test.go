@@ -40,7 +40,7 @@ func nodeSubscribe(t *testing.T, url, token string, count int, query string, var
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(dir, "subscribe.mjs"),
 		strings.Replace(url, "http", "ws", 1)+"/graphql", token, strconv.Itoa(count), query, string(v))
-	cmd.Stderr = &testWriter{t}
+	cmd.Stderr = &nodeLogWriter{t}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -65,13 +65,12 @@ func nodeSubscribe(t *testing.T, url, token string, count int, query string, var
 	return lines
 }
 
-type testWriter struct{ t *testing.T }
+type nodeLogWriter struct{ t *testing.T }
 
-func (w *testWriter) Write(p []byte) (int, error) { w.t.Logf("node: %s", p); return len(p), nil }
+func (w *nodeLogWriter) Write(p []byte) (int, error) { w.t.Logf("node: %s", p); return len(p), nil }
 
-
-// nextLine returns the next line that is not "connected".
-func nextLine(t *testing.T, lines <-chan nodeLine) nodeLine {
+// nextNodeLine returns the next line that is not "connected".
+func nextNodeLine(t *testing.T, lines <-chan nodeLine) nodeLine {
 	t.Helper()
 	for {
 		select {
@@ -91,17 +90,17 @@ func nextLine(t *testing.T, lines <-chan nodeLine) nodeLine {
 
 func TestGraphQLWSReferenceClient(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
-		s := env.newShop()
-		created := env.history(s.customer, s.order)[0]
+		s := env.newLiveShop()
+		created := env.eventIDs(s.customer, s.order)[0]
 		// From the creation event: the replay makes the test independent of when the client
 		// gets its subscription in.
 		lines := nodeSubscribe(t, env.srv.URL, s.customer.Token, 3, subOrder, map[string]any{"id": s.order, "after": created})
 		for _, st := range []string{"PAID", "SHIPPED", "DELIVERED"} {
-			env.setStatus(s.merchant, s.order, st)
+			env.moveOrderTo(s.merchant, s.order, st)
 		}
 		for _, want := range []string{"PAID", "SHIPPED", "DELIVERED"} {
-			l := nextLine(t, lines)
-			var e event
+			l := nextNodeLine(t, lines)
+			var e liveEvent
 			if l.Event == nil || json.Unmarshal(l.Event["orderStatusChanged"], &e) != nil || e.Status != want {
 				t.Fatalf("want %s, got %+v", want, l)
 			}
@@ -109,11 +108,11 @@ func TestGraphQLWSReferenceClient(t *testing.T) {
 
 		// A stranger gets NOT_FOUND; a forged token closes with 4403.
 		stranger := env.signUp("CUSTOMER")
-		l := nextLine(t, nodeSubscribe(t, env.srv.URL, stranger.Token, 1, subOrder, map[string]any{"id": s.order}))
+		l := nextNodeLine(t, nodeSubscribe(t, env.srv.URL, stranger.Token, 1, subOrder, map[string]any{"id": s.order}))
 		if !strings.Contains(string(l.Error), `"NOT_FOUND"`) {
 			t.Fatalf("stranger: %+v (%s)", l, l.Error)
 		}
-		l = nextLine(t, nodeSubscribe(t, env.srv.URL, s.customer.Token+"x", 1, subMine, nil))
+		l = nextNodeLine(t, nodeSubscribe(t, env.srv.URL, s.customer.Token+"x", 1, subMine, nil))
 		if l.Closed != 4403 {
 			t.Fatalf("forged token: %+v", l)
 		}

@@ -32,28 +32,28 @@ func newLiveEnv(t *testing.T, change func(*api.Config)) *testEnv {
 
 func TestSocketAuthentication(t *testing.T) {
 	env := newLiveEnv(t, nil)
-	s := env.newShop()
+	s := env.newLiveShop()
 	bearer := "Bearer " + s.customer.Token
 
 	// The init payload's key in any case, or the upgrade's header, identifies the caller.
 	for name, open := range map[string]func() *wsClient{
 		"payload Authorization": func() *wsClient {
-			c := env.dial(dialOpts{})
+			c := env.dialSocket(dialOpts{})
 			c.init(map[string]any{"Authorization": bearer})
 			return c
 		},
 		"payload authorization": func() *wsClient {
-			c := env.dial(dialOpts{})
+			c := env.dialSocket(dialOpts{})
 			c.init(map[string]any{"authorization": bearer})
 			return c
 		},
 		"payload AUTHORIZATION": func() *wsClient {
-			c := env.dial(dialOpts{})
+			c := env.dialSocket(dialOpts{})
 			c.init(map[string]any{"AUTHORIZATION": bearer})
 			return c
 		},
 		"upgrade header": func() *wsClient {
-			c := env.dial(dialOpts{header: http.Header{"Authorization": {bearer}}})
+			c := env.dialSocket(dialOpts{header: http.Header{"Authorization": {bearer}}})
 			c.init(nil)
 			return c
 		},
@@ -70,17 +70,17 @@ func TestSocketAuthentication(t *testing.T) {
 	forged := s.customer.Token[:len(s.customer.Token)-4] + "AAAA"
 	for name, open := range map[string]func() *wsClient{
 		"forged in payload": func() *wsClient {
-			c := env.dial(dialOpts{})
+			c := env.dialSocket(dialOpts{})
 			c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"authorization": "Bearer " + forged}})
 			return c
 		},
 		"malformed in payload": func() *wsClient {
-			c := env.dial(dialOpts{})
+			c := env.dialSocket(dialOpts{})
 			c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Token abc"}})
 			return c
 		},
 		"forged in header": func() *wsClient {
-			c := env.dial(dialOpts{header: http.Header{"Authorization": {"Bearer " + forged}}})
+			c := env.dialSocket(dialOpts{header: http.Header{"Authorization": {"Bearer " + forged}}})
 			c.send(map[string]any{"type": "connection_init"})
 			return c
 		},
@@ -118,7 +118,7 @@ func TestSocketCloseCodes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialURL(t, env.srv.URL, dialOpts{})
+			c := dialSocketURL(t, env.srv.URL, dialOpts{})
 			for _, m := range tc.send {
 				if raw, ok := m.(json.RawMessage); ok {
 					_ = c.conn.Write(context.Background(), websocket.MessageText, raw)
@@ -135,13 +135,13 @@ func TestSocketCloseCodes(t *testing.T) {
 
 func TestSocketDuplicateIDNeedsALiveOperation(t *testing.T) {
 	env := newLiveEnv(t, nil)
-	c := env.connect(env.signUp("CUSTOMER").Token)
+	c := env.connectSocket(env.signUp("CUSTOMER").Token)
 	// An operation that ended (here with an error) frees its ID.
-	c.subscribe("1", subOrder, map[string]any{"id": fakeOrderID})
+	c.subscribe("1", subOrder, map[string]any{"id": unknownOrderID})
 	if code := c.errorCode("1"); code != "NOT_FOUND" {
 		t.Fatalf("code %s", code)
 	}
-	c.subscribe("1", subOrder, map[string]any{"id": fakeOrderID})
+	c.subscribe("1", subOrder, map[string]any{"id": unknownOrderID})
 	if code := c.errorCode("1"); code != "NOT_FOUND" {
 		t.Fatalf("code %s", code)
 	}
@@ -149,7 +149,7 @@ func TestSocketDuplicateIDNeedsALiveOperation(t *testing.T) {
 	c.subscribe("2", subMine, nil)
 	env.waitSubscribers(1)
 	c.send(map[string]any{"type": "complete", "id": "2"})
-	waitFor(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "unsubscribe")
+	eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "unsubscribe")
 	c.subscribe("2", subMine, nil)
 	env.waitSubscribers(1)
 }
@@ -157,7 +157,7 @@ func TestSocketDuplicateIDNeedsALiveOperation(t *testing.T) {
 func TestSocketPingPong(t *testing.T) {
 	env := newLiveEnv(t, func(c *api.Config) { c.Live.PingInterval = 100 * time.Millisecond })
 	// The server answers pings, before and after connection_init...
-	c := env.dial(dialOpts{})
+	c := env.dialSocket(dialOpts{})
 	c.send(map[string]any{"type": "ping"})
 	if m := c.nextRaw(); m.Type != "pong" {
 		t.Fatalf("want pong, got %+v", m)
@@ -175,7 +175,7 @@ func TestSocketPingPong(t *testing.T) {
 		// A dead peer is dropped without a close frame.
 		t.Logf("close code %d", code)
 	}
-	waitFor(t, 2*time.Second, func() bool { return env.svc.LiveStats().Sockets == 0 }, "dead socket dropped")
+	eventually(t, 2*time.Second, func() bool { return env.svc.LiveStats().Sockets == 0 }, "dead socket dropped")
 }
 
 // nextRaw returns the next message, keep-alives included.
@@ -195,15 +195,15 @@ func (c *wsClient) nextRaw() wsMsg {
 
 func TestLegacyGraphQLWSProtocol(t *testing.T) {
 	env := newLiveEnv(t, func(c *api.Config) { c.Live.PingInterval = 100 * time.Millisecond })
-	s := env.newShop()
-	c := env.dial(dialOpts{subprotocol: "graphql-ws"})
+	s := env.newLiveShop()
+	c := env.dialSocket(dialOpts{subprotocol: "graphql-ws"})
 	if c.conn.Subprotocol() != "graphql-ws" {
 		t.Fatalf("subprotocol %q", c.conn.Subprotocol())
 	}
 	c.init(map[string]any{"Authorization": "Bearer " + s.customer.Token})
 	c.subscribe("1", subOrder, map[string]any{"id": s.order})
 	env.waitSubscribers(1)
-	env.setStatus(s.merchant, s.order, "PAID")
+	env.moveOrderTo(s.merchant, s.order, "PAID")
 	if e := c.event("1"); e.Status != "PAID" {
 		t.Fatalf("event %+v", e)
 	}
@@ -213,7 +213,7 @@ func TestLegacyGraphQLWSProtocol(t *testing.T) {
 	if env.svc.LiveStats().Sockets != 1 {
 		t.Fatal("legacy socket dropped although its peer answers pings")
 	}
-	bad := env.dial(dialOpts{subprotocol: "graphql-ws"})
+	bad := env.dialSocket(dialOpts{subprotocol: "graphql-ws"})
 	bad.send(map[string]any{"type": "connection_init", "payload": map[string]any{"authorization": "Bearer nope"}})
 	if code := bad.closed(5 * time.Second); code != 4403 {
 		t.Fatalf("legacy forged token: close %d, want 4403", code)
@@ -234,7 +234,7 @@ func TestSocketOrigins(t *testing.T) {
 		if origin != "" {
 			h.Set("Origin", origin)
 		}
-		c, resp, err := tryDial(env.srv.URL, dialOpts{header: h})
+		c, resp, err := tryDialSocket(env.srv.URL, dialOpts{header: h})
 		got := 0
 		if resp != nil {
 			got = resp.StatusCode
@@ -250,8 +250,8 @@ func TestSocketOrigins(t *testing.T) {
 
 func TestShutdownClosesSocketsWithGoingAway(t *testing.T) {
 	env := newLiveEnv(t, nil)
-	s := env.newShop()
-	c := env.connect(s.customer.Token)
+	s := env.newLiveShop()
+	c := env.connectSocket(s.customer.Token)
 	env.subscribeOrder(c, "1", s.order, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -259,14 +259,14 @@ func TestShutdownClosesSocketsWithGoingAway(t *testing.T) {
 	if code := c.closed(5 * time.Second); code != websocket.StatusGoingAway {
 		t.Fatalf("close code %d, want 1001", code)
 	}
-	if _, resp, err := tryDial(env.srv.URL, dialOpts{}); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+	if _, resp, err := tryDialSocket(env.srv.URL, dialOpts{}); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("upgrade while draining: %v", err)
 	}
 }
 
 func TestSubscriptionOverServerSentEvents(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
-		s := env.newShop()
+		s := env.newLiveShop()
 		body, _ := json.Marshal(map[string]any{"query": subOrder, "variables": map[string]any{"id": s.order}})
 		req, _ := http.NewRequest(http.MethodPost, env.srv.URL+"/graphql", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -281,7 +281,7 @@ func TestSubscriptionOverServerSentEvents(t *testing.T) {
 			t.Fatalf("content type %q", ct)
 		}
 		env.waitSubscribers(1)
-		env.setStatus(s.merchant, s.order, "PAID")
+		env.moveOrderTo(s.merchant, s.order, "PAID")
 		lines := make(chan string, 16)
 		go func() {
 			sc := bufio.NewScanner(resp.Body)
@@ -296,7 +296,7 @@ func TestSubscriptionOverServerSentEvents(t *testing.T) {
 			case l := <-lines:
 				if data, ok := strings.CutPrefix(l, "data: "); ok {
 					var p struct {
-						Data struct{ OrderStatusChanged event }
+						Data struct{ OrderStatusChanged liveEvent }
 					}
 					if err := json.Unmarshal([]byte(data), &p); err != nil || p.Data.OrderStatusChanged.Status != "PAID" {
 						t.Fatalf("event %s (%v)", data, err)

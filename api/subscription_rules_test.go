@@ -9,27 +9,27 @@ import (
 
 func TestOrderStatusChangedVisibility(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
-		s := env.newShop()
+		s := env.newLiveShop()
 		admin := env.liveAdmin()
 		stranger := env.signUp("CUSTOMER")
 		otherMerchant := env.signUp("MERCHANT")
 
-		c := env.connect(stranger.Token)
+		c := env.connectSocket(stranger.Token)
 		c.subscribe("stranger", subOrder, map[string]any{"id": s.order})
 		if code := c.errorCode("stranger"); code != "NOT_FOUND" {
 			t.Fatalf("stranger: %s, want NOT_FOUND", code)
 		}
-		m := env.connect(otherMerchant.Token)
+		m := env.connectSocket(otherMerchant.Token)
 		m.subscribe("1", subOrder, map[string]any{"id": s.order})
 		if code := m.errorCode("1"); code != "NOT_FOUND" {
 			t.Fatalf("merchant without a product in it: %s, want NOT_FOUND", code)
 		}
-		unknown := env.connect(s.customer.Token)
-		unknown.subscribe("1", subOrder, map[string]any{"id": fakeOrderID})
+		unknown := env.connectSocket(s.customer.Token)
+		unknown.subscribe("1", subOrder, map[string]any{"id": unknownOrderID})
 		if code := unknown.errorCode("1"); code != "NOT_FOUND" {
 			t.Fatalf("unknown order: %s, want NOT_FOUND", code)
 		}
-		anon := env.connect("")
+		anon := env.connectSocket("")
 		anon.subscribe("1", subOrder, map[string]any{"id": s.order})
 		if code := anon.errorCode("1"); code != "UNAUTHENTICATED" {
 			t.Fatalf("anonymous: %s, want UNAUTHENTICATED", code)
@@ -42,12 +42,12 @@ func TestOrderStatusChangedVisibility(t *testing.T) {
 		// Those who may see it: its customer, the merchant of a product in it, an admin.
 		var watchers []*wsClient
 		for i, who := range []account{s.customer, s.merchant, admin} {
-			w := env.connect(who.Token)
+			w := env.connectSocket(who.Token)
 			w.subscribe("1", subOrder, map[string]any{"id": s.order})
 			env.waitSubscribers(i + 1)
 			watchers = append(watchers, w)
 		}
-		env.setStatus(s.merchant, s.order, "PAID")
+		env.moveOrderTo(s.merchant, s.order, "PAID")
 		for _, w := range watchers {
 			if e := w.event("1"); e.Status != "PAID" {
 				t.Fatalf("event = %+v", e)
@@ -56,15 +56,15 @@ func TestOrderStatusChangedVisibility(t *testing.T) {
 	})
 }
 
-// fakeOrderID is a well-formed ID of an order that does not exist ("Order:999999999").
-const fakeOrderID = "T3JkZXI6OTk5OTk5OTk5"
+// unknownOrderID is a well-formed ID of an order that does not exist ("Order:999999999").
+const unknownOrderID = "T3JkZXI6OTk5OTk5OTk5"
 
 func TestOrderStatusChangedAfterMustBeAnEventOfTheOrder(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
-		s := env.newShop()
+		s := env.newLiveShop()
 		other := env.placeOrder(s.customer, s.product, 1)
-		otherEvent := env.history(s.customer, other)[0]
-		c := env.connect(s.customer.Token)
+		otherEvent := env.eventIDs(s.customer, other)[0]
+		c := env.connectSocket(s.customer.Token)
 		for i, after := range []string{otherEvent, "not-an-id", s.order, "T3JkZXJTdGF0dXNFdmVudDo5OTk5OTk5"} {
 			id := string(rune('a' + i))
 			c.subscribe(id, subOrder, map[string]any{"id": s.order, "after": after})
@@ -77,12 +77,12 @@ func TestOrderStatusChangedAfterMustBeAnEventOfTheOrder(t *testing.T) {
 
 func TestOrderStatusChangedWithoutAfterSendsOnlyLaterEvents(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
-		s := env.newShop()
-		env.setStatus(s.merchant, s.order, "PAID")
-		c := env.connect(s.customer.Token)
+		s := env.newLiveShop()
+		env.moveOrderTo(s.merchant, s.order, "PAID")
+		c := env.connectSocket(s.customer.Token)
 		env.subscribeOrder(c, "1", s.order, nil)
 		c.quiet(200 * time.Millisecond)
-		env.setStatus(s.merchant, s.order, "SHIPPED")
+		env.moveOrderTo(s.merchant, s.order, "SHIPPED")
 		if e := c.event("1"); e.Status != "SHIPPED" {
 			t.Fatalf("event = %+v", e)
 		}
@@ -91,18 +91,18 @@ func TestOrderStatusChangedWithoutAfterSendsOnlyLaterEvents(t *testing.T) {
 
 func TestOrderStatusChangedReplaysFromCursorThenContinues(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
-		s := env.newShop()
-		c := env.connect(s.customer.Token)
+		s := env.newLiveShop()
+		c := env.connectSocket(s.customer.Token)
 		env.subscribeOrder(c, "1", s.order, nil)
-		env.setStatus(s.merchant, s.order, "PAID")
+		env.moveOrderTo(s.merchant, s.order, "PAID")
 		last := c.event("1")
 		_ = c.conn.CloseNow() // the client drops off...
-		waitFor(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "unsubscribe")
-		env.setStatus(s.merchant, s.order, "SHIPPED") // ...misses two changes...
-		env.setStatus(s.merchant, s.order, "DELIVERED")
+		eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "unsubscribe")
+		env.moveOrderTo(s.merchant, s.order, "SHIPPED") // ...misses two changes...
+		env.moveOrderTo(s.merchant, s.order, "DELIVERED")
 
 		// ...and resumes after the last event it saw.
-		c = env.connect(s.customer.Token)
+		c = env.connectSocket(s.customer.Token)
 		env.subscribeOrder(c, "1", s.order, &last.ID)
 		shipped, delivered := c.event("1"), c.event("1")
 		if shipped.Status != "SHIPPED" || delivered.Status != "DELIVERED" {
@@ -111,13 +111,13 @@ func TestOrderStatusChangedReplaysFromCursorThenContinues(t *testing.T) {
 		c.quiet(300 * time.Millisecond) // no duplicate from the live side of the merge
 
 		// From the creation event: the whole history, once.
-		first := env.history(s.customer, s.order)[0]
+		first := env.eventIDs(s.customer, s.order)[0]
 		c.subscribe("2", subOrder, map[string]any{"id": s.order, "after": first})
 		var got []string
 		for range 3 {
 			got = append(got, c.event("2").Status)
 		}
-		if want := "PAID SHIPPED DELIVERED"; join(got) != want {
+		if want := "PAID SHIPPED DELIVERED"; joinWords(got) != want {
 			t.Fatalf("replay from creation = %v, want %s", got, want)
 		}
 		c.quiet(300 * time.Millisecond)
@@ -127,25 +127,25 @@ func TestOrderStatusChangedReplaysFromCursorThenContinues(t *testing.T) {
 func TestOrderStatusChangedReplayMergesWithConcurrentChanges(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		admin := env.liveAdmin()
-		s := env.newShop()
-		first := env.history(s.customer, s.order)[0]
+		s := env.newLiveShop()
+		first := env.eventIDs(s.customer, s.order)[0]
 		// Status changes race the subscription's switch from replay to live: whatever the
 		// interleaving, each event arrives once, in order.
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			for _, st := range []string{"PAID", "SHIPPED", "DELIVERED"} {
-				env.setStatus(admin, s.order, st)
+				env.moveOrderTo(admin, s.order, st)
 			}
 		}()
-		c := env.connect(s.customer.Token)
+		c := env.connectSocket(s.customer.Token)
 		c.subscribe("1", subOrder, map[string]any{"id": s.order, "after": first})
 		var got []string
 		for range 3 {
 			got = append(got, c.event("1").Status)
 		}
 		<-done
-		if want := "PAID SHIPPED DELIVERED"; join(got) != want {
+		if want := "PAID SHIPPED DELIVERED"; joinWords(got) != want {
 			t.Fatalf("events = %v, want %s", got, want)
 		}
 		c.quiet(300 * time.Millisecond)
@@ -155,13 +155,13 @@ func TestOrderStatusChangedReplayMergesWithConcurrentChanges(t *testing.T) {
 func TestMyOrderEventsFollowsOrdersVisibility(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		admin := env.liveAdmin()
-		s := env.newShop()
+		s := env.newLiveShop()
 		other := env.signUp("MERCHANT")
 		otherProduct := env.createProduct(other, "Teapot", 900, 100)
 
-		customer, merchant, stranger, adm := env.connect(s.customer.Token), env.connect(s.merchant.Token),
-			env.connect(env.signUp("CUSTOMER").Token), env.connect(admin.Token)
-		otherM := env.connect(other.Token)
+		customer, merchant, stranger, adm := env.connectSocket(s.customer.Token), env.connectSocket(s.merchant.Token),
+			env.connectSocket(env.signUp("CUSTOMER").Token), env.connectSocket(admin.Token)
+		otherM := env.connectSocket(other.Token)
 		for i, c := range []*wsClient{customer, merchant, stranger, adm, otherM} {
 			c.subscribe("mine", subMine, nil)
 			env.waitSubscribers(i + 1)
@@ -190,7 +190,7 @@ func TestMyOrderEventsFollowsOrdersVisibility(t *testing.T) {
 	})
 }
 
-func join(s []string) string {
+func joinWords(s []string) string {
 	out := ""
 	for i, x := range s {
 		if i > 0 {
