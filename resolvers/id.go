@@ -33,6 +33,11 @@ func parseGlobalID(gid string) (kind string, id int64, ok bool) {
 	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != num {
 		return "", 0, false
 	}
+	// The decoder skips newlines and ignores unused trailing bits, so several strings decode
+	// alike; only the one globalID gives is the object's ID, keeping IDs unique.
+	if globalID(kind, id) != gid {
+		return "", 0, false
+	}
 	return kind, id, true
 }
 
