@@ -112,9 +112,14 @@ func (s *Service) addLiveTransports(srv *handler.Server) {
 	})
 }
 
+// isSubscription reports whether ctx is a subscription's; requests that failed before
+// they had an operation (parse errors) have no operation context at all.
 func isSubscription(ctx context.Context) bool {
+	if !graphql.HasOperationContext(ctx) {
+		return false
+	}
 	oc := graphql.GetOperationContext(ctx)
-	return oc != nil && oc.Operation != nil && oc.Operation.Operation == ast.Subscription
+	return oc.Operation != nil && oc.Operation.Operation == ast.Subscription
 }
 
 // initSocket authenticates a WebSocket from its connection_init payload ({"Authorization":

@@ -355,7 +355,7 @@ func (e *testEnv) waitSubscribers(n int) {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() bool, what string, args ...any) {
+func eventually(t testing.TB, timeout time.Duration, cond func() bool, what string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -393,4 +393,23 @@ func TestOrderStatusChangedDeliversEachChangeWithFreshData(t *testing.T) {
 		}
 		c.quiet(300 * time.Millisecond)
 	})
+}
+
+// A request that fails before it has an operation (unparseable JSON) must not trip the
+// subscriptions' per-event loaders.
+func TestRequestWithoutOperationIsUnaffectedByLiveHooks(t *testing.T) {
+	env := newLiveEnv(t, nil)
+	resp, err := http.Post(env.srv.URL+"/graphql", "application/json", strings.NewReader(`{"query": "{ me { id } }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusInternalServerError || resp.StatusCode == http.StatusOK {
+		t.Fatalf("status %d for a malformed body", resp.StatusCode)
+	}
+	var out gqlResponse
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if out.Code() == "INTERNAL_SERVER_ERROR" {
+		t.Fatalf("malformed body answered with an internal error: %+v", out)
+	}
 }

@@ -27,7 +27,7 @@ type shopProcess struct {
 	log *bytes.Buffer
 }
 
-func buildShopServer(t *testing.T) string {
+func buildShopServer(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "shop-server")
 	build := exec.Command("go", "build", "-o", bin, "github.com/shop/api")
@@ -37,7 +37,7 @@ func buildShopServer(t *testing.T) string {
 	return bin
 }
 
-func startShopProcess(t *testing.T, bin string, env ...string) *shopProcess {
+func startShopProcess(t testing.TB, bin string, env ...string) *shopProcess {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,386 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shop/api/live"
+	"github.com/shop/api/store"
+	"github.com/shop/api/store/storetest"
+)
+
+// BenchmarkLiveFanout measures one server process (the built binary, on PostgreSQL and
+// Redis) holding many WebSocket subscribers, each on its own order, while status changes
+// committed by another writer (this process, through the store and the live publisher)
+// flow at a fixed rate. It is not a timed test: run it once and read its report.
+//
+//	ulimit -n 20000
+//	DATABASE_URL=... REDIS_URL=... go test ./api -run '^$' -bench LiveFanout -benchtime 1x -timeout 30m
+//
+// SHOP_BENCH_SUBSCRIBERS (19000), SHOP_BENCH_RATE (events/s, 1000) and SHOP_BENCH_SECONDS (30)
+// change its size. It reports the server's memory per subscriber (RSS delta / count),
+// delivery latency from commit to client (p50/p99), and the server's CPU.
+func BenchmarkLiveFanout(b *testing.B) {
+	n := envInt("SHOP_BENCH_SUBSCRIBERS", 19000)
+	rate := envInt("SHOP_BENCH_RATE", 1000)
+	seconds := envInt("SHOP_BENCH_SECONDS", 30)
+	redisURL := storetest.RedisURL(b)
+	dbURL := storetest.PostgresURL(b)
+	prefix := storetest.RedisPrefix(b, redisURL)
+	const adminEmail, adminPassword, secret = "bench-admin@shop.example", "bench-admin-password", "bench-secret-of-at-least-32-bytes!!"
+
+	proc := startShopProcess(b, buildShopServer(b), "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL,
+		"REDIS_PREFIX="+prefix, "JWT_SECRET="+secret, "ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword,
+		"APP_ENV=production")
+	pid := proc.cmd.Process.Pid
+
+	ctx := context.Background()
+	orders, adminID := seedOrders(b, dbURL, n)
+	token := benchLogIn(b, proc.url, adminEmail, adminPassword)
+
+	// The writer: another process's worth of store and publisher.
+	st, err := store.Open(ctx, store.Config{DatabaseURL: dbURL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	opts, _ := redis.ParseURL(redisURL)
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	pub := live.NewPublisher(rdb, st, prefix+"order-events", nil)
+	pub.Start()
+	defer pub.Close()
+	st.SetEventSink(pub)
+
+	b.ResetTimer()
+	time.Sleep(2 * time.Second) // let the idle heap settle
+	rssBefore := rssKiB(b, pid)
+	gBefore := scrape(proc.url, "go_goroutines")
+
+	// Subscribers: each its own socket and order, resuming after the creation event so none
+	// misses a change that commits while it is still subscribing.
+	lat := &latencies{}
+	clients := make([]*benchClient, n)
+	var failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := dialBench(proc.url, token, orders[i], lat)
+			if err != nil {
+				if failed.Add(1) <= 3 {
+					b.Logf("subscriber %d: %v", i, err)
+				}
+				return
+			}
+			clients[i] = c
+		}()
+	}
+	wg.Wait()
+	connectTime := time.Since(start)
+	time.Sleep(5 * time.Second) // let every subscription reach the broker and the heap settle
+	rssSubscribed := rssKiB(b, pid)
+	gSubscribed := scrape(proc.url, "go_goroutines")
+	heapSubscribed := scrape(proc.url, "go_memstats_heap_inuse_bytes")
+	connected := n - int(failed.Load())
+
+	// Status changes at rate/s for seconds: PAID, then SHIPPED, then DELIVERED, order by order.
+	cpuBefore := cpuTicks(b, pid)
+	loadStart := time.Now()
+	statuses := []store.OrderStatus{store.StatusPaid, store.StatusShipped, store.StatusDelivered}
+	total := rate * seconds
+	jobs := make(chan int)
+	var committed, writeErrs atomic.Int64
+	var writers sync.WaitGroup
+	for range 48 {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for k := range jobs {
+				o := orders[k%n]
+				_, err := st.UpdateOrderStatus(ctx, store.Viewer{UserID: adminID, Role: store.RoleAdmin}, o.id, statuses[(k/n)%3], nil)
+				if err != nil {
+					if writeErrs.Add(1) <= 3 {
+						b.Logf("update: %v", err)
+					}
+					continue
+				}
+				committed.Add(1)
+			}
+		}()
+	}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	for k := range total {
+		<-tick.C
+		jobs <- k
+	}
+	tick.Stop()
+	close(jobs)
+	writers.Wait()
+	// Wait for delivery to drain.
+	deadline := time.Now().Add(30 * time.Second)
+	for lat.count() < int(committed.Load()) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	loadTime := time.Since(loadStart)
+	cpu := float64(cpuTicks(b, pid)-cpuBefore) / 100 / loadTime.Seconds() // USER_HZ is 100
+	rssLoaded := rssKiB(b, pid)
+	b.StopTimer()
+
+	p50, p99, pmax := lat.percentiles()
+	closedEarly := 0
+	for _, c := range clients {
+		if c != nil && c.closedEarly() {
+			closedEarly++
+		}
+	}
+	report := fmt.Sprintf(`live fan-out benchmark
+  subscribers:          %d connected of %d (%s to connect), %d closed during the run
+  server RSS:           %d KiB idle, %d KiB with subscribers, %d KiB after the load
+  memory/subscriber:    %.1f KiB RSS delta (heap in use %.1f KiB/subscriber overall)
+  goroutines:           %.0f idle, %.0f with subscribers (%.2f per subscriber)
+  events:               %d committed (%d errors) in %s = %.0f/s, %d delivered
+  latency commit→client p50 %s, p99 %s, max %s
+  server CPU:           %.2f cores (of 2) during the load
+`, connected, n, connectTime.Round(time.Millisecond), closedEarly,
+		rssBefore, rssSubscribed, rssLoaded,
+		float64(rssSubscribed-rssBefore)/float64(connected), heapSubscribed/1024/float64(connected),
+		gBefore, gSubscribed, (gSubscribed-gBefore)/float64(connected),
+		committed.Load(), writeErrs.Load(), loadTime.Round(time.Millisecond), float64(committed.Load())/loadTime.Seconds(), lat.count(),
+		p50, p99, pmax, cpu)
+	b.Log(report)
+	fmt.Fprint(os.Stderr, report)
+	b.ReportMetric(float64(rssSubscribed-rssBefore)/float64(connected), "KiB/subscriber")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	for _, c := range clients {
+		if c != nil {
+			_ = c.conn.CloseNow()
+		}
+	}
+}
+
+type benchOrder struct{ id, created int64 }
+
+// seedOrders writes n PENDING orders (one line, one creation event each) in a few statements.
+func seedOrders(b *testing.B, dbURL string, n int) ([]benchOrder, int64) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var adminID, merchant, product int64
+	must := func(err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	must(conn.QueryRow(ctx, `SELECT id FROM users WHERE role = 'ADMIN'`).Scan(&adminID))
+	must(conn.QueryRow(ctx, `INSERT INTO users (email, email_key, name, role, password_hash, created_at)
+		VALUES ('bench-merchant@x', 'bench-merchant@x', 'Bench', 'MERCHANT', 'x', now()) RETURNING id`).Scan(&merchant))
+	must(conn.QueryRow(ctx, `INSERT INTO products (merchant_id, name, price, stock, created_at, updated_at)
+		VALUES ($1, 'Bench', 100, 0, now(), now()) RETURNING id`, merchant).Scan(&product))
+	_, err = conn.Exec(ctx, `INSERT INTO orders (customer_id, status, total, created_at, updated_at)
+		SELECT $1, 'PENDING', 100, now(), now() FROM generate_series(1, $2)`, merchant, n)
+	must(err)
+	_, err = conn.Exec(ctx, `INSERT INTO order_items (order_id, position, product_id, merchant_id, quantity, unit_price)
+		SELECT id, 0, $1, $2, 1, 100 FROM orders`, product, merchant)
+	must(err)
+	_, err = conn.Exec(ctx, `INSERT INTO order_status_events (order_id, status, at, published_at)
+		SELECT id, 'PENDING', now(), now() FROM orders`)
+	must(err)
+	_, err = conn.Exec(ctx, `ANALYZE`)
+	must(err)
+	rows, err := conn.Query(ctx, `SELECT o.id, e.id FROM orders o JOIN order_status_events e ON e.order_id = o.id ORDER BY o.id`)
+	must(err)
+	var out []benchOrder
+	for rows.Next() {
+		var o benchOrder
+		must(rows.Scan(&o.id, &o.created))
+		out = append(out, o)
+	}
+	must(rows.Err())
+	return out, adminID
+}
+
+func benchLogIn(b *testing.B, url, email, password string) string {
+	body, _ := json.Marshal(map[string]any{
+		"query":     `mutation($in: LogInInput!) { logIn(input: $in) { token } }`,
+		"variables": map[string]any{"in": map[string]any{"email": email, "password": password}},
+	})
+	resp, err := http.Post(url+"/graphql", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data struct{ LogIn struct{ Token string } }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Data.LogIn.Token == "" {
+		b.Fatalf("log in: %v", err)
+	}
+	return out.Data.LogIn.Token
+}
+
+// benchClient is one subscriber: it records each event's commit-to-receipt latency.
+type benchClient struct {
+	conn *websocket.Conn
+	done chan struct{}
+}
+
+func (c *benchClient) closedEarly() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func benchGID(kind string, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(id, 10)))
+}
+
+func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1)+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		return nil, err
+	}
+	write := func(s string) error { return conn.Write(ctx, websocket.MessageText, []byte(s)) }
+	if err := write(`{"type":"connection_init","payload":{"Authorization":"Bearer ` + token + `"}}`); err != nil {
+		return nil, err
+	}
+	if _, data, err := conn.Read(ctx); err != nil || !strings.Contains(string(data), "connection_ack") {
+		_ = conn.CloseNow()
+		return nil, fmt.Errorf("init: %v %s", err, data)
+	}
+	q := fmt.Sprintf(`{"type":"subscribe","id":"1","payload":{"query":"subscription($id: ID!, $after: ID) { orderStatusChanged(orderId: $id, after: $after) { id status at } }","variables":{"id":%q,"after":%q}}}`,
+		benchGID("Order", o.id), benchGID("OrderStatusEvent", o.created))
+	if err := write(q); err != nil {
+		return nil, err
+	}
+	c := &benchClient{conn: conn, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for {
+			_, data, err := conn.Read(context.Background())
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			var m struct {
+				Type    string
+				Payload struct {
+					Data struct{ OrderStatusChanged struct{ At time.Time } }
+				}
+			}
+			if json.Unmarshal(data, &m) != nil {
+				continue
+			}
+			switch m.Type {
+			case "ping":
+				_ = conn.Write(context.Background(), websocket.MessageText, []byte(`{"type":"pong"}`))
+			case "next":
+				lat.add(now.Sub(m.Payload.Data.OrderStatusChanged.At))
+			}
+		}
+	}()
+	return c, nil
+}
+
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
+
+func (l *latencies) count() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.d) }
+
+func (l *latencies) percentiles() (p50, p99, max time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return
+	}
+	s := slices.Clone(l.d)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))].Round(100 * time.Microsecond) }
+	return at(0.50), at(0.99), s[len(s)-1].Round(time.Millisecond)
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// rssKiB returns a process's resident set size.
+func rssKiB(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// cpuTicks returns a process's user+system CPU time in clock ticks.
+func cpuTicks(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data)[strings.LastIndexByte(string(data), ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}
+
+// scrape returns a metric of the server's /metrics, 0 when it is missing.
+func scrape(url, name string) float64 {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
