@@ -155,9 +155,9 @@ func (o *operationObserver) InterceptResponse(ctx context.Context, next graphql.
 		return resp
 	}
 	opCtx := graphql.GetOperationContext(ctx)
-	name, typ := o.m.names.label(opCtx), "none"
+	name, typ, opName := o.m.names.label(opCtx), "none", opCtx.OperationName
 	if opCtx.Operation != nil {
-		typ = string(opCtx.Operation.Operation)
+		typ, opName = string(opCtx.Operation.Operation), opCtx.Operation.Name
 	}
 	outcome := "ok"
 	codes := make([]string, 0, len(resp.Errors))
@@ -188,7 +188,7 @@ func (o *operationObserver) InterceptResponse(ctx context.Context, next graphql.
 	// Never the query's variables or headers: they carry passwords and tokens.
 	o.svc.Log.Log(ctx, level, "graphql",
 		"request_id", RequestID(ctx),
-		"operation", opCtx.OperationName,
+		"operation", opName,
 		"type", typ,
 		"outcome", outcome,
 		"codes", codes,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +48,7 @@ func (s *Service) openRedis(url string) (redis.UniversalClient, error) {
 	opts.PoolTimeout = redisPoolTimeout
 	opts.ContextTimeoutEnabled = true
 	opts.MaxRetries = 1
+	opts.DialerRetries = 1 // the breaker, not a dial loop, handles a server that is gone
 	// Maintenance notifications serve Redis Enterprise clusters; on other servers they only
 	// log a failed handshake.
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
@@ -108,21 +108,22 @@ func (b *redisBreaker) reject(err error) error {
 	return err
 }
 
-// DialHook refuses new connections while the breaker is open (pub/sub reconnects dial
-// directly, without a command).
-func (b *redisBreaker) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if b.cb.State() == gobreaker.StateOpen {
-			b.rejected.Add(1)
-			return nil, ErrRedisUnavailable
-		}
-		return next(ctx, network, addr)
-	}
-}
+// DialHook leaves dialing alone: go-redis's pool already fails fast after dial errors and
+// redials in the background, and that redial must get through for Redis to come back.
+func (b *redisBreaker) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// inBreaker marks a context already inside the breaker: commands go-redis sends to set up
+// a new connection (HELLO, CLIENT SETINFO) pass the hooks again, and must not count as a
+// second call (in the half-open state that second call would be refused).
+type inBreaker struct{}
 
 // ProcessHook runs each command through the breaker.
 func (b *redisBreaker) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if ctx.Value(inBreaker{}) != nil {
+			return next(ctx, cmd)
+		}
+		ctx = context.WithValue(ctx, inBreaker{}, true)
 		_, err := b.cb.Execute(func() (struct{}, error) {
 			return struct{}{}, next(ctx, cmd)
 		})
@@ -137,6 +138,10 @@ func (b *redisBreaker) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // ProcessPipelineHook runs each pipeline (and MULTI/EXEC) through the breaker as one call.
 func (b *redisBreaker) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if ctx.Value(inBreaker{}) != nil {
+			return next(ctx, cmds)
+		}
+		ctx = context.WithValue(ctx, inBreaker{}, true)
 		_, err := b.cb.Execute(func() (struct{}, error) {
 			return struct{}{}, next(ctx, cmds)
 		})

@@ -1,0 +1,130 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shop/api/api"
+)
+
+// metricValue returns the sum of every sample of the named metric on /metrics whose labels
+// contain all of labels (e.g. `code="BAD_USER_INPUT"`).
+func metricValue(t *testing.T, env *testEnv, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get(env.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+lines:
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func TestMetricsCountOperationsAndErrors(t *testing.T) {
+	env := embedded(t, api.Config{})
+	env.anon().must(`query ListProducts { products(first: 2) { totalCount } }`, nil, nil)
+	env.anon().post(`query TooDeep { products { nodes { merchant { products { nodes { merchant { products { nodes { merchant { products { nodes { merchant { products { nodes { merchant { id } } } } } } } } } } } } } } } }`, nil)
+	env.anon().post(`{ products(first: 500) { totalCount } }`, nil)
+	for _, c := range []struct {
+		name   string
+		labels []string
+	}{
+		{"shop_graphql_requests_total", []string{`operation="ListProducts"`, `outcome="ok"`, `type="query"`}},
+		{"shop_graphql_request_duration_seconds_count", []string{`operation="ListProducts"`}},
+		{"shop_graphql_errors_total", []string{`code="COMPLEXITY_LIMIT_EXCEEDED"`}},
+		{"shop_graphql_errors_total", []string{`code="BAD_USER_INPUT"`}},
+		{"shop_graphql_requests_total", []string{`operation="anonymous"`, `outcome="failed"`}},
+		{"go_sql_max_open_connections", []string{`db_name="shop"`}},
+		{"shop_redis_breaker_state", nil},
+	} {
+		if _, ok := seen(t, env, c.name, c.labels...); !ok {
+			t.Errorf("no sample of %s%v on /metrics", c.name, c.labels)
+		}
+	}
+	if v := metricValue(t, env, "shop_graphql_requests_total", `operation="ListProducts"`); v != 1 {
+		t.Errorf("ListProducts counted %v times, want 1", v)
+	}
+}
+
+func seen(t *testing.T, env *testEnv, name string, labels ...string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(env.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if ok {
+			return metricValue(t, env, name, labels...), true
+		}
+	}
+	return 0, false
+}
+
+func TestLogsNeverShowSecrets(t *testing.T) {
+	var logs bytes.Buffer
+	cfg := api.Config{SQLitePath: backends[0].config(t).SQLitePath, JWTSecret: []byte("test-secret-of-at-least-32-bytes!!"), PasswordCost: 4}
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: api.RedactSecrets}))
+	svc, err := api.New(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{t: t, svc: svc}
+	env.srv = httptestServer(t, svc)
+	acct := env.signUp("CUSTOMER")
+	env.anon().post(`mutation { logIn(input: {email: "`+acct.Email+`", password: "not-the-password"}) { token } }`, nil)
+	env.as(acct.Token).must(`query Me { me { id } }`, nil, nil)
+	log.Info("oops", "password", "hunter2", "authToken", acct.Token)
+
+	out := logs.String()
+	for _, secret := range []string{"password123", "not-the-password", "hunter2", acct.Token, string(cfg.JWTSecret)} {
+		if strings.Contains(out, secret) {
+			t.Errorf("a secret reached the log: %q", secret)
+		}
+	}
+	for _, want := range []string{`"operation":"Me"`, `"request_id":`, `"duration_ms":`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func httptestServer(t *testing.T, svc *api.Service) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(func() { srv.Close(); svc.Close() })
+	return srv
+}
