@@ -289,7 +289,9 @@ func TestPostgresRestart(t *testing.T) {
 				r := env.as(customer.Token).postNoFail(`mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { order { id } userErrors { code } } }`,
 					map[string]any{"in": map[string]any{"items": []any{map[string]any{"productId": product, "quantity": 1}}}})
 				attempts.Add(1)
-				var out struct{ PlaceOrder *struct{ Order *struct{ ID string } } }
+				var out struct {
+					PlaceOrder *struct{ Order *struct{ ID string } }
+				}
 				if r.Status >= 500 {
 					serverErrors.Add(1)
 				}
