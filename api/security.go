@@ -149,9 +149,14 @@ func (w *hintedWriter) WriteHeader(code int) {
 		w.hints.mu.Lock()
 		status, retry := w.hints.status, w.hints.retryAfter
 		w.hints.mu.Unlock()
-		if status != 0 {
+		switch {
+		case status != 0:
 			code = status
 			w.Header().Set("Retry-After", strconv.Itoa(retry))
+		case code == http.StatusUnprocessableEntity && strings.HasPrefix(w.Header().Get("Content-Type"), "application/json"):
+			// GraphQL over HTTP: a client that accepts only application/json gets request
+			// errors (parse, validation, variables) with 200; gqlgen answers 422.
+			code = http.StatusOK
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
