@@ -119,7 +119,7 @@ func TestPagingArguments(t *testing.T) {
 			env.createProduct(merchant, fmt.Sprintf("P%02d", i), 100+i, 5)
 		}
 		a := env.createProduct(merchant, "Ordered", 1, 100)
-		for range 3 {
+		for range 21 {
 			env.placeOrder(customer, a, 1)
 		}
 		anon, buyer := env.anon(), env.as(customer.Token)
@@ -135,6 +135,11 @@ func TestPagingArguments(t *testing.T) {
 			anon.must(`query($id: ID!) { user(id: $id) { products { `+connectionFields+` } } }`, map[string]any{"id": merchant.ID}, &out)
 			if len(out.User.Products.Nodes) != 20 || out.User.Products.TotalCount != 26 {
 				t.Fatalf("User.products default page: %d nodes of %d", len(out.User.Products.Nodes), out.User.Products.TotalCount)
+			}
+			var orders struct{ Orders pageView }
+			buyer.must(opOrdersPage, nil, &orders)
+			if len(orders.Orders.Nodes) != 20 || !orders.Orders.PageInfo.HasNextPage || orders.Orders.TotalCount != 21 {
+				t.Fatalf("orders default page: %d nodes of %d, next %v", len(orders.Orders.Nodes), orders.Orders.TotalCount, orders.Orders.PageInfo.HasNextPage)
 			}
 		})
 		t.Run("first 100 and 0", func(t *testing.T) {

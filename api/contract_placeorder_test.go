@@ -1,6 +1,9 @@
 package api_test
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestPlaceOrderValidation checks placeOrder's input rules and their exact field paths:
 // quantity 1–1,000 a line, 1–50 lines, lines of one product combined (and the sum capped, the
@@ -211,6 +214,21 @@ func TestCancelRestocks(t *testing.T) {
 		requireOK(t, r, p)
 		if p.Order.Status != "CANCELLED" || env.stock(a) != 10 || env.stock(b) != 10 {
 			t.Fatalf("after cancel: %s, stock %d, %d", p.Order.Status, env.stock(a), env.stock(b))
+		}
+		for name, op := range map[string]struct {
+			field, query string
+			vars         map[string]any
+		}{
+			"cancel an unknown order": {"cancelOrder", opCancelOrder, map[string]any{"id": fakeGlobalID("Order", 987654321)}},
+			"cancel a malformed id":   {"cancelOrder", opCancelOrder, map[string]any{"id": "nope"}},
+			"move an unknown order": {"updateOrderStatus", opUpdateOrderStatus, map[string]any{"in": map[string]any{
+				"id": fakeGlobalID("Order", 987654321), "status": "PAID"}}},
+		} {
+			r, p := env.as(merchant.Token).mutate(op.field, op.query, op.vars)
+			if len(r.Errors) > 0 || p == nil || len(p.UserErrors) != 1 || p.UserErrors[0].Code != "NOT_FOUND" ||
+				!slices.Equal(p.UserErrors[0].Field, []string{"id"}) {
+				t.Fatalf("%s: data %s, errors %+v; want userError NOT_FOUND on [id]", name, r.Data, r.Errors)
+			}
 		}
 		// Cancelling again is refused and does not restock twice.
 		r, p = env.as(customer.Token).mutate("cancelOrder", opCancelOrder, map[string]any{"id": order})

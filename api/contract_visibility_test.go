@@ -182,6 +182,19 @@ func TestNode(t *testing.T) {
 				}
 			})
 		}
+		// product(id:) and user(id:) answer unknown IDs the same way.
+		for _, c := range []nodeCase{
+			{"product", fakeGlobalID("Product", 987654321), ""},
+			{"product", "%%%", ""},
+			{"product", merchant.ID, ""},
+			{"user", fakeGlobalID("User", 987654321), ""},
+			{"user", product, ""},
+		} {
+			r := env.as(customer.Token).post(`query($id: ID!) { `+c.name+`(id: $id) { id } }`, map[string]any{"id": c.id})
+			if string(r.Data) != `{"`+c.name+`":null}` || len(r.Errors) != 1 || r.Code() != "NOT_FOUND" {
+				t.Fatalf("%s(%q): data %s, errors %+v", c.name, c.id, r.Data, r.Errors)
+			}
+		}
 		for _, c := range []nodeCase{
 			{"unknown user", fakeGlobalID("User", 987654321), ""},
 			{"unknown product", fakeGlobalID("Product", 987654321), ""},
