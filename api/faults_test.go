@@ -267,7 +267,7 @@ func TestPostgresRestart(t *testing.T) {
 
 	var mu sync.Mutex
 	var confirmed []string
-	var attempts, failed, serverErrors atomic.Int64
+	var attempts, failed, serverErrors, saidUnavailable atomic.Int64
 	var lastFailure atomic.Value
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -302,6 +302,9 @@ func TestPostgresRestart(t *testing.T) {
 						if c := e.Extensions["code"]; c != api.CodeInternal {
 							serverErrors.Add(1) // anything but the masked internal error is wrong here
 						}
+						if strings.Contains(e.Message, "temporarily unavailable") {
+							saidUnavailable.Add(1)
+						}
 					}
 					time.Sleep(20 * time.Millisecond)
 					continue
@@ -326,6 +329,9 @@ func TestPostgresRestart(t *testing.T) {
 	wg.Wait()
 	if n := serverErrors.Load(); n > 0 {
 		t.Errorf("%d responses were 5xx or carried an unmasked error", n)
+	}
+	if saidUnavailable.Load() == 0 {
+		t.Errorf("no error told the client the service was temporarily unavailable")
 	}
 
 	// Every confirmed order is there, and the stock agrees with the orders that exist.

@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/vektah/gqlparser/v2/ast"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -247,4 +250,14 @@ func RedactSecrets(_ []string, a slog.Attr) slog.Attr {
 		}
 	}
 	return a
+}
+
+// unavailable reports whether err comes from a dependency that could not be reached or
+// did not answer in time (the database down or restarting, a deadline passed), as opposed
+// to a bug: the client may retry.
+func unavailable(err error) bool {
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &netErr) || errors.As(err, &connectErr) || pgconn.SafeToRetry(err)
 }
