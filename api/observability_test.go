@@ -3,12 +3,18 @@ package api_test
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shop/api/api"
 )
@@ -127,4 +133,56 @@ func httptestServer(t *testing.T, svc *api.Service) *httptest.Server {
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(func() { srv.Close(); svc.Close() })
 	return srv
+}
+
+func TestTracingExportsOperationAndSQLSpans(t *testing.T) {
+	var mu sync.Mutex
+	var spans []*tracepb.Span
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			t.Errorf("collector: %v", err)
+		}
+		mu.Lock()
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				spans = append(spans, ss.Spans...)
+			}
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer collector.Close()
+	// Tracing is configured by the standard variables, read by the OpenTelemetry SDK.
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	env := embedded(t, api.Config{Tracing: true})
+	env.anon().must(`query TracedProducts { products(first: 2) { totalCount nodes { id } } }`, nil, nil)
+	env.svc.Close() // flushes the spans
+
+	mu.Lock()
+	defer mu.Unlock()
+	var op *tracepb.Span
+	for _, s := range spans {
+		if s.Name == "query TracedProducts" {
+			op = s
+		}
+	}
+	if op == nil {
+		t.Fatalf("no operation span among %d spans", len(spans))
+	}
+	sql := 0
+	for _, s := range spans {
+		if strings.HasPrefix(s.Name, "sql ") && bytes.Equal(s.TraceId, op.TraceId) {
+			sql++
+			for _, a := range s.Attributes {
+				if a.Key == "db.query.text" && strings.Contains(a.Value.GetStringValue(), "'") {
+					t.Errorf("SQL span carries a literal value: %s", a.Value.GetStringValue())
+				}
+			}
+		}
+	}
+	if sql == 0 {
+		t.Errorf("no SQL span in the operation's trace")
+	}
 }
