@@ -1,0 +1,86 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shop/api/api"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig(env(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits != (api.Limits{MaxDepth: 15, MaxCost: 10_000, MaxAliases: 30, MaxTokens: 10_000}) {
+		t.Errorf("limits %+v", c.Limits)
+	}
+	if c.RateLimit.PointsPerMinute != 30_000 || c.RateLimit.LoginFailuresPerAccount != 10 || c.RateLimit.LoginFailuresPerIP != 50 ||
+		c.RateLimit.LoginWindow != 15*time.Minute || c.RateLimit.TrustForwardedFor {
+		t.Errorf("rate limit %+v", c.RateLimit)
+	}
+	if c.RequestTimeout != 15*time.Second || c.StatementTimeout != 5*time.Second || c.RedisBreakerOpen != 5*time.Second {
+		t.Errorf("timeouts %v %v %v", c.RequestTimeout, c.StatementTimeout, c.RedisBreakerOpen)
+	}
+	if len(c.CORSOrigins) != 0 || c.Tracing || !c.Playground || !c.Introspection {
+		t.Errorf("cors %v tracing %v playground %v introspection %v", c.CORSOrigins, c.Tracing, c.Playground, c.Introspection)
+	}
+}
+
+func TestLoadConfigProduction(t *testing.T) {
+	if _, err := loadConfig(env("APP_ENV", "production"), quiet); err == nil {
+		t.Error("production started without JWT_SECRET")
+	}
+	if _, err := loadConfig(env("APP_ENV", "production", "JWT_SECRET", "short"), quiet); err == nil {
+		t.Error("production started with a short JWT_SECRET")
+	}
+	secret := strings.Repeat("k", 32)
+	c, err := loadConfig(env("APP_ENV", "production", "JWT_SECRET", secret), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Playground || c.Introspection || !c.Production {
+		t.Errorf("production: playground %v introspection %v", c.Playground, c.Introspection)
+	}
+	c, _ = loadConfig(env("APP_ENV", "production", "JWT_SECRET", secret, "INTROSPECTION", "true", "PLAYGROUND", "true"), quiet)
+	if !c.Playground || !c.Introspection {
+		t.Error("INTROSPECTION/PLAYGROUND=true do not turn them on in production")
+	}
+}
+
+func TestLoadConfigHardening(t *testing.T) {
+	c, err := loadConfig(env("MAX_QUERY_DEPTH", "8", "RATE_LIMIT_POINTS_PER_MINUTE", "0", "CORS_ORIGINS", "https://a.example, https://b.example",
+		"REQUEST_TIMEOUT", "3s", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "TRUST_FORWARDED_FOR", "true"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MaxDepth != 8 || c.RateLimit.PointsPerMinute != 0 || len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" ||
+		c.RequestTimeout != 3*time.Second || !c.Tracing || !c.RateLimit.TrustForwardedFor {
+		t.Errorf("config %+v", c)
+	}
+	if c, _ := loadConfig(env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", "OTEL_SDK_DISABLED", "true"), quiet); c.Tracing {
+		t.Error("OTEL_SDK_DISABLED=true leaves tracing on")
+	}
+	for _, bad := range [][]string{
+		{"MAX_QUERY_COST", "lots"},
+		{"REQUEST_TIMEOUT", "soon"},
+		{"RATE_LIMIT_POINTS_PER_MINUTE", "100"}, // below the cost of the costliest operation
+	} {
+		if _, err := loadConfig(env(bad...), quiet); err == nil {
+			t.Errorf("%s=%s accepted", bad[0], bad[1])
+		}
+	}
+}
