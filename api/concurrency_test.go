@@ -12,7 +12,7 @@ import (
 
 // raceResult is what one of many concurrent requests got back.
 type raceResult struct {
-	orderID   string
+	orderID   string // or the user's ID, for sign-ups
 	userError string // the first userError's code
 	err       error  // transport failures, top-level errors, undecodable bodies
 }
@@ -23,7 +23,9 @@ func raceMutation(baseURL, token, field, query string, vars map[string]any) race
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest(http.MethodPost, baseURL+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return raceResult{err: err}
@@ -44,10 +46,13 @@ func raceMutation(baseURL, token, field, query string, vars map[string]any) race
 	if len(p.UserErrors) > 0 {
 		return raceResult{userError: p.UserErrors[0].Code}
 	}
-	if p.Order == nil {
-		return raceResult{err: fmt.Errorf("no order and no userErrors: %s", raw)}
+	switch {
+	case p.Order != nil:
+		return raceResult{orderID: p.Order.ID}
+	case p.User != nil:
+		return raceResult{orderID: p.User.ID}
 	}
-	return raceResult{orderID: p.Order.ID}
+	return raceResult{err: fmt.Errorf("no object and no userErrors: %s", raw)}
 }
 
 // race runs n calls of do at once (as far as the scheduler allows) and returns their results.
@@ -222,6 +227,34 @@ func TestConcurrentCancels(t *testing.T) {
 		}
 		if s := env.stock(product); s != 10 {
 			t.Fatalf("stock = %d, want 10 (restocked once)", s)
+		}
+	})
+}
+
+// TestConcurrentSignUps races 10 sign-ups of one address in different letter cases: exactly
+// one account is created and the others are EMAIL_TAKEN.
+func TestConcurrentSignUps(t *testing.T) {
+	forEachBackendProcesses(t, func(t *testing.T, envs []*testEnv) {
+		cases := []string{"racer@example.com", "Racer@example.com", "RACER@example.com", "racer@EXAMPLE.com", "rAcEr@example.com"}
+		results := race(10, func(i int) raceResult {
+			return raceMutation(envs[i%len(envs)].srv.URL, "", "signUp", opSignUp, map[string]any{"in": map[string]any{
+				"email": cases[i%len(cases)], "name": "Racer", "password": fmt.Sprintf("password-%d", i)}})
+		})
+		created, taken := 0, 0
+		for i, r := range results {
+			switch {
+			case r.err != nil:
+				t.Fatalf("request %d: %v", i, r.err)
+			case r.userError == "EMAIL_TAKEN":
+				taken++
+			case r.userError != "":
+				t.Fatalf("request %d: %s", i, r.userError)
+			default:
+				created++
+			}
+		}
+		if created != 1 || taken != 9 {
+			t.Fatalf("%d accounts created, %d EMAIL_TAKEN; want 1 and 9", created, taken)
 		}
 	})
 }
