@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/sony/gobreaker/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
@@ -228,9 +227,4 @@ func (n *operationNames) label(opCtx *graphql.OperationContext) string {
 		n.seen[name] = true
 	}
 	return name
-}
-
-// breakerOpen reports whether Redis is being skipped.
-func (s *Service) breakerOpen() bool {
-	return s.breaker != nil && s.breaker.State() == gobreaker.StateOpen
 }
