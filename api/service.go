@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 	}
 	var cache *store.Cache
 	if !cfg.NoCache {
-		cache = store.NewCache(s.Redis, cfg.RedisPrefix, 10*time.Minute, 100*time.Millisecond, log)
+		cache = store.NewCache(s.Redis, cfg.RedisPrefix, 10*time.Minute, 300*time.Millisecond, log)
 	}
 	s.Store, err = store.Open(ctx, store.Config{
 		DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, PasswordCost: cfg.PasswordCost, Cache: cache,

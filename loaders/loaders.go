@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -39,6 +40,11 @@ type Config struct {
 	// nesting, which is why we do not keep the library's 16 ms default (five levels of an
 	// order history would wait 80 ms).
 	Wait time.Duration
+	// MaxWait, when above Wait, lets the window grow with the requests in flight: Wait times
+	// their number, up to MaxWait. Under load the goroutines of a level wait for a CPU, and
+	// a window of Wait would split its keys over several statements, spending CPU exactly
+	// when it is short; a lone request keeps the short window.
+	MaxWait time.Duration
 	// MaxBatch caps the keys of one query (0: no cap). It bounds the IN list, far below
 	// the parameter limits of PostgreSQL (65,535) and SQLite (32,766), while a full page
 	// (100 orders of up to 5 items) still fits in one batch.
@@ -53,7 +59,7 @@ type Config struct {
 }
 
 // DefaultConfig is the batching used in production: see Config for why.
-var DefaultConfig = Config{Wait: time.Millisecond, MaxBatch: 1000}
+var DefaultConfig = Config{Wait: time.Millisecond, MaxWait: 8 * time.Millisecond, MaxBatch: 1000}
 
 // Loaders holds one operation's loaders. Each caches what it loaded for the operation's life.
 type Loaders struct {
@@ -139,6 +145,14 @@ func (l *Loaders) Report() Report {
 	return r
 }
 
+// forLoad returns the configuration for a request that finds n requests in flight.
+func (c Config) forLoad(n int64) Config {
+	if c.MaxWait > c.Wait {
+		c.Wait = min(c.Wait*time.Duration(n), c.MaxWait)
+	}
+	return c
+}
+
 type ctxKey struct{}
 
 // With returns ctx carrying l; the store counts the statements issued under it into l's
@@ -160,9 +174,12 @@ func For(ctx context.Context) *Loaders {
 // Middleware gives every HTTP request fresh loaders, and reports what the request cost to
 // cfg.Observe.
 func Middleware(s Store, cfg Config) func(http.Handler) http.Handler {
+	var inFlight atomic.Int64
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			l := New(s, cfg)
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			l := New(s, cfg.forLoad(n))
 			next.ServeHTTP(w, r.WithContext(With(r.Context(), l)))
 			if cfg.Observe != nil {
 				cfg.Observe(r, l.Report())
