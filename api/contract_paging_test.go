@@ -395,3 +395,33 @@ func TestProductFilterAndOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestProductSearchBeyondASCII checks that search ignores letter case in every alphabet, not
+// only in ASCII: clients search for "éclair" and expect "ÉCLAIR".
+func TestProductSearchBeyondASCII(t *testing.T) {
+	type searchCase struct {
+		search string
+		want   []string
+	}
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		merchant := env.signUp("MERCHANT")
+		for _, p := range [][2]string{{"ÉCLAIR au café", ""}, {"Tea", "GRÜNER Tee aus Österreich"}, {"Ψωμί", "ΦΡΈΣΚΟ"}} {
+			r, pp := env.as(merchant.Token).mutate("createProduct", opCreateProduct, map[string]any{"in": map[string]any{
+				"name": p[0], "description": p[1], "price": 100, "stock": 1}})
+			requireOK(t, r, pp)
+		}
+		for _, c := range []searchCase{
+			{"éclair", []string{"ÉCLAIR au café"}},
+			{"AU CAFÉ", []string{"ÉCLAIR au café"}},
+			{"grüner", []string{"Tea"}},
+			{"österreich", []string{"Tea"}},
+			{"ψωμί", []string{"Ψωμί"}},
+			{"φρέσκο", []string{"Ψωμί"}},
+		} {
+			p := env.anon().productsPage(map[string]any{"filter": map[string]any{"search": c.search}})
+			if got := p.names(); !slices.Equal(got, c.want) || p.TotalCount != len(c.want) {
+				t.Errorf("search %q: %v (totalCount %d), want %v", c.search, got, p.TotalCount, c.want)
+			}
+		}
+	})
+}

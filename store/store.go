@@ -50,6 +50,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if path == "" {
 			path = "shop.db"
 		}
+		if err := registerSQLiteFunctions(); err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
 		// One connection: SQLite has one writer, and a single connection turns lock
 		// contention into queueing instead of SQLITE_BUSY errors.
 		dialector = sqlite.Open("file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate")
