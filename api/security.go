@@ -75,7 +75,7 @@ func (s *Service) protect(next http.Handler) http.Handler {
 // jsonContentType reports whether a POST's Content-Type is JSON.
 func jsonContentType(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (mt == "application/json" || mt == "application/graphql-response+json")
+	return err == nil && mt == "application/json"
 }
 
 // isLongLived reports whether r opens a subscription (WebSocket or server-sent events),
