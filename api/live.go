@@ -96,14 +96,10 @@ func (s *Service) addLiveTransports(srv *handler.Server) {
 		loaderCfg = *s.cfg.Loaders
 	}
 	// The connection's loaders (made for the upgrade request) would serve every event what
-	// they cached for the first: a subscription gets its own when it starts, and each event
-	// fresh ones.
-	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		if isSubscription(ctx) {
-			ctx = loaders.With(ctx, loaders.New(s.Store, loaderCfg))
-		}
-		return next(ctx)
-	})
+	// they cached for the first, so each event gets fresh ones. Subscribing itself uses the
+	// connection's: it only checks who may see an order, which never changes once placed,
+	// and loaders of its own would stay referenced for the subscription's life (memory per
+	// subscriber is what limits how many a process holds).
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		if isSubscription(ctx) {
 			ctx = loaders.With(ctx, loaders.New(s.Store, loaderCfg))

@@ -63,7 +63,8 @@ func BenchmarkLiveFanout(b *testing.B) {
 	opts, _ := redis.ParseURL(redisURL)
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	pub := live.NewPublisher(rdb, st, prefix+"order-events", nil)
+	// server.go ends REDIS_PREFIX with ":" and the service names its channel after it.
+	pub := live.NewPublisher(rdb, st, prefix+":order-events", nil)
 	pub.Start()
 	defer pub.Close()
 	st.SetEventSink(pub)
@@ -111,7 +112,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 	statuses := []store.OrderStatus{store.StatusPaid, store.StatusShipped, store.StatusDelivered}
 	total := rate * seconds
 	jobs := make(chan int)
-	var committed, writeErrs atomic.Int64
+	var committed, writeErrs, writeNanos atomic.Int64
 	var writers sync.WaitGroup
 	for range 48 {
 		writers.Add(1)
@@ -119,7 +120,9 @@ func BenchmarkLiveFanout(b *testing.B) {
 			defer writers.Done()
 			for k := range jobs {
 				o := orders[k%n]
+				t0 := time.Now()
 				_, err := st.UpdateOrderStatus(ctx, store.Viewer{UserID: adminID, Role: store.RoleAdmin}, o.id, statuses[(k/n)%3], nil)
+				writeNanos.Add(int64(time.Since(t0)))
 				if err != nil {
 					if writeErrs.Add(1) <= 3 {
 						b.Logf("update: %v", err)
@@ -130,12 +133,15 @@ func BenchmarkLiveFanout(b *testing.B) {
 			}
 		}()
 	}
-	tick := time.NewTicker(time.Second / time.Duration(rate))
+	// Paced by the clock, not a ticker (which drops ticks on a busy machine): behind
+	// schedule, the next changes go out at once.
+	interval := time.Second / time.Duration(rate)
 	for k := range total {
-		<-tick.C
+		if d := time.Until(loadStart.Add(time.Duration(k) * interval)); d > 0 {
+			time.Sleep(d)
+		}
 		jobs <- k
 	}
-	tick.Stop()
 	close(jobs)
 	writers.Wait()
 	// Wait for delivery to drain.
@@ -156,19 +162,28 @@ func BenchmarkLiveFanout(b *testing.B) {
 		}
 	}
 	report := fmt.Sprintf(`live fan-out benchmark
-  subscribers:          %d connected of %d (%s to connect), %d closed during the run
+  subscribers:          %d connected of %d (%s to connect), %d closed during the run, %d errors
   server RSS:           %d KiB idle, %d KiB with subscribers, %d KiB after the load
   memory/subscriber:    %.1f KiB RSS delta (heap in use %.1f KiB/subscriber overall)
   goroutines:           %.0f idle, %.0f with subscribers (%.2f per subscriber)
-  events:               %d committed (%d errors) in %s = %.0f/s, %d delivered
+  events:               %d committed (%d errors, %s per commit) in %s = %.0f/s, %d delivered
   latency commit→client p50 %s, p99 %s, max %s
   server CPU:           %.2f cores (of 2) during the load
-`, connected, n, connectTime.Round(time.Millisecond), closedEarly,
+`, connected, n, connectTime.Round(time.Millisecond), closedEarly, lat.failed,
 		rssBefore, rssSubscribed, rssLoaded,
 		float64(rssSubscribed-rssBefore)/float64(connected), heapSubscribed/1024/float64(connected),
 		gBefore, gSubscribed, (gSubscribed-gBefore)/float64(connected),
-		committed.Load(), writeErrs.Load(), loadTime.Round(time.Millisecond), float64(committed.Load())/loadTime.Seconds(), lat.count(),
+		committed.Load(), writeErrs.Load(), time.Duration(writeNanos.Load()/max(1, committed.Load())).Round(10*time.Microsecond), loadTime.Round(time.Millisecond), float64(committed.Load())/loadTime.Seconds(), lat.count(),
 		p50, p99, pmax, cpu)
+	if lat.failed > 0 {
+		shown := 0
+		for _, line := range strings.Split(proc.log.String(), "\n") {
+			if strings.Contains(line, "internal error") && shown < 3 {
+				fmt.Fprintln(os.Stderr, "server:", line)
+				shown++
+			}
+		}
+	}
 	b.Log(report)
 	fmt.Fprint(os.Stderr, report)
 	b.ReportMetric(float64(rssSubscribed-rssBefore)/float64(connected), "KiB/subscriber")
@@ -305,7 +320,17 @@ func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, e
 			case "ping":
 				_ = conn.Write(context.Background(), websocket.MessageText, []byte(`{"type":"pong"}`))
 			case "next":
+				if m.Payload.Data.OrderStatusChanged.At.IsZero() {
+					if lat.fail(string(data)) <= 3 {
+						fmt.Fprintf(os.Stderr, "subscription error: %s\n", data)
+					}
+					continue
+				}
 				lat.add(now.Sub(m.Payload.Data.OrderStatusChanged.At))
+			case "error", "complete":
+				if lat.fail(string(data)) <= 3 {
+					fmt.Fprintf(os.Stderr, "subscription ended: %s\n", data)
+				}
 			}
 		}
 	}()
@@ -313,9 +338,13 @@ func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, e
 }
 
 type latencies struct {
-	mu sync.Mutex
-	d  []time.Duration
+	mu     sync.Mutex
+	d      []time.Duration
+	failed int
 }
+
+// fail counts a subscription that ended or sent an error instead of an event.
+func (l *latencies) fail(string) int { l.mu.Lock(); defer l.mu.Unlock(); l.failed++; return l.failed }
 
 func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
 

@@ -28,10 +28,9 @@ import (
 type Store interface {
 	MarkEventsPublished(ctx context.Context, ids []int64) error
 	RelayUnpublishedEvents(ctx context.Context, olderThan time.Time, limit int, publish func(context.Context, []store.OrderEvent) error) (int, error)
-	FindOrderEventsAfter(ctx context.Context, orderID, afterID int64) ([]store.OrderEvent, error)
+	FindOrderEventsFrom(ctx context.Context, orderID, fromID int64) ([]store.OrderStatusEvent, error)
 	FindLatestOrderEvent(ctx context.Context, orderID int64) (store.OrderStatusEvent, error)
 	FindEventsSince(ctx context.Context, since time.Time, limit int) ([]store.OrderEvent, error)
-	FindEventByID(ctx context.Context, id int64) (store.OrderStatusEvent, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -49,6 +48,9 @@ type Config struct {
 	// CatchUp is how far before a lost Redis subscription the broker rereads events from
 	// the database once it is back (5s): covers commit-to-publish delays.
 	CatchUp time.Duration
+	// Setups is how many subscriptions may be setting up (reading the database) at once (8):
+	// a reconnect storm then queues instead of exhausting the connection pool.
+	Setups int
 }
 
 func (c Config) withDefaults() Config {
@@ -63,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CatchUp <= 0 {
 		c.CatchUp = 5 * time.Second
+	}
+	if c.Setups <= 0 {
+		c.Setups = 8
 	}
 	return c
 }
@@ -113,7 +118,8 @@ type Broker struct {
 	count   int
 	closed  bool
 
-	seen      idSet // events dispatched recently, to drop republished duplicates
+	seen      idSet         // events dispatched recently, to drop republished duplicates
+	setups    chan struct{} // admission of subscription setups
 	connected atomic.Bool
 	ready     chan struct{}
 	stop      context.CancelFunc
@@ -127,9 +133,11 @@ func NewBroker(rdb redis.UniversalClient, st Store, cfg Config, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Broker{rdb: rdb, store: st, cfg: cfg.withDefaults(), log: log,
+	cfg = cfg.withDefaults()
+	return &Broker{rdb: rdb, store: st, cfg: cfg, log: log,
 		byOrder: map[int64][]*subscriber{}, byUser: map[int64][]*subscriber{},
-		seen: newIDSet(1 << 16), ready: make(chan struct{}), done: make(chan struct{})}
+		seen: newIDSet(1 << 16), setups: make(chan struct{}, cfg.Setups),
+		ready: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Start subscribes to the channel and dispatches its events until Close. It returns once the
@@ -262,11 +270,12 @@ func (b *Broker) fillGap(ctx context.Context, subs []*subscriber, e store.OrderE
 		from = min(from, s.lastID)
 		s.mu.Unlock()
 	}
-	events, err := b.store.FindOrderEventsAfter(ctx, e.OrderID, from)
+	found, err := b.store.FindOrderEventsFrom(ctx, e.OrderID, from+1)
 	if err != nil {
 		b.log.Error("live: fill gap", "order", e.OrderID, "err", err)
 		return
 	}
+	events := withAudience(found, e)
 	for _, s := range subs {
 		if s.fill(events) == overflow {
 			b.overflow(s)
@@ -355,17 +364,6 @@ func (b *Broker) remove(s *subscriber) {
 // afterID is not an event of the order; otherwise it sends only events committed from now
 // on. Visibility is the caller's to check.
 func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-chan *store.OrderStatusEvent, error) {
-	var last store.OrderStatusEvent
-	if afterID > 0 {
-		var err error
-		last, err = b.store.FindEventByID(ctx, afterID)
-		if store.ErrorCode(err) == store.CodeNotFound || (err == nil && last.OrderID != orderID) {
-			return nil, &store.Error{Code: store.CodeInvalid, Message: "after is not an event of this order", Field: []string{"after"}}
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
 	s := &subscriber{orderID: orderID}
 	// Subscribe first, then read the database: an event committed in between is both
 	// pending and read, and the merge by ID keeps one copy.
@@ -373,10 +371,18 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 		return nil, err
 	}
 	ch := s.ch
-	var replay []store.OrderEvent
+	var last store.OrderStatusEvent
+	var replay []store.OrderStatusEvent
 	var err error
 	if afterID > 0 {
-		replay, err = b.store.FindOrderEventsAfter(ctx, orderID, afterID)
+		// One query: the cursor's event (when it is one of this order's) and those after it.
+		replay, err = b.store.FindOrderEventsFrom(ctx, orderID, afterID)
+		if err == nil && (len(replay) == 0 || replay[0].ID != afterID) {
+			err = &store.Error{Code: store.CodeInvalid, Message: "after is not an event of this order", Field: []string{"after"}}
+		}
+		if err == nil {
+			last, replay = replay[0], replay[1:]
+		}
 	} else {
 		// Without a cursor only events committed from now on count: the order's latest
 		// event is the starting point.
@@ -387,10 +393,30 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 		s.close()
 		return nil, err
 	}
-	if s.goLive(last, replay) == overflow {
+	if s.goLive(last, withAudience(replay, store.OrderEvent{})) == overflow {
 		b.overflow(s)
 	}
 	return ch, nil
+}
+
+// Admit waits until a subscription may set up (read the database), and returns the function
+// that ends its turn; it fails only when ctx ends first.
+func (b *Broker) Admit(ctx context.Context) (func(), error) {
+	select {
+	case b.setups <- struct{}{}:
+		return func() { <-b.setups }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// withAudience gives events read for one order the audience of like (routing is done by then).
+func withAudience(events []store.OrderStatusEvent, like store.OrderEvent) []store.OrderEvent {
+	out := make([]store.OrderEvent, len(events))
+	for i, e := range events {
+		out[i] = store.OrderEvent{OrderStatusEvent: e, CustomerID: like.CustomerID, MerchantIDs: like.MerchantIDs}
+	}
+	return out
 }
 
 // ViewerEvents subscribes to the events of every order v may see in `orders` until ctx ends.

@@ -40,8 +40,9 @@ type SocketConfig struct {
 	// InitTimeout closes a socket that sends no connection_init in time with 4408 (10s).
 	InitTimeout time.Duration
 	// PingInterval is how often a peer is pinged (20s): graphql-transport-ws peers with the
-	// protocol's ping message (gqlgen's PingPongInterval, no pong in two intervals closes
-	// the socket), legacy graphql-ws peers with WebSocket ping frames plus "ka" messages.
+	// protocol's ping message, legacy graphql-ws peers with a WebSocket ping frame (that
+	// protocol has none) plus its "ka" message. A peer that has not answered by the next
+	// ping is dropped.
 	PingInterval time.Duration
 	// WriteTimeout bounds every write; a peer that stops reading is disconnected (10s).
 	WriteTimeout time.Duration
@@ -83,9 +84,9 @@ func (ss *Sockets) Transport(init transport.WebsocketInitFunc) graphql.Transport
 	return wsTransport{Websocket: transport.Websocket{
 		Implementation: ss,
 		InitFunc:       init,
-		// InitTimeout stays 0: gqlgen would close with 1002; the socket closes with 4408.
-		KeepAlivePingInterval: ss.cfg.PingInterval, // "ka" for legacy graphql-ws
-		PingPongInterval:      ss.cfg.PingInterval, // ping/pong for graphql-transport-ws
+		// gqlgen's timers stay off: its InitTimeout closes with 1002 (the socket closes with
+		// 4408 itself), and its KeepAlivePingInterval and PingPongInterval each cost a
+		// goroutine per connection; the socket's heartbeat is one runtime timer instead.
 	}, sockets: ss}
 }
 
@@ -157,9 +158,7 @@ func (ss *Sockets) Accept(w http.ResponseWriter, r *http.Request, opts transport
 	if sl, ok := r.Context().Value(slotKey{}).(*slot); ok {
 		sl.s = s
 	}
-	if !s.transportWS {
-		go s.pingFrames(ss.cfg.PingInterval)
-	}
+	s.heartbeat = time.AfterFunc(ss.cfg.PingInterval, s.beat)
 	return s, nil
 }
 
@@ -204,6 +203,7 @@ type socket struct {
 	sockets     *Sockets
 	transportWS bool
 	initTimer   *time.Timer
+	heartbeat   *time.Timer // pings the peer every PingInterval
 
 	mu        sync.Mutex
 	closing   bool
@@ -261,12 +261,15 @@ func (s *socket) NextReader() (int, io.Reader, error) {
 			}
 		case "complete":
 			s.release(f.ID)
-		case "ping", "pong":
+		case "pong":
+			s.alive()
+			if !s.initDone() {
+				continue
+			}
+		case "ping":
 			if !s.initDone() {
 				// Allowed before connection_init, which gqlgen insists comes first.
-				if f.Type == "ping" {
-					_ = s.write([]byte(`{"type":"pong"}`))
-				}
+				_ = s.write([]byte(`{"type":"pong"}`))
 				continue
 			}
 		default:
@@ -366,6 +369,7 @@ func (s *socket) closeWith(code int, reason string) {
 	s.stopDeadlineLocked()
 	s.mu.Unlock()
 	s.initTimer.Stop()
+	s.heartbeat.Stop()
 	go func() {
 		defer close(s.closeDone)
 		defer s.sockets.forget(s)
@@ -382,6 +386,7 @@ func (s *socket) isClosing() bool {
 // Close drops the connection, unless a close handshake already owns it.
 func (s *socket) Close() error {
 	s.initTimer.Stop()
+	s.heartbeat.Stop()
 	s.mu.Lock()
 	s.stopDeadlineLocked()
 	closing := s.closing
@@ -420,24 +425,49 @@ func (s *socket) stopDeadlineLocked() {
 	}
 }
 
-// pingFrames pings a legacy graphql-ws peer with WebSocket ping frames, which that protocol
-// lacks, and drops it when a pong does not come back within the interval.
-func (s *socket) pingFrames(every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for range t.C {
-		if s.isClosing() {
-			return
-		}
+// beat pings the peer and arms the deadline by which it must answer: the next beat. A
+// graphql-transport-ws peer gets the protocol's ping (its pong clears the deadline); a legacy
+// graphql-ws peer gets "ka" and a WebSocket ping frame, answered by its WebSocket library.
+func (s *socket) beat() {
+	if s.isClosing() {
+		return
+	}
+	every := s.sockets.cfg.PingInterval
+	s.mu.Lock()
+	missed := s.deadline != nil
+	if !missed {
+		s.deadline = time.AfterFunc(every+every/2, s.dead)
+	}
+	s.mu.Unlock()
+	if missed {
+		return // dead() drops it
+	}
+	if s.transportWS {
+		_ = s.write([]byte(`{"type":"ping"}`))
+	} else {
+		_ = s.write([]byte(`{"type":"ka"}`))
 		ctx, cancel := context.WithTimeout(context.Background(), every)
-		err := s.conn.Ping(ctx)
+		err := s.conn.Ping(ctx) // waits for the pong, read by gqlgen's read loop
 		cancel()
-		if err != nil {
-			s.sockets.forget(s)
-			_ = s.conn.CloseNow()
-			return
+		if err == nil {
+			s.alive()
 		}
 	}
+	s.heartbeat.Reset(every)
+}
+
+// alive records that the peer answered a ping.
+func (s *socket) alive() {
+	s.mu.Lock()
+	s.stopDeadlineLocked()
+	s.mu.Unlock()
+}
+
+// dead drops a peer that did not answer in time, without a close handshake it could not do.
+func (s *socket) dead() {
+	s.heartbeat.Stop()
+	s.sockets.forget(s)
+	_ = s.conn.CloseNow()
 }
 
 func truncate(reason string) string {

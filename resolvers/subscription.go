@@ -14,11 +14,22 @@ type Events interface {
 	OrderEvents(ctx context.Context, orderID, afterID int64) (<-chan *store.OrderStatusEvent, error)
 	// ViewerEvents streams the events of every order v may see in `orders`.
 	ViewerEvents(ctx context.Context, v store.Viewer) (<-chan *store.OrderStatusEvent, error)
+	// Admit waits for a turn to set a subscription up, so that a reconnect storm queues
+	// instead of exhausting the database; it returns the function that ends the turn.
+	Admit(ctx context.Context) (func(), error)
 }
 
 // orderStatusChanged checks that the caller may see the order (UNAUTHENTICATED, NOT_FOUND)
 // and that `after` is one of its events (BAD_USER_INPUT), then streams its events.
 func (r *subscriptionResolver) orderStatusChanged(ctx context.Context, orderID string, after *string) (<-chan *store.OrderStatusEvent, error) {
+	if viewer(ctx).Anonymous() {
+		return nil, unauthenticated()
+	}
+	done, err := r.Events.Admit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	order, err := visibleOrder(ctx, localID(kindOrder, orderID))
 	if err != nil {
 		return nil, err

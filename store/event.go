@@ -182,16 +182,19 @@ func (s *Store) RelayUnpublishedEvents(ctx context.Context, olderThan time.Time,
 	return n, nil
 }
 
-// FindOrderEventsAfter returns the events of an order with an ID above afterID, oldest
-// first, with who may see them.
-func (s *Store) FindOrderEventsAfter(ctx context.Context, orderID, afterID int64) ([]OrderEvent, error) {
-	db := s.db.WithContext(ctx)
+// FindOrderEventsFrom returns the events of an order with an ID of at least fromID, oldest
+// first: a subscription's replay after a cursor (the cursor's own event first, when it is an
+// event of this order), or what a subscriber missed.
+func (s *Store) FindOrderEventsFrom(ctx context.Context, orderID, fromID int64) ([]OrderStatusEvent, error) {
 	var rows []eventRow
-	if err := db.Where("order_id = ? AND id > ?", orderID, afterID).Order("id").Find(&rows).Error; err != nil {
-		return nil, translate("find order events after", err)
+	if err := s.db.WithContext(ctx).Where("order_id = ? AND id >= ?", orderID, fromID).Order("id").Find(&rows).Error; err != nil {
+		return nil, translate("find order events from", err)
 	}
-	events, err := s.audience(db, rows)
-	return events, translate("find order events after", err)
+	events := make([]OrderStatusEvent, len(rows))
+	for i, r := range rows {
+		events[i] = r.toEvent()
+	}
+	return events, nil
 }
 
 // FindLatestOrderEvent returns the newest event of an order, or NOT_FOUND when it has none.
