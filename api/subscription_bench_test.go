@@ -358,7 +358,9 @@ func (l *latencies) percentiles() (p50, p99, max time.Duration) {
 	}
 	s := slices.Clone(l.d)
 	slices.Sort(s)
-	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))].Round(100 * time.Microsecond) }
+	at := func(q float64) time.Duration {
+		return s[min(len(s)-1, int(q*float64(len(s))))].Round(100 * time.Microsecond)
+	}
 	return at(0.50), at(0.99), s[len(s)-1].Round(time.Millisecond)
 }
 

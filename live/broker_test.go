@@ -34,7 +34,6 @@ func (f *fakeStore) FindLatestOrderEvent(_ context.Context, orderID int64) (stor
 	return last, nil
 }
 
-
 // lifecycle is an order's events 1..4 with a foreign event (id 2) of another order between.
 func lifecycle() []store.OrderEvent {
 	st := func(s store.OrderStatus) *store.OrderStatus { return &s }
