@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"mime"
 	"net"
@@ -136,11 +137,15 @@ func markRateLimited(ctx context.Context, secs int) {
 	}
 }
 
-// hintedWriter applies httpHints when the response's header is written.
+// hintedWriter applies httpHints when the response's header is written, and makes request
+// errors follow the GraphQL over HTTP spec where gqlgen does not.
 type hintedWriter struct {
 	http.ResponseWriter
 	hints   *httpHints
 	written bool
+	// dropNullData removes "data": null from a request error's body: with
+	// application/graphql-response+json a request error has no data entry at all.
+	dropNullData bool
 }
 
 func (w *hintedWriter) WriteHeader(code int) {
@@ -157,6 +162,8 @@ func (w *hintedWriter) WriteHeader(code int) {
 			// GraphQL over HTTP: a client that accepts only application/json gets request
 			// errors (parse, validation, variables) with 200; gqlgen answers 422.
 			code = http.StatusOK
+		case code >= 400 && code < 500 && strings.HasPrefix(w.Header().Get("Content-Type"), "application/graphql-response+json"):
+			w.dropNullData = true
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -165,6 +172,19 @@ func (w *hintedWriter) WriteHeader(code int) {
 func (w *hintedWriter) Write(b []byte) (int, error) {
 	if !w.written {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.dropNullData {
+		// gqlgen writes the whole response in one call.
+		var resp map[string]json.RawMessage
+		if json.Unmarshal(b, &resp) == nil && string(resp["data"]) == "null" {
+			delete(resp, "data")
+			if out, err := json.Marshal(resp); err == nil {
+				if _, err := w.ResponseWriter.Write(out); err != nil {
+					return 0, err
+				}
+				return len(b), nil
+			}
+		}
 	}
 	return w.ResponseWriter.Write(b)
 }
