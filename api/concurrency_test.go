@@ -258,3 +258,32 @@ func TestConcurrentSignUps(t *testing.T) {
 		}
 	})
 }
+
+// TestProcessesReadTheirWrites checks that processes sharing PostgreSQL and Redis act as one
+// service: a change made through one process is what the next read through another sees,
+// even when that process has the old value in the shared cache.
+func TestProcessesReadTheirWrites(t *testing.T) {
+	forEachBackendProcesses(t, func(t *testing.T, envs []*testEnv) {
+		writer, reader := envs[0], envs[len(envs)-1]
+		merchant, customer := writer.signUp("MERCHANT"), writer.signUp("CUSTOMER")
+		product := writer.createProduct(merchant, "Shared", 1000, 10)
+		for step := range 5 {
+			reader.product(product) // warm whatever cache the reader uses
+			r, p := writer.as(merchant.Token).mutate("updateProduct", opUpdateProduct,
+				map[string]any{"in": map[string]any{"id": product, "price": 2000 + step}})
+			requireOK(t, r, p)
+			if got := reader.product(product).Price.Amount; got != 2000+step {
+				t.Fatalf("step %d: price read through the other process = %d, want %d", step, got, 2000+step)
+			}
+			order := writer.placeOrder(customer, product, 1)
+			if got := reader.stock(product); got != 10-step-1 {
+				t.Fatalf("step %d: stock read through the other process = %d, want %d", step, got, 10-step-1)
+			}
+			var out struct{ Order *struct{ Status string } }
+			reader.as(customer.Token).must(`query($id: ID!) { order(id: $id) { status } }`, map[string]any{"id": order}, &out)
+			if out.Order == nil || out.Order.Status != "PENDING" {
+				t.Fatalf("step %d: the other process does not see order %s: %+v", step, order, out.Order)
+			}
+		}
+	})
+}
