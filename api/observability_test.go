@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -185,4 +187,28 @@ func TestTracingExportsOperationAndSQLSpans(t *testing.T) {
 	if sql == 0 {
 		t.Errorf("no SQL span in the operation's trace")
 	}
+}
+
+func TestActiveSubscriptionsGauge(t *testing.T) {
+	env := embedded(t, api.Config{})
+	customer := env.signUp("CUSTOMER")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.srv.URL+"/graphql",
+		strings.NewReader(`{"query":"subscription { myOrderEvents { status } }"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+customer.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	waitFor(t, 10*time.Second, "the subscription to count", func() bool {
+		return metricValue(t, env, "shop_graphql_active_subscriptions") == 1
+	})
+	cancel()
+	waitFor(t, 10*time.Second, "the ended subscription to stop counting", func() bool {
+		return metricValue(t, env, "shop_graphql_active_subscriptions") == 0
+	})
 }
