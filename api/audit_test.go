@@ -50,7 +50,7 @@ func TestGraphQLOverHTTPAudit(t *testing.T) {
 	}
 	for _, level := range []string{"MUST", "SHOULD", "MAY"} {
 		c := count[level]
-		t.Logf("%s: %d passed, %d failed", level, c["ok"], len(results)-c["ok"]-otherLevels(count, level))
+		t.Logf("%s audits: %d met, %d not met", level, c["ok"], len(results)-c["ok"]-otherLevels(count, level))
 	}
 }
 
