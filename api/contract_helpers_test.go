@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -151,17 +150,6 @@ func requireOK(t *testing.T, r gqlResponse, p *mutationPayload) {
 	}
 }
 
-// requireTopLevel fails unless r has exactly one error, with this code, and a null payload.
-func requireTopLevel(t *testing.T, r gqlResponse, p *mutationPayload, code string) {
-	t.Helper()
-	if len(r.Errors) != 1 || r.Code() != code {
-		t.Fatalf("want one top-level %s error, got %+v", code, r.Errors)
-	}
-	if p != nil {
-		t.Fatalf("want a null payload with a top-level error, got %+v", p)
-	}
-}
-
 // uniqueEmail returns an unused email address.
 func uniqueEmail() string { return strings.ToLower(storetest.Name("u")) + "@example.com" }
 
@@ -181,18 +169,6 @@ func forEachBackendWithAdmin(t *testing.T, test func(t *testing.T, env *testEnv,
 			cfg.AdminEmail, cfg.AdminPassword = testAdminEmail, testAdminPassword
 			env := newTestEnv(t, cfg)
 			test(t, env, env.logIn(testAdminEmail, testAdminPassword))
-		})
-	}
-}
-
-// forEachBackendConfig is forEachBackend with a change to each backend's configuration.
-func forEachBackendConfig(t *testing.T, change func(*api.Config), test func(t *testing.T, env *testEnv)) {
-	t.Helper()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			cfg := b.config(t)
-			change(&cfg)
-			test(t, newTestEnv(t, cfg))
 		})
 	}
 }
@@ -243,7 +219,7 @@ func fakeGlobalID(kind string, n int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(n, 10)))
 }
 
-// items turns (productID, quantity) pairs into placeOrder's items.
+// orderItems turns (productID, quantity) pairs into placeOrder's items.
 func orderItems(lines ...any) []map[string]any {
 	var items []map[string]any
 	for i := 0; i+1 < len(lines); i += 2 {
