@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -67,9 +68,19 @@ func (s *Store) insertUser(ctx context.Context, in NewUser) (User, error) {
 	return row.toUser(), nil
 }
 
-// dummyHash is compared against when no account matches, so a failed sign-in takes as long
-// whether or not the email exists.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.DefaultCost)
+// dummyHashes holds, by bcrypt cost, a hash compared against when no account matches.
+var dummyHashes sync.Map
+
+// dummyHash returns a hash of the store's own cost, so a failed sign-in takes as long whether
+// or not the email exists (a hash of another cost would tell them apart by timing).
+func (s *Store) dummyHash() []byte {
+	if h, ok := dummyHashes.Load(s.passwordCost); ok {
+		return h.([]byte)
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a real password"), s.passwordCost)
+	dummyHashes.Store(s.passwordCost, h)
+	return h
+}
 
 // Authenticate returns the user with this email and password, or INVALID_CREDENTIALS.
 func (s *Store) Authenticate(ctx context.Context, email, password string) (User, error) {
@@ -80,7 +91,7 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (User,
 	}
 	hash := []byte(row.PasswordHash)
 	if row.ID == 0 {
-		hash = dummyHash
+		hash = s.dummyHash()
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || row.ID == 0 {
 		return User{}, newError(CodeInvalidCredentials, "email or password is wrong")
