@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -57,9 +58,15 @@ func (s *Service) startLive(ctx context.Context) error {
 	s.closers = append(s.closers, func() { _ = rdb.Close() })
 
 	channel := s.cfg.RedisPrefix + "order-events"
+	lag := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "shop_live_dispatch_lag_seconds",
+		Help:    "Time from an order status event's commit to its hand-over to this process's subscribers.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
 	l := &liveDelivery{
 		broker: live.NewBroker(rdb, s.Store, live.Config{Channel: channel, Buffer: cfg.Buffer,
-			RelayInterval: cfg.RelayInterval, RelayGrace: cfg.RelayGrace}, s.Log),
+			RelayInterval: cfg.RelayInterval, RelayGrace: cfg.RelayGrace,
+			OnDispatch: func(d time.Duration) { lag.Observe(d.Seconds()) }}, s.Log),
 		publisher: live.NewPublisher(rdb, s.Store, channel, s.Log),
 		sockets:   live.NewSockets(live.SocketConfig{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout, PingInterval: cfg.PingInterval}),
 	}
@@ -82,6 +89,20 @@ func (s *Service) startLive(ctx context.Context) error {
 	l.relay.Start()
 	s.closers = append(s.closers, l.relay.Close)
 	s.live = l
+	s.registry().MustRegister(lag,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_live_sockets", Help: "Open GraphQL WebSockets."},
+			func() float64 { return float64(l.sockets.Open()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_live_subscribers", Help: "Live subscriptions in this process."},
+			func() float64 { return float64(l.broker.Subscribers()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_events_delivered_total", Help: "Events handed to subscribers."},
+			func() float64 { return float64(l.broker.Delivered.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_slow_subscribers_total", Help: "Subscribers cut off because they could not keep up."},
+			func() float64 { return float64(l.broker.Overflows.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_publish_failures_total", Help: "Events left to the relay because publishing failed."},
+			func() float64 { return float64(l.publisher.Failed.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_relayed_total", Help: "Events republished by the relay."},
+			func() float64 { return float64(l.relay.Relayed.Load()) }),
+	)
 	return nil
 }
 

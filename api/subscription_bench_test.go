@@ -47,7 +47,10 @@ func BenchmarkLiveFanout(b *testing.B) {
 
 	proc := startShopProcess(b, buildShopServer(b), "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL,
 		"REDIS_PREFIX="+prefix, "JWT_SECRET="+secret, "ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword,
-		"APP_ENV=production")
+		"APP_ENV=production",
+		// All subscribers share one admin account here; real ones are 19,000 users, each with
+		// a budget of their own.
+		"RATE_LIMIT_POINTS_PER_MINUTE=0")
 	pid := proc.cmd.Process.Pid
 
 	ctx := context.Background()
@@ -107,7 +110,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 	connected := n - int(failed.Load())
 
 	// Status changes at rate/s for seconds: PAID, then SHIPPED, then DELIVERED, order by order.
-	cpuBefore := cpuTicks(b, pid)
+	cpuBefore, selfBefore := cpuTicks(b, pid), cpuTicks(b, os.Getpid())
 	loadStart := time.Now()
 	statuses := []store.OrderStatus{store.StatusPaid, store.StatusShipped, store.StatusDelivered}
 	total := rate * seconds
@@ -151,6 +154,9 @@ func BenchmarkLiveFanout(b *testing.B) {
 	}
 	loadTime := time.Since(loadStart)
 	cpu := float64(cpuTicks(b, pid)-cpuBefore) / 100 / loadTime.Seconds() // USER_HZ is 100
+	selfCPU := float64(cpuTicks(b, os.Getpid())-selfBefore) / 100 / loadTime.Seconds()
+	lag50, lag99 := histogramQuantile(proc.url, "shop_live_dispatch_lag_seconds", 0.5), histogramQuantile(proc.url, "shop_live_dispatch_lag_seconds", 0.99)
+	load1, _ := os.ReadFile("/proc/loadavg")
 	rssLoaded := rssKiB(b, pid)
 	b.StopTimer()
 
@@ -168,13 +174,15 @@ func BenchmarkLiveFanout(b *testing.B) {
   goroutines:           %.0f idle, %.0f with subscribers (%.2f per subscriber)
   events:               %d committed (%d errors, %s per commit) in %s = %.0f/s, %d delivered
   latency commit→client p50 %s, p99 %s, max %s
-  server CPU:           %.2f cores (of 2) during the load
+  commit→server dispatch p50 ≤ %s, p99 ≤ %s (server histogram bucket bounds)
+  server CPU:           %.2f cores (of 2) during the load; this test process (writer and clients) %.2f
+  machine load average: %s
 `, connected, n, connectTime.Round(time.Millisecond), closedEarly, lat.failed,
 		rssBefore, rssSubscribed, rssLoaded,
 		float64(rssSubscribed-rssBefore)/float64(connected), heapSubscribed/1024/float64(connected),
 		gBefore, gSubscribed, (gSubscribed-gBefore)/float64(connected),
 		committed.Load(), writeErrs.Load(), time.Duration(writeNanos.Load()/max(1, committed.Load())).Round(10*time.Microsecond), loadTime.Round(time.Millisecond), float64(committed.Load())/loadTime.Seconds(), lat.count(),
-		p50, p99, pmax, cpu)
+		p50, p99, pmax, lag50, lag99, cpu, selfCPU, strings.TrimSpace(string(load1)))
 	if lat.failed > 0 {
 		shown := 0
 		for _, line := range strings.Split(proc.log.String(), "\n") {
@@ -396,6 +404,40 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + s
+}
+
+// histogramQuantile returns the upper bound of the bucket of a server histogram holding
+// quantile q, 0 when the histogram is missing.
+func histogramQuantile(url, name string, q float64) time.Duration {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	type bucket struct{ le, n float64 }
+	var buckets []bucket
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, count, _ := strings.Cut(rest, `"} `)
+		l, _ := strconv.ParseFloat(le, 64)
+		n, _ := strconv.ParseFloat(count, 64)
+		buckets = append(buckets, bucket{l, n})
+	}
+	if len(buckets) == 0 || buckets[len(buckets)-1].n == 0 {
+		return 0
+	}
+	total := buckets[len(buckets)-1].n
+	for _, bk := range buckets {
+		if bk.n >= q*total {
+			return time.Duration(bk.le * float64(time.Second))
+		}
+	}
+	return 0
 }
 
 // scrape returns a metric of the server's /metrics, 0 when it is missing.

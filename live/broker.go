@@ -51,6 +51,9 @@ type Config struct {
 	// Setups is how many subscriptions may be setting up (reading the database) at once (8):
 	// a reconnect storm then queues instead of exhausting the connection pool.
 	Setups int
+	// OnDispatch, when set, is told how long after its commit each event reached this
+	// process's subscribers (a metric of the whole path but the last socket write).
+	OnDispatch func(lag time.Duration)
 }
 
 func (c Config) withDefaults() Config {
@@ -242,6 +245,9 @@ func (b *Broker) dispatch(ctx context.Context, e store.OrderEvent) {
 		targets = appendNew(targets, b.byUser[m])
 	}
 	b.mu.Unlock()
+	if b.cfg.OnDispatch != nil && len(targets) > 0 {
+		b.cfg.OnDispatch(time.Since(e.At))
+	}
 	var gapped []*subscriber
 	for _, s := range targets {
 		switch s.offer(e) {
