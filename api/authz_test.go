@@ -11,23 +11,23 @@ import (
 type actor string
 
 const (
-	anonymous     actor = "anonymous"
-	customer      actor = "customer"
-	otherCustomer actor = "other customer"
-	merchant      actor = "merchant"
-	otherMerchant actor = "other merchant"
-	admin         actor = "admin"
+	byAnonymous     actor = "anonymous"
+	byCustomer      actor = "customer"
+	byOtherCustomer actor = "other customer"
+	byMerchant      actor = "merchant"
+	byOtherMerchant actor = "other merchant"
+	byAdmin         actor = "admin"
 )
 
 // outcome is what an operation did: "ok", a top-level error code, or "userError:" and a code.
 type outcome string
 
 const (
-	allowed           outcome = "ok"
-	unauthenticated   outcome = "UNAUTHENTICATED"
-	forbidden         outcome = "FORBIDDEN"
-	notFound          outcome = "NOT_FOUND"
-	userErrorNotFound outcome = "userError:NOT_FOUND"
+	outcomeOK                outcome = "ok"
+	outcomeUnauthenticated   outcome = "UNAUTHENTICATED"
+	outcomeForbidden         outcome = "FORBIDDEN"
+	outcomeNotFound          outcome = "NOT_FOUND"
+	outcomeUserErrorNotFound outcome = "userError:NOT_FOUND"
 )
 
 // authzWorld is the shop an authorization case runs in.
@@ -42,9 +42,9 @@ type authzWorld struct {
 // that every state-changing case starts from a PENDING order.
 func (w *authzWorld) freshOrder(mixed bool) string {
 	if mixed {
-		return w.env.placeOrder(w.accounts[customer], w.product, 1, w.otherProduct, 1)
+		return w.env.placeOrder(w.accounts[byCustomer], w.product, 1, w.otherProduct, 1)
 	}
-	return w.env.placeOrder(w.accounts[customer], w.product, 1)
+	return w.env.placeOrder(w.accounts[byCustomer], w.product, 1)
 }
 
 // authzOp is one operation of the table: run sends it as c and returns its response; field is
@@ -70,7 +70,7 @@ func outcomeOf(t *testing.T, r gqlResponse, field string) outcome {
 	if string(data[field]) == "null" {
 		return "null without an error"
 	}
-	return allowed
+	return outcomeOK
 }
 
 // orderStatusCheck checks that order id is in status changed when ok, PENDING otherwise.
@@ -80,7 +80,7 @@ func orderStatusCheck(w *authzWorld, id, changed string) func(t *testing.T, ok b
 		if ok {
 			want = changed
 		}
-		if got := w.env.orderStatus(w.accounts[admin], id); got != want {
+		if got := w.env.orderStatus(w.accounts[byAdmin], id); got != want {
 			t.Fatalf("order status = %s, want %s", got, want)
 		}
 	}
@@ -147,7 +147,7 @@ var authzOps = map[string]authzOp{
 		return c.post(`{ orders { totalCount } }`, nil), nil
 	}},
 	"user.email": {field: "user", run: func(w *authzWorld, c *client) (gqlResponse, func(*testing.T, bool)) {
-		return c.post(`query($id: ID!) { user(id: $id) { email } }`, map[string]any{"id": w.accounts[customer].ID}), nil
+		return c.post(`query($id: ID!) { user(id: $id) { email } }`, map[string]any{"id": w.accounts[byCustomer].ID}), nil
 	}},
 }
 
@@ -163,84 +163,84 @@ func TestAuthorization(t *testing.T) {
 		want outcome
 	}
 	cases := []authzCase{
-		{"createProduct", anonymous, unauthenticated},
-		{"createProduct", customer, forbidden},
-		{"createProduct", otherCustomer, forbidden},
-		{"createProduct", merchant, allowed},
-		{"createProduct", otherMerchant, allowed},
-		{"createProduct", admin, forbidden},
+		{"createProduct", byAnonymous, outcomeUnauthenticated},
+		{"createProduct", byCustomer, outcomeForbidden},
+		{"createProduct", byOtherCustomer, outcomeForbidden},
+		{"createProduct", byMerchant, outcomeOK},
+		{"createProduct", byOtherMerchant, outcomeOK},
+		{"createProduct", byAdmin, outcomeForbidden},
 
-		{"updateProduct", anonymous, unauthenticated},
-		{"updateProduct", customer, forbidden},
-		{"updateProduct", otherCustomer, forbidden},
-		{"updateProduct", merchant, allowed},
-		{"updateProduct", otherMerchant, forbidden},
-		{"updateProduct", admin, allowed},
+		{"updateProduct", byAnonymous, outcomeUnauthenticated},
+		{"updateProduct", byCustomer, outcomeForbidden},
+		{"updateProduct", byOtherCustomer, outcomeForbidden},
+		{"updateProduct", byMerchant, outcomeOK},
+		{"updateProduct", byOtherMerchant, outcomeForbidden},
+		{"updateProduct", byAdmin, outcomeOK},
 
-		{"placeOrder", anonymous, unauthenticated},
-		{"placeOrder", customer, allowed},
-		{"placeOrder", otherCustomer, allowed},
-		{"placeOrder", merchant, allowed},
-		{"placeOrder", otherMerchant, allowed},
-		{"placeOrder", admin, allowed},
+		{"placeOrder", byAnonymous, outcomeUnauthenticated},
+		{"placeOrder", byCustomer, outcomeOK},
+		{"placeOrder", byOtherCustomer, outcomeOK},
+		{"placeOrder", byMerchant, outcomeOK},
+		{"placeOrder", byOtherMerchant, outcomeOK},
+		{"placeOrder", byAdmin, outcomeOK},
 
-		{"cancelOrder", anonymous, unauthenticated},
-		{"cancelOrder", customer, allowed},
-		{"cancelOrder", otherCustomer, userErrorNotFound},
-		{"cancelOrder", merchant, allowed},
-		{"cancelOrder", otherMerchant, userErrorNotFound},
-		{"cancelOrder", admin, allowed},
+		{"cancelOrder", byAnonymous, outcomeUnauthenticated},
+		{"cancelOrder", byCustomer, outcomeOK},
+		{"cancelOrder", byOtherCustomer, outcomeUserErrorNotFound},
+		{"cancelOrder", byMerchant, outcomeOK},
+		{"cancelOrder", byOtherMerchant, outcomeUserErrorNotFound},
+		{"cancelOrder", byAdmin, outcomeOK},
 
-		{"cancelOrder of a mixed order", anonymous, unauthenticated},
-		{"cancelOrder of a mixed order", customer, allowed},
-		{"cancelOrder of a mixed order", otherCustomer, userErrorNotFound},
-		{"cancelOrder of a mixed order", merchant, forbidden},
-		{"cancelOrder of a mixed order", otherMerchant, forbidden},
-		{"cancelOrder of a mixed order", admin, allowed},
+		{"cancelOrder of a mixed order", byAnonymous, outcomeUnauthenticated},
+		{"cancelOrder of a mixed order", byCustomer, outcomeOK},
+		{"cancelOrder of a mixed order", byOtherCustomer, outcomeUserErrorNotFound},
+		{"cancelOrder of a mixed order", byMerchant, outcomeForbidden},
+		{"cancelOrder of a mixed order", byOtherMerchant, outcomeForbidden},
+		{"cancelOrder of a mixed order", byAdmin, outcomeOK},
 
-		{"updateOrderStatus", anonymous, unauthenticated},
-		{"updateOrderStatus", customer, forbidden},
-		{"updateOrderStatus", otherCustomer, userErrorNotFound},
-		{"updateOrderStatus", merchant, allowed},
-		{"updateOrderStatus", otherMerchant, userErrorNotFound},
-		{"updateOrderStatus", admin, allowed},
+		{"updateOrderStatus", byAnonymous, outcomeUnauthenticated},
+		{"updateOrderStatus", byCustomer, outcomeForbidden},
+		{"updateOrderStatus", byOtherCustomer, outcomeUserErrorNotFound},
+		{"updateOrderStatus", byMerchant, outcomeOK},
+		{"updateOrderStatus", byOtherMerchant, outcomeUserErrorNotFound},
+		{"updateOrderStatus", byAdmin, outcomeOK},
 
-		{"updateOrderStatus of a mixed order", anonymous, unauthenticated},
-		{"updateOrderStatus of a mixed order", customer, forbidden},
-		{"updateOrderStatus of a mixed order", otherCustomer, userErrorNotFound},
-		{"updateOrderStatus of a mixed order", merchant, forbidden},
-		{"updateOrderStatus of a mixed order", otherMerchant, forbidden},
-		{"updateOrderStatus of a mixed order", admin, allowed},
+		{"updateOrderStatus of a mixed order", byAnonymous, outcomeUnauthenticated},
+		{"updateOrderStatus of a mixed order", byCustomer, outcomeForbidden},
+		{"updateOrderStatus of a mixed order", byOtherCustomer, outcomeUserErrorNotFound},
+		{"updateOrderStatus of a mixed order", byMerchant, outcomeForbidden},
+		{"updateOrderStatus of a mixed order", byOtherMerchant, outcomeForbidden},
+		{"updateOrderStatus of a mixed order", byAdmin, outcomeOK},
 
-		{"order(id)", anonymous, unauthenticated},
-		{"order(id)", customer, allowed},
-		{"order(id)", otherCustomer, notFound},
-		{"order(id)", merchant, allowed},
-		{"order(id)", otherMerchant, notFound},
-		{"order(id)", admin, allowed},
+		{"order(id)", byAnonymous, outcomeUnauthenticated},
+		{"order(id)", byCustomer, outcomeOK},
+		{"order(id)", byOtherCustomer, outcomeNotFound},
+		{"order(id)", byMerchant, outcomeOK},
+		{"order(id)", byOtherMerchant, outcomeNotFound},
+		{"order(id)", byAdmin, outcomeOK},
 
-		{"orders", anonymous, unauthenticated},
-		{"orders", customer, allowed},
-		{"orders", otherCustomer, allowed},
-		{"orders", merchant, allowed},
-		{"orders", otherMerchant, allowed},
-		{"orders", admin, allowed},
+		{"orders", byAnonymous, outcomeUnauthenticated},
+		{"orders", byCustomer, outcomeOK},
+		{"orders", byOtherCustomer, outcomeOK},
+		{"orders", byMerchant, outcomeOK},
+		{"orders", byOtherMerchant, outcomeOK},
+		{"orders", byAdmin, outcomeOK},
 
-		{"user.email", anonymous, forbidden},
-		{"user.email", customer, allowed},
-		{"user.email", otherCustomer, forbidden},
-		{"user.email", merchant, forbidden},
-		{"user.email", otherMerchant, forbidden},
-		{"user.email", admin, allowed},
+		{"user.email", byAnonymous, outcomeForbidden},
+		{"user.email", byCustomer, outcomeOK},
+		{"user.email", byOtherCustomer, outcomeForbidden},
+		{"user.email", byMerchant, outcomeForbidden},
+		{"user.email", byOtherMerchant, outcomeForbidden},
+		{"user.email", byAdmin, outcomeOK},
 	}
 	forEachBackendWithAdmin(t, func(t *testing.T, env *testEnv, adminAccount account) {
 		w := &authzWorld{env: env, accounts: map[actor]account{
-			customer: env.signUp("CUSTOMER"), otherCustomer: env.signUp("CUSTOMER"),
-			merchant: env.signUp("MERCHANT"), otherMerchant: env.signUp("MERCHANT"),
-			admin: adminAccount,
+			byCustomer: env.signUp("CUSTOMER"), byOtherCustomer: env.signUp("CUSTOMER"),
+			byMerchant: env.signUp("MERCHANT"), byOtherMerchant: env.signUp("MERCHANT"),
+			byAdmin: adminAccount,
 		}}
-		w.product = env.createProduct(w.accounts[merchant], "Guarded", 100, 10_000)
-		w.otherProduct = env.createProduct(w.accounts[otherMerchant], "Other", 100, 10_000)
+		w.product = env.createProduct(w.accounts[byMerchant], "Guarded", 100, 10_000)
+		w.otherProduct = env.createProduct(w.accounts[byOtherMerchant], "Other", 100, 10_000)
 		for _, c := range cases {
 			t.Run(c.op+"/"+string(c.who), func(t *testing.T) {
 				op, ok := authzOps[c.op]
@@ -248,7 +248,7 @@ func TestAuthorization(t *testing.T) {
 					t.Fatalf("no operation %q", c.op)
 				}
 				cl := env.anon()
-				if c.who != anonymous {
+				if c.who != byAnonymous {
 					cl = env.as(w.accounts[c.who].Token)
 				}
 				r, check := op.run(w, cl)
@@ -256,7 +256,7 @@ func TestAuthorization(t *testing.T) {
 					t.Fatalf("%s as %s: %s, want %s (data %s, errors %+v)", c.op, c.who, got, c.want, r.Data, r.Errors)
 				}
 				if check != nil {
-					check(t, c.want == allowed)
+					check(t, c.want == outcomeOK)
 				}
 			})
 		}

@@ -55,8 +55,8 @@ func raceMutation(baseURL, token, field, query string, vars map[string]any) race
 	return raceResult{err: fmt.Errorf("no object and no userErrors: %s", raw)}
 }
 
-// race runs n calls of do at once (as far as the scheduler allows) and returns their results.
-func race(n int, do func(i int) raceResult) []raceResult {
+// raceAll runs n calls of do at once (as far as the scheduler allows) and returns their results.
+func raceAll(n int, do func(i int) raceResult) []raceResult {
 	results := make([]raceResult, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -73,10 +73,10 @@ func race(n int, do func(i int) raceResult) []raceResult {
 	return results
 }
 
-// processes returns the service processes of a concurrency test on one backend: one for the
+// sharedProcesses returns the service processes of a concurrency test on one backend: one for the
 // embedded mode, two sharing the database and Redis for PostgreSQL, since several processes
 // given the same DATABASE_URL and REDIS_URL must behave as one service.
-func processes(t *testing.T, b backend) []*testEnv {
+func sharedProcesses(t *testing.T, b backend) []*testEnv {
 	cfg := b.config(t)
 	envs := []*testEnv{newTestEnv(t, cfg)}
 	if cfg.DatabaseURL != "" {
@@ -89,7 +89,7 @@ func processes(t *testing.T, b backend) []*testEnv {
 func forEachBackendProcesses(t *testing.T, test func(t *testing.T, envs []*testEnv)) {
 	t.Helper()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) { test(t, processes(t, b)) })
+		t.Run(b.name, func(t *testing.T) { test(t, sharedProcesses(t, b)) })
 	}
 }
 
@@ -101,7 +101,7 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 		merchant := env.signUp("MERCHANT")
 		product := env.createProduct(merchant, "Scarce", 500, 25)
 		buyers := []account{env.signUp("CUSTOMER"), env.signUp("CUSTOMER"), env.signUp("CUSTOMER"), env.signUp("CUSTOMER")}
-		results := race(100, func(i int) raceResult {
+		results := raceAll(100, func(i int) raceResult {
 			return raceMutation(envs[i%len(envs)].srv.URL, buyers[i%len(buyers)].Token, "placeOrder", opPlaceOrder,
 				map[string]any{"in": map[string]any{"items": orderItems(product, 1)}})
 		})
@@ -145,7 +145,7 @@ func TestConcurrentIdempotentRepeats(t *testing.T) {
 				map[string]any{"in": map[string]any{"items": orderItems(product, 1), "idempotencyKey": key}})
 		}
 		t.Run("same items", func(t *testing.T) {
-			results := race(20, func(i int) raceResult { return place(i, "same", a) })
+			results := raceAll(20, func(i int) raceResult { return place(i, "same", a) })
 			ids := map[string]int{}
 			for i, r := range results {
 				if r.err != nil || r.userError != "" {
@@ -164,7 +164,7 @@ func TestConcurrentIdempotentRepeats(t *testing.T) {
 			}
 		})
 		t.Run("different items", func(t *testing.T) {
-			results := race(20, func(i int) raceResult {
+			results := raceAll(20, func(i int) raceResult {
 				if i%2 == 0 {
 					return place(i, "mixed", a)
 				}
@@ -206,7 +206,7 @@ func TestConcurrentCancels(t *testing.T) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Returned", 100, 10)
 		order := env.placeOrder(customer, product, 4)
-		results := race(10, func(i int) raceResult {
+		results := raceAll(10, func(i int) raceResult {
 			return raceMutation(envs[i%len(envs)].srv.URL, customer.Token, "cancelOrder", opCancelOrder, map[string]any{"id": order})
 		})
 		ok, refused := 0, 0
@@ -236,7 +236,7 @@ func TestConcurrentCancels(t *testing.T) {
 func TestConcurrentSignUps(t *testing.T) {
 	forEachBackendProcesses(t, func(t *testing.T, envs []*testEnv) {
 		cases := []string{"racer@example.com", "Racer@example.com", "RACER@example.com", "racer@EXAMPLE.com", "rAcEr@example.com"}
-		results := race(10, func(i int) raceResult {
+		results := raceAll(10, func(i int) raceResult {
 			return raceMutation(envs[i%len(envs)].srv.URL, "", "signUp", opSignUp, map[string]any{"in": map[string]any{
 				"email": cases[i%len(cases)], "name": "Racer", "password": fmt.Sprintf("password-%d", i)}})
 		})

@@ -79,9 +79,9 @@ func (c *client) productsPage(vars map[string]any) pageView {
 	return out.Products
 }
 
-// walk pages through a connection with pages of size, calling between (when set) after every
+// walkPages pages through a connection with pages of size, calling between (when set) after every
 // page, and returns every node's ID in the order seen. It checks each page's pageInfo.
-func walk(t *testing.T, size int, fetch func(after *string) pageView, between func(page int)) []string {
+func walkPages(t *testing.T, size int, fetch func(after *string) pageView, between func(page int)) []string {
 	t.Helper()
 	var seen []string
 	var after *string
@@ -238,13 +238,13 @@ func TestPagingWalk(t *testing.T) {
 				for _, n := range all.Nodes {
 					want = append(want, n.ID)
 				}
-				if got := walk(t, 3, fetch, nil); !slices.Equal(got, want) {
+				if got := walkPages(t, 3, fetch, nil); !slices.Equal(got, want) {
 					t.Fatalf("pages gave %v, one page gave %v", got, want)
 				}
 				// Insert products (cheap, dear, first and last by name) between pages: every
 				// product that existed before still appears exactly once.
 				inserter := env.signUp("MERCHANT")
-				seen := walk(t, 3, fetch, func(page int) {
+				seen := walkPages(t, 3, fetch, func(page int) {
 					env.createProduct(merchant, fmt.Sprintf("Item %d", page%5), 100*(page%4), 1)
 					env.createProduct(inserter, "Elsewhere", 1, 1)
 				})
@@ -281,10 +281,10 @@ func TestPagingWalk(t *testing.T) {
 			}
 			newestFirst := slices.Clone(placed)
 			slices.Reverse(newestFirst)
-			if got := walk(t, 2, fetch, nil); !slices.Equal(got, newestFirst) {
+			if got := walkPages(t, 2, fetch, nil); !slices.Equal(got, newestFirst) {
 				t.Fatalf("orders by page = %v, want newest first %v", got, newestFirst)
 			}
-			seen := walk(t, 2, fetch, func(int) { env.placeOrder(customer, product, 1) })
+			seen := walkPages(t, 2, fetch, func(int) { env.placeOrder(customer, product, 1) })
 			if !slices.Equal(seen, newestFirst) {
 				t.Fatalf("orders by page while placing more = %v, want %v", seen, newestFirst)
 			}
@@ -378,7 +378,7 @@ func TestProductFilterAndOrder(t *testing.T) {
 					t.Fatalf("one page: %v, want %v", got, c.want)
 				}
 				var names []string
-				walk(t, 2, func(after *string) pageView {
+				walkPages(t, 2, func(after *string) pageView {
 					p := anon.productsPage(map[string]any{"first": 2, "after": after, "orderBy": orderBy})
 					names = append(names, p.names()...)
 					return p
