@@ -79,8 +79,9 @@ func Seed(tb testing.TB, db *gorm.DB, shop Shop) Seeded {
 	productID := next("products")
 	merchantOf := map[int64]int64{}
 	priceOf := map[int64]int{}
-	for m, merchant := range out.MerchantIDs {
-		for i := 0; i < shop.ProductsPerMerchant; i++ {
+	// Merchants take turns, so a page of the newest products shows many merchants.
+	for i := 0; i < shop.ProductsPerMerchant; i++ {
+		for m, merchant := range out.MerchantIDs {
 			id := productID
 			productID++
 			price := 100 + int(id*37%9900)
