@@ -107,7 +107,6 @@ func (s *Service) observe(srv *handler.Server) {
 			}, func() float64 { return float64(b.Rejected()) }),
 		)
 	}
-	s.guardDatabase()
 	srv.Use(&operationObserver{svc: s, m: st.metrics})
 }
 

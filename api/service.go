@@ -119,6 +119,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = s.Store.Close() })
+	// Before anything runs SQL concurrently: registering gorm callbacks is not thread-safe.
+	s.guardDatabase()
 
 	if cfg.AdminEmail != "" {
 		if _, err := s.Store.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
