@@ -204,6 +204,19 @@ func TestProductValidation(t *testing.T) {
 				requireOK(t, r, p)
 			})
 		}
+		t.Run("refused creates created nothing", func(t *testing.T) {
+			created := 1 // "Original"
+			for _, c := range cases {
+				if c.want == nil {
+					created++
+				}
+			}
+			var out struct{ Products struct{ TotalCount int } }
+			env.anon().must(`query($m: ID) { products(filter: {merchantId: $m}) { totalCount } }`, map[string]any{"m": merchant.ID}, &out)
+			if out.Products.TotalCount != created {
+				t.Fatalf("the merchant has %d products, want %d", out.Products.TotalCount, created)
+			}
+		})
 		t.Run("update only some fields", func(t *testing.T) {
 			r, p := seller.mutate("updateProduct", opUpdateProduct, map[string]any{"in": map[string]any{"id": existing, "description": "now described"}})
 			requireOK(t, r, p)
