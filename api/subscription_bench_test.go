@@ -50,7 +50,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 		"APP_ENV=production",
 		// All subscribers share one admin account here; real ones are 19,000 users, each with
 		// a budget of their own.
-		"RATE_LIMIT_POINTS_PER_MINUTE=0")
+		"RATE_LIMIT_POINTS_PER_MINUTE=0", "GODEBUG="+os.Getenv("SHOP_BENCH_SERVER_GODEBUG"))
 	pid := proc.cmd.Process.Pid
 
 	ctx := context.Background()
@@ -110,7 +110,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 	connected := n - int(failed.Load())
 
 	// Status changes at rate/s for seconds: PAID, then SHIPPED, then DELIVERED, order by order.
-	cpuBefore, selfBefore := cpuTicks(b, pid), cpuTicks(b, os.Getpid())
+	cpuBefore, selfBefore, waitBefore := cpuTicks(b, pid), cpuTicks(b, os.Getpid()), runQueueWait(pid)
 	loadStart := time.Now()
 	statuses := []store.OrderStatus{store.StatusPaid, store.StatusShipped, store.StatusDelivered}
 	total := rate * seconds
@@ -155,6 +155,9 @@ func BenchmarkLiveFanout(b *testing.B) {
 	loadTime := time.Since(loadStart)
 	cpu := float64(cpuTicks(b, pid)-cpuBefore) / 100 / loadTime.Seconds() // USER_HZ is 100
 	selfCPU := float64(cpuTicks(b, os.Getpid())-selfBefore) / 100 / loadTime.Seconds()
+	// Time the server's threads were runnable but waited for a CPU: on a shared machine,
+	// what it did not get.
+	waited := float64(runQueueWait(pid)-waitBefore) / 1e9 / loadTime.Seconds()
 	lag50, lag99 := histogramQuantile(proc.url, "shop_live_dispatch_lag_seconds", 0.5), histogramQuantile(proc.url, "shop_live_dispatch_lag_seconds", 0.99)
 	load1, _ := os.ReadFile("/proc/loadavg")
 	rssLoaded := rssKiB(b, pid)
@@ -175,14 +178,22 @@ func BenchmarkLiveFanout(b *testing.B) {
   events:               %d committed (%d errors, %s per commit) in %s = %.0f/s, %d delivered
   latency commit→client p50 %s, p99 %s, max %s
   commit→server dispatch p50 ≤ %s, p99 ≤ %s (server histogram bucket bounds)
-  server CPU:           %.2f cores (of 2) during the load; this test process (writer and clients) %.2f
+  server CPU:           %.2f cores (of 2) during the load, %.2f more wanted (runnable, waiting for a CPU); this test process (writer and clients) %.2f
   machine load average: %s
+  received per 5s:     %s
 `, connected, n, connectTime.Round(time.Millisecond), closedEarly, lat.failed,
 		rssBefore, rssSubscribed, rssLoaded,
 		float64(rssSubscribed-rssBefore)/float64(connected), heapSubscribed/1024/float64(connected),
 		gBefore, gSubscribed, (gSubscribed-gBefore)/float64(connected),
 		committed.Load(), writeErrs.Load(), time.Duration(writeNanos.Load()/max(1, committed.Load())).Round(10*time.Microsecond), loadTime.Round(time.Millisecond), float64(committed.Load())/loadTime.Seconds(), lat.count(),
-		p50, p99, pmax, lag50, lag99, cpu, selfCPU, strings.TrimSpace(string(load1)))
+		p50, p99, pmax, lag50, lag99, cpu, waited, selfCPU, strings.TrimSpace(string(load1)), lat.timeline(loadStart, 5*time.Second))
+	if os.Getenv("SHOP_BENCH_SERVER_GODEBUG") != "" {
+		for _, line := range strings.Split(proc.log.String(), "\n") {
+			if strings.HasPrefix(line, "gc ") {
+				fmt.Fprintln(os.Stderr, "server:", line)
+			}
+		}
+	}
 	if lat.failed > 0 {
 		shown := 0
 		for _, line := range strings.Split(proc.log.String(), "\n") {
@@ -348,13 +359,46 @@ func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, e
 type latencies struct {
 	mu     sync.Mutex
 	d      []time.Duration
+	at     []time.Time // when each was received
 	failed int
+}
+
+// timeline returns, per window of the load, how many events arrived and their worst latency.
+func (l *latencies) timeline(start time.Time, window time.Duration) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	type slot struct {
+		n   int
+		max time.Duration
+	}
+	var slots []slot
+	for i, t := range l.at {
+		k := int(t.Sub(start) / window)
+		if k < 0 {
+			continue
+		}
+		for len(slots) <= k {
+			slots = append(slots, slot{})
+		}
+		slots[k].n++
+		slots[k].max = max(slots[k].max, l.d[i])
+	}
+	var sb strings.Builder
+	for k, sl := range slots {
+		fmt.Fprintf(&sb, " [%ds: %d, max %s]", k*int(window/time.Second), sl.n, sl.max.Round(time.Millisecond))
+	}
+	return sb.String()
 }
 
 // fail counts a subscription that ended or sent an error instead of an event.
 func (l *latencies) fail(string) int { l.mu.Lock(); defer l.mu.Unlock(); l.failed++; return l.failed }
 
-func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.at = append(l.at, time.Now())
+	l.mu.Unlock()
+}
 
 func (l *latencies) count() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.d) }
 
@@ -438,6 +482,23 @@ func histogramQuantile(url, name string, q float64) time.Duration {
 		}
 	}
 	return 0
+}
+
+// runQueueWait returns how long a process's threads have waited to run, in nanoseconds.
+func runQueueWait(pid int) int64 {
+	dirs, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	var total int64
+	for _, d := range dirs {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + d.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			total += n
+		}
+	}
+	return total
 }
 
 // scrape returns a metric of the server's /metrics, 0 when it is missing.

@@ -176,6 +176,24 @@ func TestSocketPingPong(t *testing.T) {
 		t.Logf("close code %d", code)
 	}
 	eventually(t, 2*time.Second, func() bool { return env.svc.LiveStats().Sockets == 0 }, "dead socket dropped")
+
+	// A peer that answers stays, over many intervals.
+	good := env.connectSocket("")
+	deadline := time.Now().Add(600 * time.Millisecond)
+	pings := 0
+	for time.Now().Before(deadline) {
+		select {
+		case m := <-good.msgs:
+			if m.Type == "ping" {
+				pings++
+				good.send(map[string]any{"type": "pong"})
+			}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if pings < 3 || env.svc.LiveStats().Sockets != 1 {
+		t.Fatalf("%d pings, %d sockets: the answering peer was dropped", pings, env.svc.LiveStats().Sockets)
+	}
 }
 
 // nextRaw returns the next message, keep-alives included.

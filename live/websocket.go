@@ -210,7 +210,9 @@ type socket struct {
 	closeDone chan struct{}
 	deadline  *time.Timer
 	initSeen  bool
-	active    map[string]struct{} // operation IDs in use (graphql-transport-ws)
+	// awaitingPong is set by each ping and cleared by the answer.
+	awaitingPong bool
+	active       map[string]struct{} // operation IDs in use (graphql-transport-ws)
 }
 
 var (
@@ -425,23 +427,23 @@ func (s *socket) stopDeadlineLocked() {
 	}
 }
 
-// beat pings the peer and arms the deadline by which it must answer: the next beat. A
-// graphql-transport-ws peer gets the protocol's ping (its pong clears the deadline); a legacy
-// graphql-ws peer gets "ka" and a WebSocket ping frame, answered by its WebSocket library.
+// beat pings the peer, unless it has not answered the previous ping: then it is dead. A
+// graphql-transport-ws peer gets the protocol's ping (its pong answers); a legacy graphql-ws
+// peer gets "ka" and a WebSocket ping frame, answered by its WebSocket library. A dead peer
+// is found within two intervals, at the cost of one runtime timer per socket.
 func (s *socket) beat() {
 	if s.isClosing() {
 		return
 	}
-	every := s.sockets.cfg.PingInterval
 	s.mu.Lock()
-	missed := s.deadline != nil
-	if !missed {
-		s.deadline = time.AfterFunc(every+every/2, s.dead)
-	}
+	missed := s.awaitingPong
+	s.awaitingPong = true
 	s.mu.Unlock()
 	if missed {
-		return // dead() drops it
+		s.dead()
+		return
 	}
+	every := s.sockets.cfg.PingInterval
 	if s.transportWS {
 		_ = s.write([]byte(`{"type":"ping"}`))
 	} else {
@@ -459,7 +461,7 @@ func (s *socket) beat() {
 // alive records that the peer answered a ping.
 func (s *socket) alive() {
 	s.mu.Lock()
-	s.stopDeadlineLocked()
+	s.awaitingPong = false
 	s.mu.Unlock()
 }
 
