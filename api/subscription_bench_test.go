@@ -217,7 +217,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 type benchOrder struct{ id, created int64 }
 
 // seedOrders writes n PENDING orders (one line, one creation event each) in a few statements.
-func seedOrders(b *testing.B, dbURL string, n int) ([]benchOrder, int64) {
+func seedOrders(b testing.TB, dbURL string, n int) ([]benchOrder, int64) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
