@@ -6,8 +6,9 @@ package loaders
 import (
 	"context"
 	"net/http"
+	"runtime"
+	"runtime/metrics"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -40,11 +41,15 @@ type Config struct {
 	// nesting, which is why we do not keep the library's 16 ms default (five levels of an
 	// order history would wait 80 ms).
 	Wait time.Duration
-	// MaxWait, when above Wait, lets the window grow with the requests in flight: Wait times
-	// their number, up to MaxWait. Under load the goroutines of a level wait for a CPU, and
-	// a window of Wait would split its keys over several statements, spending CPU exactly
-	// when it is short; a lone request keeps the short window.
+	// MaxWait, when above Wait, lets the window grow while goroutines queue for a CPU: by
+	// QueuedCost for each runnable goroutine per CPU when the request starts, up to MaxWait.
+	// Under load a level's goroutines wait their turn, and a window of Wait would split its
+	// keys over several statements, spending CPU exactly when it is short; an idle process,
+	// or one whose requests wait on the database rather than the CPU, keeps the short window.
 	MaxWait time.Duration
+	// QueuedCost is what one runnable goroutine ahead is assumed to delay a level (its
+	// share of a CPU); 0 means 50µs.
+	QueuedCost time.Duration
 	// MaxBatch caps the keys of one query (0: no cap). It bounds the IN list, far below
 	// the parameter limits of PostgreSQL (65,535) and SQLite (32,766), while a full page
 	// (100 orders of up to 5 items) still fits in one batch.
@@ -60,6 +65,16 @@ type Config struct {
 
 // DefaultConfig is the batching used in production: see Config for why.
 var DefaultConfig = Config{Wait: time.Millisecond, MaxWait: 8 * time.Millisecond, MaxBatch: 1000}
+
+// runnable returns how many goroutines wait for a CPU (80 ns to read).
+func runnable() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
 
 // Loaders holds one operation's loaders. Each caches what it loaded for the operation's life.
 type Loaders struct {
@@ -145,10 +160,16 @@ func (l *Loaders) Report() Report {
 	return r
 }
 
-// forLoad returns the configuration for a request that finds n requests in flight.
-func (c Config) forLoad(n int64) Config {
+// forLoad returns the configuration for a request that finds queued goroutines waiting for
+// the CPUs.
+func (c Config) forLoad(queued uint64) Config {
 	if c.MaxWait > c.Wait {
-		c.Wait = min(c.Wait*time.Duration(n), c.MaxWait)
+		cost := c.QueuedCost
+		if cost <= 0 {
+			cost = 50 * time.Microsecond
+		}
+		perCPU := time.Duration(queued) / time.Duration(runtime.GOMAXPROCS(0))
+		c.Wait = min(c.Wait+perCPU*cost, c.MaxWait)
 	}
 	return c
 }
@@ -174,12 +195,13 @@ func For(ctx context.Context) *Loaders {
 // Middleware gives every HTTP request fresh loaders, and reports what the request cost to
 // cfg.Observe.
 func Middleware(s Store, cfg Config) func(http.Handler) http.Handler {
-	var inFlight atomic.Int64
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n := inFlight.Add(1)
-			defer inFlight.Add(-1)
-			l := New(s, cfg.forLoad(n))
+			lc := cfg
+			if cfg.MaxWait > cfg.Wait {
+				lc = cfg.forLoad(runnable())
+			}
+			l := New(s, lc)
 			next.ServeHTTP(w, r.WithContext(With(r.Context(), l)))
 			if cfg.Observe != nil {
 				cfg.Observe(r, l.Report())
