@@ -97,6 +97,7 @@ func TestSocketAuthentication(t *testing.T) {
 
 func TestSocketCloseCodes(t *testing.T) {
 	env := newLiveEnv(t, func(c *api.Config) { c.Live.InitTimeout = 300 * time.Millisecond })
+	token := env.signUp("CUSTOMER").Token
 	cases := []struct {
 		name string
 		send []any
@@ -110,8 +111,9 @@ func TestSocketCloseCodes(t *testing.T) {
 		{"server-only message from the client", []any{map[string]any{"type": "connection_init"}, map[string]any{"type": "next", "id": "1"}}, 4400},
 		{"subscribe without id", []any{map[string]any{"type": "connection_init"}, map[string]any{"type": "subscribe", "payload": map[string]any{"query": subMine}}}, 4400},
 		{"duplicate operation id", []any{
-			map[string]any{"type": "connection_init"},
-			map[string]any{"type": "subscribe", "id": "x", "payload": map[string]any{"query": subOrder, "variables": map[string]any{"id": "nope"}}},
+			// Signed in, so the first operation stays live (an anonymous one would fail at
+			// once and free its ID).
+			map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + token}},
 			map[string]any{"type": "subscribe", "id": "dup", "payload": map[string]any{"query": subMine}},
 			map[string]any{"type": "subscribe", "id": "dup", "payload": map[string]any{"query": subMine}},
 		}, 4409},

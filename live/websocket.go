@@ -148,9 +148,13 @@ func (ss *Sockets) Accept(w http.ResponseWriter, r *http.Request, opts transport
 		return nil, err
 	}
 	s := &socket{conn: conn, sockets: ss, transportWS: conn.Subprotocol() == subprotocolTransportWS}
+	// The timers' callbacks take s.mu: they wait until both timers are set.
+	s.mu.Lock()
 	s.initTimer = time.AfterFunc(ss.cfg.InitTimeout, func() {
 		s.closeWith(CloseInitTimeout, "Connection initialisation timeout")
 	})
+	s.heartbeat = time.AfterFunc(ss.cfg.PingInterval, s.beat)
+	s.mu.Unlock()
 	ss.mu.Lock()
 	ss.open[s] = struct{}{}
 	ss.mu.Unlock()
@@ -158,7 +162,6 @@ func (ss *Sockets) Accept(w http.ResponseWriter, r *http.Request, opts transport
 	if sl, ok := r.Context().Value(slotKey{}).(*slot); ok {
 		sl.s = s
 	}
-	s.heartbeat = time.AfterFunc(ss.cfg.PingInterval, s.beat)
 	return s, nil
 }
 
@@ -202,8 +205,8 @@ type socket struct {
 	conn        *websocket.Conn
 	sockets     *Sockets
 	transportWS bool
-	initTimer   *time.Timer
-	heartbeat   *time.Timer // pings the peer every PingInterval
+	initTimer   *time.Timer // guarded by mu
+	heartbeat   *time.Timer // pings the peer every PingInterval; guarded by mu
 
 	mu        sync.Mutex
 	closing   bool
@@ -288,9 +291,9 @@ func (s *socket) violation(code int, reason string) (int, io.Reader, error) {
 
 // sawInit records a connection_init; false when it is not the first.
 func (s *socket) sawInit() bool {
-	s.initTimer.Stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.initTimer.Stop()
 	if s.initSeen {
 		return false
 	}
@@ -369,9 +372,9 @@ func (s *socket) closeWith(code int, reason string) {
 	s.closing = true
 	s.closeDone = make(chan struct{})
 	s.stopDeadlineLocked()
-	s.mu.Unlock()
 	s.initTimer.Stop()
 	s.heartbeat.Stop()
+	s.mu.Unlock()
 	go func() {
 		defer close(s.closeDone)
 		defer s.sockets.forget(s)
@@ -387,9 +390,9 @@ func (s *socket) isClosing() bool {
 
 // Close drops the connection, unless a close handshake already owns it.
 func (s *socket) Close() error {
+	s.mu.Lock()
 	s.initTimer.Stop()
 	s.heartbeat.Stop()
-	s.mu.Lock()
 	s.stopDeadlineLocked()
 	closing := s.closing
 	s.mu.Unlock()
@@ -438,6 +441,7 @@ func (s *socket) beat() {
 	s.mu.Lock()
 	missed := s.awaitingPong
 	s.awaitingPong = true
+	heartbeat := s.heartbeat
 	s.mu.Unlock()
 	if missed {
 		s.dead()
@@ -455,7 +459,7 @@ func (s *socket) beat() {
 			s.alive()
 		}
 	}
-	s.heartbeat.Reset(every)
+	heartbeat.Reset(every)
 }
 
 // alive records that the peer answered a ping.
@@ -467,7 +471,9 @@ func (s *socket) alive() {
 
 // dead drops a peer that did not answer in time, without a close handshake it could not do.
 func (s *socket) dead() {
+	s.mu.Lock()
 	s.heartbeat.Stop()
+	s.mu.Unlock()
 	s.sockets.forget(s)
 	_ = s.conn.CloseNow()
 }
