@@ -34,7 +34,8 @@ import (
 //	DATABASE_URL=... REDIS_URL=... go test ./api -run '^$' -bench LiveFanout -benchtime 1x -timeout 30m
 //
 // SHOP_BENCH_SUBSCRIBERS (19000), SHOP_BENCH_RATE (events/s, 1000) and SHOP_BENCH_SECONDS (30)
-// change its size. It reports the server's memory per subscriber (RSS delta / count),
+// change its size; SHOP_BENCH_SERVER_GOGC, _GOMEMLIMIT and _GODEBUG (gctrace=1) tune and
+// trace the server's garbage collector. It reports the server's memory per subscriber (RSS delta / count),
 // delivery latency from commit to client (p50/p99), and the server's CPU.
 func BenchmarkLiveFanout(b *testing.B) {
 	n := envInt("SHOP_BENCH_SUBSCRIBERS", 19000)
@@ -50,7 +51,8 @@ func BenchmarkLiveFanout(b *testing.B) {
 		"APP_ENV=production",
 		// All subscribers share one admin account here; real ones are 19,000 users, each with
 		// a budget of their own.
-		"RATE_LIMIT_POINTS_PER_MINUTE=0", "GODEBUG="+os.Getenv("SHOP_BENCH_SERVER_GODEBUG"))
+		"RATE_LIMIT_POINTS_PER_MINUTE=0", "GODEBUG="+os.Getenv("SHOP_BENCH_SERVER_GODEBUG"),
+		"GOGC="+os.Getenv("SHOP_BENCH_SERVER_GOGC"), "GOMEMLIMIT="+os.Getenv("SHOP_BENCH_SERVER_GOMEMLIMIT"))
 	pid := proc.cmd.Process.Pid
 
 	ctx := context.Background()
