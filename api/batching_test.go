@@ -336,6 +336,23 @@ func TestChildPagesOfManyParents(t *testing.T) {
 				t.Fatalf("only %d merchants in the page", len(checked))
 			}
 
+			// Pages asked for with different arguments: one statement per set of arguments.
+			resp, rep = env.measure(t, "", `query($a: ID!, $b: ID!, $c: ID!) {
+				a: user(id: $a) { products(first: 2) { nodes { id } } }
+				b: user(id: $b) { products(first: 3) { nodes { id } } }
+				c: user(id: $c) { products(first: 2) { nodes { id } } } }`,
+				map[string]any{"a": gid("User", seeded.MerchantIDs[0]), "b": gid("User", seeded.MerchantIDs[1]), "c": gid("User", seeded.MerchantIDs[2])})
+			requireTables(t, "mixed page sizes", rep, "users", "products", "products")
+			var mixed struct {
+				A, B, C struct {
+					Products struct{ Nodes []struct{ ID string } }
+				}
+			}
+			resp.Decode(t, &mixed)
+			if len(mixed.A.Products.Nodes) != 2 || len(mixed.B.Products.Nodes) != 3 || len(mixed.C.Products.Nodes) != 2 {
+				t.Fatalf("mixed page sizes: %s", resp.Data)
+			}
+
 			// Every customer's newest 3 orders, for each of 60 orders, as ADMIN.
 			var login struct{ LogIn struct{ Token string } }
 			env.anon().must(`mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }`,
