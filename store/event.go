@@ -149,6 +149,16 @@ func (s *Store) MarkEventsPublished(ctx context.Context, ids []int64) error {
 // publish error leaves them unpublished for the next round.
 func (s *Store) RelayUnpublishedEvents(ctx context.Context, olderThan time.Time, limit int,
 	publish func(context.Context, []OrderEvent) error) (int, error) {
+	// Most rounds find nothing: look first without a transaction (the partial index on
+	// unpublished events makes it cheap), so an idle relay never takes SQLite's write lock.
+	var pending []int64
+	if err := s.db.WithContext(ctx).Model(&eventRow{}).Where("published_at IS NULL AND at < ?", olderThan.UTC()).
+		Limit(1).Pluck("id", &pending).Error; err != nil {
+		return 0, translate("relay unpublished events", err)
+	}
+	if len(pending) == 0 {
+		return 0, nil
+	}
 	n := 0
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		q := tx.Where("published_at IS NULL AND at < ?", olderThan.UTC()).Order("id").Limit(limit)
