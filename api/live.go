@@ -65,7 +65,6 @@ func (s *Service) startLive(ctx context.Context) error {
 	})
 	l := &liveDelivery{
 		broker: live.NewBroker(rdb, s.Store, live.Config{Channel: channel, Buffer: cfg.Buffer,
-			RelayInterval: cfg.RelayInterval, RelayGrace: cfg.RelayGrace,
 			OnDispatch: func(d time.Duration) { lag.Observe(d.Seconds()) }}, s.Log),
 		publisher: live.NewPublisher(rdb, s.Store, channel, s.Log),
 		sockets:   live.NewSockets(live.SocketConfig{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout, PingInterval: cfg.PingInterval}),

@@ -41,10 +41,6 @@ type Config struct {
 	Channel string
 	// Buffer is how many events may wait for one subscriber before it is cut off (64).
 	Buffer int
-	// RelayInterval is how often the relay looks for unpublished events (1s), and RelayGrace
-	// how old an unpublished event must be before the relay takes it over from the
-	// publisher that committed it (5s).
-	RelayInterval, RelayGrace time.Duration
 	// CatchUp is how far before a lost Redis subscription the broker rereads events from
 	// the database once it is back (5s): covers commit-to-publish delays.
 	CatchUp time.Duration
@@ -59,12 +55,6 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Buffer <= 0 {
 		c.Buffer = 64
-	}
-	if c.RelayInterval <= 0 {
-		c.RelayInterval = time.Second
-	}
-	if c.RelayGrace <= 0 {
-		c.RelayGrace = 5 * time.Second
 	}
 	if c.CatchUp <= 0 {
 		c.CatchUp = 5 * time.Second
