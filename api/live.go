@@ -115,11 +115,17 @@ func (s *Service) addLiveTransports(srv *handler.Server) {
 	if s.cfg.Loaders != nil {
 		loaderCfg = *s.cfg.Loaders
 	}
-	// The connection's loaders (made for the upgrade request) would serve every event what
-	// they cached for the first, so each event gets fresh ones. Subscribing itself uses the
-	// connection's: it only checks who may see an order, which never changes once placed,
-	// and loaders of its own would stay referenced for the subscription's life (memory per
-	// subscriber is what limits how many a process holds).
+	// Never the connection's loaders (made for the upgrade request, they would serve every
+	// event what they cached for the first): setting a subscription up gets loaders of its
+	// own, and each event fresh ones. The set-up's loaders must not outlive it (memory per
+	// subscriber is what bounds a process), so the subscription's lifetime is tied to the
+	// context without them.
+	srv.AroundFields(func(ctx context.Context, next graphql.Resolver) (any, error) {
+		if fc := graphql.GetFieldContext(ctx); fc == nil || fc.Object != "Subscription" {
+			return next(ctx)
+		}
+		return next(live.WithLifetime(loaders.With(ctx, loaders.New(s.Store, loaderCfg)), ctx))
+	})
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		if isSubscription(ctx) {
 			ctx = loaders.With(ctx, loaders.New(s.Store, loaderCfg))

@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"encoding/base64"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -199,4 +202,38 @@ func joinWords(s []string) string {
 		out += x
 	}
 	return out
+}
+
+// Setting a subscription up never uses the connection's loaders: an order that did not
+// exist when this socket first asked for it is found once it does.
+func TestSubscriptionSetUpDoesNotReuseTheConnectionsLoaders(t *testing.T) {
+	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
+		s := env.newLiveShop()
+		next := nextOrderID(t, s.order)
+		c := env.connectSocket(s.customer.Token)
+		c.subscribe("early", subOrder, map[string]any{"id": next})
+		if code := c.errorCode("early"); code != "NOT_FOUND" {
+			t.Fatalf("not yet placed: %s", code)
+		}
+		if placed := env.placeOrder(s.customer, s.product, 1); placed != next {
+			t.Skipf("order IDs are not sequential here (%s, want %s)", placed, next)
+		}
+		env.subscribeOrder(c, "now", next, nil)
+		env.moveOrderTo(s.merchant, next, "PAID")
+		if e := c.event("now"); e.Status != "PAID" || e.Order.ID != next {
+			t.Fatalf("event %+v", e)
+		}
+	})
+}
+
+// nextOrderID returns the global ID the order placed after this one will get.
+func nextOrderID(t *testing.T, order string) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(order)
+	kind, num, ok := strings.Cut(string(raw), ":")
+	n, err2 := strconv.ParseInt(num, 10, 64)
+	if err != nil || !ok || err2 != nil {
+		t.Fatalf("order id %q", order)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(n+1, 10)))
 }

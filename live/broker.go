@@ -320,11 +320,27 @@ func (b *Broker) subscribe(ctx context.Context, s *subscriber) error {
 	}
 	b.count++
 	b.mu.Unlock()
-	context.AfterFunc(ctx, func() {
+	context.AfterFunc(lifetime(ctx), func() {
 		b.remove(s)
 		s.close()
 	})
 	return nil
+}
+
+type lifetimeKey struct{}
+
+// WithLifetime returns ctx remembering life, a context it derives from without adding a
+// deadline or cancellation: a subscription set up with ctx lasts as long as life, and holds
+// on to life only, so what ctx adds for the set-up alone (its loaders) is freed after it.
+func WithLifetime(ctx, life context.Context) context.Context {
+	return context.WithValue(ctx, lifetimeKey{}, life)
+}
+
+func lifetime(ctx context.Context) context.Context {
+	if life, ok := ctx.Value(lifetimeKey{}).(context.Context); ok {
+		return life
+	}
+	return ctx
 }
 
 func (b *Broker) remove(s *subscriber) {
