@@ -133,7 +133,8 @@ func TestCacheStampede(t *testing.T) {
 }
 
 // TestCacheRedisOutage: with the Redis server stopped, reads answer correctly from the
-// database, and a write made meanwhile shows at once.
+// database and a write made meanwhile shows at once; once Redis is back, the cache serves
+// again.
 func TestCacheRedisOutage(t *testing.T) {
 	storetest.RequireCommand(t, "redis-server")
 	for _, b := range backends {
@@ -171,6 +172,24 @@ func TestCacheRedisOutage(t *testing.T) {
 			env.anon().must(queryCachedProduct, map[string]any{"id": product}, &read)
 			if read.Product.Name != "Renamed while Redis was down" {
 				t.Fatalf("read %q after the update", read.Product.Name)
+			}
+
+			// Redis back (empty): the cache serves again, and the renamed product stays renamed.
+			srv.start(t)
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				env.measure(t, "", queryW1, vars)
+				if _, rep := env.measure(t, "", queryW1, vars); rep.CacheHits > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the cache never served again after Redis came back")
+				}
+			}
+			for i := 0; i < 2; i++ {
+				env.anon().must(queryCachedProduct, map[string]any{"id": product}, &read)
+				if read.Product.Name != "Renamed while Redis was down" {
+					t.Fatalf("read %q once Redis was back", read.Product.Name)
+				}
 			}
 
 		})
