@@ -89,6 +89,9 @@ func (s *Service) guardDatabase() {
 	}
 	const cancelKey = "api:statement_cancel"
 	before := func(tx *gorm.DB) {
+		if tx.DryRun {
+			return // gorm rendering a subquery: nothing is sent
+		}
 		ctx := tx.Statement.Context
 		if ctx == nil {
 			ctx = context.Background()
@@ -135,6 +138,9 @@ func traceSQL(db *gorm.DB, tracer trace.Tracer, postgres bool) {
 	const spanKey = "api:span"
 	start := func(op string) func(*gorm.DB) {
 		return func(tx *gorm.DB) {
+			if tx.DryRun {
+				return // gorm rendering a subquery: nothing is sent
+			}
 			ctx, span := tracer.Start(tx.Statement.Context, "sql "+op, trace.WithSpanKind(trace.SpanKindClient),
 				trace.WithAttributes(attribute.String("db.system", system), attribute.String("db.operation.name", op)))
 			tx.Statement.Context = ctx
