@@ -78,6 +78,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 	time.Sleep(2 * time.Second) // let the idle heap settle
 	rssBefore := rssKiB(b, pid)
 	gBefore := scrape(proc.url, "go_goroutines")
+	goalIdle, stacksIdle := scrape(proc.url, "go_memstats_next_gc_bytes"), scrape(proc.url, "go_memstats_stack_inuse_bytes")
 
 	// Subscribers: each its own socket and order, resuming after the creation event so none
 	// misses a change that commits while it is still subscribing.
@@ -109,6 +110,9 @@ func BenchmarkLiveFanout(b *testing.B) {
 	rssSubscribed := rssKiB(b, pid)
 	gSubscribed := scrape(proc.url, "go_goroutines")
 	heapSubscribed := scrape(proc.url, "go_memstats_heap_inuse_bytes")
+	// The next GC target is the live heap at the last collection times (1 + GOGC/100).
+	goalSubscribed := scrape(proc.url, "go_memstats_next_gc_bytes")
+	stacksSubscribed := scrape(proc.url, "go_memstats_stack_inuse_bytes")
 	connected := n - int(failed.Load())
 
 	// Status changes at rate/s for seconds: PAID, then SHIPPED, then DELIVERED, order by order.
@@ -175,7 +179,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 	report := fmt.Sprintf(`live fan-out benchmark
   subscribers:          %d connected of %d (%s to connect), %d closed during the run, %d errors
   server RSS:           %d KiB idle, %d KiB with subscribers, %d KiB after the load
-  memory/subscriber:    %.1f KiB RSS delta (heap in use %.1f KiB/subscriber overall)
+  memory/subscriber:    %.1f KiB RSS delta (heap in use %.1f KiB/subscriber overall; live heap at the last GC ≈ %.1f KiB, goroutine stacks %.1f KiB)
   goroutines:           %.0f idle, %.0f with subscribers (%.2f per subscriber)
   events:               %d committed (%d errors, %s per commit) in %s = %.0f/s, %d delivered
   latency commit→client p50 %s, p99 %s, max %s
@@ -186,6 +190,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 `, connected, n, connectTime.Round(time.Millisecond), closedEarly, lat.failed,
 		rssBefore, rssSubscribed, rssLoaded,
 		float64(rssSubscribed-rssBefore)/float64(connected), heapSubscribed/1024/float64(connected),
+		(goalSubscribed-goalIdle)/2/1024/float64(connected), (stacksSubscribed-stacksIdle)/1024/float64(connected),
 		gBefore, gSubscribed, (gSubscribed-gBefore)/float64(connected),
 		committed.Load(), writeErrs.Load(), time.Duration(writeNanos.Load()/max(1, committed.Load())).Round(10*time.Microsecond), loadTime.Round(time.Millisecond), float64(committed.Load())/loadTime.Seconds(), lat.count(),
 		p50, p99, pmax, lag50, lag99, cpu, waited, selfCPU, strings.TrimSpace(string(load1)), lat.timeline(loadStart, 5*time.Second))

@@ -386,20 +386,22 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 	var last store.OrderStatusEvent
 	var replay []store.OrderStatusEvent
 	var err error
-	if afterID > 0 {
-		// One query: the cursor's event (when it is one of this order's) and those after it.
-		replay, err = b.store.FindOrderEventsFrom(ctx, orderID, afterID)
-		if err == nil && (len(replay) == 0 || replay[0].ID != afterID) {
-			err = &store.Error{Code: store.CodeInvalid, Message: "after is not an event of this order", Field: []string{"after"}}
+	onShortStack(func() {
+		if afterID > 0 {
+			// One query: the cursor's event (when it is one of this order's) and those after it.
+			replay, err = b.store.FindOrderEventsFrom(ctx, orderID, afterID)
+			if err == nil && (len(replay) == 0 || replay[0].ID != afterID) {
+				err = &store.Error{Code: store.CodeInvalid, Message: "after is not an event of this order", Field: []string{"after"}}
+			}
+			if err == nil {
+				last, replay = replay[0], replay[1:]
+			}
+		} else {
+			// Without a cursor only events committed from now on count: the order's latest
+			// event is the starting point.
+			last, err = b.store.FindLatestOrderEvent(ctx, orderID)
 		}
-		if err == nil {
-			last, replay = replay[0], replay[1:]
-		}
-	} else {
-		// Without a cursor only events committed from now on count: the order's latest
-		// event is the starting point.
-		last, err = b.store.FindLatestOrderEvent(ctx, orderID)
-	}
+	})
 	if err != nil {
 		b.remove(s)
 		s.close()
@@ -409,6 +411,20 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 		b.overflow(s)
 	}
 	return ch, nil
+}
+
+// onShortStack runs f in a goroutine of its own and waits for it. The caller is a
+// subscription's goroutine, which lives as long as the subscription: the deep stack a
+// database query grows (gorm, pgx) would stay with it until garbage collections shrink it,
+// and multiplied by every subscriber of a reconnect storm that is most of the process's
+// memory; a goroutine that ends frees its stack at once.
+func onShortStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 // Admit waits until a subscription may set up (read the database), and returns the function
