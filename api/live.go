@@ -115,8 +115,8 @@ func (s *Service) addLiveTransports(srv *handler.Server) {
 	if s.cfg.Loaders != nil {
 		loaderCfg = *s.cfg.Loaders
 	}
-	// Never the connection's loaders (made for the upgrade request, they would serve every
-	// event what they cached for the first): setting a subscription up gets loaders of its
+	// Never loaders of the connection (it has none: they would serve every event what they
+	// cached for the first): setting a subscription up gets loaders of its
 	// own, and each event fresh ones. The set-up's loaders must not outlive it (memory per
 	// subscriber is what bounds a process), so the subscription's lifetime is tied to the
 	// context without them.
@@ -127,7 +127,9 @@ func (s *Service) addLiveTransports(srv *handler.Server) {
 		return next(live.WithLifetime(loaders.With(ctx, loaders.New(s.Store, loaderCfg)), ctx))
 	})
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-		if isSubscription(ctx) {
+		// Queries and mutations sent over a socket have no request of their own: each gets
+		// fresh loaders too.
+		if isSubscription(ctx) || !loaders.Has(ctx) {
 			ctx = loaders.With(ctx, loaders.New(s.Store, loaderCfg))
 		}
 		return next(ctx)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,11 +193,22 @@ func For(ctx context.Context) *Loaders {
 	return l
 }
 
+// Has reports whether ctx carries loaders.
+func Has(ctx context.Context) bool {
+	_, ok := ctx.Value(ctxKey{}).(*Loaders)
+	return ok
+}
+
 // Middleware gives every HTTP request fresh loaders, and reports what the request cost to
-// cfg.Observe.
+// cfg.Observe. A WebSocket upgrade gets none: the connection outlives any cache, so each
+// operation on it gets loaders of its own (see the api package's live transports).
 func Middleware(s Store, cfg Config) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+				next.ServeHTTP(w, r)
+				return
+			}
 			lc := cfg
 			if cfg.MaxWait > cfg.Wait {
 				lc = cfg.forLoad(runnable())

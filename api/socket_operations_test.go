@@ -1,0 +1,41 @@
+package api_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// Queries and mutations may travel over the socket too (graphql-transport-ws allows it).
+// Each must read fresh data: a connection lives for hours, and loaders made for its upgrade
+// request would serve every later operation what they cached for the first.
+func TestSocketQueriesReadFreshData(t *testing.T) {
+	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
+		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
+		product := env.createProduct(merchant, "Kettle", 7900, 10)
+		c := env.connectSocket(customer.Token)
+
+		stock := func(id string) int {
+			t.Helper()
+			c.subscribe(id, `query($id: ID!) { product(id: $id) { stock } }`, map[string]any{"id": product})
+			m := c.next(10 * time.Second)
+			var p struct {
+				Data struct{ Product struct{ Stock int } }
+			}
+			if m.Type != "next" || json.Unmarshal(m.Payload, &p) != nil {
+				t.Fatalf("query over socket: %s %s", m.Type, m.Payload)
+			}
+			if done := c.next(10 * time.Second); done.Type != "complete" {
+				t.Fatalf("want complete, got %s", done.Type)
+			}
+			return p.Data.Product.Stock
+		}
+		if got := stock("1"); got != 10 {
+			t.Fatalf("stock = %d, want 10", got)
+		}
+		env.placeOrder(customer, product, 4)
+		if got := stock("2"); got != 6 {
+			t.Fatalf("stock after an order = %d, want 6: the socket's query read stale data", got)
+		}
+	})
+}
