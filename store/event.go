@@ -69,15 +69,8 @@ func appendEvent(tx *gorm.DB, orderID int64, status OrderStatus, prev *OrderStat
 
 // FindEventsByOrderIDs returns the status events of these orders, oldest first.
 func (s *Store) FindEventsByOrderIDs(ctx context.Context, orderIDs []int64) ([]OrderStatusEvent, error) {
-	var rows []eventRow
-	if err := s.db.WithContext(ctx).Where("order_id IN ?", orderIDs).Order("order_id, id").Find(&rows).Error; err != nil {
-		return nil, translate("find order events", err)
-	}
-	events := make([]OrderStatusEvent, len(rows))
-	for i, r := range rows {
-		events[i] = r.toEvent()
-	}
-	return events, nil
+	q := s.db.WithContext(ctx).Where("order_id IN ?", orderIDs).Order("order_id, id")
+	return findAll(q, "find order events", eventRow.toEvent)
 }
 
 // FindEventByID returns one status event, or NOT_FOUND.
@@ -196,15 +189,8 @@ func (s *Store) RelayUnpublishedEvents(ctx context.Context, olderThan time.Time,
 // first: a subscription's replay after a cursor (the cursor's own event first, when it is an
 // event of this order), or what a subscriber missed.
 func (s *Store) FindOrderEventsFrom(ctx context.Context, orderID, fromID int64) ([]OrderStatusEvent, error) {
-	var rows []eventRow
-	if err := s.db.WithContext(ctx).Where("order_id = ? AND id >= ?", orderID, fromID).Order("id").Find(&rows).Error; err != nil {
-		return nil, translate("find order events from", err)
-	}
-	events := make([]OrderStatusEvent, len(rows))
-	for i, r := range rows {
-		events[i] = r.toEvent()
-	}
-	return events, nil
+	q := s.db.WithContext(ctx).Where("order_id = ? AND id >= ?", orderID, fromID).Order("id")
+	return findAll(q, "find order events from", eventRow.toEvent)
 }
 
 // FindLatestOrderEvent returns the newest event of an order, or NOT_FOUND when it has none.

@@ -403,28 +403,13 @@ func restock(tx *gorm.DB, items []orderItemRow, now time.Time) error {
 // FindOrdersByIDs returns the orders with these IDs, in no particular order, whoever may see
 // them; callers check visibility. Unknown IDs are left out.
 func (s *Store) FindOrdersByIDs(ctx context.Context, ids []int64) ([]Order, error) {
-	var rows []orderRow
-	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, translate("find orders", err)
-	}
-	orders := make([]Order, len(rows))
-	for i, r := range rows {
-		orders[i] = r.toOrder()
-	}
-	return orders, nil
+	return findAll(s.db.WithContext(ctx).Where("id IN ?", ids), "find orders", orderRow.toOrder)
 }
 
 // FindItemsByOrderIDs returns the lines of these orders, each order's in placing order.
 func (s *Store) FindItemsByOrderIDs(ctx context.Context, orderIDs []int64) ([]OrderItem, error) {
-	var rows []orderItemRow
-	if err := s.db.WithContext(ctx).Where("order_id IN ?", orderIDs).Order("order_id, position").Find(&rows).Error; err != nil {
-		return nil, translate("find order items", err)
-	}
-	items := make([]OrderItem, len(rows))
-	for i, r := range rows {
-		items[i] = r.toItem()
-	}
-	return items, nil
+	q := s.db.WithContext(ctx).Where("order_id IN ?", orderIDs).Order("order_id, position")
+	return findAll(q, "find order items", orderItemRow.toItem)
 }
 
 // OrderFilter selects orders; every set condition must hold.

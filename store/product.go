@@ -130,15 +130,7 @@ func (s *Store) FindProductsByIDs(ctx context.Context, ids []int64) ([]Product, 
 }
 
 func (s *Store) loadProducts(ctx context.Context, ids []int64) ([]Product, error) {
-	var rows []productRow
-	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, translate("find products", err)
-	}
-	products := make([]Product, len(rows))
-	for i, r := range rows {
-		products[i] = r.toProduct()
-	}
-	return products, nil
+	return findAll(s.db.WithContext(ctx).Where("id IN ?", ids), "find products", productRow.toProduct)
 }
 
 // ProductFilter selects products; every set condition must hold.

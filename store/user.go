@@ -140,15 +140,7 @@ func (s *Store) FindUsersByIDs(ctx context.Context, ids []int64) ([]User, error)
 }
 
 func (s *Store) loadUsers(ctx context.Context, ids []int64) ([]User, error) {
-	var rows []userRow
-	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, translate("find users", err)
-	}
-	users := make([]User, len(rows))
-	for i, r := range rows {
-		users[i] = r.toUser()
-	}
-	return users, nil
+	return findAll(s.db.WithContext(ctx).Where("id IN ?", ids), "find users", userRow.toUser)
 }
 
 // CountUsers returns how many accounts exist.
