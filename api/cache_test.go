@@ -54,23 +54,10 @@ func TestCacheInvalidationAcrossProcesses(t *testing.T) {
 			id := writer.createProduct(merchant, "Kettle", 1000, 5)
 
 			// Readers on the reader process all along, racing their fills with the updates.
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := 0; i < 4; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-							reader.anon().post(queryCachedProduct, map[string]any{"id": id})
-						}
-					}
-				}()
-			}
-			defer func() { close(stop); wg.Wait() }()
+			stop := repeatUntilStopped(4, func() {
+				reader.anon().post(queryCachedProduct, map[string]any{"id": id})
+			})
+			defer stop()
 
 			for i := 1; i <= 20; i++ {
 				var before cachedProduct

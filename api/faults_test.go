@@ -110,28 +110,15 @@ func TestRedisOutage(t *testing.T) {
 
 			var requests, failures atomic.Int64
 			var firstFailure atomic.Value
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for range 4 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						r := env.anon().postNoFail(`query($id: ID!) { product(id: $id) { name merchant { name } } products(first: 5) { nodes { id merchant { id } } } }`,
-							map[string]any{"id": product})
-						requests.Add(1)
-						if r.Status >= 500 || len(r.Errors) > 0 {
-							failures.Add(1)
-							firstFailure.CompareAndSwap(nil, fmt.Sprintf("status %d errors %v", r.Status, r.Errors))
-						}
-					}
-				}()
-			}
+			stop := repeatUntilStopped(4, func() {
+				r := env.anon().postNoFail(`query($id: ID!) { product(id: $id) { name merchant { name } } products(first: 5) { nodes { id merchant { id } } } }`,
+					map[string]any{"id": product})
+				requests.Add(1)
+				if r.Status >= 500 || len(r.Errors) > 0 {
+					failures.Add(1)
+					firstFailure.CompareAndSwap(nil, fmt.Sprintf("status %d errors %v", r.Status, r.Errors))
+				}
+			})
 			waitFor(t, 10*time.Second, "load before the outage", func() bool { return requests.Load() >= 50 })
 			rs.kill()
 			before := requests.Load()
@@ -142,8 +129,7 @@ func TestRedisOutage(t *testing.T) {
 				t.Errorf("/readyz is not 503 while Redis is down")
 			}
 			rejected := metricValue(t, env, "shop_redis_breaker_rejected_total")
-			close(stop)
-			wg.Wait()
+			stop()
 			if n := failures.Load(); n > 0 {
 				t.Fatalf("%d of %d reads failed during the Redis outage; first: %v", n, requests.Load(), firstFailure.Load())
 			}
@@ -274,47 +260,34 @@ func TestPostgresRestart(t *testing.T) {
 			t.Logf("last failure: %v", lastFailure.Load())
 		}
 	})
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
+	stop := repeatUntilStopped(3, func() {
+		r := env.as(customer.Token).postNoFail(`mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { order { id } userErrors { code } } }`,
+			map[string]any{"in": map[string]any{"items": []any{map[string]any{"productId": product, "quantity": 1}}}})
+		attempts.Add(1)
+		var out struct {
+			PlaceOrder *struct{ Order *struct{ ID string } }
+		}
+		if r.Status >= 500 {
+			serverErrors.Add(1)
+		}
+		if len(r.Errors) > 0 || json.Unmarshal(r.Data, &out) != nil || out.PlaceOrder == nil || out.PlaceOrder.Order == nil {
+			failed.Add(1)
+			lastFailure.Store(fmt.Sprintf("status %d errors %v data %s", r.Status, r.Errors, r.Data))
+			for _, e := range r.Errors {
+				if c := e.Extensions["code"]; c != api.CodeInternal {
+					serverErrors.Add(1) // anything but the masked internal error is wrong here
 				}
-				r := env.as(customer.Token).postNoFail(`mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { order { id } userErrors { code } } }`,
-					map[string]any{"in": map[string]any{"items": []any{map[string]any{"productId": product, "quantity": 1}}}})
-				attempts.Add(1)
-				var out struct {
-					PlaceOrder *struct{ Order *struct{ ID string } }
+				if strings.Contains(e.Message, "temporarily unavailable") {
+					saidUnavailable.Add(1)
 				}
-				if r.Status >= 500 {
-					serverErrors.Add(1)
-				}
-				if len(r.Errors) > 0 || json.Unmarshal(r.Data, &out) != nil || out.PlaceOrder == nil || out.PlaceOrder.Order == nil {
-					failed.Add(1)
-					lastFailure.Store(fmt.Sprintf("status %d errors %v data %s", r.Status, r.Errors, r.Data))
-					for _, e := range r.Errors {
-						if c := e.Extensions["code"]; c != api.CodeInternal {
-							serverErrors.Add(1) // anything but the masked internal error is wrong here
-						}
-						if strings.Contains(e.Message, "temporarily unavailable") {
-							saidUnavailable.Add(1)
-						}
-					}
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				mu.Lock()
-				confirmed = append(confirmed, out.PlaceOrder.Order.ID)
-				mu.Unlock()
 			}
-		}()
-	}
+			time.Sleep(20 * time.Millisecond)
+			return
+		}
+		mu.Lock()
+		confirmed = append(confirmed, out.PlaceOrder.Order.ID)
+		mu.Unlock()
+	})
 	waitFor(t, 20*time.Second, "orders before the stop", func() bool { return attempts.Load() >= 10 })
 	pg.stop(t)
 	waitFor(t, 20*time.Second, "/readyz to fail", func() bool { return env.status("/readyz") == http.StatusServiceUnavailable })
@@ -325,8 +298,7 @@ func TestPostgresRestart(t *testing.T) {
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(confirmed) }
 	after := count()
 	waitFor(t, 30*time.Second, "orders after the restart", func() bool { return count() >= after+5 })
-	close(stop)
-	wg.Wait()
+	stop()
 	if n := serverErrors.Load(); n > 0 {
 		t.Errorf("%d responses were 5xx or carried an unmasked error", n)
 	}
