@@ -9,8 +9,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -105,10 +103,10 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (api.Config, error
 	c.Playground = boolEnv(getenv("PLAYGROUND"), !c.Production)
 	c.Introspection = boolEnv(getenv("INTROSPECTION"), !c.Production)
 	c.SeedDemo = boolEnv(getenv("SEED_DEMO"), c.DatabaseURL == "")
-	// The namespace keeps services that share a Redis server but not a database apart, in
-	// keys and in pub/sub channels (which ignore the Redis database number).
-	sum := sha256.Sum256([]byte(c.DatabaseURL + "|" + c.SQLitePath + "|" + c.RedisURL))
-	c.RedisPrefix = or(getenv("REDIS_PREFIX"), "shop:"+hex.EncodeToString(sum[:4])) + ":"
+	// Unset, the service derives its Redis namespace from the database it opens.
+	if p := getenv("REDIS_PREFIX"); p != "" {
+		c.RedisPrefix = strings.TrimSuffix(p, ":") + ":"
+	}
 	switch {
 	case len(c.JWTSecret) > 0:
 	case c.DatabaseURL != "" || c.Production:

@@ -255,7 +255,7 @@ func TestWarmCacheSkipsLookups(t *testing.T) {
 				t.Fatalf("W2 warm answer differs from cold:\n%s\n%s", cold.Data, warm.Data)
 			}
 
-			dropCache(t, env, cfg.RedisPrefix)
+			dropCache(t, env)
 			cold, rep = env.measure(t, "", queryW1, vars)
 			requireTables(t, "W1 cold", rep, "products", "users")
 			warm, rep = env.measure(t, "", queryW1, vars)
@@ -440,10 +440,10 @@ func TestNodesBatchedWithPerKeyNotFound(t *testing.T) {
 }
 
 // dropCache deletes the service's cache entries, so the next request is cold again.
-func dropCache(t *testing.T, env *costEnv, prefix string) {
+func dropCache(t *testing.T, env *costEnv) {
 	t.Helper()
 	ctx := context.Background()
-	iter := env.svc.Redis.Scan(ctx, 0, prefix+"cache:*", 1000).Iterator()
+	iter := env.svc.Redis.Scan(ctx, 0, env.svc.RedisPrefix()+"cache:*", 1000).Iterator()
 	var keys []string
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())

@@ -28,7 +28,8 @@ type Config struct {
 	SQLitePath  string
 	// RedisURL selects a Redis server; empty runs an in-process stand-in.
 	RedisURL string
-	// RedisPrefix namespaces every key and channel of this service in Redis.
+	// RedisPrefix namespaces every key and channel of this service in Redis; empty derives
+	// it from the database's namespace (store.Namespace).
 	RedisPrefix   string
 	JWTSecret     []byte
 	TokenTTL      time.Duration
@@ -108,17 +109,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 	if s.Redis, err = s.openRedis(cfg.RedisURL); err != nil {
 		return nil, err
 	}
-	var cache *store.Cache
-	if !cfg.NoCache {
-		cache = store.NewCache(s.Redis, cfg.RedisPrefix, 10*time.Minute, 300*time.Millisecond, log)
-	}
 	s.Store, err = store.Open(ctx, store.Config{
-		DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, PasswordCost: cfg.PasswordCost, Cache: cache,
+		DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, PasswordCost: cfg.PasswordCost,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = s.Store.Close() })
+	if cfg.RedisPrefix == "" {
+		// Named after the database, not its URL: processes on one database share keys and
+		// events however their URLs are spelled, and services on different databases that
+		// share a Redis server never meet (pub/sub ignores the Redis database number).
+		cfg.RedisPrefix = "shop:" + s.Store.Namespace() + ":"
+		s.cfg.RedisPrefix = cfg.RedisPrefix
+	}
+	if !cfg.NoCache {
+		s.Store.SetCache(store.NewCache(s.Redis, cfg.RedisPrefix, 10*time.Minute, 300*time.Millisecond, log))
+	}
 	// Before anything runs SQL concurrently: registering gorm callbacks is not thread-safe.
 	s.guardDatabase()
 
@@ -139,6 +146,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 	s.handler = s.routes()
 	return s, nil
 }
+
+// RedisPrefix returns the namespace of the service's Redis keys and channels.
+func (s *Service) RedisPrefix() string { return s.cfg.RedisPrefix }
 
 // Handler returns the service's HTTP handler.
 func (s *Service) Handler() http.Handler { return s.handler }

@@ -10,7 +10,8 @@ import (
 )
 
 // migrations are applied in order and never edited once released: add a new one instead.
-// Placeholders: {{id}} is an auto-increment primary key, {{time}} a timestamp with time zone.
+// Placeholders: {{id}} is an auto-increment primary key, {{time}} a timestamp with time zone,
+// {{random}} a random 12-digit hex string.
 var migrations = []struct{ id, sql string }{
 	{"0001_users", `
 CREATE TABLE users (
@@ -80,6 +81,12 @@ CREATE TABLE idempotency_keys (
   created_at {{time}} NOT NULL,
   PRIMARY KEY (user_id, key)
 );`},
+	{"0004_namespace", `
+CREATE TABLE service_namespace (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  namespace TEXT NOT NULL
+);
+INSERT INTO service_namespace (id, namespace) VALUES (1, {{random}});`},
 }
 
 // Migrate applies the migrations the database lacks. It is safe to run from several
@@ -100,13 +107,14 @@ func (s *Store) Migrate(ctx context.Context) error {
 }
 
 func (s *Store) migrate(db *gorm.DB) error {
-	idType, timeType := "INTEGER PRIMARY KEY AUTOINCREMENT", "DATETIME"
+	idType, timeType, random := "INTEGER PRIMARY KEY AUTOINCREMENT", "DATETIME", "lower(hex(randomblob(6)))"
 	if s.Postgres() {
 		idType, timeType = "BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ"
+		random = "substr(md5(random()::text || clock_timestamp()::text), 1, 12)"
 	}
 	list := make([]*gormigrate.Migration, len(migrations))
 	for i, m := range migrations {
-		sql := strings.NewReplacer("{{id}}", idType, "{{time}}", timeType).Replace(m.sql)
+		sql := strings.NewReplacer("{{id}}", idType, "{{time}}", timeType, "{{random}}", random).Replace(m.sql)
 		list[i] = &gormigrate.Migration{
 			ID: m.id,
 			Migrate: func(tx *gorm.DB) error {

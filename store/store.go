@@ -24,6 +24,7 @@ type Store struct {
 	passwordCost int
 	sink         EventSink
 	cache        *Cache
+	namespace    string
 	statements   atomic.Int64 // SQL statements issued, see countStatements
 }
 
@@ -37,6 +38,7 @@ type Config struct {
 	// Tests lower it to keep sign-ups fast.
 	PasswordCost int
 	// Cache, when set, serves users and products by ID and is invalidated on every write.
+	// SetCache sets it after Open, e.g. under a prefix made from Namespace.
 	Cache *Cache
 }
 
@@ -98,8 +100,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, err
 	}
+	if err := db.WithContext(ctx).Raw("SELECT namespace FROM service_namespace WHERE id = 1").Scan(&s.namespace).Error; err != nil || s.namespace == "" {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("read namespace: %v", err)
+	}
 	return s, nil
 }
+
+// Namespace returns a random name chosen once for this database: every process that opens
+// it, under whatever URL, gets the same one, and another database a different one. Shared
+// infrastructure (Redis keys and channels) is namespaced with it.
+func (s *Store) Namespace() string { return s.namespace }
+
+// SetCache makes the store read users and products through c. Call it before the store is
+// used concurrently.
+func (s *Store) SetCache(c *Cache) { s.cache = c }
 
 // DB returns the underlying gorm handle, for instrumentation (statement counters, tracing).
 func (s *Store) DB() *gorm.DB { return s.db }
