@@ -27,7 +27,9 @@ func TestRedisNamespaceFollowsTheDatabase(t *testing.T) {
 	}
 	rename := func(env *testEnv, shop liveShop, name string) {
 		t.Helper()
-		var out struct{ UpdateProduct struct{ UserErrors []map[string]any } }
+		var out struct {
+			UpdateProduct struct{ UserErrors []map[string]any }
+		}
 		env.as(shop.merchant.Token).must(`mutation($id: ID!, $n: String!) { updateProduct(input: {id: $id, name: $n}) { userErrors { code } } }`,
 			map[string]any{"id": shop.product, "n": name}, &out)
 		if len(out.UpdateProduct.UserErrors) > 0 {
