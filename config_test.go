@@ -32,6 +32,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 		c.RateLimit.LoginWindow != 15*time.Minute || c.RateLimit.TrustForwardedFor {
 		t.Errorf("rate limit %+v", c.RateLimit)
 	}
+	if c.DBMaxConns != 20 || c.RedisPrefix != "" {
+		t.Errorf("DBMaxConns %d, RedisPrefix %q (want 20, and the prefix left to the database)", c.DBMaxConns, c.RedisPrefix)
+	}
 	if c.RequestTimeout != 15*time.Second || c.StatementTimeout != 5*time.Second || c.RedisBreakerOpen != 5*time.Second {
 		t.Errorf("timeouts %v %v %v", c.RequestTimeout, c.StatementTimeout, c.RedisBreakerOpen)
 	}
@@ -63,12 +66,14 @@ func TestLoadConfigProduction(t *testing.T) {
 
 func TestLoadConfigHardening(t *testing.T) {
 	c, err := loadConfig(env("MAX_QUERY_DEPTH", "8", "RATE_LIMIT_POINTS_PER_MINUTE", "0", "CORS_ORIGINS", "https://a.example, https://b.example",
-		"REQUEST_TIMEOUT", "3s", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "TRUST_FORWARDED_FOR", "true"), quiet)
+		"REQUEST_TIMEOUT", "3s", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "TRUST_FORWARDED_FOR", "true",
+		"DB_MAX_CONNS", "5", "REDIS_PREFIX", "tenant-a"), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Limits.MaxDepth != 8 || c.RateLimit.PointsPerMinute != 0 || len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" ||
-		c.RequestTimeout != 3*time.Second || !c.Tracing || !c.RateLimit.TrustForwardedFor {
+		c.RequestTimeout != 3*time.Second || !c.Tracing || !c.RateLimit.TrustForwardedFor ||
+		c.DBMaxConns != 5 || c.RedisPrefix != "tenant-a:" {
 		t.Errorf("config %+v", c)
 	}
 	if c, _ := loadConfig(env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", "OTEL_SDK_DISABLED", "true"), quiet); c.Tracing {

@@ -169,6 +169,7 @@ func loadHardening(c *api.Config, getenv func(string) string) error {
 	}
 	c.RequestTimeout = dur("REQUEST_TIMEOUT", 15*time.Second)
 	c.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 5*time.Second)
+	c.DBMaxConns = num("DB_MAX_CONNS", 20)
 	c.RedisBreakerOpen = dur("REDIS_BREAKER_OPEN", 5*time.Second)
 	for _, o := range strings.Split(getenv("CORS_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {

@@ -56,6 +56,9 @@ type Config struct {
 	RateLimit RateLimit
 	// RequestTimeout bounds every request but subscriptions; 0 means 15s.
 	RequestTimeout time.Duration
+	// DBMaxConns caps this process's PostgreSQL connections (0: 20). Every process of the
+	// service holds up to this many: keep their sum under the server's max_connections.
+	DBMaxConns int
 	// StatementTimeout bounds each SQL statement that has no earlier deadline; 0 means 5s.
 	StatementTimeout time.Duration
 	// RedisBreakerOpen is how long Redis is left alone after failing; 0 means 5s.
@@ -111,6 +114,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 	}
 	s.Store, err = store.Open(ctx, store.Config{
 		DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, PasswordCost: cfg.PasswordCost,
+		MaxConns: cfg.DBMaxConns,
 	})
 	if err != nil {
 		return nil, err

@@ -34,6 +34,9 @@ type Config struct {
 	DatabaseURL string
 	// SQLitePath is the embedded database file (":memory:" is not supported: use a temp file).
 	SQLitePath string
+	// MaxConns caps the PostgreSQL connection pool; 0 means 20. (The embedded SQLite store
+	// always uses one connection.)
+	MaxConns int
 	// PasswordCost is the bcrypt cost of new password hashes; 0 means bcrypt's default.
 	// Tests lower it to keep sign-ups fast.
 	PasswordCost int
@@ -75,8 +78,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.DatabaseURL == "" {
 		sqlDB.SetMaxOpenConns(1)
 	} else {
-		sqlDB.SetMaxOpenConns(20)
-		sqlDB.SetMaxIdleConns(20)
+		n := cfg.MaxConns
+		if n <= 0 {
+			n = 20
+		}
+		sqlDB.SetMaxOpenConns(n)
+		sqlDB.SetMaxIdleConns(n)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
