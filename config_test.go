@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shop/api/api"
+	"github.com/shop/api/api/guard"
 )
 
 func env(kv ...string) func(string) string {
@@ -25,21 +25,17 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Limits != (api.Limits{MaxDepth: 15, MaxCost: 10_000, MaxAliases: 30, MaxTokens: 10_000}) {
-		t.Errorf("limits %+v", c.Limits)
+	// Unset, every limit and timeout is left to its package's default (zero here)...
+	if c.Limits != (guard.Limits{}) || c.HTTP.RequestTimeout != 0 || c.Store.StatementTimeout != 0 ||
+		c.Store.MaxConns != 0 || c.Redis.BreakerOpen != 0 || c.RedisPrefix != "" {
+		t.Errorf("defaults written here instead of in their packages: %+v", c)
 	}
-	if c.RateLimit.PointsPerMinute != 30_000 || c.RateLimit.LoginFailuresPerAccount != 10 || c.RateLimit.LoginFailuresPerIP != 50 ||
-		c.RateLimit.LoginWindow != 15*time.Minute || c.RateLimit.TrustForwardedFor {
+	// ...but the rate limits, off in a zero guard.RateLimit, are on.
+	if c.RateLimit != guard.DefaultRateLimit || c.HTTP.TrustForwardedFor {
 		t.Errorf("rate limit %+v", c.RateLimit)
 	}
-	if c.DBMaxConns != 20 || c.RedisPrefix != "" {
-		t.Errorf("DBMaxConns %d, RedisPrefix %q (want 20, and the prefix left to the database)", c.DBMaxConns, c.RedisPrefix)
-	}
-	if c.RequestTimeout != 15*time.Second || c.StatementTimeout != 5*time.Second || c.RedisBreakerOpen != 5*time.Second {
-		t.Errorf("timeouts %v %v %v", c.RequestTimeout, c.StatementTimeout, c.RedisBreakerOpen)
-	}
-	if len(c.CORSOrigins) != 0 || c.Tracing || !c.Playground || !c.Introspection {
-		t.Errorf("cors %v tracing %v playground %v introspection %v", c.CORSOrigins, c.Tracing, c.Playground, c.Introspection)
+	if len(c.HTTP.CORSOrigins) != 0 || c.Tracing || !c.Playground || !c.Introspection || c.PprofAddr != "" {
+		t.Errorf("cors %v tracing %v playground %v introspection %v pprof %q", c.HTTP.CORSOrigins, c.Tracing, c.Playground, c.Introspection, c.PprofAddr)
 	}
 }
 
@@ -71,9 +67,9 @@ func TestLoadConfigHardening(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Limits.MaxDepth != 8 || c.RateLimit.PointsPerMinute != 0 || len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" ||
-		c.RequestTimeout != 3*time.Second || !c.Tracing || !c.RateLimit.TrustForwardedFor ||
-		c.DBMaxConns != 5 || c.RedisPrefix != "tenant-a:" {
+	if c.Limits.MaxDepth != 8 || c.RateLimit.PointsPerMinute != 0 || len(c.HTTP.CORSOrigins) != 2 || c.HTTP.CORSOrigins[1] != "https://b.example" ||
+		c.HTTP.RequestTimeout != 3*time.Second || !c.Tracing || !c.HTTP.TrustForwardedFor ||
+		c.Store.MaxConns != 5 || c.RedisPrefix != "tenant-a:" {
 		t.Errorf("config %+v", c)
 	}
 	if c, _ := loadConfig(env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", "OTEL_SDK_DISABLED", "true"), quiet); c.Tracing {

@@ -1,12 +1,15 @@
 // Command api serves the shop's GraphQL API.
 //
-//	go run .            serve (embedded SQLite and Redis stand-in unless DATABASE_URL/REDIS_URL)
-//	go run . migrate    apply database migrations and exit
+//	go run .              serve (embedded SQLite and Redis stand-in unless DATABASE_URL/REDIS_URL)
+//	go run . migrate      apply database migrations and exit
+//	go run . schema       print the GraphQL schema (SDL) and exit
+//	go run . healthcheck  exit 0 when the server on PORT answers /healthz (for images without curl)
 package main
 
 //go:generate go tool gqlgen generate
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -15,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -22,7 +26,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vektah/gqlparser/v2/formatter"
+
 	"github.com/shop/api/api"
+	"github.com/shop/api/api/guard"
+	"github.com/shop/api/api/observe"
+	"github.com/shop/api/api/playground"
+	"github.com/shop/api/api/redisconn"
+	"github.com/shop/api/auth"
+	"github.com/shop/api/graph"
+	"github.com/shop/api/loaders"
+	"github.com/shop/api/resolvers"
 	"github.com/shop/api/store"
 )
 
@@ -35,44 +49,144 @@ func main() {
 	}
 }
 
+// Cache lifetimes: entries live this long in Redis, and a read gives up on Redis after
+// cacheTimeout and goes to the database.
+const (
+	cacheTTL     = 10 * time.Minute
+	cacheTimeout = 300 * time.Millisecond
+)
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	log := newLogger(getenv("APP_ENV") == "production", stdout)
-	port := or(getenv("PORT"), "8080")
 	cfg, err := loadConfig(getenv, log)
 	if err != nil {
 		return err
 	}
 	switch {
 	case len(args) == 1 && args[0] == "migrate":
-		s, err := store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath})
+		st, err := store.Open(ctx, cfg.Store)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, "migrations applied")
-		return s.Close()
+		return st.Close()
+	case len(args) == 1 && args[0] == "schema":
+		formatter.NewFormatter(stdout, formatter.WithComments()).FormatSchema(graph.NewExecutableSchema(graph.Config{}).Schema())
+		return nil
+	case len(args) == 1 && args[0] == "healthcheck":
+		return healthcheck(ctx, cfg.Port)
 	case len(args) > 0:
-		return fmt.Errorf("unknown command %q (want: migrate)", args[0])
+		return fmt.Errorf("unknown command %q (want: migrate, schema or healthcheck)", args[0])
 	}
 
-	svc, err := api.New(ctx, cfg, log)
+	// Observability first: the store's SQL spans and the Redis breaker report into it.
+	reg := observe.NewRegistry()
+	metrics := observe.NewMetrics(reg, log)
+	var tracer observe.Tracing
+	if cfg.Tracing {
+		if tracer, err = observe.StartTracing(ctx); err != nil {
+			return err
+		}
+		defer tracer.Shutdown()
+	}
+
+	rdb, err := redisconn.Open(cfg.Redis, log)
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
-	if svc.Demo != nil {
-		fmt.Fprintf(stdout, "Demo data: %d products. Sign in with logIn as %s or %s, password %q.\n",
-			svc.Demo.Products, store.DemoMerchantEmail, store.DemoCustomerEmail, store.DemoPassword)
+	defer rdb.Close()
+	reg.MustRegister(rdb.Collectors()...)
+
+	cfg.Store.Tracer = tracer.Provider()
+	st, err := store.Open(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg.MustRegister(observe.Pool(st.PoolStats)...)
+	// Named after the database, not its URL: processes on one database share keys and
+	// events however their URLs are spelled, and services on different databases that
+	// share a Redis server never meet (pub/sub ignores the Redis database number).
+	prefix := cmp.Or(cfg.RedisPrefix, "shop:"+st.Namespace()+":")
+	if cfg.Cache {
+		st.SetCache(store.NewCache(rdb, prefix, cacheTTL, cacheTimeout, log))
+	}
+	if cfg.AdminEmail != "" {
+		if _, err := st.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
+			return fmt.Errorf("admin account: %w", err)
+		}
+	}
+	if cfg.SeedDemo {
+		demo, err := st.SeedDemo(ctx)
+		if err != nil {
+			return err
+		}
+		if demo != nil {
+			fmt.Fprintf(stdout, "Demo data: %d products. Sign in with logIn as %s or %s, password %q.\n",
+				demo.Products, store.DemoMerchantEmail, store.DemoCustomerEmail, store.DemoPassword)
+		}
+	}
+
+	tokens := auth.NewTokens(cfg.JWTSecret, 0)
+	loaderCfg := observe.Data(reg, st.Stats, cfg.Loaders)
+	newLoaders := func() *loaders.Loaders { return loaders.New(st, loaderCfg) }
+	liveDelivery := api.StartLive(ctx, cfg.Live, rdb, st, prefix, tokens, newLoaders, reg, log)
+	defer liveDelivery.Close()
+	budget := guard.NewBudget(rdb, prefix, cfg.RateLimit, metrics)
+	httpGuard := guard.NewHTTP(cfg.HTTP)
+	gql := api.NewGraphQL(api.GraphQLConfig{
+		Resolvers: &resolvers.Resolver{Store: st, Tokens: tokens, Currency: cfg.Currency,
+			Events: liveDelivery.Broker, Logins: budget, NewLoaders: newLoaders},
+		Operations:       guard.NewOperations(cfg.Limits, budget),
+		PersistedQueries: api.NewPersistedQueries(rdb, prefix, metrics),
+		Live:             liveDelivery,
+		Metrics:          metrics,
+		Tracer:           tracer.Tracer(),
+		Log:              log,
+		Introspection:    cfg.Introspection,
+		Production:       cfg.Production,
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", api.Chain(gql,
+		observe.WithRequestID,
+		httpGuard.Protect,
+		guard.Authenticate(tokens),
+		// A WebSocket lives on: no deadline, and each operation on it gets loaders of its own.
+		api.Unless(guard.IsWebSocket, httpGuard.Bounded),
+		api.Unless(guard.IsWebSocket, loaders.Middleware(st, loaderCfg)),
+	))
+	mux.Handle("GET /metrics", observe.Handler(reg))
+	mux.HandleFunc("GET /healthz", api.Healthz)
+	mux.Handle("GET /readyz", api.Readyz(log,
+		api.Check{Name: "database", Ping: st.Ping},
+		api.Check{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+	))
+	if cfg.Playground {
+		pg, err := playground.New("Shop API", "/graphql")
+		if err != nil {
+			return err
+		}
+		mux.Handle("GET /{$}", pg.Page())
+		mux.Handle("GET /playground/", pg.Assets())
+	}
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
 	}
 
 	srv := &http.Server{
-		Addr:              net.JoinHostPort("", port),
-		Handler:           svc.Handler(),
+		Addr:              net.JoinHostPort("", cfg.Port),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("listening", "url", "http://localhost:"+port+"/", "postgres", cfg.DatabaseURL != "", "redis", cfg.RedisURL != "")
+	log.Info("listening", "url", "http://localhost:"+cfg.Port+"/", "postgres", cfg.Store.DatabaseURL != "", "redis", cfg.Redis.URL != "")
 
 	select {
 	case err := <-errc:
@@ -83,33 +197,99 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// Subscriptions first: their sockets close with 1001 so clients move to another process.
-	svc.Shutdown(shutdownCtx)
+	liveDelivery.Shutdown(shutdownCtx)
 	return srv.Shutdown(shutdownCtx)
 }
 
-// loadConfig reads the service's configuration from the environment, once.
-func loadConfig(getenv func(string) string, log *slog.Logger) (api.Config, error) {
-	c := api.Config{
-		DatabaseURL:   getenv("DATABASE_URL"),
-		RedisURL:      getenv("REDIS_URL"),
-		SQLitePath:    or(getenv("SQLITE_PATH"), "shop.db"),
+// servePprof serves net/http/pprof on addr, a listener of its own: profiles never reach the
+// public port. It returns the function that stops it.
+func servePprof(addr string, log *slog.Logger) (func(), error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("PPROF_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	log.Info("profiling", "url", "http://"+l.Addr().String()+"/debug/pprof/")
+	return func() { _ = srv.Close() }, nil
+}
+
+// healthcheck asks the server on port for /healthz.
+func healthcheck(ctx context.Context, port string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /healthz answered %s", resp.Status)
+	}
+	return nil
+}
+
+// config is the service's configuration, read from the environment once. Each part is the
+// Config of the package it configures; a zero field takes that package's default.
+type config struct {
+	Port          string
+	Production    bool
+	Store         store.Config
+	Redis         redisconn.Config
+	RedisPrefix   string // empty: named after the database (store.Namespace)
+	Cache         bool
+	JWTSecret     []byte
+	AdminEmail    string
+	AdminPassword string
+	Currency      string
+	Playground    bool
+	Introspection bool
+	SeedDemo      bool
+	Loaders       loaders.Config
+	Limits        guard.Limits
+	RateLimit     guard.RateLimit
+	HTTP          guard.HTTPConfig
+	Live          api.LiveConfig
+	Tracing       bool
+	PprofAddr     string
+}
+
+// loadConfig reads the service's configuration from the environment; README's
+// "Configuration" and "Production" sections document each variable.
+func loadConfig(getenv func(string) string, log *slog.Logger) (config, error) {
+	c := config{
+		Port:          cmp.Or(getenv("PORT"), "8080"),
+		Production:    getenv("APP_ENV") == "production",
+		Store:         store.Config{DatabaseURL: getenv("DATABASE_URL"), SQLitePath: getenv("SQLITE_PATH")},
+		Redis:         redisconn.Config{URL: getenv("REDIS_URL")},
+		Cache:         true,
 		JWTSecret:     []byte(getenv("JWT_SECRET")),
 		AdminEmail:    getenv("ADMIN_EMAIL"),
 		AdminPassword: getenv("ADMIN_PASSWORD"),
-		Currency:      or(getenv("CURRENCY"), "USD"),
-		Production:    getenv("APP_ENV") == "production",
+		Currency:      cmp.Or(getenv("CURRENCY"), "USD"),
+		Loaders:       loaders.DefaultConfig,
+		PprofAddr:     getenv("PPROF_ADDR"),
 	}
 	c.Live.Origins = splitList(getenv("WEBSOCKET_ORIGINS"))
 	c.Playground = boolEnv(getenv("PLAYGROUND"), !c.Production)
 	c.Introspection = boolEnv(getenv("INTROSPECTION"), !c.Production)
-	c.SeedDemo = boolEnv(getenv("SEED_DEMO"), c.DatabaseURL == "")
-	// Unset, the service derives its Redis namespace from the database it opens.
+	c.SeedDemo = boolEnv(getenv("SEED_DEMO"), c.Store.DatabaseURL == "")
 	if p := getenv("REDIS_PREFIX"); p != "" {
 		c.RedisPrefix = strings.TrimSuffix(p, ":") + ":"
 	}
 	switch {
 	case len(c.JWTSecret) > 0:
-	case c.DatabaseURL != "" || c.Production:
+	case c.Store.DatabaseURL != "" || c.Production:
 		return c, errors.New("JWT_SECRET is required with DATABASE_URL or in production")
 	default:
 		c.JWTSecret = make([]byte, 32)
@@ -125,9 +305,9 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (api.Config, error
 	return c, loadHardening(&c, getenv)
 }
 
-// loadHardening reads the production limits; README's "Production" section documents each
-// variable and its default.
-func loadHardening(c *api.Config, getenv func(string) string) error {
+// loadHardening reads the production limits. Unset, each takes its package's default,
+// except the rate limits, which are off in a zero guard.RateLimit and on by default here.
+func loadHardening(c *config, getenv func(string) string) error {
 	var errs []error
 	num := func(name string, def int) int {
 		s := getenv(name)
@@ -151,31 +331,32 @@ func loadHardening(c *api.Config, getenv func(string) string) error {
 		}
 		return d
 	}
-	c.Limits = api.Limits{
-		MaxDepth:   num("MAX_QUERY_DEPTH", api.DefaultLimits.MaxDepth),
-		MaxCost:    num("MAX_QUERY_COST", api.DefaultLimits.MaxCost),
-		MaxAliases: num("MAX_QUERY_ALIASES", api.DefaultLimits.MaxAliases),
-		MaxTokens:  num("MAX_QUERY_TOKENS", api.DefaultLimits.MaxTokens),
+	c.Limits = guard.Limits{
+		MaxDepth:   num("MAX_QUERY_DEPTH", 0),
+		MaxCost:    num("MAX_QUERY_COST", 0),
+		MaxAliases: num("MAX_QUERY_ALIASES", 0),
+		MaxTokens:  num("MAX_QUERY_TOKENS", 0),
 	}
-	c.RateLimit = api.RateLimit{
-		PointsPerMinute:         num("RATE_LIMIT_POINTS_PER_MINUTE", 30_000),
-		LoginFailuresPerAccount: num("LOGIN_FAILURES_PER_ACCOUNT", 10),
-		LoginFailuresPerIP:      num("LOGIN_FAILURES_PER_IP", 50),
-		LoginWindow:             dur("LOGIN_WINDOW", 15*time.Minute),
-		TrustForwardedFor:       boolEnv(getenv("TRUST_FORWARDED_FOR"), false),
+	def := guard.DefaultRateLimit
+	c.RateLimit = guard.RateLimit{
+		PointsPerMinute:         num("RATE_LIMIT_POINTS_PER_MINUTE", def.PointsPerMinute),
+		LoginFailuresPerAccount: num("LOGIN_FAILURES_PER_ACCOUNT", def.LoginFailuresPerAccount),
+		LoginFailuresPerIP:      num("LOGIN_FAILURES_PER_IP", def.LoginFailuresPerIP),
+		LoginWindow:             dur("LOGIN_WINDOW", def.LoginWindow),
 	}
-	if p := c.RateLimit.PointsPerMinute; p > 0 && p < c.Limits.MaxCost {
-		errs = append(errs, fmt.Errorf("RATE_LIMIT_POINTS_PER_MINUTE (%d) is below MAX_QUERY_COST (%d): the costliest operations could never run", p, c.Limits.MaxCost))
+	maxCost := cmp.Or(c.Limits.MaxCost, guard.DefaultLimits.MaxCost)
+	if p := c.RateLimit.PointsPerMinute; p > 0 && p < maxCost {
+		errs = append(errs, fmt.Errorf("RATE_LIMIT_POINTS_PER_MINUTE (%d) is below MAX_QUERY_COST (%d): the costliest operations could never run", p, maxCost))
 	}
-	c.RequestTimeout = dur("REQUEST_TIMEOUT", 15*time.Second)
-	c.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 5*time.Second)
-	c.DBMaxConns = num("DB_MAX_CONNS", 20)
-	c.RedisBreakerOpen = dur("REDIS_BREAKER_OPEN", 5*time.Second)
-	for _, o := range strings.Split(getenv("CORS_ORIGINS"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.CORSOrigins = append(c.CORSOrigins, o)
-		}
+	c.HTTP = guard.HTTPConfig{
+		RequestTimeout:    dur("REQUEST_TIMEOUT", 0),
+		CORSOrigins:       splitList(getenv("CORS_ORIGINS")),
+		TrustForwardedFor: boolEnv(getenv("TRUST_FORWARDED_FOR"), false),
+		Production:        c.Production,
 	}
+	c.Store.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 0)
+	c.Store.MaxConns = num("DB_MAX_CONNS", 0)
+	c.Redis.BreakerOpen = dur("REDIS_BREAKER_OPEN", 0)
 	// Tracing is opt-in through the standard OpenTelemetry variables, which the SDK reads.
 	c.Tracing = (getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") &&
 		!boolEnv(getenv("OTEL_SDK_DISABLED"), false) && getenv("OTEL_TRACES_EXPORTER") != "none"
@@ -183,18 +364,11 @@ func loadHardening(c *api.Config, getenv func(string) string) error {
 }
 
 func newLogger(production bool, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{ReplaceAttr: api.RedactSecrets}
+	opts := &slog.HandlerOptions{ReplaceAttr: observe.RedactSecrets}
 	if production {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // splitList returns the non-empty items of a comma-separated list.

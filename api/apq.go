@@ -5,10 +5,11 @@ import (
 	"errors"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler"
-	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shop/api/api/observe"
 )
 
 // Persisted queries live this long in Redis after they were last registered, and this many
@@ -19,33 +20,27 @@ const (
 	apqRedisTimeout = 200 * time.Millisecond
 )
 
-// addPersistedQueries supports Apollo's automatic persisted queries, over POST and GET: a
-// client sends the query's SHA-256 alone, and the full query only after a
-// PERSISTED_QUERY_NOT_FOUND answer. It must be added after addLimits, so that only queries
-// that passed the shape limits are stored.
-func (s *Service) addPersistedQueries(srv *handler.Server) {
-	srv.Use(extension.AutomaticPersistedQuery{Cache: &persistedQueries{
-		rdb:    s.Redis,
-		prefix: s.cfg.RedisPrefix + "apq:",
-		local:  lru.New[string](apqLocalEntries),
-		svc:    s,
-	}})
+// NewPersistedQueries returns the cache of Apollo's automatic persisted queries, kept in
+// rdb under prefix: a client sends a query's SHA-256 alone, and the full query only after
+// a PERSISTED_QUERY_NOT_FOUND answer.
+func NewPersistedQueries(rdb redis.UniversalClient, prefix string, m *observe.Metrics) graphql.Cache[string] {
+	return &persistedQueries{rdb: rdb, prefix: prefix + "apq:", local: lru.New[string](apqLocalEntries), metrics: m}
 }
 
 // persistedQueries is the APQ cache: each process's LRU in front of Redis, which every
 // process shares, so a hash one process learned is known to all. When Redis is unavailable
 // the LRU still answers and a miss makes the client send its query again: nothing fails.
 type persistedQueries struct {
-	rdb    redis.UniversalClient
-	prefix string
-	local  *lru.LRU[string]
-	svc    *Service
+	rdb     redis.UniversalClient
+	prefix  string
+	local   *lru.LRU[string]
+	metrics *observe.Metrics
 }
 
 // Get returns the query of hash.
 func (c *persistedQueries) Get(ctx context.Context, hash string) (string, bool) {
 	if q, ok := c.local.Get(ctx, hash); ok {
-		c.svc.state().metrics.apq.WithLabelValues("hit_local").Inc()
+		c.metrics.PersistedQuery("hit_local")
 		return q, true
 	}
 	ctx, cancel := context.WithTimeout(ctx, apqRedisTimeout)
@@ -54,12 +49,12 @@ func (c *persistedQueries) Get(ctx context.Context, hash string) (string, bool) 
 	q, err := c.rdb.GetEx(ctx, c.prefix+hash, apqTTL).Result()
 	if err != nil {
 		if !errors.Is(err, redis.Nil) {
-			c.svc.degraded(ctx, "persisted_queries", err)
+			c.metrics.Degraded(ctx, "persisted_queries", err)
 		}
-		c.svc.state().metrics.apq.WithLabelValues("miss").Inc()
+		c.metrics.PersistedQuery("miss")
 		return "", false
 	}
-	c.svc.state().metrics.apq.WithLabelValues("hit_redis").Inc()
+	c.metrics.PersistedQuery("hit_redis")
 	c.local.Add(ctx, hash, q)
 	return q, true
 }
@@ -70,6 +65,6 @@ func (c *persistedQueries) Add(ctx context.Context, hash, query string) {
 	ctx, cancel := context.WithTimeout(ctx, apqRedisTimeout)
 	defer cancel()
 	if err := c.rdb.Set(ctx, c.prefix+hash, query, apqTTL).Err(); err != nil {
-		c.svc.degraded(ctx, "persisted_queries", err)
+		c.metrics.Degraded(ctx, "persisted_queries", err)
 	}
 }

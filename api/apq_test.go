@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/shop/api/api"
 )
 
 // apqExtensions is Apollo's persisted-query extension for query.
@@ -41,7 +39,7 @@ func (e *testEnv) getAPQ(query string) gqlResponse {
 
 func TestPersistedQueriesAcrossProcesses(t *testing.T) {
 	const query = `query PersistedProducts { products(first: 2) { totalCount } }`
-	forEachBackendPair(t, api.Config{}, func(t *testing.T, a, b *testEnv) {
+	forEachBackendPair(t, config{}, func(t *testing.T, a, b *testEnv) {
 		if r := a.postAPQ(query, false); r.Code() != "PERSISTED_QUERY_NOT_FOUND" {
 			t.Fatalf("unknown hash: %v, want PERSISTED_QUERY_NOT_FOUND", r.Errors)
 		}
@@ -67,7 +65,7 @@ func TestPersistedQueriesAcrossProcesses(t *testing.T) {
 }
 
 func TestPersistedMutationIsRefusedOverGET(t *testing.T) {
-	env := embedded(t, api.Config{})
+	env := embedded(t, config{})
 	const m = `mutation { signUp(input: {email: "apq-get@example.com", name: "A", password: "password123"}) { token } }`
 	if r := env.postAPQ(m, false); r.Code() != "PERSISTED_QUERY_NOT_FOUND" {
 		t.Fatalf("%v", r.Errors)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -23,7 +22,7 @@ func TestGraphQLOverHTTPAudit(t *testing.T) {
 	storetest.RequireCommand(t, "node")
 	_, err := os.Stat(filepath.Join("testdata", "node", "node_modules", "graphql-http"))
 	storetest.Require(t, err == nil, "graphql-http is not installed: run npm ci --prefix api/testdata/node")
-	env := embedded(t, api.Config{})
+	env := embedded(t, config{})
 
 	out, err := exec.CommandContext(t.Context(), "node", filepath.Join("testdata", "node", "audit.mjs"), env.srv.URL+"/graphql").Output()
 	if err != nil {

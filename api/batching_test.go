@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/loaders"
 	"github.com/shop/api/store"
 	"github.com/shop/api/store/storetest"
@@ -32,7 +31,7 @@ type costEnv struct {
 }
 
 // newCostEnv starts the service with cfg, the Redis cache on or off.
-func newCostEnv(t *testing.T, cfg api.Config, cache bool) *costEnv {
+func newCostEnv(t *testing.T, cfg config, cache bool) *costEnv {
 	t.Helper()
 	rec := &costRecorder{byID: map[string]loaders.Report{}}
 	rec.cond = sync.NewCond(&rec.mu)
@@ -177,7 +176,7 @@ type w1Data struct {
 // 3 items, customer i with i orders.
 func seedPages(t *testing.T, env *costEnv) storetest.Seeded {
 	t.Helper()
-	return storetest.Seed(t, env.svc.Store.DB(), storetest.Shop{
+	return storetest.Seed(t, env.svc.Store, storetest.Shop{
 		Merchants: 5, ProductsPerMerchant: 30, Stock: 1000, Customers: 12,
 		OrdersOf: func(c int) int {
 			if c == 0 {

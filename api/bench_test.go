@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/loaders"
 	"github.com/shop/api/store"
 	"github.com/shop/api/store/storetest"
@@ -45,11 +44,11 @@ func BenchmarkWorkloads(b *testing.B) {
 	envs := make([]*benchEnv, len(configs))
 	for i, c := range configs {
 		lc := c.loaders
-		envs[i] = newBenchEnv(b, api.Config{DatabaseURL: databaseURL, RedisURL: redisURL, RedisPrefix: prefix,
+		envs[i] = newBenchEnv(b, config{DatabaseURL: databaseURL, RedisURL: redisURL, RedisPrefix: prefix,
 			Loaders: &lc, NoCache: c.noCache})
 	}
 	started := time.Now()
-	shop := storetest.Seed(b, envs[0].svc.Store.DB(), storetest.Shop{
+	shop := storetest.Seed(b, envs[0].svc.Store, storetest.Shop{
 		Merchants: 50, ProductsPerMerchant: 100, Stock: 1_000_000, Customers: 1000,
 		// 100 customers with 40 orders each (W2), 700 with 18 and 200 with 17: 20,000.
 		OrdersOf: func(c int) int {
@@ -121,14 +120,14 @@ type benchRequest struct {
 
 // benchEnv is one configuration of the service behind a real HTTP server.
 type benchEnv struct {
-	svc    *api.Service
+	svc    *service
 	url    string
 	client *http.Client
 }
 
-func newBenchEnv(b *testing.B, cfg api.Config) *benchEnv {
+func newBenchEnv(b *testing.B, cfg config) *benchEnv {
 	cfg.JWTSecret = []byte("benchmark-secret-of-at-least-32-bytes")
-	svc, err := api.New(context.Background(), cfg, nil)
+	svc, err := startService(context.Background(), cfg, nil)
 	if err != nil {
 		b.Fatalf("start service: %v", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/store"
 	"github.com/shop/api/store/storetest"
 )
@@ -22,13 +21,13 @@ import (
 // cacheSharedBackends are two server processes' configurations on one database and one Redis:
 // PostgreSQL with the real Redis, and the embedded SQLite file with a miniredis both use.
 var cacheSharedBackends = []backend{
-	{"embedded", func(t *testing.T) api.Config {
+	{"embedded", func(t *testing.T) config {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(mr.Close)
-		return api.Config{SQLitePath: storetest.SQLitePath(t), RedisURL: "redis://" + mr.Addr(), RedisPrefix: "shop:"}
+		return config{SQLitePath: storetest.SQLitePath(t), RedisURL: "redis://" + mr.Addr(), RedisPrefix: "shop:"}
 	}},
 	backends[1],
 }
@@ -91,7 +90,7 @@ func TestCacheStampede(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			env := newCostEnv(t, b.config(t), true)
-			seeded := storetest.Seed(t, env.svc.Store.DB(), storetest.Shop{Merchants: 1, ProductsPerMerchant: 3, Stock: 10})
+			seeded := storetest.Seed(t, env.svc.Store, storetest.Shop{Merchants: 1, ProductsPerMerchant: 3, Stock: 10})
 			id := gid("Product", seeded.ProductIDs[1])
 			const readers = 16
 			var wg sync.WaitGroup

@@ -160,7 +160,7 @@ const (
 )
 
 // forEachBackendWithAdmin is forEachBackend on a service configured with an ADMIN account
-// (api.Config.AdminEmail/AdminPassword, as in production); test gets the admin signed in.
+// (config.AdminEmail/AdminPassword, as in production); test gets the admin signed in.
 func forEachBackendWithAdmin(t *testing.T, test func(t *testing.T, env *testEnv, admin account)) {
 	t.Helper()
 	for _, b := range backends {

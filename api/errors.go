@@ -10,23 +10,16 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/shop/api/api/guard"
+	"github.com/shop/api/api/observe"
 	"github.com/shop/api/store"
 )
 
-// Top-level error codes of the API contract.
-const (
-	CodeUnauthenticated = "UNAUTHENTICATED"
-	CodeForbidden       = "FORBIDDEN"
-	CodeNotFound        = "NOT_FOUND"
-	CodeBadUserInput    = "BAD_USER_INPUT"
-	CodeInternal        = "INTERNAL_SERVER_ERROR"
-)
-
 var topLevelCodes = map[store.Code]string{
-	store.CodeUnauthenticated: CodeUnauthenticated,
-	store.CodeForbidden:       CodeForbidden,
-	store.CodeNotFound:        CodeNotFound,
-	store.CodeInvalid:         CodeBadUserInput,
+	store.CodeUnauthenticated: guard.CodeUnauthenticated,
+	store.CodeForbidden:       guard.CodeForbidden,
+	store.CodeNotFound:        guard.CodeNotFound,
+	store.CodeInvalid:         guard.CodeBadUserInput,
 }
 
 // ErrorPresenter gives every error the contract's extensions.code. Errors gqlgen already
@@ -42,7 +35,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if errors.As(err, &ge) && ge.Err == nil {
 			// Raised by the executor itself about the request (e.g. an argument it could not
 			// coerce): the message is meant for the client.
-			gerr.Extensions = map[string]any{"code": CodeBadUserInput}
+			gerr.Extensions = map[string]any{"code": guard.CodeBadUserInput}
 			return gerr
 		}
 		code := store.ErrorCode(err)
@@ -54,12 +47,12 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 			return gerr
 		}
-		log.ErrorContext(ctx, "internal error", "err", err, "request_id", RequestID(ctx), "path", gerr.Path.String())
+		log.ErrorContext(ctx, "internal error", "err", err, "request_id", observe.RequestID(ctx), "path", gerr.Path.String())
 		gerr.Message = "internal server error"
-		if unavailable(err) {
+		if store.Unavailable(err) {
 			gerr.Message = "service temporarily unavailable; retry later"
 		}
-		gerr.Extensions = map[string]any{"code": CodeInternal, "requestId": RequestID(ctx)}
+		gerr.Extensions = map[string]any{"code": guard.CodeInternal, "requestId": observe.RequestID(ctx)}
 		return gerr
 	}
 }
@@ -74,7 +67,7 @@ func coded(err error) *store.Error {
 // Recover turns a resolver's panic into a masked internal error, logged with its request ID.
 func Recover(log *slog.Logger) graphql.RecoverFunc {
 	return func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(p), "request_id", RequestID(ctx), "stack", string(debug.Stack()))
+		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(p), "request_id", observe.RequestID(ctx), "stack", string(debug.Stack()))
 		return fmt.Errorf("panic: %v", p)
 	}
 }

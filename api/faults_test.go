@@ -19,7 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shop/api/api"
+	"github.com/shop/api/api/guard"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -103,7 +103,7 @@ func TestRedisOutage(t *testing.T) {
 			cfg := b.config(t)
 			cfg.RedisURL, cfg.RedisPrefix = rs.url(), "faults:"
 			cfg.RedisBreakerOpen = 300 * time.Millisecond
-			cfg.RateLimit = api.RateLimit{PointsPerMinute: 1_000_000, LoginFailuresPerAccount: 100}
+			cfg.RateLimit = guard.RateLimit{PointsPerMinute: 1_000_000, LoginFailuresPerAccount: 100}
 			env := newTestEnv(t, cfg)
 			merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 			product := env.createProduct(merchant, "Lamp", 1500, 1000)
@@ -246,7 +246,7 @@ func (p *ownPostgres) stop(t *testing.T) {
 func TestPostgresRestart(t *testing.T) {
 	storetest.RequireCommand(t, "runuser")
 	pg := startOwnPostgres(t)
-	env := newTestEnv(t, api.Config{DatabaseURL: pg.url(), StatementTimeout: 2 * time.Second})
+	env := newTestEnv(t, config{DatabaseURL: pg.url(), StatementTimeout: 2 * time.Second})
 	merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 	const stock = 1000
 	product := env.createProduct(merchant, "Kettle", 2500, stock)
@@ -274,7 +274,7 @@ func TestPostgresRestart(t *testing.T) {
 			failed.Add(1)
 			lastFailure.Store(fmt.Sprintf("status %d errors %v data %s", r.Status, r.Errors, r.Data))
 			for _, e := range r.Errors {
-				if c := e.Extensions["code"]; c != api.CodeInternal {
+				if c := e.Extensions["code"]; c != guard.CodeInternal {
 					serverErrors.Add(1) // anything but the masked internal error is wrong here
 				}
 				if strings.Contains(e.Message, "temporarily unavailable") {

@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
-
-	"github.com/shop/api/api"
 )
 
 // fuzzContentTypes are the Content-Type headers the decoder fuzz target sends.
@@ -47,7 +45,7 @@ func FuzzGraphQLRequest(f *testing.F) {
 		f.Add([]byte(s), uint8(i%len(fuzzContentTypes)))
 	}
 	dir := f.TempDir()
-	svc, err := api.New(context.Background(), api.Config{
+	svc, err := startService(context.Background(), config{
 		SQLitePath: filepath.Join(dir, "shop.db"), JWTSecret: []byte("fuzz-secret-of-at-least-32-bytes!!"),
 		PasswordCost: 4, Playground: true, Introspection: true,
 	}, nil)

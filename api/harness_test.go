@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -18,17 +17,17 @@ import (
 type backend struct {
 	name string
 	// config returns a configuration on fresh storage.
-	config func(t *testing.T) api.Config
+	config func(t *testing.T) config
 }
 
 // backends are the embedded mode (always) and PostgreSQL with Redis (when configured).
 var backends = []backend{
-	{"embedded", func(t *testing.T) api.Config {
-		return api.Config{SQLitePath: storetest.SQLitePath(t)}
+	{"embedded", func(t *testing.T) config {
+		return config{SQLitePath: storetest.SQLitePath(t)}
 	}},
-	{"postgres", func(t *testing.T) api.Config {
+	{"postgres", func(t *testing.T) config {
 		redisURL := storetest.RedisURL(t)
-		return api.Config{DatabaseURL: storetest.PostgresURL(t), RedisURL: redisURL,
+		return config{DatabaseURL: storetest.PostgresURL(t), RedisURL: redisURL,
 			RedisPrefix: storetest.RedisPrefix(t, redisURL)}
 	}},
 }
@@ -46,12 +45,12 @@ func forEachBackend(t *testing.T, test func(t *testing.T, env *testEnv)) {
 // testEnv is a running service behind a real HTTP server.
 type testEnv struct {
 	t   *testing.T
-	svc *api.Service
+	svc *service
 	srv *httptest.Server
 }
 
 // newTestEnv starts the service with cfg, filling in what tests always want.
-func newTestEnv(t *testing.T, cfg api.Config) *testEnv {
+func newTestEnv(t *testing.T, cfg config) *testEnv {
 	t.Helper()
 	if cfg.JWTSecret == nil {
 		cfg.JWTSecret = []byte("test-secret-of-at-least-32-bytes!!")
@@ -60,7 +59,7 @@ func newTestEnv(t *testing.T, cfg api.Config) *testEnv {
 		cfg.PasswordCost = 4 // bcrypt.MinCost: sign-ups in tests stay fast
 	}
 	cfg.Playground, cfg.Introspection = true, true
-	svc, err := api.New(context.Background(), cfg, nil)
+	svc, err := startService(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("start service: %v", err)
 	}

@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shop/api/api"
+	"github.com/shop/api/api/guard"
 )
 
 // embedded starts the service on the embedded backend with cfg's limits.
-func embedded(t *testing.T, cfg api.Config) *testEnv {
+func embedded(t *testing.T, cfg config) *testEnv {
 	t.Helper()
 	base := backends[0].config(t)
 	cfg.SQLitePath = base.SQLitePath
@@ -27,7 +27,7 @@ func nested(levels int, first int, leaf string) string {
 }
 
 func TestLimitsRefuseAbusiveOperations(t *testing.T) {
-	env := embedded(t, api.Config{})
+	env := embedded(t, config{})
 	deep := "id"
 	for range 49 {
 		deep = "merchant { " + deep + " }"
@@ -55,8 +55,8 @@ func TestLimitsRefuseAbusiveOperations(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := env.anon().post(c.query, nil)
-			if r.Code() != api.CodeComplexityLimit {
-				t.Fatalf("status %d, errors %.300v: want %s", r.Status, r.Errors, api.CodeComplexityLimit)
+			if r.Code() != guard.CodeComplexityLimit {
+				t.Fatalf("status %d, errors %.300v: want %s", r.Status, r.Errors, guard.CodeComplexityLimit)
 			}
 			if !strings.Contains(r.Errors[0].Message, c.want) {
 				t.Errorf("message %q does not say %q", r.Errors[0].Message, c.want)
@@ -69,7 +69,7 @@ func TestLimitsRefuseAbusiveOperations(t *testing.T) {
 }
 
 func TestLimitsAllowOrdinaryOperationsAndReportCost(t *testing.T) {
-	env := embedded(t, api.Config{})
+	env := embedded(t, config{})
 	r := env.anon().post(nested(2, 20, "id name"), nil)
 	if len(r.Errors) > 0 {
 		t.Fatalf("errors: %v", r.Errors)
@@ -77,25 +77,25 @@ func TestLimitsAllowOrdinaryOperationsAndReportCost(t *testing.T) {
 	cost, _ := r.Extensions["cost"].(map[string]any)
 	// products(20) { nodes { merchant { products(20) { nodes { merchant { id name } } } } } }
 	// = 1 + 20 * (1 + 1 + (1 + 20 * (1 + (1 + 2)))) = 1661.
-	if cost["requested"] != float64(1661) || cost["maximum"] != float64(api.DefaultLimits.MaxCost) {
-		t.Errorf("extensions.cost = %v, want requested 1661 and maximum %d", cost, api.DefaultLimits.MaxCost)
+	if cost["requested"] != float64(1661) || cost["maximum"] != float64(guard.DefaultLimits.MaxCost) {
+		t.Errorf("extensions.cost = %v, want requested 1661 and maximum %d", cost, guard.DefaultLimits.MaxCost)
 	}
 	// A larger page than 100 is the resolver's BAD_USER_INPUT, not a cost refusal.
-	if r := env.anon().post(`{ products(first: 1000) { totalCount } }`, nil); r.Code() != api.CodeBadUserInput {
+	if r := env.anon().post(`{ products(first: 1000) { totalCount } }`, nil); r.Code() != guard.CodeBadUserInput {
 		t.Errorf("first: 1000 gave %v, want BAD_USER_INPUT", r.Errors)
 	}
 }
 
 func TestLimitsAreConfigurable(t *testing.T) {
-	env := embedded(t, api.Config{Limits: api.Limits{MaxDepth: 3, MaxAliases: 1, MaxCost: 50, MaxTokens: 20}})
+	env := embedded(t, config{Limits: guard.Limits{MaxDepth: 3, MaxAliases: 1, MaxCost: 50, MaxTokens: 20}})
 	for _, q := range []string{
 		`{ products { nodes { merchant { id } } } }`,    // depth 4
 		`{ a: __typename b: __typename }`,               // two aliases
 		`{ products(first: 20) { nodes { id name } } }`, // costs 61
 		`{ __typename ` + strings.Repeat("__typename ", 20) + `}`,
 	} {
-		if r := env.anon().post(q, nil); r.Code() != api.CodeComplexityLimit {
-			t.Errorf("%s: errors %v, want %s", q, r.Errors, api.CodeComplexityLimit)
+		if r := env.anon().post(q, nil); r.Code() != guard.CodeComplexityLimit {
+			t.Errorf("%s: errors %v, want %s", q, r.Errors, guard.CodeComplexityLimit)
 		}
 	}
 	if r := env.anon().post(`{ products(first: 2) { nodes { id } } }`, nil); len(r.Errors) > 0 {
@@ -104,7 +104,7 @@ func TestLimitsAreConfigurable(t *testing.T) {
 }
 
 func TestLimitsCountFragmentsWhereSpread(t *testing.T) {
-	env := embedded(t, api.Config{})
+	env := embedded(t, config{})
 	// Each fragment spreads the next twice: 2^20 aliases once expanded, from a tiny document.
 	var b strings.Builder
 	b.WriteString("query { ...F0 }\n")
@@ -112,14 +112,14 @@ func TestLimitsCountFragmentsWhereSpread(t *testing.T) {
 		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d x%d: __typename ...F%d }\n", i, i+1, i, i+1)
 	}
 	b.WriteString("fragment F20 on Query { a: __typename }\n")
-	if r := env.anon().post(b.String(), nil); r.Code() != api.CodeComplexityLimit {
-		t.Fatalf("fragment bomb: %v, want %s", r.Errors, api.CodeComplexityLimit)
+	if r := env.anon().post(b.String(), nil); r.Code() != guard.CodeComplexityLimit {
+		t.Fatalf("fragment bomb: %v, want %s", r.Errors, guard.CodeComplexityLimit)
 	}
 }
 
 func TestProductionHidesSuggestions(t *testing.T) {
 	for _, production := range []bool{false, true} {
-		env := embedded(t, api.Config{Production: production})
+		env := embedded(t, config{Production: production})
 		r := env.anon().post(`{ prodcts { totalCount } }`, nil)
 		if r.Code() != "GRAPHQL_VALIDATION_FAILED" {
 			t.Fatalf("errors %v", r.Errors)

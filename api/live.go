@@ -3,7 +3,7 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -14,9 +14,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/shop/api/api/redisconn"
 	"github.com/shop/api/auth"
 	"github.com/shop/api/live"
 	"github.com/shop/api/loaders"
+	"github.com/shop/api/store"
 )
 
 // LiveConfig tunes subscriptions; zero fields take the defaults of package live.
@@ -34,103 +36,96 @@ type LiveConfig struct {
 	RelayInterval, RelayGrace time.Duration
 }
 
-// liveDelivery is the running machinery of subscriptions.
-type liveDelivery struct {
-	broker    *live.Broker
-	publisher *live.Publisher
-	relay     *live.Relay
-	sockets   *live.Sockets
+func (c LiveConfig) withDefaults() LiveConfig {
+	if c.RelayInterval <= 0 {
+		c.RelayInterval = time.Second
+	}
+	if c.RelayGrace <= 0 {
+		c.RelayGrace = 5 * time.Second
+	}
+	return c
 }
 
-// startLive connects live delivery to Redis: one subscription for this process, the
-// publisher the store tells of every commit, and the relay.
-func (s *Service) startLive(ctx context.Context) error {
-	cfg := s.cfg.Live
+// Live is the running machinery of subscriptions.
+type Live struct {
+	Broker    *live.Broker
+	Publisher *live.Publisher
+	Relay     *live.Relay
+	Sockets   *live.Sockets
+	tokens    *auth.Tokens
+	loaders   func() *loaders.Loaders
+	rdb       *redis.Client
+}
+
+// StartLive connects live delivery to Redis: one subscription for this process, the
+// publisher st tells of every commit, and the relay. Events travel on prefix's channel;
+// newLoaders gives each subscription event and each operation sent over a socket fresh
+// loaders.
+func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *store.Store, prefix string,
+	tokens *auth.Tokens, newLoaders func() *loaders.Loaders, reg prometheus.Registerer, log *slog.Logger) *Live {
+	cfg = cfg.withDefaults()
 	// A client of its own: pub/sub holds a connection for the process's life, and the
 	// publisher and relay handle Redis outages themselves (they must not be cut off by the
 	// command client's circuit breaker, nor trip it).
-	base, ok := s.Redis.(*redis.Client)
-	if !ok {
-		return fmt.Errorf("live: need a *redis.Client, have %T", s.Redis)
-	}
-	opts := *base.Options()
-	rdb := redis.NewClient(&opts)
-	s.closers = append(s.closers, func() { _ = rdb.Close() })
-
-	channel := s.cfg.RedisPrefix + "order-events"
+	rdb := conn.NewClient()
+	channel := prefix + "order-events"
 	lag := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "shop_live_dispatch_lag_seconds",
 		Help:    "Time from an order status event's commit to its hand-over to this process's subscribers.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
-	l := &liveDelivery{
-		broker: live.NewBroker(rdb, s.Store, live.Config{Channel: channel, Buffer: cfg.Buffer,
-			OnDispatch: func(d time.Duration) { lag.Observe(d.Seconds()) }}, s.Log),
-		publisher: live.NewPublisher(rdb, s.Store, channel, s.Log),
-		sockets:   live.NewSockets(live.SocketConfig{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout, PingInterval: cfg.PingInterval}),
+	l := &Live{
+		Broker: live.NewBroker(rdb, st, live.Config{Channel: channel, Buffer: cfg.Buffer,
+			OnDispatch: func(d time.Duration) { lag.Observe(d.Seconds()) }}, log),
+		Publisher: live.NewPublisher(rdb, st, channel, log),
+		Relay:     live.NewRelay(rdb, st, channel, cfg.RelayInterval, cfg.RelayGrace, log),
+		Sockets:   live.NewSockets(live.SocketConfig{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout, PingInterval: cfg.PingInterval}),
+		tokens:    tokens,
+		loaders:   newLoaders,
+		rdb:       rdb,
 	}
-	relayEvery, grace := cfg.RelayInterval, cfg.RelayGrace
-	if relayEvery <= 0 {
-		relayEvery = time.Second
-	}
-	if grace <= 0 {
-		grace = 5 * time.Second
-	}
-	l.relay = live.NewRelay(rdb, s.Store, channel, relayEvery, grace, s.Log)
-
 	startCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	l.broker.Start(startCtx) // Redis may be down: the broker keeps trying and catches up
-	s.closers = append(s.closers, l.broker.Close)
-	l.publisher.Start()
-	s.closers = append(s.closers, l.publisher.Close)
-	s.Store.SetEventSink(l.publisher)
-	l.relay.Start()
-	s.closers = append(s.closers, l.relay.Close)
-	s.live = l
-	s.registry().MustRegister(lag,
+	l.Broker.Start(startCtx) // Redis may be down: the broker keeps trying and catches up
+	l.Publisher.Start()
+	st.SetEventSink(l.Publisher)
+	l.Relay.Start()
+	reg.MustRegister(lag,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_live_sockets", Help: "Open GraphQL WebSockets."},
-			func() float64 { return float64(l.sockets.Open()) }),
+			func() float64 { return float64(l.Sockets.Open()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_live_subscribers", Help: "Live subscriptions in this process."},
-			func() float64 { return float64(l.broker.Subscribers()) }),
+			func() float64 { return float64(l.Broker.Subscribers()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_events_delivered_total", Help: "Events handed to subscribers."},
-			func() float64 { return float64(l.broker.Delivered.Load()) }),
+			func() float64 { return float64(l.Broker.Delivered.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_slow_subscribers_total", Help: "Subscribers cut off because they could not keep up."},
-			func() float64 { return float64(l.broker.Overflows.Load()) }),
+			func() float64 { return float64(l.Broker.Overflows.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_publish_failures_total", Help: "Events left to the relay because publishing failed."},
-			func() float64 { return float64(l.publisher.Failed.Load()) }),
+			func() float64 { return float64(l.Publisher.Failed.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_relayed_total", Help: "Events republished by the relay."},
-			func() float64 { return float64(l.relay.Relayed.Load()) }),
+			func() float64 { return float64(l.Relay.Relayed.Load()) }),
 	)
-	return nil
+	return l
 }
 
-// addLiveTransports adds the transports that carry subscriptions: WebSocket (both
-// subprotocols) and Server-Sent Events; and gives every subscription event fresh loaders.
-func (s *Service) addLiveTransports(srv *handler.Server) {
-	srv.AddTransport(s.live.sockets.Transport(s.initSocket))
-	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second})
+// Close stops the relay, the publisher and the broker.
+func (l *Live) Close() {
+	l.Relay.Close()
+	l.Publisher.Close()
+	l.Broker.Close()
+	_ = l.rdb.Close()
+}
 
-	loaderCfg := loaders.DefaultConfig
-	if s.cfg.Loaders != nil {
-		loaderCfg = *s.cfg.Loaders
-	}
-	// Never loaders of the connection (it has none: they would serve every event what they
-	// cached for the first): setting a subscription up gets loaders of its
-	// own, and each event fresh ones. The set-up's loaders must not outlive it (memory per
-	// subscriber is what bounds a process), so the subscription's lifetime is tied to the
-	// context without them.
-	srv.AroundFields(func(ctx context.Context, next graphql.Resolver) (any, error) {
-		if fc := graphql.GetFieldContext(ctx); fc == nil || fc.Object != "Subscription" {
-			return next(ctx)
-		}
-		return next(live.WithLifetime(loaders.With(ctx, loaders.New(s.Store, loaderCfg)), ctx))
-	})
+// install adds the transports that carry subscriptions: WebSocket (both subprotocols) and
+// Server-Sent Events; and gives every subscription event fresh loaders.
+func (l *Live) install(srv *handler.Server) {
+	srv.AddTransport(l.Sockets.Transport(l.initSocket))
+	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second})
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-		// Queries and mutations sent over a socket have no request of their own: each gets
-		// fresh loaders too.
+		// Never loaders of the connection (it has none: they would serve every event what
+		// they cached for the first). Queries and mutations sent over a socket have no
+		// request of their own: each gets fresh loaders too.
 		if isSubscription(ctx) || !loaders.Has(ctx) {
-			ctx = loaders.With(ctx, loaders.New(s.Store, loaderCfg))
+			ctx = loaders.With(ctx, l.loaders())
 		}
 		return next(ctx)
 	})
@@ -149,7 +144,7 @@ func isSubscription(ctx context.Context) bool {
 // initSocket authenticates a WebSocket from its connection_init payload ({"Authorization":
 // "Bearer <token>"}, key in any case) or else the upgrade's Authorization header. An invalid
 // token closes the socket with 4403; no token leaves it anonymous.
-func (s *Service) initSocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+func (l *Live) initSocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 	forbidden := func() (context.Context, *transport.InitPayload, error) {
 		ctx := transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, live.CloseForbidden), "Forbidden")
 		return ctx, nil, errors.New("forbidden: invalid or expired token")
@@ -165,7 +160,7 @@ func (s *Service) initSocket(ctx context.Context, payload transport.InitPayload)
 		if !ok {
 			return forbidden()
 		}
-		viewer, err := s.Tokens.FromHeader(header)
+		viewer, err := l.tokens.FromHeader(header)
 		if err != nil {
 			return forbidden()
 		}
@@ -177,32 +172,7 @@ func (s *Service) initSocket(ctx context.Context, payload transport.InitPayload)
 // Shutdown ends live subscriptions so clients reconnect to another process: WebSockets
 // close with 1001 (going away) and SSE streams complete. Call it before http.Server.Shutdown,
 // which neither sees hijacked WebSockets nor ends streams.
-func (s *Service) Shutdown(ctx context.Context) {
-	if s.live == nil {
-		return
-	}
-	s.live.sockets.Shutdown(ctx)
-	s.live.broker.CloseSubscriptions()
+func (l *Live) Shutdown(ctx context.Context) {
+	l.Sockets.Shutdown(ctx)
+	l.Broker.CloseSubscriptions()
 }
-
-// LiveStats reports the live machinery's counters, for tests and benchmarks.
-type LiveStats struct {
-	Sockets, Subscribers             int
-	Published, Relayed, Delivered    int64
-	PublishFailures, SlowSubscribers int64
-	RedisSubscribed                  bool
-}
-
-// LiveStats returns the current counters of live delivery.
-func (s *Service) LiveStats() LiveStats {
-	l := s.live
-	return LiveStats{
-		Sockets: l.sockets.Open(), Subscribers: l.broker.Subscribers(),
-		Published: l.publisher.Published.Load(), Relayed: l.relay.Relayed.Load(), Delivered: l.broker.Delivered.Load(),
-		PublishFailures: l.publisher.Failed.Load(), SlowSubscribers: l.broker.Overflows.Load(),
-		RedisSubscribed: l.broker.Connected(),
-	}
-}
-
-// RelayOnce runs one relay round now, for tests; it returns how many events it published.
-func (s *Service) RelayOnce() int { return s.live.relay.RelayOnce() }

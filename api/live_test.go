@@ -10,15 +10,13 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/shop/api/api"
 )
 
 // The live tests' own helpers: a graphql-transport-ws (or legacy graphql-ws) client on
 // github.com/coder/websocket, and a shop with a merchant, a customer and an order.
 
 // liveConfig shortens the relay's timers so outage tests stay fast.
-func liveConfig(cfg *api.Config) {
+func liveConfig(cfg *config) {
 	cfg.Live.RelayInterval = 100 * time.Millisecond
 	cfg.Live.RelayGrace = 300 * time.Millisecond
 }

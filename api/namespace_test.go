@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -16,7 +15,7 @@ func TestRedisNamespaceFollowsTheDatabase(t *testing.T) {
 	redisURL := storetest.RedisURL(t)
 	dbA, dbB := storetest.PostgresURL(t), storetest.PostgresURL(t)
 	start := func(dbURL string) *testEnv {
-		cfg := api.Config{DatabaseURL: dbURL, RedisURL: redisURL} // no RedisPrefix: derived
+		cfg := config{DatabaseURL: dbURL, RedisURL: redisURL} // no RedisPrefix: derived
 		liveConfig(&cfg)
 		return newTestEnv(t, cfg)
 	}

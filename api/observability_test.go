@@ -18,7 +18,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/shop/api/api"
+	"github.com/shop/api/api/observe"
 )
 
 // metricValue returns the sum of every sample of the named metric on /metrics whose labels
@@ -53,7 +53,7 @@ lines:
 }
 
 func TestMetricsCountOperationsAndErrors(t *testing.T) {
-	env := embedded(t, api.Config{})
+	env := embedded(t, config{})
 	env.anon().must(`query ListProducts { products(first: 2) { totalCount } }`, nil, nil)
 	env.anon().post(`query TooDeep { products { nodes { merchant { products { nodes { merchant { products { nodes { merchant { products { nodes { merchant { products { nodes { merchant { id } } } } } } } } } } } } } } } }`, nil)
 	env.anon().post(`{ products(first: 500) { totalCount } }`, nil)
@@ -104,9 +104,9 @@ func seen(t *testing.T, env *testEnv, name string, labels ...string) (float64, b
 
 func TestLogsNeverShowSecrets(t *testing.T) {
 	var logs bytes.Buffer
-	cfg := api.Config{SQLitePath: backends[0].config(t).SQLitePath, JWTSecret: []byte("test-secret-of-at-least-32-bytes!!"), PasswordCost: 4}
-	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: api.RedactSecrets}))
-	svc, err := api.New(t.Context(), cfg, log)
+	cfg := config{SQLitePath: backends[0].config(t).SQLitePath, JWTSecret: []byte("test-secret-of-at-least-32-bytes!!"), PasswordCost: 4}
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: observe.RedactSecrets}))
+	svc, err := startService(t.Context(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 	}
 }
 
-func httptestServer(t *testing.T, svc *api.Service) *httptest.Server {
+func httptestServer(t *testing.T, svc *service) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(func() { srv.Close(); svc.Close() })
@@ -158,7 +158,7 @@ func TestTracingExportsOperationAndSQLSpans(t *testing.T) {
 	defer collector.Close()
 	// Tracing is configured by the standard variables, read by the OpenTelemetry SDK.
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
-	env := embedded(t, api.Config{Tracing: true})
+	env := embedded(t, config{Tracing: true})
 	env.anon().must(`query TracedProducts { products(first: 2) { totalCount nodes { id } } }`, nil, nil)
 	env.svc.Close() // flushes the spans
 
@@ -190,7 +190,7 @@ func TestTracingExportsOperationAndSQLSpans(t *testing.T) {
 }
 
 func TestActiveSubscriptionsGauge(t *testing.T) {
-	env := embedded(t, api.Config{})
+	env := embedded(t, config{})
 	customer := env.signUp("CUSTOMER")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

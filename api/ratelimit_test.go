@@ -6,13 +6,13 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
-	"github.com/shop/api/api"
+	"github.com/shop/api/api/guard"
 )
 
 // twoProcesses starts two services that share their database and Redis, as two processes
 // behind a load balancer would. In embedded mode they share a SQLite file and a stand-in
 // Redis server the test runs.
-func twoProcesses(t *testing.T, b backend, cfg api.Config) (*testEnv, *testEnv) {
+func twoProcesses(t *testing.T, b backend, cfg config) (*testEnv, *testEnv) {
 	t.Helper()
 	base := b.config(t)
 	cfg.DatabaseURL, cfg.SQLitePath, cfg.RedisURL, cfg.RedisPrefix = base.DatabaseURL, base.SQLitePath, base.RedisURL, base.RedisPrefix
@@ -24,7 +24,7 @@ func twoProcesses(t *testing.T, b backend, cfg api.Config) (*testEnv, *testEnv) 
 }
 
 // forEachBackendPair runs test with two processes per backend.
-func forEachBackendPair(t *testing.T, cfg api.Config, test func(t *testing.T, a, b *testEnv)) {
+func forEachBackendPair(t *testing.T, cfg config, test func(t *testing.T, a, b *testEnv)) {
 	t.Helper()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -43,7 +43,7 @@ func throttle(r gqlResponse) map[string]any {
 func TestRateLimitIsSharedByProcesses(t *testing.T) {
 	// 1 + 100 × (1 + 2) = 301 points a request: three fit in 1,000, the fourth does not.
 	const query = `{ products(first: 100) { nodes { id name } } }`
-	forEachBackendPair(t, api.Config{RateLimit: api.RateLimit{PointsPerMinute: 1000}}, func(t *testing.T, a, b *testEnv) {
+	forEachBackendPair(t, config{RateLimit: guard.RateLimit{PointsPerMinute: 1000}}, func(t *testing.T, a, b *testEnv) {
 		customer := a.signUp("CUSTOMER") // before the anonymous budget is spent
 		prev := 1000.0
 		for i, env := range []*testEnv{a, b, a} {
@@ -60,7 +60,7 @@ func TestRateLimitIsSharedByProcesses(t *testing.T) {
 			prev = got
 		}
 		r := b.anon().post(query, nil)
-		if r.Code() != api.CodeRateLimited || r.Status != http.StatusTooManyRequests {
+		if r.Code() != guard.CodeRateLimited || r.Status != http.StatusTooManyRequests {
 			t.Fatalf("fourth request: status %d, errors %v; want 429 RATE_LIMITED", r.Status, r.Errors)
 		}
 		if len(r.Data) > 0 && string(r.Data) != "null" {
@@ -74,7 +74,7 @@ func TestRateLimitIsSharedByProcesses(t *testing.T) {
 }
 
 func TestRateLimitSendsRetryAfter(t *testing.T) {
-	env := embedded(t, api.Config{RateLimit: api.RateLimit{PointsPerMinute: 2000}})
+	env := embedded(t, config{RateLimit: guard.RateLimit{PointsPerMinute: 2000}})
 	// 1 + 100 × 11 = 1,101 points: the second request in a row does not fit.
 	big := `{ products(first: 100) { nodes { id name description stock merchant { id name } price { amount currency } } } }`
 	var last *http.Response
@@ -88,7 +88,7 @@ func TestRateLimitSendsRetryAfter(t *testing.T) {
 
 func TestLoginThrottle(t *testing.T) {
 	const logIn = `mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token userErrors { code } } }`
-	forEachBackendPair(t, api.Config{RateLimit: api.RateLimit{LoginFailuresPerAccount: 3, LoginFailuresPerIP: 5}}, func(t *testing.T, a, b *testEnv) {
+	forEachBackendPair(t, config{RateLimit: guard.RateLimit{LoginFailuresPerAccount: 3, LoginFailuresPerIP: 5}}, func(t *testing.T, a, b *testEnv) {
 		victim, other := a.signUp("CUSTOMER"), a.signUp("CUSTOMER")
 		attempt := func(env *testEnv, email, password string) gqlResponse {
 			return env.anon().post(logIn, map[string]any{"e": email, "p": password})
@@ -100,7 +100,7 @@ func TestLoginThrottle(t *testing.T) {
 		}
 		// The account is locked for now, on every process, even with the right password.
 		r := attempt(b, victim.Email, "password123")
-		if r.Code() != api.CodeRateLimited || r.Status != http.StatusTooManyRequests {
+		if r.Code() != guard.CodeRateLimited || r.Status != http.StatusTooManyRequests {
 			t.Fatalf("after 3 failures: status %d, %v; want 429 RATE_LIMITED", r.Status, r.Errors)
 		}
 		// Other accounts still sign in; two more failures from this address lock the address.
@@ -110,7 +110,7 @@ func TestLoginThrottle(t *testing.T) {
 		for range 2 {
 			attempt(a, other.Email, "wrong-password")
 		}
-		if r := attempt(b, other.Email, "password123"); r.Code() != api.CodeRateLimited {
+		if r := attempt(b, other.Email, "password123"); r.Code() != guard.CodeRateLimited {
 			t.Fatalf("after 5 failures from one address: %v; want RATE_LIMITED", r.Errors)
 		}
 	})

@@ -7,18 +7,16 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/shop/api/api"
 )
 
 // rawServer starts the service with cfg exactly as given (newTestEnv forces the playground
 // and introspection on).
-func rawServer(t *testing.T, cfg api.Config) *httptest.Server {
+func rawServer(t *testing.T, cfg config) *httptest.Server {
 	t.Helper()
 	cfg.SQLitePath = backends[0].config(t).SQLitePath
 	cfg.JWTSecret = []byte("test-secret-of-at-least-32-bytes!!")
 	cfg.PasswordCost = 4
-	svc, err := api.New(context.Background(), cfg, nil)
+	svc, err := startService(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("start service: %v", err)
 	}
@@ -45,7 +43,7 @@ func send(t *testing.T, method, url, contentType, body string, header ...string)
 }
 
 func TestPostMustBeJSON(t *testing.T) {
-	env := embedded(t, api.Config{})
+	env := embedded(t, config{})
 	u := env.srv.URL + "/graphql"
 	const q = `{"query":"{ __typename }"}`
 	for _, ct := range []string{"", "text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"} {
@@ -61,7 +59,7 @@ func TestPostMustBeJSON(t *testing.T) {
 }
 
 func TestGetNeverMutates(t *testing.T) {
-	env := embedded(t, api.Config{})
+	env := embedded(t, config{})
 	email := "get-" + strings.ToLower(t.Name()) + "@example.com"
 	m := `mutation { signUp(input: {email: "` + email + `", name: "G", password: "password123"}) { token } }`
 	resp := send(t, http.MethodGet, env.srv.URL+"/graphql?query="+url.QueryEscape(m), "", "")
@@ -80,7 +78,7 @@ func TestGetNeverMutates(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	srv := rawServer(t, api.Config{Production: true})
+	srv := rawServer(t, config{Production: true})
 	resp := send(t, http.MethodPost, srv.URL+"/graphql", "application/json", `{"query":"{ __typename }"}`)
 	for h, want := range map[string]string{
 		"X-Content-Type-Options":    "nosniff",
@@ -96,7 +94,7 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestCORSAllowList(t *testing.T) {
-	srv := rawServer(t, api.Config{CORSOrigins: []string{"https://shop.example"}})
+	srv := rawServer(t, config{CORSOrigins: []string{"https://shop.example"}})
 	u := srv.URL + "/graphql"
 	q := `{"query":"{ __typename }"}`
 	if got := send(t, http.MethodPost, u, "application/json", q, "Origin", "https://shop.example").Header.Get("Access-Control-Allow-Origin"); got != "https://shop.example" {
@@ -111,14 +109,14 @@ func TestCORSAllowList(t *testing.T) {
 		t.Errorf("preflight: status %d headers %v", pre.StatusCode, pre.Header)
 	}
 	// Without an allow-list no CORS header is ever sent.
-	plain := rawServer(t, api.Config{})
+	plain := rawServer(t, config{})
 	if got := send(t, http.MethodPost, plain.URL+"/graphql", "application/json", q, "Origin", "https://shop.example").Header.Get("Access-Control-Allow-Origin"); got != "" {
 		t.Errorf("no allow-list: Access-Control-Allow-Origin %q", got)
 	}
 }
 
 func TestProductionTurnsIntrospectionAndPlaygroundOff(t *testing.T) {
-	srv := rawServer(t, api.Config{Production: true}) // what loadConfig gives when APP_ENV=production
+	srv := rawServer(t, config{Production: true}) // what loadConfig gives when APP_ENV=production
 	resp := send(t, http.MethodGet, srv.URL+"/", "", "")
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("playground: status %d, want 404", resp.StatusCode)
@@ -127,7 +125,7 @@ func TestProductionTurnsIntrospectionAndPlaygroundOff(t *testing.T) {
 	if r := env.anon().post(`{ __schema { types { name } } }`, nil); r.Code() != "GRAPHQL_VALIDATION_FAILED" {
 		t.Errorf("introspection in production: %v", r.Errors)
 	}
-	on := &testEnv{t: t, srv: rawServer(t, api.Config{Production: true, Introspection: true})}
+	on := &testEnv{t: t, srv: rawServer(t, config{Production: true, Introspection: true})}
 	if r := on.anon().post(`{ __schema { queryType { name } } }`, nil); len(r.Errors) > 0 {
 		t.Errorf("introspection enabled explicitly: %v", r.Errors)
 	}

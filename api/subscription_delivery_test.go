@@ -12,19 +12,18 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/store/storetest"
 )
 
 // Delivery across processes and through Redis outages.
 
 // sharedLiveConfig returns a PostgreSQL + Redis configuration that several services can share.
-func sharedLiveConfig(t *testing.T, redisURL string) api.Config {
+func sharedLiveConfig(t *testing.T, redisURL string) config {
 	t.Helper()
 	if redisURL == "" {
 		redisURL = storetest.RedisURL(t)
 	}
-	cfg := api.Config{DatabaseURL: storetest.PostgresURL(t), RedisURL: redisURL, RedisPrefix: storetest.RedisPrefix(t, redisURL)}
+	cfg := config{DatabaseURL: storetest.PostgresURL(t), RedisURL: redisURL, RedisPrefix: storetest.RedisPrefix(t, redisURL)}
 	liveConfig(&cfg)
 	cfg.AdminEmail, cfg.AdminPassword = "live-admin@shop.example", "live-admin-password"
 	return cfg
@@ -131,7 +130,7 @@ func TestEventCommittedWhileRedisIsDownArrivesOnceWhenItIsBack(t *testing.T) {
 	})
 	t.Run("embedded", func(t *testing.T) {
 		rs := startLiveRedis(t)
-		cfg := api.Config{SQLitePath: storetest.SQLitePath(t), RedisURL: rs.url(), RedisPrefix: storetest.Name("t") + ":"}
+		cfg := config{SQLitePath: storetest.SQLitePath(t), RedisURL: rs.url(), RedisPrefix: storetest.Name("t") + ":"}
 		liveConfig(&cfg)
 		cfg.AdminEmail, cfg.AdminPassword = "live-admin@shop.example", "live-admin-password"
 		env := newTestEnv(t, cfg)
@@ -192,9 +191,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // let the publishers mark them published
 	before := totalRelayed(envs)
 	// As if every publication had failed: all three relays find them at once.
-	if err := envs[0].svc.Store.DB().Exec("UPDATE order_status_events SET published_at = NULL").Error; err != nil {
-		t.Fatal(err)
-	}
+	storetest.Exec(t, envs[0].svc.Store, "UPDATE order_status_events SET published_at = NULL")
 	var wg sync.WaitGroup
 	for _, e := range envs {
 		wg.Add(1)
@@ -210,9 +207,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 	if n := totalRelayed(envs) - before; n != orders {
 		t.Fatalf("relays published %d events, want each of %d once", n, orders)
 	}
-	var unpublished int64
-	envs[0].svc.Store.DB().Raw("SELECT count(*) FROM order_status_events WHERE published_at IS NULL").Scan(&unpublished)
-	if unpublished != 0 {
+	if unpublished := storetest.Count(t, envs[0].svc.Store, "SELECT count(*) FROM order_status_events WHERE published_at IS NULL"); unpublished != 0 {
 		t.Fatalf("%d events left unpublished", unpublished)
 	}
 	c.quiet(300 * time.Millisecond) // the republished events were duplicates for the subscriber

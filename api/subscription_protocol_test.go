@@ -12,7 +12,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -20,9 +19,9 @@ import (
 // ping/pong, origins, SSE and shutdown. Transport behaviour does not depend on the backend,
 // so these run on the embedded one.
 
-func newLiveEnv(t *testing.T, change func(*api.Config)) *testEnv {
+func newLiveEnv(t *testing.T, change func(*config)) *testEnv {
 	t.Helper()
-	cfg := api.Config{SQLitePath: storetest.SQLitePath(t)}
+	cfg := config{SQLitePath: storetest.SQLitePath(t)}
 	liveConfig(&cfg)
 	if change != nil {
 		change(&cfg)
@@ -96,7 +95,7 @@ func TestSocketAuthentication(t *testing.T) {
 }
 
 func TestSocketCloseCodes(t *testing.T) {
-	env := newLiveEnv(t, func(c *api.Config) { c.Live.InitTimeout = 300 * time.Millisecond })
+	env := newLiveEnv(t, func(c *config) { c.Live.InitTimeout = 300 * time.Millisecond })
 	token := env.signUp("CUSTOMER").Token
 	cases := []struct {
 		name string
@@ -157,7 +156,7 @@ func TestSocketDuplicateIDNeedsALiveOperation(t *testing.T) {
 }
 
 func TestSocketPingPong(t *testing.T) {
-	env := newLiveEnv(t, func(c *api.Config) { c.Live.PingInterval = 100 * time.Millisecond })
+	env := newLiveEnv(t, func(c *config) { c.Live.PingInterval = 100 * time.Millisecond })
 	// The server answers pings, before and after connection_init...
 	c := env.dialSocket(dialOpts{})
 	c.send(map[string]any{"type": "ping"})
@@ -214,7 +213,7 @@ func (c *wsClient) nextRaw() wsMsg {
 }
 
 func TestLegacyGraphQLWSProtocol(t *testing.T) {
-	env := newLiveEnv(t, func(c *api.Config) { c.Live.PingInterval = 100 * time.Millisecond })
+	env := newLiveEnv(t, func(c *config) { c.Live.PingInterval = 100 * time.Millisecond })
 	s := env.newLiveShop()
 	c := env.dialSocket(dialOpts{subprotocol: "graphql-ws"})
 	if c.conn.Subprotocol() != "graphql-ws" {
@@ -241,7 +240,7 @@ func TestLegacyGraphQLWSProtocol(t *testing.T) {
 }
 
 func TestSocketOrigins(t *testing.T) {
-	env := newLiveEnv(t, func(c *api.Config) { c.Live.Origins = []string{"shop.example.com", "*.shop.example.com"} })
+	env := newLiveEnv(t, func(c *config) { c.Live.Origins = []string{"shop.example.com", "*.shop.example.com"} })
 	for origin, want := range map[string]int{
 		"":                                 http.StatusSwitchingProtocols, // non-browser clients
 		env.srv.URL:                        http.StatusSwitchingProtocols, // same origin

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -27,8 +26,11 @@ type Tokens struct {
 	now    func() time.Time
 }
 
-// NewTokens returns a signer whose tokens expire after ttl.
+// NewTokens returns a signer whose tokens expire after ttl (0: 24 hours).
 func NewTokens(secret []byte, ttl time.Duration) *Tokens {
+	if ttl == 0 {
+		ttl = 24 * time.Hour
+	}
 	return &Tokens{secret: secret, ttl: ttl, now: time.Now}
 }
 
@@ -117,36 +119,16 @@ func SignedIn(ctx context.Context, v store.Viewer) {
 	}
 }
 
-// Middleware puts the caller's viewer in each request's context. A request with an invalid
-// token is refused with 401 and a GraphQL UNAUTHENTICATED error before anything runs, except
-// a WebSocket upgrade: the socket protocol reports it itself (close code 4403), so the
-// request goes on with the token error in its context.
-func (t *Tokens) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := t.FromHeader(r.Header.Get("Authorization"))
-		if err != nil {
-			if isWebSocketUpgrade(r) {
-				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenErrKey{}, err)))
-				return
-			}
-			w.Header().Set("Content-Type", "application/graphql-response+json")
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = w.Write([]byte(`{"errors":[{"message":"invalid or expired token","extensions":{"code":"UNAUTHENTICATED"}}]}`))
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(WithViewer(r.Context(), v)))
-	})
-}
-
 type tokenErrKey struct{}
+
+// WithTokenError returns ctx carrying err, the error of an invalid token sent with a
+// WebSocket upgrade: the socket protocol reports it (close code 4403), not the HTTP layer.
+func WithTokenError(ctx context.Context, err error) context.Context {
+	return context.WithValue(ctx, tokenErrKey{}, err)
+}
 
 // TokenError returns the error of an invalid token sent with a WebSocket upgrade, or nil.
 func TokenError(ctx context.Context) error {
 	err, _ := ctx.Value(tokenErrKey{}).(error)
 	return err
-}
-
-func isWebSocketUpgrade(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }

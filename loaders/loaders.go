@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/metrics"
-	"strings"
 	"sync"
 	"time"
 
@@ -200,15 +199,11 @@ func Has(ctx context.Context) bool {
 }
 
 // Middleware gives every HTTP request fresh loaders, and reports what the request cost to
-// cfg.Observe. A WebSocket upgrade gets none: the connection outlives any cache, so each
+// cfg.Observe. Keep it off WebSocket upgrades: a connection outlives any cache, so each
 // operation on it gets loaders of its own (see the api package's live transports).
 func Middleware(s Store, cfg Config) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-				next.ServeHTTP(w, r)
-				return
-			}
 			lc := cfg
 			if cfg.MaxWait > cfg.Wait {
 				lc = cfg.forLoad(runnable())

@@ -4,9 +4,9 @@ package resolvers
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/shop/api/auth"
+	"github.com/shop/api/loaders"
 	"github.com/shop/api/store"
 )
 
@@ -27,13 +27,24 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
+// Logins throttles failed sign-ins.
+type Logins interface {
+	// AllowLogin returns an error (RATE_LIMITED) while sign-ins as email, or from the
+	// caller's address, have failed too often.
+	AllowLogin(ctx context.Context, email string) error
+	// LoginFailed counts a failed sign-in as email.
+	LoginFailed(ctx context.Context, email string)
+}
+
 // Resolver is the root of every resolver; it holds the service's dependencies.
 type Resolver struct {
 	Store    Store
 	Tokens   *auth.Tokens
 	Currency string
 	Events   Events
-	Log      *slog.Logger
+	Logins   Logins
+	// NewLoaders returns fresh loaders, for work outside a request's (subscriptions).
+	NewLoaders func() *loaders.Loaders
 }
 
 func viewer(ctx context.Context) store.Viewer { return auth.ViewerFrom(ctx) }

@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 
+	"github.com/shop/api/loaders"
 	"github.com/shop/api/store"
 )
 
@@ -30,7 +31,7 @@ func (r *subscriptionResolver) orderStatusChanged(ctx context.Context, orderID s
 		return nil, err
 	}
 	defer done()
-	order, err := visibleOrder(ctx, localID(kindOrder, orderID))
+	order, err := visibleOrder(r.setUp(ctx), localID(kindOrder, orderID))
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +52,13 @@ func (r *subscriptionResolver) myOrderEvents(ctx context.Context) (<-chan *store
 		return nil, unauthenticated()
 	}
 	return r.Events.ViewerEvents(ctx, v)
+}
+
+// setUp returns the context a subscription is set up in: with loaders of its own, which
+// are dropped once it is set up. The subscription keeps ctx, without them: memory per
+// subscriber is what bounds a process, and each event gets fresh loaders anyway.
+func (r *subscriptionResolver) setUp(ctx context.Context) context.Context {
+	return loaders.With(ctx, r.NewLoaders())
 }
 
 func badAfter() error {

@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"slices"
 
 	"github.com/shop/api/graph"
 	"github.com/shop/api/graph/model"
@@ -21,8 +22,15 @@ func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) 
 
 // LogIn is the resolver for the logIn field.
 func (r *mutationResolver) LogIn(ctx context.Context, input model.LogInInput) (*model.AuthPayload, error) {
+	if err := r.Logins.AllowLogin(ctx, input.Email); err != nil {
+		return nil, err
+	}
 	u, err := r.Store.Authenticate(ctx, input.Email, input.Password)
-	return r.signedIn(ctx, u, err)
+	p, err := r.signedIn(ctx, u, err)
+	if p != nil && slices.ContainsFunc(p.UserErrors, func(e model.UserError) bool { return e.Code == model.UserErrorCodeInvalidCredentials }) {
+		r.Logins.LoginFailed(ctx, input.Email)
+	}
+	return p, err
 }
 
 // User is the resolver for the user field.

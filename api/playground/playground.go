@@ -1,4 +1,6 @@
-package api
+// Package playground serves GraphiQL for merchants from assets embedded in the binary: no
+// CDN, a hash-based Content-Security-Policy and Subresource Integrity on every file.
+package playground
 
 import (
 	"bytes"
@@ -8,6 +10,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -17,16 +20,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
+	gqlplayground "github.com/99designs/gqlgen/graphql/playground"
 )
 
 // The files GraphiQL's page loads, vendored from the npm registry (see
-// playground/README.md). They are the files gqlgen's default page takes from jsDelivr,
+// README.md beside this file). They are the files gqlgen's default page takes from jsDelivr,
 // byte for byte, so merchants behind a firewall get the same playground with no CDN.
 // A new version goes into a new directory: the directory is part of the URL, which is
 // what makes caching the files forever safe.
 //
-//go:embed playground/graphiql-4.1.2 playground/react-18.2.0 playground/react-dom-18.2.0
+//go:embed graphiql-4.1.2 react-18.2.0 react-dom-18.2.0
 var playgroundFiles embed.FS
 
 const (
@@ -51,11 +54,10 @@ type playgroundAsset struct {
 	gzipped func() []byte
 }
 
-// playgroundAssets reads the embedded files once per process; they never change, so
-// neither do their hashes.
-var playgroundAssets = sync.OnceValue(func() map[string]*playgroundAsset {
+// readAssets reads the embedded files and hashes them.
+func readAssets() (map[string]*playgroundAsset, error) {
 	assets := map[string]*playgroundAsset{}
-	err := fs.WalkDir(playgroundFiles, "playground", func(name string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(playgroundFiles, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -69,7 +71,7 @@ var playgroundAssets = sync.OnceValue(func() map[string]*playgroundAsset {
 		}
 		sum256 := sha256.Sum256(body)
 		sum384 := sha512.Sum384(body)
-		assets[strings.TrimPrefix(name, "playground/")] = &playgroundAsset{
+		assets[name] = &playgroundAsset{
 			body:        body,
 			contentType: ctype,
 			etag:        `"` + hex.EncodeToString(sum256[:16]) + `"`,
@@ -85,34 +87,49 @@ var playgroundAssets = sync.OnceValue(func() map[string]*playgroundAsset {
 		return nil
 	})
 	if err != nil {
-		panic("playground: read embedded files: " + err.Error()) // cannot happen with go:embed
+		return nil, fmt.Errorf("playground: read embedded files: %w", err)
 	}
-	return assets
-})
+	return assets, nil
+}
 
-// Playground serves GraphiQL for endpoint, loading every script and style from
-// PlaygroundAssets, under a Content-Security-Policy that allows nothing else.
+// Playground is GraphiQL's page, rendered once, and the files it loads.
+type Playground struct {
+	page   []byte
+	csp    string
+	assets map[string]*playgroundAsset
+}
+
+// New renders GraphiQL's page for endpoint, loading every script and style from Assets,
+// under a Content-Security-Policy that allows nothing else.
 //
 // The page is gqlgen's GraphiQL page. It is rendered once, here, because nothing in it
 // depends on the request: the GraphQL URL and the subscription URL (ws: or wss:, same
 // host, same path) are derived in the browser from location. Rendering up front lets
 // the policy allow the page's inline script and style by hash, not 'unsafe-inline'.
-func Playground(title, endpoint string) http.Handler {
-	assets := playgroundAssets()
+func New(title, endpoint string) (*Playground, error) {
+	assets, err := readAssets()
+	if err != nil {
+		return nil, err
+	}
 	url := func(name string) string { return playgroundPath + name }
-	page := renderPlaygroundPage(playground.Handler(title, endpoint,
-		playground.WithGraphiqlVersion(url(graphiqlJS), url(graphiqlCSS),
+	page := renderPlaygroundPage(gqlplayground.Handler(title, endpoint,
+		gqlplayground.WithGraphiqlVersion(url(graphiqlJS), url(graphiqlCSS),
 			assets[graphiqlJS].integrity, assets[graphiqlCSS].integrity),
-		playground.WithGraphiqlReactVersion(url(reactJS), url(reactDOMJS),
+		gqlplayground.WithGraphiqlReactVersion(url(reactJS), url(reactDOMJS),
 			assets[reactJS].integrity, assets[reactDOMJS].integrity),
 		// The explorer plugin would be one more vendored bundle; gqlgen leaves it off too.
-		playground.WithGraphiqlEnablePluginExplorer(false),
-		playground.WithStoragePrefix(playgroundStoragePrefix),
+		gqlplayground.WithGraphiqlEnablePluginExplorer(false),
+		gqlplayground.WithStoragePrefix(playgroundStoragePrefix),
 		// Not WithGraphiqlPersistStateInURL: it would copy the Headers tab, and with it
 		// the bearer token, into the address bar and the browser history.
 	))
-	csp := playgroundCSP(page)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return &Playground{page: page, csp: playgroundCSP(page), assets: assets}, nil
+}
+
+// Page serves the GraphiQL page.
+func (p *Playground) Page() http.Handler {
+	page, csp := p.page, p.csp
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Content-Security-Policy", csp)
@@ -125,11 +142,11 @@ func Playground(title, endpoint string) http.Handler {
 	})
 }
 
-// PlaygroundAssets serves the playground's scripts and styles from this binary, under
+// Assets serves the playground's scripts and styles from this binary, under
 // /playground/<package>-<version>/<file>, with caching for a year: a file behind a URL
 // never changes. It sends them gzipped to clients that accept it.
-func PlaygroundAssets() http.Handler {
-	assets := playgroundAssets()
+func (p *Playground) Assets() http.Handler {
+	assets := p.assets
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := assets[strings.TrimPrefix(r.URL.Path, playgroundPath)]
 		if a == nil {

@@ -1,7 +1,12 @@
-package api
+// Package observe is what operators see of the service: Prometheus metrics, OpenTelemetry
+// traces, request IDs and logs with secrets redacted.
+package observe
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -9,30 +14,31 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shop/api/api/redisconn"
 )
 
-// registry returns the service's Prometheus registry, created on first use.
-func (s *Service) registry() *prometheus.Registry {
-	if s.reg == nil {
-		s.reg = prometheus.NewRegistry()
-		s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
-	return s.reg
+// NewRegistry returns a Prometheus registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
-// metricsHandler serves the service's metrics in the Prometheus format.
-func (s *Service) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.registry(), promhttp.HandlerOpts{})
+// Handler serves reg's metrics in the Prometheus format.
+func Handler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
-// metrics are the service's own Prometheus metrics (SQL statements and cache hits are
-// registered by metrics_data.go).
-type metrics struct {
+// Metrics are the service's own Prometheus metrics of GraphQL operations, and of the
+// features that carry on without Redis (SQL statements and cache hits: see Data).
+type Metrics struct {
+	log                 *slog.Logger
 	requests            *prometheus.CounterVec
 	duration            *prometheus.HistogramVec
 	errors              *prometheus.CounterVec
@@ -43,8 +49,10 @@ type metrics struct {
 	names               operationNames
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
+// NewMetrics registers the metrics in reg; log receives the degraded-mode warnings.
+func NewMetrics(reg prometheus.Registerer, log *slog.Logger) *Metrics {
+	m := &Metrics{
+		log: log,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_graphql_requests_total",
 			Help: "GraphQL operations by operation name, type (query, mutation, subscription; none when refused before parsing) and outcome (ok, error: errors but data, failed: no data).",
@@ -80,40 +88,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// ActiveSubscriptions returns the gauge of running subscriptions. observe keeps it up to
-// date for every subscription gqlgen runs.
-func (s *Service) ActiveSubscriptions() prometheus.Gauge {
-	return s.state().metrics.activeSubscriptions
+// RateLimited counts an operation refused by limit ("cost" or "login").
+func (m *Metrics) RateLimited(limit string) { m.rateLimited.WithLabelValues(limit).Inc() }
+
+// PersistedQuery counts an APQ lookup by result: hit_local, hit_redis or miss.
+func (m *Metrics) PersistedQuery(result string) { m.apq.WithLabelValues(result).Inc() }
+
+// Degraded records that feature carried on without Redis. An open breaker is expected
+// during an outage and logged by the breaker itself, once.
+func (m *Metrics) Degraded(ctx context.Context, feature string, err error) {
+	m.degraded.WithLabelValues(feature).Inc()
+	if !errors.Is(err, redisconn.ErrUnavailable) {
+		m.log.WarnContext(ctx, "redis unavailable; carrying on without it", "feature", feature, "err", err, "request_id", RequestID(ctx))
+	}
 }
 
-// observe instruments GraphQL operations: metrics, one log line per operation, and
-// (when enabled) a trace span per operation. It also registers the database pool and Redis
-// breaker metrics.
-func (s *Service) observe(srv *handler.Server) {
-	st := s.state()
-	reg := s.registry()
-	if sqlDB, err := s.Store.DB().DB(); err == nil {
-		reg.MustRegister(collectors.NewDBStatsCollector(sqlDB, "shop"))
-	}
-	if b := s.breaker; b != nil {
-		reg.MustRegister(
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "shop_redis_breaker_state",
-				Help: "The Redis circuit breaker: 0 closed (healthy), 1 half-open (probing), 2 open (Redis skipped).",
-			}, func() float64 { return float64(b.State()) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "shop_redis_breaker_rejected_total",
-				Help: "Redis commands failed at once because the circuit breaker was open.",
-			}, func() float64 { return float64(b.Rejected()) }),
-		)
-	}
-	srv.Use(&operationObserver{svc: s, m: st.metrics})
+// Operations returns the gqlgen extension that records every GraphQL response, the early
+// refusals included: metrics, one log line per operation, and a span per operation when
+// tracer is not nil.
+func (m *Metrics) Operations(log *slog.Logger, tracer trace.Tracer) graphql.HandlerExtension {
+	return &operationObserver{m: m, log: log, tracer: tracer}
 }
 
 // operationObserver records every GraphQL response, the early refusals included.
 type operationObserver struct {
-	svc *Service
-	m   *metrics
+	m      *Metrics
+	log    *slog.Logger
+	tracer trace.Tracer
 }
 
 var _ interface {
@@ -128,7 +129,7 @@ func (*operationObserver) Validate(graphql.ExecutableSchema) error { return nil 
 // InterceptOperation traces each operation and counts running subscriptions.
 func (o *operationObserver) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
-	ctx, end := o.svc.startOperationSpan(ctx, opCtx)
+	ctx, end := o.startSpan(ctx, opCtx)
 	if opCtx.Operation != nil && opCtx.Operation.Operation == ast.Subscription {
 		o.m.activeSubscriptions.Inc()
 		context.AfterFunc(ctx, func() {
@@ -178,13 +179,13 @@ func (o *operationObserver) InterceptResponse(ctx context.Context, next graphql.
 	if !opCtx.Stats.OperationStart.IsZero() {
 		elapsed = time.Since(opCtx.Stats.OperationStart)
 	}
-	level := o.svc.logLevel(typ, outcome)
+	level := logLevel(typ, outcome)
 	if typ == string(ast.Subscription) && len(codes) == 0 {
 		return resp // events are not operations: only the start is timed
 	}
 	o.m.duration.WithLabelValues(name, typ).Observe(elapsed.Seconds())
 	// Never the query's variables or headers: they carry passwords and tokens.
-	o.svc.Log.Log(ctx, level, "graphql",
+	o.log.Log(ctx, level, "graphql",
 		"request_id", RequestID(ctx),
 		"operation", opName,
 		"type", typ,
@@ -226,4 +227,48 @@ func (n *operationNames) label(opCtx *graphql.OperationContext) string {
 		n.seen[name] = true
 	}
 	return name
+}
+
+func logLevel(typ, outcome string) slog.Level {
+	switch {
+	case outcome != "ok":
+		return slog.LevelWarn
+	case typ == string(ast.Subscription):
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// Pool returns the database pool's statistics under the names of Prometheus's
+// DBStatsCollector (go_sql_*, db_name="shop").
+func Pool(stats func() sql.DBStats) []prometheus.Collector {
+	labels := prometheus.Labels{"db_name": "shop"}
+	gauge := func(name, help string, v func(sql.DBStats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "go_sql_" + name, Help: help, ConstLabels: labels},
+			func() float64 { return v(stats()) })
+	}
+	counter := func(name, help string, v func(sql.DBStats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "go_sql_" + name, Help: help, ConstLabels: labels},
+			func() float64 { return v(stats()) })
+	}
+	return []prometheus.Collector{
+		gauge("max_open_connections", "Maximum number of open connections to the database.",
+			func(s sql.DBStats) float64 { return float64(s.MaxOpenConnections) }),
+		gauge("open_connections", "The number of established connections both in use and idle.",
+			func(s sql.DBStats) float64 { return float64(s.OpenConnections) }),
+		gauge("in_use_connections", "The number of connections currently in use.",
+			func(s sql.DBStats) float64 { return float64(s.InUse) }),
+		gauge("idle_connections", "The number of idle connections.",
+			func(s sql.DBStats) float64 { return float64(s.Idle) }),
+		counter("wait_count_total", "The total number of connections waited for.",
+			func(s sql.DBStats) float64 { return float64(s.WaitCount) }),
+		counter("wait_duration_seconds_total", "The total time blocked waiting for a new connection.",
+			func(s sql.DBStats) float64 { return s.WaitDuration.Seconds() }),
+		counter("max_idle_closed_total", "The total number of connections closed due to SetMaxIdleConns.",
+			func(s sql.DBStats) float64 { return float64(s.MaxIdleClosed) }),
+		counter("max_idle_time_closed_total", "The total number of connections closed due to SetConnMaxIdleTime.",
+			func(s sql.DBStats) float64 { return float64(s.MaxIdleTimeClosed) }),
+		counter("max_lifetime_closed_total", "The total number of connections closed due to SetConnMaxLifetime.",
+			func(s sql.DBStats) float64 { return float64(s.MaxLifetimeClosed) }),
+	}
 }

@@ -1,13 +1,17 @@
-package api
+// Package redisconn opens the service's Redis connection: short timeouts and a circuit
+// breaker, or an in-process stand-in in embedded mode.
+package redisconn
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/sony/gobreaker/v2"
@@ -21,26 +25,52 @@ const (
 	redisPoolTimeout = 2 * time.Second
 )
 
-// ErrRedisUnavailable is returned at once, without touching the network, by every Redis
+// ErrUnavailable is returned at once, without touching the network, by every Redis
 // command while the circuit breaker is open.
-var ErrRedisUnavailable = errors.New("redis unavailable (circuit open)")
+var ErrUnavailable = errors.New("redis unavailable (circuit open)")
 
-// openRedis connects to url, or starts the in-process stand-in when url is empty. The client
+// Config says which Redis to use and how long to leave it alone after it failed.
+type Config struct {
+	// URL is a redis:// URL; empty starts an in-process stand-in (embedded mode).
+	URL string
+	// BreakerOpen is how long Redis is skipped after failing; 0 means 5s.
+	BreakerOpen time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.BreakerOpen <= 0 {
+		c.BreakerOpen = 5 * time.Second
+	}
+	return c
+}
+
+// Conn is a Redis client with short timeouts and a circuit breaker.
+type Conn struct {
+	redis.UniversalClient
+	breaker *redisBreaker
+	// options are the client's, for connections of their own (pub/sub).
+	options *redis.Options
+	closers []func()
+}
+
+// Open connects to cfg.URL, or starts the in-process stand-in when it is empty. The client
 // has short timeouts, one retry, and a circuit breaker: after a few consecutive failures
-// every command fails immediately for cfg.RedisBreakerOpen, so an outage costs callers no
+// every command fails immediately for cfg.BreakerOpen, so an outage costs callers no
 // latency; the breaker then lets one probe through and closes when it succeeds.
-func (s *Service) openRedis(url string) (redis.UniversalClient, error) {
+func Open(cfg Config, log *slog.Logger) (*Conn, error) {
+	cfg = cfg.withDefaults()
+	c := &Conn{}
 	var opts *redis.Options
-	if url == "" {
+	if cfg.URL == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
-		s.closers = append(s.closers, mr.Close)
+		c.closers = append(c.closers, mr.Close)
 		opts = &redis.Options{Addr: mr.Addr()}
 	} else {
 		var err error
-		if opts, err = redis.ParseURL(url); err != nil {
+		if opts, err = redis.ParseURL(cfg.URL); err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
 	}
@@ -53,12 +83,44 @@ func (s *Service) openRedis(url string) (redis.UniversalClient, error) {
 	// log a failed handshake.
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	rdb := redis.NewClient(opts)
-	s.breaker = newRedisBreaker(s.cfg.RedisBreakerOpen, func(from, to gobreaker.State) {
-		s.Log.Warn("redis circuit breaker", "from", from.String(), "to", to.String())
+	c.breaker = newRedisBreaker(cfg.BreakerOpen, func(from, to gobreaker.State) {
+		log.Warn("redis circuit breaker", "from", from.String(), "to", to.String())
 	})
-	rdb.AddHook(s.breaker)
-	s.closers = append(s.closers, func() { _ = rdb.Close() })
-	return rdb, nil
+	rdb.AddHook(c.breaker)
+	c.UniversalClient, c.options = rdb, opts
+	return c, nil
+}
+
+// NewClient returns a client of its own to the same server, without the breaker: for
+// pub/sub, which holds a connection for the process's life, and for work that handles
+// outages itself. The caller closes it.
+func (c *Conn) NewClient() *redis.Client {
+	opts := *c.options
+	return redis.NewClient(&opts)
+}
+
+// Close closes the client and stops the stand-in.
+func (c *Conn) Close() error {
+	err := c.UniversalClient.Close()
+	for _, f := range c.closers {
+		f()
+	}
+	return err
+}
+
+// Collectors returns the breaker's metrics: its state and how many commands it refused.
+func (c *Conn) Collectors() []prometheus.Collector {
+	b := c.breaker
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shop_redis_breaker_state",
+			Help: "The Redis circuit breaker: 0 closed (healthy), 1 half-open (probing), 2 open (Redis skipped).",
+		}, func() float64 { return float64(b.cb.State()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shop_redis_breaker_rejected_total",
+			Help: "Redis commands failed at once because the circuit breaker was open.",
+		}, func() float64 { return float64(b.rejected.Load()) }),
+	}
 }
 
 // redisBreaker is a go-redis hook that fails commands fast while Redis is known to be down.
@@ -68,9 +130,6 @@ type redisBreaker struct {
 }
 
 func newRedisBreaker(open time.Duration, onChange func(from, to gobreaker.State)) *redisBreaker {
-	if open <= 0 {
-		open = 5 * time.Second
-	}
 	return &redisBreaker{cb: gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "redis",
 		MaxRequests: 1,
@@ -94,16 +153,10 @@ func redisAnswered(err error) bool {
 	return err == nil || errors.Is(err, redis.Nil) || (errors.As(err, &reply) && !errors.Is(err, context.DeadlineExceeded))
 }
 
-// State returns the breaker's state: closed (Redis healthy), half-open or open.
-func (b *redisBreaker) State() gobreaker.State { return b.cb.State() }
-
-// Rejected returns how many commands the open breaker failed without trying.
-func (b *redisBreaker) Rejected() int64 { return b.rejected.Load() }
-
 func (b *redisBreaker) reject(err error) error {
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		b.rejected.Add(1)
-		return fmt.Errorf("%w: %w", ErrRedisUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package api
+package observe
 
 import (
 	"net/http"
@@ -6,13 +6,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shop/api/loaders"
+	"github.com/shop/api/store"
 )
 
-// observeData registers the metrics of the data path (SQL statements, cache outcomes,
+// Data registers in reg the metrics of the data path (SQL statements, cache outcomes,
 // loader batch sizes, statements per request) and returns cfg with hooks that feed them,
 // after any hooks cfg already had.
-func (s *Service) observeData(cfg loaders.Config) loaders.Config {
-	stats := s.Store.Stats
+func Data(reg prometheus.Registerer, stats func() store.Stats, cfg loaders.Config) loaders.Config {
 	batch := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "shop_loader_batch_keys",
 		Help:    "Keys in each batch a dataloader sent to the store, by loader.",
@@ -23,7 +23,7 @@ func (s *Service) observeData(cfg loaders.Config) loaders.Config {
 		Help:    "SQL statements issued by one GraphQL HTTP request.",
 		Buckets: []float64{0, 1, 2, 3, 5, 8, 13, 21, 50, 100, 200},
 	})
-	s.registry().MustRegister(batch, perRequest,
+	reg.MustRegister(batch, perRequest,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "shop_sql_statements_total", Help: "SQL statements sent to the database.",
 		}, func() float64 { return float64(stats().Statements) }),

@@ -1,4 +1,7 @@
-package api
+// Package guard holds what protects the service from its callers: limits on an
+// operation's shape and cost, rate limits kept in Redis, authentication, and the HTTP
+// protections of the GraphQL endpoint.
+package guard
 
 import (
 	"context"
@@ -17,10 +20,6 @@ import (
 	"github.com/shop/api/graph/model"
 	"github.com/shop/api/store"
 )
-
-// CodeComplexityLimit is the code of an operation refused for its shape: too deep, too
-// costly, too many aliases or too many tokens.
-const CodeComplexityLimit = "COMPLEXITY_LIMIT_EXCEEDED"
 
 // Limits bound what one GraphQL operation may ask for. Each is checked before anything
 // executes; a zero field means its default.
@@ -73,8 +72,8 @@ const (
 	costPasswordCheck = 50 // bcrypt in signUp and logIn
 )
 
-// costModel returns the complexity functions of the schema's list fields and mutations.
-func costModel() graph.ComplexityRoot {
+// CostModel returns the complexity functions of the schema's list fields and mutations.
+func CostModel() graph.ComplexityRoot {
 	var c graph.ComplexityRoot
 	page := func(child int, first *int) int {
 		n := costDefaultPage
@@ -104,22 +103,32 @@ func costModel() graph.ComplexityRoot {
 	return c
 }
 
-// documents returns the LRU of parsed and validated documents, shared by every request.
-func (s *Service) documents() *lru.LRU[*ast.QueryDocument] {
-	return s.state().docs
+// Operations are the checks every GraphQL operation passes before it executes.
+type Operations struct {
+	limits Limits
+	docs   *lru.LRU[*ast.QueryDocument]
+	budget *Budget
 }
 
-// addLimits refuses abusive operations before they execute: a document with too many
+// NewOperations returns the checks of limits, charging each operation's cost to budget
+// (nil: no rate limit).
+func NewOperations(limits Limits, budget *Budget) *Operations {
+	limits = limits.withDefaults()
+	return &Operations{limits: limits, docs: lru.New[*ast.QueryDocument](limits.CachedDocuments), budget: budget}
+}
+
+// Documents returns the LRU of parsed and validated documents, shared by every request.
+func (o *Operations) Documents() *lru.LRU[*ast.QueryDocument] { return o.docs }
+
+// Install refuses abusive operations before they execute: a document with too many
 // tokens, aliases or too deep is refused before gqlgen validates it (validation itself is
 // what such documents attack), one that costs too much right after validation. Every
 // refusal is COMPLEXITY_LIMIT_EXCEEDED. The token limit is also set on gqlgen's parser
 // (CVE-2023-49559) as a second line.
-func (s *Service) addLimits(srv *handler.Server) {
-	lim := s.state().limits
-	srv.SetParserTokenLimit(lim.MaxTokens + 1)
-	srv.Use(&shapeLimit{limits: lim, known: s.documents()})
-	srv.Use(&costLimit{svc: s, max: lim.MaxCost})
-	s.addLoginThrottle(srv)
+func (o *Operations) Install(srv *handler.Server) {
+	srv.SetParserTokenLimit(o.limits.MaxTokens + 1)
+	srv.Use(&shapeLimit{limits: o.limits, known: o.docs})
+	srv.Use(&costLimit{budget: o.budget, max: o.limits.MaxCost})
 }
 
 // shapeLimit checks a document's tokens, depth and aliases before it is validated.
@@ -258,9 +267,9 @@ func limitError(format string, args ...any) *gqlerror.Error {
 // costLimit computes the cost of each validated operation with the schema's complexity
 // functions, refuses it above the limit, and charges it to the caller's rate limit.
 type costLimit struct {
-	svc *Service
-	max int
-	es  graphql.ExecutableSchema
+	budget *Budget
+	max    int
+	es     graphql.ExecutableSchema
 }
 
 var _ interface {
@@ -287,6 +296,9 @@ type costStats struct {
 	Throttle *throttleStatus `json:"throttle,omitempty"`
 }
 
+// Cost returns the operation's cost, for its trace span.
+func (s *costStats) Cost() int { return s.Requested }
+
 const costExtension = "cost"
 
 func (c *costLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
@@ -302,8 +314,11 @@ func (c *costLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.O
 	if cost > c.max {
 		return limitError("the operation costs %d, more than the limit of %d", cost, c.max)
 	}
+	if c.budget == nil {
+		return nil
+	}
 	var err *gqlerror.Error
-	stats.Throttle, err = c.svc.chargeCost(ctx, cost)
+	stats.Throttle, err = c.budget.chargeCost(ctx, cost)
 	return err
 }
 

@@ -1,10 +1,12 @@
-package api
+package guard
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -16,48 +18,66 @@ import (
 	"github.com/rs/cors"
 )
 
-const defaultRequestTimeout = 15 * time.Second
+// HTTPConfig configures the HTTP protections of the GraphQL endpoint.
+type HTTPConfig struct {
+	// RequestTimeout bounds every request but subscriptions; 0 means 15s.
+	RequestTimeout time.Duration
+	// MaxBodyBytes caps request bodies (413 beyond); 0 means 1 MiB.
+	MaxBodyBytes int64
+	// CORSOrigins are the browser origins allowed to call /graphql ("*" for any).
+	CORSOrigins []string
+	// TrustForwardedFor takes a caller's address from the last X-Forwarded-For entry,
+	// which the service's own reverse proxy appended. Only set it behind such a proxy.
+	TrustForwardedFor bool
+	// Production adds Strict-Transport-Security.
+	Production bool
+}
 
-// protect applies the HTTP-level protections of the GraphQL endpoint, outermost first:
-// security headers; CORS for the configured origins only; POST bodies must be JSON (a form
-// or text/plain post is what a cross-site request forgery can send without a preflight);
-// a deadline on every request but subscriptions; the client's address for rate limits;
-// and the status and Retry-After of a rate-limited operation.
-func (s *Service) protect(next http.Handler) http.Handler {
-	timeout := s.cfg.RequestTimeout
-	if timeout <= 0 {
-		timeout = defaultRequestTimeout
+func (c HTTPConfig) withDefaults() HTTPConfig {
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 15 * time.Second
 	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	return c
+}
+
+// HTTP holds the HTTP-level protections of the GraphQL endpoint, as middleware.
+type HTTP struct{ cfg HTTPConfig }
+
+// NewHTTP returns the protections configured by cfg.
+func NewHTTP(cfg HTTPConfig) *HTTP { return &HTTP{cfg: cfg.withDefaults()} }
+
+// Protect applies what every request to the endpoint gets, outermost first: security
+// headers; CORS for the configured origins only; POST bodies must be JSON (a form or
+// text/plain post is what a cross-site request forgery can send without a preflight), and
+// at most MaxBodyBytes; and the client's address for rate limits.
+func (p *HTTP) Protect(next http.Handler) http.Handler {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && !jsonContentType(r.Header.Get("Content-Type")) {
-			writeJSONError(w, http.StatusUnsupportedMediaType, CodeBadUserInput,
+			WriteError(w, http.StatusUnsupportedMediaType, CodeBadUserInput,
 				"POST requests must have Content-Type: application/json")
 			return
 		}
-		ctx := context.WithValue(r.Context(), clientIPKey{}, s.clientIP(r))
-		if isLongLived(r) {
-			next.ServeHTTP(w, r.WithContext(ctx))
+		if !p.limitBody(w, r) {
 			return
 		}
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		hw := &hintedWriter{ResponseWriter: w, hints: &httpHints{}}
-		ctx = context.WithValue(ctx, httpHintsKey{}, hw.hints)
-		next.ServeHTTP(hw, r.WithContext(ctx))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, p.clientIP(r))))
 	})
 	var handler http.Handler = h
-	if len(s.cfg.CORSOrigins) > 0 {
+	if len(p.cfg.CORSOrigins) > 0 {
 		// Without configured origins no CORS header is sent at all: browsers then refuse
 		// cross-origin reads, and preflights fail, as they should.
 		handler = cors.New(cors.Options{
-			AllowedOrigins: s.cfg.CORSOrigins,
+			AllowedOrigins: p.cfg.CORSOrigins,
 			AllowedMethods: []string{http.MethodGet, http.MethodPost},
 			AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "X-Request-Id"},
 			ExposedHeaders: []string{"X-Request-Id", "Retry-After"},
 			MaxAge:         600,
 		}).Handler(h)
 	}
-	production := s.cfg.Production
+	production := p.cfg.Production
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd.Set("X-Content-Type-Options", "nosniff")
@@ -79,17 +99,65 @@ func jsonContentType(ct string) bool {
 	return err == nil && mt == "application/json"
 }
 
-// isLongLived reports whether r opens a subscription (WebSocket or server-sent events),
-// which lives as long as the client wants.
-func isLongLived(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") ||
-		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+// Bounded applies what a request that is not a WebSocket gets: a deadline, unless it opens
+// a stream of server-sent events (which lives as long as the client wants), and the status
+// and Retry-After of a rate-limited operation.
+func (p *HTTP) Bounded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), p.cfg.RequestTimeout)
+		defer cancel()
+		hw := &hintedWriter{ResponseWriter: w, hints: &httpHints{}}
+		ctx = context.WithValue(ctx, httpHintsKey{}, hw.hints)
+		next.ServeHTTP(hw, r.WithContext(ctx))
+	})
 }
 
-func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
+// IsWebSocket reports whether r asks to upgrade to a WebSocket.
+func IsWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// WriteError writes a GraphQL response with one error of code, for requests refused before
+// GraphQL runs.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(`{"errors":[{"message":` + strconv.Quote(msg) + `,"extensions":{"code":"` + code + `"}}]}`))
+}
+
+// limitBody refuses a body over MaxBodyBytes with 413, before anything parses it, and
+// reports whether the request may go on.
+func (p *HTTP) limitBody(w http.ResponseWriter, r *http.Request) bool {
+	limit := p.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		tooLarge(w)
+		return false
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		// Bodies without a length (chunked) are read up to the limit here.
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err != nil {
+			http.Error(w, "could not read the request body", http.StatusBadRequest)
+			return false
+		}
+		if int64(len(body)) > limit {
+			tooLarge(w)
+			return false
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return true
+}
+
+func tooLarge(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	WriteError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, "request body too large")
 }
 
 type clientIPKey struct{}
@@ -102,8 +170,8 @@ func ClientIP(ctx context.Context) string {
 
 // clientIP is the peer's address, or, behind a trusted proxy, the address that proxy
 // appended last to X-Forwarded-For (earlier entries are whatever the client claimed).
-func (s *Service) clientIP(r *http.Request) string {
-	if s.cfg.RateLimit.TrustForwardedFor {
+func (p *HTTP) clientIP(r *http.Request) string {
+	if p.cfg.TrustForwardedFor {
 		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 			parts := strings.Split(xff[len(xff)-1], ",")
 			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {

@@ -1,0 +1,82 @@
+// Package api is the HTTP face of the service: the GraphQL handler with its transports and
+// extensions, how errors are shown to clients, persisted queries, live subscriptions' wiring
+// and the health endpoints. The concerns around it have rooms of their own: guard (limits,
+// rate limits, HTTP protections), observe (metrics, tracing, logs), playground (GraphiQL)
+// and redisconn (the Redis connection). server.go builds them all and mounts the routes.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shop/api/api/guard"
+	"github.com/shop/api/api/observe"
+	"github.com/shop/api/graph"
+	"github.com/shop/api/resolvers"
+)
+
+// GraphQLConfig is what the GraphQL handler is built from.
+type GraphQLConfig struct {
+	Resolvers  *resolvers.Resolver
+	Operations *guard.Operations
+	// PersistedQueries is the APQ cache (NewPersistedQueries).
+	PersistedQueries graphql.Cache[string]
+	Live             *Live
+	Metrics          *observe.Metrics
+	// Tracer traces every operation; nil traces none.
+	Tracer trace.Tracer
+	Log    *slog.Logger
+	// Introspection answers __schema and __type; Production hides field suggestions.
+	Introspection, Production bool
+}
+
+// NewGraphQL builds the GraphQL handler: its transports (the first that matches a request
+// wins), caches and extensions.
+func NewGraphQL(cfg GraphQLConfig) *handler.Server {
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolvers, Complexity: guard.CostModel()}))
+	srv.AddTransport(transport.Options{})
+	// Live transports come before POST: an SSE request is a POST too.
+	cfg.Live.install(srv)
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(cfg.Operations.Documents())
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	cfg.Operations.Install(srv)
+	// After the limits, so that only queries that passed the shape limits are stored.
+	srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
+	srv.Use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
+	srv.SetDisableSuggestion(cfg.Production)
+	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
+	srv.SetRecoverFunc(Recover(cfg.Log))
+	return srv
+}
+
+// Chain wraps h in middleware, the first outermost.
+func Chain(h http.Handler, mw ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// Unless applies mw to the requests for which skip is false.
+func Unless(skip func(*http.Request) bool, mw func(http.Handler) http.Handler) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		wrapped := mw(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if skip(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			wrapped.ServeHTTP(w, r)
+		})
+	}
+}

@@ -1,0 +1,175 @@
+package guard
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/shop/api/api/observe"
+	"github.com/shop/api/auth"
+)
+
+// RateLimit configures the cost-based rate limit and the sign-in throttle. Both are kept in
+// Redis, so the limits hold across every process of the service. A zero field turns its
+// limit off; server.go sets the production defaults.
+type RateLimit struct {
+	// PointsPerMinute is how many cost points (see costModel) a caller, a user or, when
+	// anonymous, an IP address, may spend per minute. It is also the largest burst, and must
+	// be at least Limits.MaxCost for the costliest operation to be possible at all.
+	PointsPerMinute int
+	// LoginFailuresPerAccount and LoginFailuresPerIP are how many failed logIn attempts are
+	// allowed per LoginWindow for one email address and from one IP address.
+	LoginFailuresPerAccount int
+	LoginFailuresPerIP      int
+	// LoginWindow is the period of the sign-in throttle; 0 means 15 minutes.
+	LoginWindow time.Duration
+}
+
+// DefaultRateLimit is the production budget server.go applies where the environment is
+// silent; the zero RateLimit turns every limit off.
+var DefaultRateLimit = RateLimit{PointsPerMinute: 30_000, LoginFailuresPerAccount: 10, LoginFailuresPerIP: 50, LoginWindow: 15 * time.Minute}
+
+func (r RateLimit) withDefaults() RateLimit {
+	if r.LoginWindow <= 0 {
+		r.LoginWindow = 15 * time.Minute
+	}
+	return r
+}
+
+// throttleStatus is a caller's rate-limit budget, in cost points.
+type throttleStatus struct {
+	MaximumAvailable   int     `json:"maximumAvailable"`
+	CurrentlyAvailable int     `json:"currentlyAvailable"`
+	RestoreRate        float64 `json:"restoreRate"` // points per second
+}
+
+// Budget charges operations to their caller's rate-limit bucket and throttles failed
+// sign-ins, in Redis so that the limits hold across every process of the service.
+type Budget struct {
+	cfg     RateLimit
+	limiter *redis_rate.Limiter
+	prefix  string
+	metrics *observe.Metrics
+}
+
+// NewBudget returns the budgets of cfg kept in rdb under prefix.
+func NewBudget(rdb redis.UniversalClient, prefix string, cfg RateLimit, m *observe.Metrics) *Budget {
+	return &Budget{cfg: cfg.withDefaults(), limiter: redis_rate.NewLimiter(rdb), prefix: prefix, metrics: m}
+}
+
+// callerKey names the rate-limit bucket of the caller: their user ID, or their IP address.
+func callerKey(ctx context.Context) string {
+	if v := auth.ViewerFrom(ctx); !v.Anonymous() {
+		return "user:" + strconv.FormatInt(v.UserID, 10)
+	}
+	return "ip:" + ClientIP(ctx)
+}
+
+// chargeCost takes cost points from the caller's bucket. It returns what is left, or a
+// RATE_LIMITED error (and the request's HTTP status becomes 429 with Retry-After). When
+// Redis cannot be asked the operation is allowed: a Redis outage must not stop the shop.
+func (s *Budget) chargeCost(ctx context.Context, cost int) (*throttleStatus, *gqlerror.Error) {
+	perMinute := s.cfg.PointsPerMinute
+	if perMinute <= 0 {
+		return nil, nil
+	}
+	limit := redis_rate.PerMinute(perMinute)
+	res, err := s.limiter.AllowN(ctx, s.prefix+"cost:"+callerKey(ctx), limit, cost)
+	if err != nil {
+		s.rateLimitUnavailable(ctx, err)
+		return nil, nil
+	}
+	status := &throttleStatus{
+		MaximumAvailable:   limit.Burst,
+		CurrentlyAvailable: res.Remaining,
+		RestoreRate:        float64(limit.Rate) / limit.Period.Seconds(),
+	}
+	// redis_rate answers Allowed 0 for a request of 0 points: such an operation (the
+	// playground's schema fetch) costs nothing and is never refused.
+	if res.Allowed == 0 && cost > 0 {
+		retry := res.RetryAfter
+		if retry < 0 {
+			// The cost exceeds the whole bucket: it can never be allowed.
+			retry = limit.Period
+		}
+		return status, s.rateLimited(ctx, "cost", retry, "rate limit exceeded: the operation costs %d points and %d are available; retry in %s",
+			cost, res.Remaining, retry.Round(time.Second))
+	}
+	return status, nil
+}
+
+// rateLimited returns a RATE_LIMITED error and marks the HTTP response 429 with Retry-After.
+func (s *Budget) rateLimited(ctx context.Context, limit string, retry time.Duration, format string, args ...any) *gqlerror.Error {
+	secs := int(math.Ceil(retry.Seconds()))
+	secs = max(secs, 1)
+	markRateLimited(ctx, secs)
+	s.metrics.RateLimited(limit)
+	err := gqlerror.Errorf(format, args...)
+	errcode.Set(err, CodeRateLimited)
+	err.Extensions["retryAfter"] = secs
+	return err
+}
+
+func (s *Budget) rateLimitUnavailable(ctx context.Context, err error) {
+	s.metrics.Degraded(ctx, "rate_limit", err)
+}
+
+// loginBucket is one budget of failed sign-ins.
+type loginBucket struct {
+	key   string
+	limit redis_rate.Limit
+}
+
+// loginBuckets are the budgets a sign-in as email from ctx's address spends.
+func (s *Budget) loginBuckets(ctx context.Context, email string) []loginBucket {
+	rl := s.cfg
+	var bs []loginBucket
+	if rl.LoginFailuresPerAccount > 0 {
+		// Hashed: the key must not carry the address itself.
+		sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email))))
+		bs = append(bs, loginBucket{s.prefix + "login:account:" + hex.EncodeToString(sum[:12]),
+			redis_rate.Limit{Rate: rl.LoginFailuresPerAccount, Burst: rl.LoginFailuresPerAccount, Period: rl.LoginWindow}})
+	}
+	if rl.LoginFailuresPerIP > 0 {
+		bs = append(bs, loginBucket{s.prefix + "login:ip:" + ClientIP(ctx),
+			redis_rate.Limit{Rate: rl.LoginFailuresPerIP, Burst: rl.LoginFailuresPerIP, Period: rl.LoginWindow}})
+	}
+	return bs
+}
+
+// AllowLogin returns RATE_LIMITED while either sign-in budget of email (per account, and
+// per IP address) is spent; logIn asks before it checks the password. When Redis cannot
+// be asked the sign-in is allowed.
+func (s *Budget) AllowLogin(ctx context.Context, email string) error {
+	for _, b := range s.loginBuckets(ctx, email) {
+		// n = 0 only reads the bucket.
+		res, err := s.limiter.AllowN(ctx, b.key, b.limit, 0)
+		if err != nil {
+			s.rateLimitUnavailable(ctx, err)
+			continue
+		}
+		if res.Remaining < 1 {
+			retry := b.limit.Period / time.Duration(b.limit.Rate)
+			return s.rateLimited(ctx, "login", retry, "too many failed sign-in attempts; retry in %s", retry.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// LoginFailed spends one attempt of both sign-in budgets of email.
+func (s *Budget) LoginFailed(ctx context.Context, email string) {
+	for _, b := range s.loginBuckets(ctx, email) {
+		if _, err := s.limiter.AllowN(ctx, b.key, b.limit, 1); err != nil {
+			s.rateLimitUnavailable(ctx, err)
+		}
+	}
+}
