@@ -73,15 +73,6 @@ func (s *Store) FindEventsByOrderIDs(ctx context.Context, orderIDs []int64) ([]O
 	return findAll(q, "find order events", eventRow.toEvent)
 }
 
-// FindEventByID returns one status event, or NOT_FOUND.
-func (s *Store) FindEventByID(ctx context.Context, id int64) (OrderStatusEvent, error) {
-	var row eventRow
-	if err := s.db.WithContext(ctx).Take(&row, id).Error; err != nil {
-		return OrderStatusEvent{}, translate("find order event", err)
-	}
-	return row.toEvent(), nil
-}
-
 // The outbox: every status event row is written in its order's transaction with
 // published_at NULL; live delivery publishes it after commit and marks it published. Rows
 // still unpublished after a grace period are republished by a relay, so an event committed
