@@ -177,7 +177,7 @@ type w1Data struct {
 // 3 items, customer i with i orders.
 func seedPages(t *testing.T, env *costEnv) storetest.Seeded {
 	t.Helper()
-	return storetest.Seed(t, env.svc.Store.DB(), storetest.Shop{
+	return storetest.Seed(t, env.svc.Store, storetest.Shop{
 		Merchants: 5, ProductsPerMerchant: 30, Stock: 1000, Customers: 12,
 		OrdersOf: func(c int) int {
 			if c == 0 {

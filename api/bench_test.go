@@ -49,7 +49,7 @@ func BenchmarkWorkloads(b *testing.B) {
 			Loaders: &lc, NoCache: c.noCache})
 	}
 	started := time.Now()
-	shop := storetest.Seed(b, envs[0].svc.Store.DB(), storetest.Shop{
+	shop := storetest.Seed(b, envs[0].svc.Store, storetest.Shop{
 		Merchants: 50, ProductsPerMerchant: 100, Stock: 1_000_000, Customers: 1000,
 		// 100 customers with 40 orders each (W2), 700 with 18 and 200 with 17: 20,000.
 		OrdersOf: func(c int) int {

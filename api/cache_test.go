@@ -91,7 +91,7 @@ func TestCacheStampede(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			env := newCostEnv(t, b.config(t), true)
-			seeded := storetest.Seed(t, env.svc.Store.DB(), storetest.Shop{Merchants: 1, ProductsPerMerchant: 3, Stock: 10})
+			seeded := storetest.Seed(t, env.svc.Store, storetest.Shop{Merchants: 1, ProductsPerMerchant: 3, Stock: 10})
 			id := gid("Product", seeded.ProductIDs[1])
 			const readers = 16
 			var wg sync.WaitGroup

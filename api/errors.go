@@ -56,7 +56,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		log.ErrorContext(ctx, "internal error", "err", err, "request_id", RequestID(ctx), "path", gerr.Path.String())
 		gerr.Message = "internal server error"
-		if unavailable(err) {
+		if store.Unavailable(err) {
 			gerr.Message = "service temporarily unavailable; retry later"
 		}
 		gerr.Extensions = map[string]any{"code": CodeInternal, "requestId": RequestID(ctx)}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"regexp"
 	"strings"
@@ -92,9 +93,7 @@ func (s *Service) ActiveSubscriptions() prometheus.Gauge {
 func (s *Service) observe(srv *handler.Server) {
 	st := s.state()
 	reg := s.registry()
-	if sqlDB, err := s.Store.DB().DB(); err == nil {
-		reg.MustRegister(collectors.NewDBStatsCollector(sqlDB, "shop"))
-	}
+	reg.MustRegister(poolMetrics(s.Store.PoolStats)...)
 	if b := s.breaker; b != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -226,4 +225,38 @@ func (n *operationNames) label(opCtx *graphql.OperationContext) string {
 		n.seen[name] = true
 	}
 	return name
+}
+
+// poolMetrics are the database pool's statistics under the names of Prometheus's
+// DBStatsCollector (go_sql_*, db_name="shop").
+func poolMetrics(stats func() sql.DBStats) []prometheus.Collector {
+	labels := prometheus.Labels{"db_name": "shop"}
+	gauge := func(name, help string, v func(sql.DBStats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "go_sql_" + name, Help: help, ConstLabels: labels},
+			func() float64 { return v(stats()) })
+	}
+	counter := func(name, help string, v func(sql.DBStats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "go_sql_" + name, Help: help, ConstLabels: labels},
+			func() float64 { return v(stats()) })
+	}
+	return []prometheus.Collector{
+		gauge("max_open_connections", "Maximum number of open connections to the database.",
+			func(s sql.DBStats) float64 { return float64(s.MaxOpenConnections) }),
+		gauge("open_connections", "The number of established connections both in use and idle.",
+			func(s sql.DBStats) float64 { return float64(s.OpenConnections) }),
+		gauge("in_use_connections", "The number of connections currently in use.",
+			func(s sql.DBStats) float64 { return float64(s.InUse) }),
+		gauge("idle_connections", "The number of idle connections.",
+			func(s sql.DBStats) float64 { return float64(s.Idle) }),
+		counter("wait_count_total", "The total number of connections waited for.",
+			func(s sql.DBStats) float64 { return float64(s.WaitCount) }),
+		counter("wait_duration_seconds_total", "The total time blocked waiting for a new connection.",
+			func(s sql.DBStats) float64 { return s.WaitDuration.Seconds() }),
+		counter("max_idle_closed_total", "The total number of connections closed due to SetMaxIdleConns.",
+			func(s sql.DBStats) float64 { return float64(s.MaxIdleClosed) }),
+		counter("max_idle_time_closed_total", "The total number of connections closed due to SetConnMaxIdleTime.",
+			func(s sql.DBStats) float64 { return float64(s.MaxIdleTimeClosed) }),
+		counter("max_lifetime_closed_total", "The total number of connections closed due to SetConnMaxLifetime.",
+			func(s sql.DBStats) float64 { return float64(s.MaxLifetimeClosed) }),
+	}
 }

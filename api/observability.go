@@ -2,10 +2,8 @@ package api
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/go-redis/redis_rate/v10"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/vektah/gqlparser/v2/ast"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -23,7 +20,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"gorm.io/gorm"
 )
 
 // opsState is what the production hooks (limits, rate limits, persisted queries, metrics,
@@ -73,107 +69,6 @@ func (s *Service) logLevel(typ, outcome string) slog.Level {
 		return slog.LevelDebug
 	}
 	return slog.LevelInfo
-}
-
-// defaultStatementTimeout bounds SQL statements run outside a request (start-up, background
-// work), or under a request deadline further away.
-const defaultStatementTimeout = 5 * time.Second
-
-// guardDatabase gives every SQL statement a deadline (cfg.StatementTimeout, unless its
-// context already has an earlier one) and, with tracing on, a span.
-func (s *Service) guardDatabase() {
-	db := s.Store.DB()
-	timeout := s.cfg.StatementTimeout
-	if timeout <= 0 {
-		timeout = defaultStatementTimeout
-	}
-	const cancelKey = "api:statement_cancel"
-	before := func(tx *gorm.DB) {
-		if tx.DryRun {
-			return // gorm rendering a subquery: nothing is sent
-		}
-		ctx := tx.Statement.Context
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		if d, ok := ctx.Deadline(); ok && time.Until(d) <= timeout {
-			return
-		}
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		tx.Statement.Context = ctx
-		tx.InstanceSet(cancelKey, cancel)
-	}
-	after := func(tx *gorm.DB) {
-		if c, ok := tx.InstanceGet(cancelKey); ok {
-			c.(context.CancelFunc)()
-		}
-	}
-	cb := db.Callback()
-	_ = cb.Create().Before("gorm:create").Register("api:deadline", before)
-	_ = cb.Create().After("gorm:create").Register("api:deadline_end", after)
-	_ = cb.Query().Before("gorm:query").Register("api:deadline", before)
-	_ = cb.Query().After("gorm:query").Register("api:deadline_end", after)
-	_ = cb.Update().Before("gorm:update").Register("api:deadline", before)
-	_ = cb.Update().After("gorm:update").Register("api:deadline_end", after)
-	_ = cb.Delete().Before("gorm:delete").Register("api:deadline", before)
-	_ = cb.Delete().After("gorm:delete").Register("api:deadline_end", after)
-	_ = cb.Row().Before("gorm:row").Register("api:deadline", before)
-	_ = cb.Raw().Before("gorm:raw").Register("api:deadline", before)
-	_ = cb.Raw().After("gorm:raw").Register("api:deadline_end", after)
-	// Row statements hand their rows to the caller, who reads them after the callbacks:
-	// their deadline ends with the request's, not here.
-
-	if tp := s.state().tp; tp != nil {
-		traceSQL(db, tp.Tracer("github.com/shop/api/sql"), s.Store.Postgres())
-	}
-}
-
-// traceSQL gives every SQL statement a client span named after its operation, with the
-// statement text (placeholders only: values never leave the process).
-func traceSQL(db *gorm.DB, tracer trace.Tracer, postgres bool) {
-	system := "sqlite"
-	if postgres {
-		system = "postgresql"
-	}
-	const spanKey = "api:span"
-	start := func(op string) func(*gorm.DB) {
-		return func(tx *gorm.DB) {
-			if tx.DryRun {
-				return // gorm rendering a subquery: nothing is sent
-			}
-			ctx, span := tracer.Start(tx.Statement.Context, "sql "+op, trace.WithSpanKind(trace.SpanKindClient),
-				trace.WithAttributes(attribute.String("db.system", system), attribute.String("db.operation.name", op)))
-			tx.Statement.Context = ctx
-			tx.InstanceSet(spanKey, span)
-		}
-	}
-	end := func(tx *gorm.DB) {
-		v, ok := tx.InstanceGet(spanKey)
-		if !ok {
-			return
-		}
-		span := v.(trace.Span)
-		span.SetAttributes(attribute.String("db.query.text", tx.Statement.SQL.String()),
-			attribute.Int64("db.rows_affected", tx.Statement.RowsAffected))
-		if err := tx.Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "sql error")
-		}
-		span.End()
-	}
-	cb := db.Callback()
-	_ = cb.Create().Before("gorm:create").Register("api:trace", start("INSERT"))
-	_ = cb.Create().After("gorm:create").Register("api:trace_end", end)
-	_ = cb.Query().Before("gorm:query").Register("api:trace", start("SELECT"))
-	_ = cb.Query().After("gorm:query").Register("api:trace_end", end)
-	_ = cb.Update().Before("gorm:update").Register("api:trace", start("UPDATE"))
-	_ = cb.Update().After("gorm:update").Register("api:trace_end", end)
-	_ = cb.Delete().Before("gorm:delete").Register("api:trace", start("DELETE"))
-	_ = cb.Delete().After("gorm:delete").Register("api:trace_end", end)
-	_ = cb.Row().Before("gorm:row").Register("api:trace", start("ROW"))
-	_ = cb.Row().After("gorm:row").Register("api:trace_end", end)
-	_ = cb.Raw().Before("gorm:raw").Register("api:trace", start("RAW"))
-	_ = cb.Raw().After("gorm:raw").Register("api:trace_end", end)
 }
 
 // startTracing exports spans with OTLP over HTTP, configured by the standard variables
@@ -256,14 +151,4 @@ func RedactSecrets(_ []string, a slog.Attr) slog.Attr {
 		}
 	}
 	return a
-}
-
-// unavailable reports whether err comes from a dependency that could not be reached or
-// did not answer in time (the database down or restarting, a deadline passed), as opposed
-// to a bug: the client may retry.
-func unavailable(err error) bool {
-	var netErr net.Error
-	var connectErr *pgconn.ConnectError
-	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.As(err, &netErr) || errors.As(err, &connectErr) || pgconn.SafeToRetry(err)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shop/api/auth"
 	"github.com/shop/api/graph"
@@ -112,9 +113,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 	if s.Redis, err = s.openRedis(cfg.RedisURL); err != nil {
 		return nil, err
 	}
+	var tracer trace.TracerProvider
+	if tp := s.state().tp; tp != nil {
+		tracer = tp
+	}
 	s.Store, err = store.Open(ctx, store.Config{
 		DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, PasswordCost: cfg.PasswordCost,
-		MaxConns: cfg.DBMaxConns,
+		MaxConns: cfg.DBMaxConns, StatementTimeout: cfg.StatementTimeout, Tracer: tracer,
 	})
 	if err != nil {
 		return nil, err
@@ -130,9 +135,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 	if !cfg.NoCache {
 		s.Store.SetCache(store.NewCache(s.Redis, cfg.RedisPrefix, 10*time.Minute, 300*time.Millisecond, log))
 	}
-	// Before anything runs SQL concurrently: registering gorm callbacks is not thread-safe.
-	s.guardDatabase()
-
 	if cfg.AdminEmail != "" {
 		if _, err := s.Store.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 			return nil, fmt.Errorf("admin account: %w", err)

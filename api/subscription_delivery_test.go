@@ -192,9 +192,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // let the publishers mark them published
 	before := totalRelayed(envs)
 	// As if every publication had failed: all three relays find them at once.
-	if err := envs[0].svc.Store.DB().Exec("UPDATE order_status_events SET published_at = NULL").Error; err != nil {
-		t.Fatal(err)
-	}
+	storetest.Exec(t, envs[0].svc.Store, "UPDATE order_status_events SET published_at = NULL")
 	var wg sync.WaitGroup
 	for _, e := range envs {
 		wg.Add(1)
@@ -210,9 +208,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 	if n := totalRelayed(envs) - before; n != orders {
 		t.Fatalf("relays published %d events, want each of %d once", n, orders)
 	}
-	var unpublished int64
-	envs[0].svc.Store.DB().Raw("SELECT count(*) FROM order_status_events WHERE published_at IS NULL").Scan(&unpublished)
-	if unpublished != 0 {
+	if unpublished := storetest.Count(t, envs[0].svc.Store, "SELECT count(*) FROM order_status_events WHERE published_at IS NULL"); unpublished != 0 {
 		t.Fatalf("%d events left unpublished", unpublished)
 	}
 	c.quiet(300 * time.Millisecond) // the republished events were duplicates for the subscriber
