@@ -14,16 +14,14 @@ import (
 // rankedChildren returns the rows of model whose parentCol is one of parents, at most limit
 // per parent, each parent's in order (an ORDER BY list), after narrow has added its
 // conditions.
-func rankedChildren[R any](db *gorm.DB, model *R, parentCol, order string, parents []int64, limit int,
-	narrow func(*gorm.DB) *gorm.DB) ([]R, error) {
-	inner := db.Model(model).
+func rankedChildren[R any, P scannable[R]](db *gorm.DB, parentCol, order string, parents []int64, limit int,
+	narrow func(*gorm.DB) *gorm.DB, op string) ([]R, error) {
+	inner := db.Model(P(new(R))).
 		Select("*, ROW_NUMBER() OVER (PARTITION BY "+parentCol+" ORDER BY "+order+") AS child_rank").
 		Where(parentCol+" IN ?", parents)
 	inner = narrow(inner)
-	var rows []R
-	err := db.Table("(?) AS ranked", inner).Where("child_rank <= ?", limit).
-		Order(parentCol + ", " + order).Find(&rows).Error
-	return rows, err
+	q := db.Table("(?) AS ranked", inner).Where("child_rank <= ?", limit).Order(parentCol + ", " + order)
+	return findAll[R, R, P](q, op, func(r R) R { return r })
 }
 
 // FindOrdersOfCustomers returns, for each customer, the page of the orders they placed
@@ -35,15 +33,15 @@ func (s *Store) FindOrdersOfCustomers(ctx context.Context, customerIDs []int64, 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := rankedChildren(s.db.WithContext(ctx), &orderRow{}, "customer_id", ordersNewestFirst, customerIDs, page.First+1,
+	rows, err := rankedChildren[orderRow](s.db.WithContext(ctx), "customer_id", ordersNewestFirst, customerIDs, page.First+1,
 		func(q *gorm.DB) *gorm.DB {
 			if status != nil {
 				q = q.Where("status = ?", string(*status))
 			}
 			return ordersAfter(q, after)
-		})
+		}, "find orders of customers")
 	if err != nil {
-		return nil, translate("find orders of customers", err)
+		return nil, err
 	}
 	byCustomer := groupBy(rows, func(r orderRow) int64 { return r.CustomerID })
 	pages := make(map[int64]*OrderPage, len(customerIDs))
@@ -65,15 +63,15 @@ func (s *Store) FindProductsOfMerchants(ctx context.Context, merchantIDs []int64
 	if err != nil {
 		return nil, err
 	}
-	rows, err := rankedChildren(s.db.WithContext(ctx), &productRow{}, "merchant_id", "id DESC", merchantIDs, page.First+1,
+	rows, err := rankedChildren[productRow](s.db.WithContext(ctx), "merchant_id", "id DESC", merchantIDs, page.First+1,
 		func(q *gorm.DB) *gorm.DB {
 			if after != nil {
 				q = q.Where("id < ?", after.ID)
 			}
 			return q
-		})
+		}, "find products of merchants")
 	if err != nil {
-		return nil, translate("find products of merchants", err)
+		return nil, err
 	}
 	byMerchant := groupBy(rows, func(r productRow) int64 { return r.MerchantID })
 	pages := make(map[int64]*ProductPage, len(merchantIDs))

@@ -21,6 +21,11 @@ type eventRow struct {
 
 func (eventRow) TableName() string { return "order_status_events" }
 
+func (r *eventRow) columns() []column {
+	return []column{{"id", &r.ID}, {"order_id", &r.OrderID}, {"status", &r.Status}, {"previous_status", &r.PreviousStatus},
+		{"note", &r.Note}, {"at", &r.At}, {"published_at", &r.PublishedAt}}
+}
+
 func (r eventRow) toEvent() OrderStatusEvent {
 	e := OrderStatusEvent{ID: r.ID, OrderID: r.OrderID, Status: OrderStatus(r.Status), Note: r.Note, At: r.At}
 	if r.PreviousStatus != nil {

@@ -26,6 +26,11 @@ type orderRow struct {
 
 func (orderRow) TableName() string { return "orders" }
 
+func (r *orderRow) columns() []column {
+	return []column{{"id", &r.ID}, {"customer_id", &r.CustomerID}, {"status", &r.Status}, {"total", &r.Total},
+		{"created_at", &r.CreatedAt}, {"updated_at", &r.UpdatedAt}}
+}
+
 func (r orderRow) toOrder() Order {
 	return Order{ID: r.ID, CustomerID: r.CustomerID, Status: OrderStatus(r.Status), Total: r.Total,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
@@ -42,6 +47,11 @@ type orderItemRow struct {
 }
 
 func (orderItemRow) TableName() string { return "order_items" }
+
+func (r *orderItemRow) columns() []column {
+	return []column{{"id", &r.ID}, {"order_id", &r.OrderID}, {"position", &r.Position}, {"product_id", &r.ProductID},
+		{"merchant_id", &r.MerchantID}, {"quantity", &r.Quantity}, {"unit_price", &r.UnitPrice}}
+}
 
 func (r orderItemRow) toItem() OrderItem {
 	return OrderItem{OrderID: r.OrderID, ProductID: r.ProductID, MerchantID: r.MerchantID,

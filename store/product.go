@@ -21,6 +21,11 @@ type productRow struct {
 
 func (productRow) TableName() string { return "products" }
 
+func (r *productRow) columns() []column {
+	return []column{{"id", &r.ID}, {"merchant_id", &r.MerchantID}, {"name", &r.Name}, {"description", &r.Description},
+		{"price", &r.Price}, {"stock", &r.Stock}, {"created_at", &r.CreatedAt}, {"updated_at", &r.UpdatedAt}}
+}
+
 func (r productRow) toProduct() Product {
 	return Product(r)
 }

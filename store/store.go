@@ -191,19 +191,6 @@ func translate(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// findAll runs q into rows of R and returns them converted to domain values.
-func findAll[R, T any](q *gorm.DB, op string, convert func(R) T) ([]T, error) {
-	var rows []R
-	if err := q.Find(&rows).Error; err != nil {
-		return nil, translate(op, err)
-	}
-	out := make([]T, len(rows))
-	for i, r := range rows {
-		out[i] = convert(r)
-	}
-	return out, nil
-}
-
 // likePattern escapes s for a LIKE pattern matching it anywhere, case-insensitively
 // once both sides are lowered.
 func likePattern(s string) string {
