@@ -185,7 +185,8 @@ func TestMiddleware(t *testing.T) {
 func TestSignedIn(t *testing.T) {
 	t.Parallel()
 	ctx := auth.WithViewer(context.Background(), store.Viewer{})
-	child := context.WithValue(ctx, struct{}{}, 1)
+	child, cancel := context.WithCancel(ctx) // a context derived from the request's
+	defer cancel()
 	auth.SignedIn(child, store.Viewer{UserID: 3, Role: store.RoleCustomer})
 	if v := auth.ViewerFrom(ctx); v.UserID != 3 {
 		t.Errorf("viewer after signing in: %+v", v)
