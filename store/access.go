@@ -59,12 +59,6 @@ func CanEditProduct(v Viewer, merchantID int64) bool {
 	return !v.Anonymous() && (v.Role == RoleAdmin || (v.Role == RoleMerchant && v.UserID == merchantID))
 }
 
-// CanPlaceOrder reports whether v may place orders: anyone signed in.
-func CanPlaceOrder(v Viewer) bool { return !v.Anonymous() }
-
-// CanListOrders reports whether v may call the orders list at all.
-func CanListOrders(v Viewer) bool { return !v.Anonymous() }
-
 // checkSignedIn returns UNAUTHENTICATED for anonymous viewers.
 func checkSignedIn(v Viewer) error {
 	if v.Anonymous() {

@@ -6,23 +6,22 @@ import (
 	"gorm.io/gorm"
 )
 
-// Paged children of many parents in one statement: each parent's rows are numbered newest
-// first with ROW_NUMBER() OVER (PARTITION BY parent ORDER BY id DESC), and the outer query
+// Paged children of many parents in one statement: each parent's rows are numbered in the
+// list's order with ROW_NUMBER() OVER (PARTITION BY parent ORDER BY ...), and the outer query
 // keeps the first page+1 of each (the extra row says whether a next page exists). Window
 // functions exist in PostgreSQL and in SQLite since 3.25, so one query serves both.
 
 // rankedChildren returns the rows of model whose parentCol is one of parents, at most limit
-// per parent, newest first per parent, after narrow has added its conditions.
-func rankedChildren[R any](db *gorm.DB, model *R, parentCol string, parents []int64, limit int,
-	narrow func(*gorm.DB) *gorm.DB) ([]R, error) {
-	inner := db.Model(model).
-		Select("*, ROW_NUMBER() OVER (PARTITION BY "+parentCol+" ORDER BY id DESC) AS child_rank").
+// per parent, each parent's in order (an ORDER BY list), after narrow has added its
+// conditions.
+func rankedChildren[R any, P scannable[R]](db *gorm.DB, parentCol, order string, parents []int64, limit int,
+	narrow func(*gorm.DB) *gorm.DB, op string) ([]R, error) {
+	inner := db.Model(P(new(R))).
+		Select("*, ROW_NUMBER() OVER (PARTITION BY "+parentCol+" ORDER BY "+order+") AS child_rank").
 		Where(parentCol+" IN ?", parents)
 	inner = narrow(inner)
-	var rows []R
-	err := db.Table("(?) AS ranked", inner).Where("child_rank <= ?", limit).
-		Order(parentCol + ", id DESC").Find(&rows).Error
-	return rows, err
+	q := db.Table("(?) AS ranked", inner).Where("child_rank <= ?", limit).Order(parentCol + ", " + order)
+	return findAll[R, R, P](q, op, func(r R) R { return r })
 }
 
 // FindOrdersOfCustomers returns, for each customer, the page of the orders they placed
@@ -34,31 +33,20 @@ func (s *Store) FindOrdersOfCustomers(ctx context.Context, customerIDs []int64, 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := rankedChildren(s.db.WithContext(ctx), &orderRow{}, "customer_id", customerIDs, page.First+1,
+	rows, err := rankedChildren[orderRow](s.db.WithContext(ctx), "customer_id", ordersNewestFirst, customerIDs, page.First+1,
 		func(q *gorm.DB) *gorm.DB {
 			if status != nil {
 				q = q.Where("status = ?", string(*status))
 			}
-			if after != nil {
-				q = q.Where("id < ?", after.ID)
-			}
-			return q
-		})
+			return ordersAfter(q, after)
+		}, "find orders of customers")
 	if err != nil {
-		return nil, translate("find orders of customers", err)
+		return nil, err
 	}
+	byCustomer := groupBy(rows, func(r orderRow) int64 { return r.CustomerID })
 	pages := make(map[int64]*OrderPage, len(customerIDs))
 	for _, id := range customerIDs {
-		pages[id] = &OrderPage{Filter: OrderFilter{CustomerID: &id, Status: status}, PageInfo: PageInfo{HasPrev: after != nil}}
-	}
-	for _, r := range rows {
-		p := pages[r.CustomerID]
-		if len(p.Orders) == page.First {
-			p.HasNext = true
-			continue
-		}
-		p.Orders = append(p.Orders, r.toOrder())
-		p.Cursors = append(p.Cursors, cursor{Order: orderCursor, ID: r.ID}.encode())
+		pages[id] = newOrderPage(OrderFilter{CustomerID: &id, Status: status}, byCustomer[id], page.First, after)
 	}
 	return pages, nil
 }
@@ -75,28 +63,23 @@ func (s *Store) FindProductsOfMerchants(ctx context.Context, merchantIDs []int64
 	if err != nil {
 		return nil, err
 	}
-	rows, err := rankedChildren(s.db.WithContext(ctx), &productRow{}, "merchant_id", merchantIDs, page.First+1,
+	rows, err := rankedChildren[productRow](s.db.WithContext(ctx), "merchant_id", "id DESC", merchantIDs, page.First+1,
 		func(q *gorm.DB) *gorm.DB {
 			if after != nil {
 				q = q.Where("id < ?", after.ID)
 			}
 			return q
-		})
+		}, "find products of merchants")
 	if err != nil {
-		return nil, translate("find products of merchants", err)
+		return nil, err
 	}
+	byMerchant := groupBy(rows, func(r productRow) int64 { return r.MerchantID })
 	pages := make(map[int64]*ProductPage, len(merchantIDs))
 	for _, id := range merchantIDs {
-		pages[id] = &ProductPage{Filter: ProductFilter{MerchantID: &id}, PageInfo: PageInfo{HasPrev: after != nil}}
-	}
-	for _, r := range rows {
-		p := pages[r.MerchantID]
-		if len(p.Products) == page.First {
-			p.HasNext = true
-			continue
-		}
-		p.Products = append(p.Products, r.toProduct())
-		p.Cursors = append(p.Cursors, cursor{Order: productsByMerchantOrder, ID: r.ID}.encode())
+		p := &ProductPage{Filter: ProductFilter{MerchantID: &id}}
+		p.Products, p.Cursors, p.PageInfo = buildPage(byMerchant[id], page.First, after, productRow.toProduct,
+			func(r productRow) cursor { return cursor{Order: productsByMerchantOrder, ID: r.ID} })
+		pages[id] = p
 	}
 	return pages, nil
 }

@@ -21,6 +21,11 @@ type eventRow struct {
 
 func (eventRow) TableName() string { return "order_status_events" }
 
+func (r *eventRow) columns() []column {
+	return []column{{"id", &r.ID}, {"order_id", &r.OrderID}, {"status", &r.Status}, {"previous_status", &r.PreviousStatus},
+		{"note", &r.Note}, {"at", &r.At}, {"published_at", &r.PublishedAt}}
+}
+
 func (r eventRow) toEvent() OrderStatusEvent {
 	e := OrderStatusEvent{ID: r.ID, OrderID: r.OrderID, Status: OrderStatus(r.Status), Note: r.Note, At: r.At}
 	if r.PreviousStatus != nil {
@@ -71,15 +76,6 @@ func appendEvent(tx *gorm.DB, orderID int64, status OrderStatus, prev *OrderStat
 func (s *Store) FindEventsByOrderIDs(ctx context.Context, orderIDs []int64) ([]OrderStatusEvent, error) {
 	q := s.db.WithContext(ctx).Where("order_id IN ?", orderIDs).Order("order_id, id")
 	return findAll(q, "find order events", eventRow.toEvent)
-}
-
-// FindEventByID returns one status event, or NOT_FOUND.
-func (s *Store) FindEventByID(ctx context.Context, id int64) (OrderStatusEvent, error) {
-	var row eventRow
-	if err := s.db.WithContext(ctx).Take(&row, id).Error; err != nil {
-		return OrderStatusEvent{}, translate("find order event", err)
-	}
-	return row.toEvent(), nil
 }
 
 // The outbox: every status event row is written in its order's transaction with

@@ -87,6 +87,15 @@ CREATE TABLE service_namespace (
   namespace TEXT NOT NULL
 );
 INSERT INTO service_namespace (id, namespace) VALUES (1, {{random}});`},
+	// Order lists sort by (created_at, id), not id alone.
+	{"0005_orders_by_creation", `
+CREATE INDEX orders_created ON orders (created_at, id);
+CREATE INDEX orders_customer_created ON orders (customer_id, created_at, id);
+CREATE INDEX orders_customer_status_created ON orders (customer_id, status, created_at, id);
+CREATE INDEX orders_status_created ON orders (status, created_at, id);
+DROP INDEX orders_customer;
+DROP INDEX orders_customer_status;
+DROP INDEX orders_status;`},
 }
 
 // Migrate applies the migrations the database lacks. It is safe to run from several

@@ -26,6 +26,11 @@ type orderRow struct {
 
 func (orderRow) TableName() string { return "orders" }
 
+func (r *orderRow) columns() []column {
+	return []column{{"id", &r.ID}, {"customer_id", &r.CustomerID}, {"status", &r.Status}, {"total", &r.Total},
+		{"created_at", &r.CreatedAt}, {"updated_at", &r.UpdatedAt}}
+}
+
 func (r orderRow) toOrder() Order {
 	return Order{ID: r.ID, CustomerID: r.CustomerID, Status: OrderStatus(r.Status), Total: r.Total,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
@@ -42,6 +47,11 @@ type orderItemRow struct {
 }
 
 func (orderItemRow) TableName() string { return "order_items" }
+
+func (r *orderItemRow) columns() []column {
+	return []column{{"id", &r.ID}, {"order_id", &r.OrderID}, {"position", &r.Position}, {"product_id", &r.ProductID},
+		{"merchant_id", &r.MerchantID}, {"quantity", &r.Quantity}, {"unit_price", &r.UnitPrice}}
+}
 
 func (r orderItemRow) toItem() OrderItem {
 	return OrderItem{OrderID: r.OrderID, ProductID: r.ProductID, MerchantID: r.MerchantID,
@@ -171,6 +181,9 @@ func (s *Store) PlaceOrder(ctx context.Context, viewer Viewer, in NewOrder) (Ord
 		if total > MaxOrderTotal {
 			return newError(CodeInvalid, "the order total is too large", "items")
 		}
+		// Taken now that the key and the stock rows are locked, not when the transaction began
+		// to queue for them, so the time is close to the commit's. (Lists sort by it.)
+		now = s.now()
 		order = orderRow{CustomerID: viewer.UserID, Status: string(StatusPending), Total: total, CreatedAt: now, UpdatedAt: now}
 		if err := tx.Create(&order).Error; err != nil {
 			return err
@@ -196,13 +209,22 @@ func (s *Store) PlaceOrder(ctx context.Context, viewer Viewer, in NewOrder) (Ord
 	if err != nil {
 		return Order{}, translate("place order", err)
 	}
-	ids := make([]int64, len(items))
-	for i, it := range items {
-		ids[i] = it.ProductID
-	}
-	s.invalidateProducts(ctx, ids...)
-	s.notify(ctx, OrderEvent{OrderStatusEvent: event, CustomerID: viewer.UserID, MerchantIDs: merchantsOf(items)})
+	s.committed(ctx, order, items, event, true)
 	return order.toOrder(), nil
+}
+
+// committed tells the cache and the event sink of a committed order write: the products
+// whose stock it changed (when stockChanged) are invalidated, and its status event is
+// delivered to the order's customer and merchants.
+func (s *Store) committed(ctx context.Context, order orderRow, items []orderItemRow, event OrderStatusEvent, stockChanged bool) {
+	if stockChanged {
+		ids := make([]int64, len(items))
+		for i, it := range items {
+			ids[i] = it.ProductID
+		}
+		s.invalidateProducts(ctx, ids...)
+	}
+	s.notify(ctx, OrderEvent{OrderStatusEvent: event, CustomerID: order.CustomerID, MerchantIDs: merchantsOf(items)})
 }
 
 // repeatedOrder returns the order placed earlier with this key: NOT_FOUND when the key is
@@ -376,14 +398,7 @@ func (s *Store) changeStatus(ctx context.Context, viewer Viewer, id int64, to Or
 	if err != nil {
 		return Order{}, translate("change order status", err)
 	}
-	if to == StatusCancelled {
-		ids := make([]int64, len(items))
-		for i, it := range items {
-			ids[i] = it.ProductID
-		}
-		s.invalidateProducts(ctx, ids...)
-	}
-	s.notify(ctx, OrderEvent{OrderStatusEvent: event, CustomerID: order.CustomerID, MerchantIDs: merchantsOf(items)})
+	s.committed(ctx, order, items, event, to == StatusCancelled)
 	return order.toOrder(), nil
 }
 
@@ -449,7 +464,34 @@ type OrderPage struct {
 	Filter OrderFilter
 }
 
-const orderCursor = "ORDER:DESC"
+// Orders are listed newest first: by creation time, then by ID among orders created in the
+// same microsecond. The ID alone would not do: concurrent transactions take IDs in another
+// order than their timestamps.
+const (
+	orderCursor       = "ORDER_CREATED_AT:DESC"
+	ordersNewestFirst = "created_at DESC, id DESC"
+)
+
+func (r orderRow) cursor() cursor {
+	at := r.CreatedAt.UTC()
+	return cursor{Order: orderCursor, ID: r.ID, At: &at}
+}
+
+// ordersAfter keeps the orders that come after the cursor after (when set) newest first.
+func ordersAfter(q *gorm.DB, after *cursor) *gorm.DB {
+	if after == nil {
+		return q
+	}
+	at := after.At.UTC()
+	return q.Where("(created_at < ? OR (created_at = ? AND id < ?))", at, at, after.ID)
+}
+
+// newOrderPage is the page of f made of rows, read newest first with one row more than first.
+func newOrderPage(f OrderFilter, rows []orderRow, first int, after *cursor) *OrderPage {
+	p := &OrderPage{Filter: f}
+	p.Orders, p.Cursors, p.PageInfo = buildPage(rows, first, after, orderRow.toOrder, orderRow.cursor)
+	return p
+}
 
 // FindOrders returns a page of the orders matching f, newest first. It returns
 // UNAUTHENTICATED when f.VisibleTo is anonymous and INVALID for a bad page size or cursor.
@@ -463,23 +505,12 @@ func (s *Store) FindOrders(ctx context.Context, f OrderFilter, page PageArgs) (*
 	if err != nil {
 		return nil, err
 	}
-	q := f.apply(s.db.WithContext(ctx).Model(&orderRow{}))
-	if after != nil {
-		q = q.Where("id < ?", after.ID)
-	}
+	q := ordersAfter(f.apply(s.db.WithContext(ctx).Model(&orderRow{})), after)
 	var rows []orderRow
-	if err := q.Order("id DESC").Limit(page.First + 1).Find(&rows).Error; err != nil {
+	if err := q.Order(ordersNewestFirst).Limit(page.First + 1).Find(&rows).Error; err != nil {
 		return nil, translate("find orders", err)
 	}
-	p := &OrderPage{Filter: f, PageInfo: PageInfo{HasPrev: after != nil}}
-	if len(rows) > page.First {
-		rows, p.HasNext = rows[:page.First], true
-	}
-	for _, r := range rows {
-		p.Orders = append(p.Orders, r.toOrder())
-		p.Cursors = append(p.Cursors, cursor{Order: orderCursor, ID: r.ID}.encode())
-	}
-	return p, nil
+	return newOrderPage(f, rows, page.First, after), nil
 }
 
 // CountOrders returns how many orders match f.

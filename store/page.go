@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Paging limits of every list.
@@ -27,10 +28,11 @@ type PageInfo struct {
 // cursor is the keyset position of an item: its sort key and ID, and the ordering it was
 // taken in, so a cursor from one ordering is refused by another.
 type cursor struct {
-	Order string  `json:"o"`
-	ID    int64   `json:"i"`
-	Int   *int    `json:"n,omitempty"`
-	Str   *string `json:"s,omitempty"`
+	Order string     `json:"o"`
+	ID    int64      `json:"i"`
+	Int   *int       `json:"n,omitempty"`
+	Str   *string    `json:"s,omitempty"`
+	At    *time.Time `json:"t,omitempty"`
 }
 
 func (c cursor) encode() string {
@@ -48,8 +50,33 @@ func checkPage(p PageArgs, order string) (*cursor, error) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(p.After)
 	var c cursor
-	if err != nil || json.Unmarshal(b, &c) != nil || c.Order != order || c.ID <= 0 {
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Order != order || c.ID <= 0 ||
+		(order == orderCursor) != (c.At != nil) {
 		return nil, newError(CodeInvalid, "after is not a cursor of this list", "after")
 	}
 	return &c, nil
+}
+
+// buildPage turns rows, read with one row more than first to tell whether a next page exists,
+// into a page's items, their cursors and its PageInfo; after is the cursor the page starts
+// after.
+func buildPage[R, T any](rows []R, first int, after *cursor, convert func(R) T, cursorOf func(R) cursor) ([]T, []string, PageInfo) {
+	info := PageInfo{HasPrev: after != nil}
+	if len(rows) > first {
+		rows, info.HasNext = rows[:first], true
+	}
+	items, cursors := make([]T, len(rows)), make([]string, len(rows))
+	for i, r := range rows {
+		items[i], cursors[i] = convert(r), cursorOf(r).encode()
+	}
+	return items, cursors, info
+}
+
+// groupBy returns rows grouped by parent, each group in the order of rows.
+func groupBy[R any](rows []R, parent func(R) int64) map[int64][]R {
+	groups := map[int64][]R{}
+	for _, r := range rows {
+		groups[parent(r)] = append(groups[parent(r)], r)
+	}
+	return groups
 }

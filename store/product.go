@@ -21,6 +21,11 @@ type productRow struct {
 
 func (productRow) TableName() string { return "products" }
 
+func (r *productRow) columns() []column {
+	return []column{{"id", &r.ID}, {"merchant_id", &r.MerchantID}, {"name", &r.Name}, {"description", &r.Description},
+		{"price", &r.Price}, {"stock", &r.Stock}, {"created_at", &r.CreatedAt}, {"updated_at", &r.UpdatedAt}}
+}
+
 func (r productRow) toProduct() Product {
 	return Product(r)
 }
@@ -231,23 +236,17 @@ func (s *Store) FindProducts(ctx context.Context, f ProductFilter, sort ProductS
 	if err := q.Order("id " + dir).Limit(page.First + 1).Find(&rows).Error; err != nil {
 		return nil, translate("find products", err)
 	}
-	p := &ProductPage{Filter: f, PageInfo: PageInfo{HasPrev: after != nil}}
-	if len(rows) > page.First {
-		rows, p.HasNext = rows[:page.First], true
-	}
-	for _, r := range rows {
+	p := &ProductPage{Filter: f}
+	p.Products, p.Cursors, p.PageInfo = buildPage(rows, page.First, after, productRow.toProduct, func(r productRow) cursor {
 		c := cursor{Order: order, ID: r.ID}
 		switch sort.Field {
 		case SortPrice:
-			price := r.Price
-			c.Int = &price
+			c.Int = &r.Price
 		case SortName:
-			name := r.Name
-			c.Str = &name
+			c.Str = &r.Name
 		}
-		p.Products = append(p.Products, r.toProduct())
-		p.Cursors = append(p.Cursors, c.encode())
-	}
+		return c
+	})
 	return p, nil
 }
 

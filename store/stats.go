@@ -102,30 +102,11 @@ func (c *Cache) count(ctx context.Context, hits, misses int) {
 	}
 }
 
-// countStatements registers gorm callbacks that count every statement after it ran, in the
-// process-wide counter and in the RequestStats of the statement's context.
-func (s *Store) countStatements() error {
-	count := func(db *gorm.DB) {
-		if db.DryRun {
-			return // a subquery being built, or SQL rendered without running it
-		}
-		s.statements.Add(1)
-		if rs := requestStatsFrom(db.Statement.Context); rs != nil {
-			rs.addStatement(db.Statement.SQL.String())
-		}
+// countStatement counts a statement that ran, in the process-wide counter and in the
+// RequestStats of the statement's context.
+func (s *Store) countStatement(db *gorm.DB) {
+	s.statements.Add(1)
+	if rs := requestStatsFrom(db.Statement.Context); rs != nil {
+		rs.addStatement(db.Statement.SQL.String())
 	}
-	cb := s.db.Callback()
-	for _, err := range []error{
-		cb.Create().After("gorm:create").Register("shop:count_create", count),
-		cb.Query().After("gorm:query").Register("shop:count_query", count),
-		cb.Update().After("gorm:update").Register("shop:count_update", count),
-		cb.Delete().After("gorm:delete").Register("shop:count_delete", count),
-		cb.Row().After("gorm:row").Register("shop:count_row", count),
-		cb.Raw().After("gorm:raw").Register("shop:count_raw", count),
-	} {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

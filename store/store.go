@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/shop/api/store/internal/handle"
 )
 
 // Store reads and writes the shop's data. It is safe for concurrent use.
@@ -28,11 +31,12 @@ type Store struct {
 	statements   atomic.Int64 // SQL statements issued, see countStatements
 }
 
-// Config says where the data lives.
+// Config says where the data lives and how the store runs.
 type Config struct {
 	// DatabaseURL is a postgres:// URL; empty selects the embedded SQLite file at SQLitePath.
 	DatabaseURL string
-	// SQLitePath is the embedded database file (":memory:" is not supported: use a temp file).
+	// SQLitePath is the embedded database file; empty means "shop.db" (":memory:" is not
+	// supported: use a temp file).
 	SQLitePath string
 	// MaxConns caps the PostgreSQL connection pool; 0 means 20. (The embedded SQLite store
 	// always uses one connection.)
@@ -43,24 +47,45 @@ type Config struct {
 	// Cache, when set, serves users and products by ID and is invalidated on every write.
 	// SetCache sets it after Open, e.g. under a prefix made from Namespace.
 	Cache *Cache
+	// StatementTimeout bounds every SQL statement whose context has no earlier deadline;
+	// 0 means 5s.
+	StatementTimeout time.Duration
+	// Tracer, when set, gives every SQL statement a client span ("sql SELECT" and the like)
+	// with the statement's text, placeholders only; nil means no spans.
+	Tracer trace.TracerProvider
 }
 
-// Open connects to the database and applies pending migrations.
+// withDefaults fills in the zero fields that have a default.
+func (c Config) withDefaults() Config {
+	if c.SQLitePath == "" {
+		c.SQLitePath = "shop.db"
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 20
+	}
+	if c.PasswordCost == 0 {
+		c.PasswordCost = bcrypt.DefaultCost
+	}
+	if c.StatementTimeout <= 0 {
+		c.StatementTimeout = 5 * time.Second
+	}
+	return c
+}
+
+// Open connects to the database and applies pending migrations. Every statement the store
+// sends from then on has cfg's deadline and, with a tracer, a span.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg = cfg.withDefaults()
 	var dialector gorm.Dialector
 	if cfg.DatabaseURL != "" {
 		dialector = postgres.Open(cfg.DatabaseURL)
 	} else {
-		path := cfg.SQLitePath
-		if path == "" {
-			path = "shop.db"
-		}
 		if err := registerSQLiteFunctions(); err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 		// One connection: SQLite has one writer, and a single connection turns lock
 		// contention into queueing instead of SQLITE_BUSY errors.
-		dialector = sqlite.Open("file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+		dialector = sqlite.Open("file:" + cfg.SQLitePath + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate")
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard,
@@ -78,12 +103,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.DatabaseURL == "" {
 		sqlDB.SetMaxOpenConns(1)
 	} else {
-		n := cfg.MaxConns
-		if n <= 0 {
-			n = 20
-		}
-		sqlDB.SetMaxOpenConns(n)
-		sqlDB.SetMaxIdleConns(n)
+		sqlDB.SetMaxOpenConns(cfg.MaxConns)
+		sqlDB.SetMaxIdleConns(cfg.MaxConns)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
@@ -96,10 +117,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		passwordCost: cfg.PasswordCost,
 		cache:        cfg.Cache,
 	}
-	if s.passwordCost == 0 {
-		s.passwordCost = bcrypt.DefaultCost
+	in := instrumentation{timeout: cfg.StatementTimeout, system: "sqlite", count: s.countStatement}
+	if s.Postgres() {
+		in.system = "postgresql"
 	}
-	if err := s.countStatements(); err != nil {
+	if cfg.Tracer != nil {
+		in.tracer = cfg.Tracer.Tracer("github.com/shop/api/store")
+	}
+	if err := in.register(db); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -123,8 +148,9 @@ func (s *Store) Namespace() string { return s.namespace }
 // used concurrently.
 func (s *Store) SetCache(c *Cache) { s.cache = c }
 
-// DB returns the underlying gorm handle, for instrumentation (statement counters, tracing).
-func (s *Store) DB() *gorm.DB { return s.db }
+// Internal returns the store's database handle for store/storetest; no package outside
+// store/ can open it.
+func (s *Store) Internal() handle.Handle { return handle.New(s.db) }
 
 // Postgres reports whether the store runs on PostgreSQL rather than the embedded SQLite.
 func (s *Store) Postgres() bool { return s.db.Dialector.Name() == "postgres" }
@@ -163,19 +189,6 @@ func translate(op string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// findAll runs q into rows of R and returns them converted to domain values.
-func findAll[R, T any](q *gorm.DB, op string, convert func(R) T) ([]T, error) {
-	var rows []R
-	if err := q.Find(&rows).Error; err != nil {
-		return nil, translate(op, err)
-	}
-	out := make([]T, len(rows))
-	for i, r := range rows {
-		out[i] = convert(r)
-	}
-	return out, nil
 }
 
 // likePattern escapes s for a LIKE pattern matching it anywhere, case-insensitively

@@ -16,8 +16,7 @@ func TestPostgresPoolSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sqlDB, _ := s.DB().DB()
-		if got := sqlDB.Stats().MaxOpenConnections; got != tc.want {
+		if got := s.PoolStats().MaxOpenConnections; got != tc.want {
 			t.Errorf("MaxConns %d: pool of %d, want %d", tc.maxConns, got, tc.want)
 		}
 		_ = s.Close()

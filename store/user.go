@@ -22,6 +22,11 @@ type userRow struct {
 
 func (userRow) TableName() string { return "users" }
 
+func (r *userRow) columns() []column {
+	return []column{{"id", &r.ID}, {"email", &r.Email}, {"email_key", &r.EmailKey}, {"name", &r.Name},
+		{"role", &r.Role}, {"password_hash", &r.PasswordHash}, {"created_at", &r.CreatedAt}}
+}
+
 func (r userRow) toUser() User {
 	return User{ID: r.ID, Name: r.Name, Email: r.Email, Role: Role(r.Role), CreatedAt: r.CreatedAt}
 }

@@ -8,6 +8,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
+
+	"github.com/shop/api/store"
+	"github.com/shop/api/store/internal/handle"
 )
 
 // Shop describes a data set to seed in bulk.
@@ -35,12 +38,13 @@ type Seeded struct {
 // SeedPassword is the password of every seeded account.
 const SeedPassword = "password123"
 
-// Seed fills db with shop in multi-row INSERTs, a few hundred rows a statement, so tens of
+// Seed fills st with shop in multi-row INSERTs, a few hundred rows a statement, so tens of
 // thousands of orders take seconds. It works on PostgreSQL and SQLite, next to rows already
 // there: IDs continue after the largest in each table, and PostgreSQL's sequences are moved
 // past them. Every order is PENDING with its creation event, already published.
-func Seed(tb testing.TB, db *gorm.DB, shop Shop) Seeded {
+func Seed(tb testing.TB, st *store.Store, shop Shop) Seeded {
 	tb.Helper()
+	db := handle.DB(st.Internal())
 	hash, err := bcrypt.GenerateFromPassword([]byte(SeedPassword), bcrypt.MinCost)
 	if err != nil {
 		tb.Fatal(err)
@@ -201,4 +205,24 @@ func (in *inserter) flush() {
 	for _, t := range in.tables {
 		in.flushOnly(t)
 	}
+}
+
+// Exec runs a statement on st's database, failing the test when it fails: for tests that
+// set up a state no store method produces (e.g. events left unpublished).
+func Exec(tb testing.TB, st *store.Store, sql string) {
+	tb.Helper()
+	if err := handle.DB(st.Internal()).Exec(sql).Error; err != nil {
+		tb.Fatalf("exec %q: %v", sql, err)
+	}
+}
+
+// Count runs a query of one integer (SELECT count(*) ...) on st's database and returns it,
+// failing the test when it fails.
+func Count(tb testing.TB, st *store.Store, sql string) int {
+	tb.Helper()
+	var n int
+	if err := handle.DB(st.Internal()).Raw(sql).Scan(&n).Error; err != nil {
+		tb.Fatalf("count %q: %v", sql, err)
+	}
+	return n
 }
