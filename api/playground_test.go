@@ -25,6 +25,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/shop/api/api/guard"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -117,7 +118,11 @@ func TestPlaygroundServesVendoredAssets(t *testing.T) {
 func TestPlaygroundRunsQueriesInBrowser(t *testing.T) {
 	storetest.RequireCommand(t, "chromium")
 	chromium, _ := exec.LookPath("chromium")
-	env := newTestEnv(t, backends[0].config(t))
+	// With the production budgets: GraphiQL's schema fetch costs 0 points, which a rate
+	// limiter once refused.
+	cfg := backends[0].config(t)
+	cfg.RateLimit = guard.DefaultRateLimit
+	env := newTestEnv(t, cfg)
 	merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 	env.createProduct(merchant, "Playground Lamp", 1999, 3)
 	env.createProduct(merchant, "Playground Desk", 24900, 1)
@@ -164,6 +169,14 @@ func TestPlaygroundRunsQueriesInBrowser(t *testing.T) {
 		chromedp.Navigate(env.srv.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(queryEditor)),
 	)
+	run("open the docs explorer: the schema loaded",
+		chromedp.Click(chromedp.CSS(`.graphiql-sidebar button[aria-label="Show Documentation Explorer"]`)),
+	)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`(() => { const d = document.querySelector('.graphiql-doc-explorer'); return !!d && d.innerText.includes('Query') })()`,
+		chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("the docs explorer does not list Query (the schema did not load): %v\nbrowser:\n%s", err, browser)
+	}
 	run("enter the query and the Authorization header",
 		setEditor(queryEditor, query),
 		chromedp.Click(chromedp.CSS(`.graphiql-editor-tools button[data-name="headers"]`)),

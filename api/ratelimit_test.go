@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -114,4 +115,23 @@ func TestLoginThrottle(t *testing.T) {
 			t.Fatalf("after 5 failures from one address: %v; want RATE_LIMITED", r.Errors)
 		}
 	})
+}
+
+// An operation that costs nothing (introspection, as GraphiQL's schema fetch) runs under
+// the production budget, however often it is sent: redis_rate answers "not allowed" to a
+// request for 0 points, which once refused it with 429.
+func TestZeroCostOperationsAreNeverRateLimited(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			cfg.RateLimit = guard.DefaultRateLimit
+			env := newTestEnv(t, cfg)
+			for i := range 3 {
+				r := env.anon().post(`{ __schema { queryType { name } } }`, nil)
+				if r.Status != http.StatusOK || len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"Query"`) {
+					t.Fatalf("request %d: status %d, errors %v, data %s", i+1, r.Status, r.Errors, r.Data)
+				}
+			}
+		})
+	}
 }
