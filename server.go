@@ -57,6 +57,14 @@ const (
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	// These two need no configuration (and must print nothing else).
+	switch {
+	case len(args) == 1 && args[0] == "schema":
+		formatter.NewFormatter(stdout, formatter.WithComments()).FormatSchema(graph.NewExecutableSchema(graph.Config{}).Schema())
+		return nil
+	case len(args) == 1 && args[0] == "healthcheck":
+		return healthcheck(ctx, cmp.Or(getenv("PORT"), "8080"))
+	}
 	log := newLogger(getenv("APP_ENV") == "production", stdout)
 	cfg, err := loadConfig(getenv, log)
 	if err != nil {
@@ -70,11 +78,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		fmt.Fprintln(stdout, "migrations applied")
 		return st.Close()
-	case len(args) == 1 && args[0] == "schema":
-		formatter.NewFormatter(stdout, formatter.WithComments()).FormatSchema(graph.NewExecutableSchema(graph.Config{}).Schema())
-		return nil
-	case len(args) == 1 && args[0] == "healthcheck":
-		return healthcheck(ctx, cfg.Port)
 	case len(args) > 0:
 		return fmt.Errorf("unknown command %q (want: migrate, schema or healthcheck)", args[0])
 	}

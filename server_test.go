@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -42,6 +43,10 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 			t.Fatalf("server did not start: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	if err := run(ctx, []string{"healthcheck"}, env("PORT", port), io.Discard); err != nil {
+		t.Errorf("healthcheck of a running server: %v", err)
 	}
 
 	conn, err := net.Dial("tcp", addr)
@@ -86,5 +91,38 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not return after draining")
+	}
+}
+
+// The checked-in schema artifact, which front-end teams generate typed clients from, is
+// what `schema` prints from graph/*.graphqls. Regenerate it with
+// `go run . schema > graph/schema.graphql`.
+func TestSchemaArtifactIsCurrent(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"schema"}, env(), &out); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("graph/schema.graphql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != string(want) {
+		t.Error("graph/schema.graphql is stale: run `go run . schema > graph/schema.graphql`")
+	}
+	if !strings.Contains(out.String(), "type Query {") || strings.Contains(out.String(), "level=") {
+		t.Errorf("schema output is not just the SDL:\n%.300s", out.String())
+	}
+}
+
+// healthcheck exits non-zero when nothing answers on PORT.
+func TestHealthcheckFailsWithoutServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	if err := run(context.Background(), []string{"healthcheck"}, env("PORT", port), io.Discard); err == nil {
+		t.Error("healthcheck passed with no server")
 	}
 }
