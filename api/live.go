@@ -15,7 +15,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/shop/api/auth"
-	"github.com/shop/api/live"
+	"github.com/shop/api/live/delivery"
+	"github.com/shop/api/live/socket"
 	"github.com/shop/api/loaders"
 )
 
@@ -36,10 +37,10 @@ type LiveConfig struct {
 
 // liveDelivery is the running machinery of subscriptions.
 type liveDelivery struct {
-	broker    *live.Broker
-	publisher *live.Publisher
-	relay     *live.Relay
-	sockets   *live.Sockets
+	broker    *delivery.Broker
+	publisher *delivery.Publisher
+	relay     *delivery.Relay
+	sockets   *socket.Sockets
 }
 
 // startLive connects live delivery to Redis: one subscription for this process, the
@@ -64,10 +65,10 @@ func (s *Service) startLive(ctx context.Context) error {
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
 	l := &liveDelivery{
-		broker: live.NewBroker(rdb, s.Store, live.Config{Channel: channel, Buffer: cfg.Buffer,
+		broker: delivery.NewBroker(rdb, s.Store, delivery.Config{Channel: channel, Buffer: cfg.Buffer,
 			OnDispatch: func(d time.Duration) { lag.Observe(d.Seconds()) }}, s.Log),
-		publisher: live.NewPublisher(rdb, s.Store, channel, s.Log),
-		sockets:   live.NewSockets(live.SocketConfig{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout, PingInterval: cfg.PingInterval}),
+		publisher: delivery.NewPublisher(rdb, s.Store, channel, s.Log),
+		sockets:   socket.NewSockets(socket.SocketConfig{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout, PingInterval: cfg.PingInterval}),
 	}
 	relayEvery, grace := cfg.RelayInterval, cfg.RelayGrace
 	if relayEvery <= 0 {
@@ -76,7 +77,7 @@ func (s *Service) startLive(ctx context.Context) error {
 	if grace <= 0 {
 		grace = 5 * time.Second
 	}
-	l.relay = live.NewRelay(rdb, s.Store, channel, relayEvery, grace, s.Log)
+	l.relay = delivery.NewRelay(rdb, s.Store, channel, relayEvery, grace, s.Log)
 
 	startCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -124,7 +125,7 @@ func (s *Service) addLiveTransports(srv *handler.Server) {
 		if fc := graphql.GetFieldContext(ctx); fc == nil || fc.Object != "Subscription" {
 			return next(ctx)
 		}
-		return next(live.WithLifetime(loaders.With(ctx, loaders.New(s.Store, loaderCfg)), ctx))
+		return next(delivery.WithLifetime(loaders.With(ctx, loaders.New(s.Store, loaderCfg)), ctx))
 	})
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		// Queries and mutations sent over a socket have no request of their own: each gets
@@ -151,7 +152,7 @@ func isSubscription(ctx context.Context) bool {
 // token closes the socket with 4403; no token leaves it anonymous.
 func (s *Service) initSocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 	forbidden := func() (context.Context, *transport.InitPayload, error) {
-		ctx := transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, live.CloseForbidden), "Forbidden")
+		ctx := transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, socket.CloseForbidden), "Forbidden")
 		return ctx, nil, errors.New("forbidden: invalid or expired token")
 	}
 	if auth.TokenError(ctx) != nil {

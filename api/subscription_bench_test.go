@@ -20,7 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shop/api/live"
+	"github.com/shop/api/live/delivery"
 	"github.com/shop/api/store"
 	"github.com/shop/api/store/storetest"
 )
@@ -69,7 +69,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	// server.go ends REDIS_PREFIX with ":" and the service names its channel after it.
-	pub := live.NewPublisher(rdb, st, prefix+":order-events", nil)
+	pub := delivery.NewPublisher(rdb, st, prefix+":order-events", nil)
 	pub.Start()
 	defer pub.Close()
 	st.SetEventSink(pub)

@@ -1,4 +1,4 @@
-// Package live delivers committed order status events to GraphQL subscribers, losing none.
+// Package delivery delivers committed order status events to GraphQL subscribers, losing none.
 //
 // The status event row written in an order's transaction is the source of truth (an
 // outbox). After commit, a Publisher sends the event to one Redis pub/sub channel and marks
@@ -7,7 +7,7 @@
 // Redis subscription, in its Broker, which fans events out in-process to its subscribers
 // through bounded buffers, dropping duplicates by event ID: at-least-once publication
 // becomes exactly-once delivery.
-package live
+package delivery
 
 import (
 	"context"
@@ -243,6 +243,7 @@ func (b *Broker) dispatch(ctx context.Context, e store.OrderEvent) {
 		switch s.offer(e) {
 		case delivered:
 			b.Delivered.Add(1)
+			s.ready(1)
 		case gap:
 			gapped = append(gapped, s)
 		case overflow:
@@ -293,9 +294,11 @@ func (b *Broker) overflow(s *subscriber) {
 	b.Overflows.Add(1)
 	b.remove(s)
 	b.log.Warn("live: subscriber cannot keep up; closing it", "order", s.orderID, "user", s.viewer.UserID)
-	if s.onOverflow != nil {
-		go s.onOverflow()
+	if s.listener != nil {
+		s.listener.Overflow()
+		return
 	}
+	s.close()
 }
 
 // ErrClosed is returned by Subscribe once the broker shuts down.
@@ -304,7 +307,7 @@ var ErrClosed = errors.New("live: shutting down")
 // subscribe registers s (not yet live) and arranges its removal when ctx ends.
 func (b *Broker) subscribe(ctx context.Context, s *subscriber) error {
 	s.ch = make(chan *store.OrderStatusEvent, b.cfg.Buffer)
-	s.onOverflow = overflowAction(ctx, s)
+	s.listener = listenerFrom(ctx)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -320,6 +323,9 @@ func (b *Broker) subscribe(ctx context.Context, s *subscriber) error {
 	}
 	b.count++
 	b.mu.Unlock()
+	if s.listener != nil {
+		s.listener.Subscribed()
+	}
 	context.AfterFunc(lifetime(ctx), func() {
 		b.remove(s)
 		s.close()
