@@ -323,9 +323,6 @@ func (b *Broker) subscribe(ctx context.Context, s *subscriber) error {
 	}
 	b.count++
 	b.mu.Unlock()
-	if s.listener != nil {
-		s.listener.Subscribed()
-	}
 	context.AfterFunc(lifetime(ctx), func() {
 		b.remove(s)
 		s.close()
@@ -413,7 +410,9 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 		s.close()
 		return nil, err
 	}
-	if s.goLive(last, withAudience(replay, store.OrderEvent{})) == overflow {
+	v := s.goLive(last, withAudience(replay, store.OrderEvent{}))
+	s.subscribed()
+	if v == overflow {
 		b.overflow(s)
 	}
 	return ch, nil
@@ -460,7 +459,9 @@ func (b *Broker) ViewerEvents(ctx context.Context, v store.Viewer) (<-chan *stor
 		return nil, err
 	}
 	ch := s.ch
-	if s.goLive(store.OrderStatusEvent{}, nil) == overflow {
+	verdict := s.goLive(store.OrderStatusEvent{}, nil)
+	s.subscribed()
+	if verdict == overflow {
 		b.overflow(s)
 	}
 	return ch, nil

@@ -7,8 +7,10 @@ import "context"
 // context carrying it (WithListener). The broker calls it without holding any lock, and
 // its methods must not block.
 type Listener interface {
-	// Subscribed is called once, when the subscription is registered: from then on every
-	// value in its channel, and its closing, is announced by Ready.
+	// Subscribed is called once the subscription is set up, just before its channel is
+	// returned to the resolver: every value in that channel, and its closing, is
+	// announced by Ready (also those that came before Subscribed). A set-up that fails
+	// never calls it: the resolver's error is then the operation's one result.
 	Subscribed()
 	// Ready is called once for every event put into the subscription's channel, after it
 	// is there, and once more after the channel is closed: a receive after each Ready

@@ -161,6 +161,13 @@ func (s *subscriber) close() {
 	s.ready(1)
 }
 
+// subscribed tells the listener that the subscription is set up.
+func (s *subscriber) subscribed() {
+	if s.listener != nil {
+		s.listener.Subscribed()
+	}
+}
+
 // ready tells the listener that n more receives will not block; call it without s.mu.
 func (s *subscriber) ready(n int) {
 	if s.listener == nil {
