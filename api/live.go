@@ -16,7 +16,8 @@ import (
 
 	"github.com/shop/api/api/redisconn"
 	"github.com/shop/api/auth"
-	"github.com/shop/api/live"
+	"github.com/shop/api/live/delivery"
+	"github.com/shop/api/live/socket"
 	"github.com/shop/api/loaders"
 	"github.com/shop/api/store"
 )
@@ -48,10 +49,10 @@ func (c LiveConfig) withDefaults() LiveConfig {
 
 // Live is the running machinery of subscriptions.
 type Live struct {
-	Broker    *live.Broker
-	Publisher *live.Publisher
-	Relay     *live.Relay
-	Sockets   *live.Sockets
+	Broker    *delivery.Broker
+	Publisher *delivery.Publisher
+	Relay     *delivery.Relay
+	Sockets   *socket.Sockets
 	tokens    *auth.Tokens
 	loaders   func() *loaders.Loaders
 	rdb       *redis.Client
@@ -75,11 +76,11 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
 	l := &Live{
-		Broker: live.NewBroker(rdb, st, live.Config{Channel: channel, Buffer: cfg.Buffer,
+		Broker: delivery.NewBroker(rdb, st, delivery.Config{Channel: channel, Buffer: cfg.Buffer,
 			OnDispatch: func(d time.Duration) { lag.Observe(d.Seconds()) }}, log),
-		Publisher: live.NewPublisher(rdb, st, channel, log),
-		Relay:     live.NewRelay(rdb, st, channel, cfg.RelayInterval, cfg.RelayGrace, log),
-		Sockets:   live.NewSockets(live.SocketConfig{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout, PingInterval: cfg.PingInterval}),
+		Publisher: delivery.NewPublisher(rdb, st, channel, log),
+		Relay:     delivery.NewRelay(rdb, st, channel, cfg.RelayInterval, cfg.RelayGrace, log),
+		Sockets:   socket.NewSockets(socket.SocketConfig{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout, PingInterval: cfg.PingInterval}),
 		tokens:    tokens,
 		loaders:   newLoaders,
 		rdb:       rdb,
@@ -146,7 +147,7 @@ func isSubscription(ctx context.Context) bool {
 // token closes the socket with 4403; no token leaves it anonymous.
 func (l *Live) initSocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 	forbidden := func() (context.Context, *transport.InitPayload, error) {
-		ctx := transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, live.CloseForbidden), "Forbidden")
+		ctx := transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, socket.CloseForbidden), "Forbidden")
 		return ctx, nil, errors.New("forbidden: invalid or expired token")
 	}
 	if auth.TokenError(ctx) != nil {

@@ -20,7 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shop/api/live"
+	"github.com/shop/api/live/delivery"
 	"github.com/shop/api/store"
 	"github.com/shop/api/store/storetest"
 )
@@ -35,9 +35,35 @@ import (
 //
 // SHOP_BENCH_SUBSCRIBERS (19000), SHOP_BENCH_RATE (events/s, 1000) and SHOP_BENCH_SECONDS (30)
 // change its size; SHOP_BENCH_SERVER_GOGC, _GOMEMLIMIT and _GODEBUG (gctrace=1) tune and
-// trace the server's garbage collector. It reports the server's memory per subscriber (RSS delta / count),
+// trace the server's garbage collector. SHOP_BENCH_OLD_SERVER names another build of the
+// server (e.g. of an older commit) to run the same benchmark against, for a before/after
+// table from one run:
+//
+//	git worktree add /tmp/old <commit> && (cd /tmp/old && go build -o /tmp/shop-old .)
+//	SHOP_BENCH_OLD_SERVER=/tmp/shop-old go test ./api -run '^$' -bench LiveFanout -benchtime 1x -timeout 60m It reports the server's memory per subscriber (RSS delta / count),
+//
 // delivery latency from commit to client (p50/p99), and the server's CPU.
 func BenchmarkLiveFanout(b *testing.B) {
+	servers := []struct{ name, bin string }{{"this", buildShopServer(b)}}
+	if old := os.Getenv("SHOP_BENCH_OLD_SERVER"); old != "" {
+		servers = append(servers, struct{ name, bin string }{"old", old})
+	}
+	var table []string
+	for _, srv := range servers {
+		b.Run(srv.name, func(b *testing.B) {
+			table = append(table, fmt.Sprintf("%-5s %s", srv.name, liveFanout(b, srv.bin)))
+		})
+	}
+	fmt.Fprintf(os.Stderr, "\nlive fan-out, before/after (one run)\n      %s\n", fanoutHeader)
+	for _, row := range table {
+		fmt.Fprintln(os.Stderr, row)
+	}
+}
+
+const fanoutHeader = "subs   connect  RSS/sub KiB  slope KiB  heap/sub KiB  goroutines/sub  events/s  delivered/committed  p50      p99      server CPU"
+
+// liveFanout runs the benchmark against the server binary bin and returns its table row.
+func liveFanout(b *testing.B, bin string) string {
 	n := envInt("SHOP_BENCH_SUBSCRIBERS", 19000)
 	rate := envInt("SHOP_BENCH_RATE", 1000)
 	seconds := envInt("SHOP_BENCH_SECONDS", 30)
@@ -46,7 +72,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 	prefix := storetest.RedisPrefix(b, redisURL)
 	const adminEmail, adminPassword, secret = "bench-admin@shop.example", "bench-admin-password", "bench-secret-of-at-least-32-bytes!!"
 
-	proc := startShopProcess(b, buildShopServer(b), "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL,
+	proc := startShopProcess(b, bin, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL,
 		"REDIS_PREFIX="+prefix, "JWT_SECRET="+secret, "ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword,
 		"APP_ENV=production",
 		// All subscribers share one admin account here; real ones are 19,000 users, each with
@@ -69,7 +95,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	// server.go ends REDIS_PREFIX with ":" and the service names its channel after it.
-	pub := live.NewPublisher(rdb, st, prefix+":order-events", nil)
+	pub := delivery.NewPublisher(rdb, st, prefix+":order-events", nil)
 	pub.Start()
 	defer pub.Close()
 	st.SetEventSink(pub)
@@ -88,7 +114,17 @@ func BenchmarkLiveFanout(b *testing.B) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
+	var rssHalf int64
 	for i := range n {
+		if i == n/2 {
+			// Half way: the slope between here and the end excludes what the first
+			// subscribers paid once (pools, maps growing).
+			wg.Wait()
+			paused := time.Now()
+			time.Sleep(2 * time.Second)
+			rssHalf = rssKiB(b, pid)
+			start = start.Add(time.Since(paused))
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -212,6 +248,8 @@ func BenchmarkLiveFanout(b *testing.B) {
 	}
 	b.Log(report)
 	fmt.Fprint(os.Stderr, report)
+	slope := float64(rssSubscribed-rssHalf) / float64(n-n/2)
+	fmt.Fprintf(os.Stderr, "  RSS slope:            %.1f KiB per subscriber over the second half\n", slope)
 	b.ReportMetric(float64(rssSubscribed-rssBefore)/float64(connected), "KiB/subscriber")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	for _, c := range clients {
@@ -219,6 +257,10 @@ func BenchmarkLiveFanout(b *testing.B) {
 			_ = c.conn.CloseNow()
 		}
 	}
+	return fmt.Sprintf("%-6d %-8s %-12.1f %-10.1f %-13.1f %-15.3f %-9.0f %-20s %-8s %-8s %.2f cores",
+		connected, connectTime.Round(100*time.Millisecond), float64(rssSubscribed-rssBefore)/float64(connected), slope,
+		(goalSubscribed-goalIdle)/2/1024/float64(connected), (gSubscribed-gBefore)/float64(connected),
+		float64(committed.Load())/loadTime.Seconds(), fmt.Sprintf("%d/%d", lat.count(), committed.Load()), p50, p99, cpu)
 }
 
 type benchOrder struct{ id, created int64 }

@@ -1,4 +1,4 @@
-package live
+package delivery
 
 import (
 	"slices"
@@ -14,8 +14,9 @@ type subscriber struct {
 	ch      chan *store.OrderStatusEvent
 	orderID int64        // orderStatusChanged: the one order; 0 for myOrderEvents
 	viewer  store.Viewer // myOrderEvents: whose orders
-	// onOverflow ends the subscription's connection when it cannot keep up.
-	onOverflow func()
+	// listener, when set, is told of every event put into ch and of the overflow that
+	// cuts the subscriber off; without one (SSE) an overflow just closes ch.
+	listener Listener
 
 	mu     sync.Mutex
 	closed bool
@@ -86,6 +87,8 @@ func (s *subscriber) deliverLocked(e store.OrderEvent) verdict {
 // fill delivers events read from the database after a gap, oldest first, skipping those
 // already delivered; it never reports another gap.
 func (s *subscriber) fill(events []store.OrderEvent) verdict {
+	n := 0
+	defer func() { s.ready(n) }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range events {
@@ -96,8 +99,11 @@ func (s *subscriber) fill(events []store.OrderEvent) verdict {
 			continue
 		}
 		s.lastStatus = derefOr(e.PreviousStatus, s.lastStatus) // accept the database's order as truth
-		if v := s.deliverLocked(e); v == overflow {
-			return v
+		switch s.deliverLocked(e) {
+		case overflow:
+			return overflow
+		case delivered:
+			n++
 		}
 	}
 	return delivered
@@ -108,6 +114,8 @@ func (s *subscriber) fill(events []store.OrderEvent) verdict {
 // newest event already seen (the `after` event, or the order's latest when there is no
 // `after`); nothing at or below it is delivered.
 func (s *subscriber) goLive(last store.OrderStatusEvent, replay []store.OrderEvent) verdict {
+	n := 0
+	defer func() { s.ready(n) }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -128,8 +136,11 @@ func (s *subscriber) goLive(last store.OrderStatusEvent, replay []store.OrderEve
 				// came out of order: trust its ID order instead of dropping it.
 				s.lastStatus = *e.PreviousStatus
 			}
-			if v := s.deliverLocked(e); v == overflow {
-				return v
+			switch s.deliverLocked(e) {
+			case overflow:
+				return overflow
+			case delivered:
+				n++
 			}
 		}
 	}
@@ -139,13 +150,32 @@ func (s *subscriber) goLive(last store.OrderStatusEvent, replay []store.OrderEve
 // close stops delivery and closes the channel, which ends the GraphQL subscription.
 func (s *subscriber) close() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ch == nil {
+		s.mu.Unlock()
 		return
 	}
 	s.closed = true
 	close(s.ch)
 	s.ch = nil
+	s.mu.Unlock()
+	s.ready(1)
+}
+
+// subscribed tells the listener that the subscription is set up.
+func (s *subscriber) subscribed() {
+	if s.listener != nil {
+		s.listener.Subscribed()
+	}
+}
+
+// ready tells the listener that n more receives will not block; call it without s.mu.
+func (s *subscriber) ready(n int) {
+	if s.listener == nil {
+		return
+	}
+	for range n {
+		s.listener.Ready()
+	}
 }
 
 func derefOr(p *store.OrderStatus, def store.OrderStatus) store.OrderStatus {

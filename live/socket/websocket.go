@@ -1,4 +1,4 @@
-package live
+package socket
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/coder/websocket"
+
+	"github.com/shop/api/live/delivery"
 )
 
 // Close codes of the graphql-transport-ws protocol, and those this service adds.
@@ -114,23 +116,22 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	t.Websocket.Do(w, r.WithContext(context.WithValue(r.Context(), slotKey{}, &slot{})), exec)
+	sl := &slot{}
+	ctx := delivery.WithListener(context.WithValue(r.Context(), slotKey{}, sl), sl)
+	t.Websocket.Do(w, r.WithContext(ctx), exec)
 }
 
-func socketFrom(ctx context.Context) *socket {
-	if sl, ok := ctx.Value(slotKey{}).(*slot); ok {
-		return sl.s
-	}
-	return nil
-}
+// Subscribed and Ready implement delivery.Listener: gqlgen's transport waits on the
+// subscription's channel itself.
+func (sl *slot) Subscribed() {}
+func (sl *slot) Ready()      {}
 
-// overflowAction is what ends a subscriber that cannot keep up: its socket closes with
-// CloseTooSlow (the client reconnects and resumes with `after`); an SSE stream just ends.
-func overflowAction(ctx context.Context, s *subscriber) func() {
-	if sock := socketFrom(ctx); sock != nil {
-		return func() { sock.closeWith(CloseTooSlow, closeReasonTooSlow) }
+// Overflow implements delivery.Listener: a subscriber that cannot keep up gets its socket
+// closed with CloseTooSlow (the client reconnects and resumes with `after`).
+func (sl *slot) Overflow() {
+	if sl.s != nil {
+		go sl.s.closeWith(CloseTooSlow, closeReasonTooSlow)
 	}
-	return s.close
 }
 
 // Accept implements transport.WebsocketImplementation.

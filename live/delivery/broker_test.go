@@ -1,7 +1,8 @@
-package live
+package delivery
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,5 +190,44 @@ func TestIDSetIsBounded(t *testing.T) {
 	}
 	if len(s.cur)+len(s.prev) > 8 {
 		t.Fatalf("set grew to %d", len(s.cur)+len(s.prev))
+	}
+}
+
+// listenerSpy records what a subscription tells its transport.
+type listenerSpy struct{ subscribed, ready, overflows atomic.Int64 }
+
+func (l *listenerSpy) Subscribed() { l.subscribed.Add(1) }
+func (l *listenerSpy) Ready()      { l.ready.Add(1) }
+func (l *listenerSpy) Overflow()   { l.overflows.Add(1) }
+
+// A transport that drives subscriptions itself hears of each event after it is in the
+// channel (so its receive never blocks) and of an overflow, which cuts the subscriber off
+// instead of letting events pile up in memory.
+func TestListenerHearsOfEventsAndOverflow(t *testing.T) {
+	all := lifecycle()
+	b := newTestBroker(nil, 1)
+	spy := &listenerSpy{}
+	ctx, cancel := context.WithCancel(WithListener(context.Background(), spy))
+	ch, err := b.ViewerEvents(ctx, store.Viewer{UserID: 7, Role: store.RoleCustomer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.dispatch(ctx, all[0])
+	if spy.subscribed.Load() != 1 || spy.ready.Load() != 1 || len(ch) != 1 {
+		t.Fatalf("subscribed %d, ready %d, buffered %d", spy.subscribed.Load(), spy.ready.Load(), len(ch))
+	}
+	b.dispatch(ctx, all[2]) // the buffer of 1 is full
+	if spy.overflows.Load() != 1 || b.Overflows.Load() != 1 || b.Subscribers() != 0 {
+		t.Fatalf("overflows %d/%d, subscribers %d", spy.overflows.Load(), b.Overflows.Load(), b.Subscribers())
+	}
+	cancel() // the transport ends the connection: the channel closes, announced by Ready
+	for deadline := time.Now().Add(5 * time.Second); spy.ready.Load() != 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ready %d, want 2", spy.ready.Load())
+		}
+	}
+	<-ch
+	if _, ok := <-ch; ok {
+		t.Fatal("channel still open")
 	}
 }

@@ -1,4 +1,4 @@
-// Package live delivers committed order status events to GraphQL subscribers, losing none.
+// Package delivery delivers committed order status events to GraphQL subscribers, losing none.
 //
 // The status event row written in an order's transaction is the source of truth (an
 // outbox). After commit, a Publisher sends the event to one Redis pub/sub channel and marks
@@ -7,7 +7,7 @@
 // Redis subscription, in its Broker, which fans events out in-process to its subscribers
 // through bounded buffers, dropping duplicates by event ID: at-least-once publication
 // becomes exactly-once delivery.
-package live
+package delivery
 
 import (
 	"context"
@@ -243,6 +243,7 @@ func (b *Broker) dispatch(ctx context.Context, e store.OrderEvent) {
 		switch s.offer(e) {
 		case delivered:
 			b.Delivered.Add(1)
+			s.ready(1)
 		case gap:
 			gapped = append(gapped, s)
 		case overflow:
@@ -293,9 +294,11 @@ func (b *Broker) overflow(s *subscriber) {
 	b.Overflows.Add(1)
 	b.remove(s)
 	b.log.Warn("live: subscriber cannot keep up; closing it", "order", s.orderID, "user", s.viewer.UserID)
-	if s.onOverflow != nil {
-		go s.onOverflow()
+	if s.listener != nil {
+		s.listener.Overflow()
+		return
 	}
+	s.close()
 }
 
 // ErrClosed is returned by Subscribe once the broker shuts down.
@@ -304,7 +307,7 @@ var ErrClosed = errors.New("live: shutting down")
 // subscribe registers s (not yet live) and arranges its removal when ctx ends.
 func (b *Broker) subscribe(ctx context.Context, s *subscriber) error {
 	s.ch = make(chan *store.OrderStatusEvent, b.cfg.Buffer)
-	s.onOverflow = overflowAction(ctx, s)
+	s.listener = listenerFrom(ctx)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -320,27 +323,11 @@ func (b *Broker) subscribe(ctx context.Context, s *subscriber) error {
 	}
 	b.count++
 	b.mu.Unlock()
-	context.AfterFunc(lifetime(ctx), func() {
+	context.AfterFunc(ctx, func() {
 		b.remove(s)
 		s.close()
 	})
 	return nil
-}
-
-type lifetimeKey struct{}
-
-// WithLifetime returns ctx remembering life, a context it derives from without adding a
-// deadline or cancellation: a subscription set up with ctx lasts as long as life, and holds
-// on to life only, so what ctx adds for the set-up alone (its loaders) is freed after it.
-func WithLifetime(ctx, life context.Context) context.Context {
-	return context.WithValue(ctx, lifetimeKey{}, life)
-}
-
-func lifetime(ctx context.Context) context.Context {
-	if life, ok := ctx.Value(lifetimeKey{}).(context.Context); ok {
-		return life
-	}
-	return ctx
 }
 
 func (b *Broker) remove(s *subscriber) {
@@ -407,7 +394,9 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 		s.close()
 		return nil, err
 	}
-	if s.goLive(last, withAudience(replay, store.OrderEvent{})) == overflow {
+	v := s.goLive(last, withAudience(replay, store.OrderEvent{}))
+	s.subscribed()
+	if v == overflow {
 		b.overflow(s)
 	}
 	return ch, nil
@@ -454,7 +443,9 @@ func (b *Broker) ViewerEvents(ctx context.Context, v store.Viewer) (<-chan *stor
 		return nil, err
 	}
 	ch := s.ch
-	if s.goLive(store.OrderStatusEvent{}, nil) == overflow {
+	verdict := s.goLive(store.OrderStatusEvent{}, nil)
+	s.subscribed()
+	if verdict == overflow {
 		b.overflow(s)
 	}
 	return ch, nil
