@@ -42,9 +42,9 @@ type authzWorld struct {
 // that every state-changing case starts from a PENDING order.
 func (w *authzWorld) freshOrder(mixed bool) string {
 	if mixed {
-		return w.env.placeOrder(w.accounts[byCustomer], w.product, 1, w.otherProduct, 1)
+		return w.env.placeOrder(w.accounts[byCustomer], line{w.product, 1}, line{w.otherProduct, 1})
 	}
-	return w.env.placeOrder(w.accounts[byCustomer], w.product, 1)
+	return w.env.placeOrder(w.accounts[byCustomer], line{w.product, 1})
 }
 
 // authzOp is one operation of the table: run sends it as c and returns its response; field is

@@ -3,7 +3,6 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -139,10 +138,6 @@ func jsonLines(v []string) string {
 		b.WriteString("  " + s + "\n")
 	}
 	return b.String()
-}
-
-func gid(kind string, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(id, 10)))
 }
 
 // The two workloads of the performance issue, with the page size as a variable.

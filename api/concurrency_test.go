@@ -205,7 +205,7 @@ func TestConcurrentCancels(t *testing.T) {
 		env := envs[0]
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Returned", 100, 10)
-		order := env.placeOrder(customer, product, 4)
+		order := env.placeOrder(customer, line{product, 4})
 		results := raceAll(10, func(i int) raceResult {
 			return raceMutation(envs[i%len(envs)].srv.URL, customer.Token, "cancelOrder", opCancelOrder, map[string]any{"id": order})
 		})
@@ -275,7 +275,7 @@ func TestProcessesReadTheirWrites(t *testing.T) {
 			if got := reader.product(product).Price.Amount; got != 2000+step {
 				t.Fatalf("step %d: price read through the other process = %d, want %d", step, got, 2000+step)
 			}
-			order := writer.placeOrder(customer, product, 1)
+			order := writer.placeOrder(customer, line{product, 1})
 			if got := reader.stock(product); got != 10-step-1 {
 				t.Fatalf("step %d: stock read through the other process = %d, want %d", step, got, 10-step-1)
 			}

@@ -213,9 +213,9 @@ func (e *testEnv) orderStatus(admin account, id string) string {
 	return out.Order.Status
 }
 
-// fakeGlobalID builds a well-formed global ID of an object that does not exist. Clients never
-// do this; the tests do, to name unknown objects the way a stale or guessed ID would.
-func fakeGlobalID(kind string, n int64) string {
+// gid builds the global ID of kind's row n, as the API encodes it. Clients never do this;
+// the tests do, to name seeded rows and unknown objects the way a stale or guessed ID would.
+func gid(kind string, n int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(n, 10)))
 }
 

@@ -120,7 +120,7 @@ func TestPagingArguments(t *testing.T) {
 		}
 		a := env.createProduct(merchant, "Ordered", 1, 100)
 		for range 21 {
-			env.placeOrder(customer, a, 1)
+			env.placeOrder(customer, line{a, 1})
 		}
 		anon, buyer := env.anon(), env.as(customer.Token)
 
@@ -267,7 +267,7 @@ func TestPagingWalk(t *testing.T) {
 			product := products[0]
 			var placed []string
 			for range 7 {
-				placed = append(placed, env.placeOrder(customer, product, 1))
+				placed = append(placed, env.placeOrder(customer, line{product, 1}))
 			}
 			buyer := env.as(customer.Token)
 			fetch := func(after *string) pageView {
@@ -284,7 +284,7 @@ func TestPagingWalk(t *testing.T) {
 			if got := walkPages(t, 2, fetch, nil); !slices.Equal(got, newestFirst) {
 				t.Fatalf("orders by page = %v, want newest first %v", got, newestFirst)
 			}
-			seen := walkPages(t, 2, fetch, func(int) { env.placeOrder(customer, product, 1) })
+			seen := walkPages(t, 2, fetch, func(int) { env.placeOrder(customer, line{product, 1}) })
 			if !slices.Equal(seen, newestFirst) {
 				t.Fatalf("orders by page while placing more = %v, want %v", seen, newestFirst)
 			}

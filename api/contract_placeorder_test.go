@@ -84,8 +84,8 @@ func TestPlaceOrderValidation(t *testing.T) {
 			"Big2":       env.createProduct(merchant, "Big2", 100_000_000, 100),
 			"Edge":       env.createProduct(merchant, "Edge", 1<<31-1-2_100_000_000, 10),
 			"One":        env.createProduct(merchant, "One", 1, 10),
-			"unknown":    fakeGlobalID("Product", 900_000_001),
-			"unknown2":   fakeGlobalID("Product", 900_000_002),
+			"unknown":    gid("Product", 900_000_001),
+			"unknown2":   gid("Product", 900_000_002),
 			"malformed":  "not an id",
 			"malformed2": "!!!",
 			"user":       customer.ID,
@@ -206,7 +206,7 @@ func TestCancelRestocks(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		a, b := env.createProduct(merchant, "A", 100, 10), env.createProduct(merchant, "B", 100, 10)
-		order := env.placeOrder(customer, a, 3, b, 1, a, 2)
+		order := env.placeOrder(customer, line{a, 3}, line{b, 1}, line{a, 2})
 		if env.stock(a) != 5 || env.stock(b) != 9 {
 			t.Fatalf("stock after order: %d, %d", env.stock(a), env.stock(b))
 		}
@@ -219,10 +219,10 @@ func TestCancelRestocks(t *testing.T) {
 			field, query string
 			vars         map[string]any
 		}{
-			"cancel an unknown order": {"cancelOrder", opCancelOrder, map[string]any{"id": fakeGlobalID("Order", 987654321)}},
+			"cancel an unknown order": {"cancelOrder", opCancelOrder, map[string]any{"id": gid("Order", 987654321)}},
 			"cancel a malformed id":   {"cancelOrder", opCancelOrder, map[string]any{"id": "nope"}},
 			"move an unknown order": {"updateOrderStatus", opUpdateOrderStatus, map[string]any{"in": map[string]any{
-				"id": fakeGlobalID("Order", 987654321), "status": "PAID"}}},
+				"id": gid("Order", 987654321), "status": "PAID"}}},
 		} {
 			r, p := env.as(merchant.Token).mutate(op.field, op.query, op.vars)
 			if len(r.Errors) > 0 || p == nil || len(p.UserErrors) != 1 || p.UserErrors[0].Code != "NOT_FOUND" ||

@@ -63,7 +63,7 @@ func TestStatusTransitions(t *testing.T) {
 		}
 		// reach places an order and moves it to status.
 		reach := func(t *testing.T, status string) string {
-			id := env.placeOrder(customer, product, 3)
+			id := env.placeOrder(customer, line{product, 3})
 			for _, s := range pathTo[status] {
 				r, p := env.as(admin.Token).mutate("updateOrderStatus", opUpdateOrderStatus,
 					map[string]any{"in": map[string]any{"id": id, "status": s}})
@@ -142,7 +142,7 @@ func TestOrderHistory(t *testing.T) {
 	forEachBackendWithAdmin(t, func(t *testing.T, env *testEnv, admin account) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Radio", 5000, 10)
-		id := env.placeOrder(customer, product, 1)
+		id := env.placeOrder(customer, line{product, 1})
 		seller := env.as(merchant.Token)
 		for _, step := range []struct{ status, note string }{{"PAID", "card ok"}, {"SHIPPED", ""}, {"DELIVERED", "left at door"}} {
 			in := map[string]any{"id": id, "status": step.status}
@@ -206,7 +206,7 @@ func TestUnitPriceSnapshot(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Vase", 1500, 10)
-		id := env.placeOrder(customer, product, 2)
+		id := env.placeOrder(customer, line{product, 2})
 		r, p := env.as(merchant.Token).mutate("updateProduct", opUpdateProduct, map[string]any{"in": map[string]any{"id": product, "price": 9900}})
 		requireOK(t, r, p)
 		var out struct {

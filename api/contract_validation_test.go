@@ -227,7 +227,7 @@ func TestProductValidation(t *testing.T) {
 			}
 		})
 		t.Run("update unknown product", func(t *testing.T) {
-			r, p := seller.mutate("updateProduct", opUpdateProduct, map[string]any{"in": map[string]any{"id": fakeGlobalID("Product", 987654321), "price": 1}})
+			r, p := seller.mutate("updateProduct", opUpdateProduct, map[string]any{"in": map[string]any{"id": gid("Product", 987654321), "price": 1}})
 			requireUserErrors(t, r, p, wantUserError{Code: "NOT_FOUND", Field: []string{"id"}})
 		})
 	})

@@ -22,10 +22,10 @@ func newVisibilityFixture(env *testEnv, admin account) visibilityFixture {
 		customer1: env.signUp("CUSTOMER"), customer2: env.signUp("CUSTOMER")}
 	f.product1 = env.createProduct(f.merchant1, "Kettle", 3000, 100)
 	f.product2 = env.createProduct(f.merchant2, "Toaster", 4000, 100)
-	f.order1 = env.placeOrder(f.customer1, f.product1, 1)
-	f.order2 = env.placeOrder(f.customer2, f.product2, 1)
-	f.order3 = env.placeOrder(f.customer1, f.product1, 1, f.product2, 1)
-	f.order4 = env.placeOrder(f.merchant1, f.product2, 2)
+	f.order1 = env.placeOrder(f.customer1, line{f.product1, 1})
+	f.order2 = env.placeOrder(f.customer2, line{f.product2, 1})
+	f.order3 = env.placeOrder(f.customer1, line{f.product1, 1}, line{f.product2, 1})
+	f.order4 = env.placeOrder(f.merchant1, line{f.product2, 2})
 	return f
 }
 
@@ -109,7 +109,7 @@ func TestOrdersListPerRole(t *testing.T) {
 func TestOrderVisibility(t *testing.T) {
 	forEachBackendWithAdmin(t, func(t *testing.T, env *testEnv, admin account) {
 		f := newVisibilityFixture(env, admin)
-		unknown := fakeGlobalID("Order", 987654321)
+		unknown := gid("Order", 987654321)
 		for _, field := range []string{"order", "node"} {
 			query := `query($id: ID!) { ` + field + `(id: $id) { id } }`
 			t.Run(field, func(t *testing.T) {
@@ -156,7 +156,7 @@ func TestNode(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Lamp", 2500, 3)
-		order := env.placeOrder(customer, product, 1)
+		order := env.placeOrder(customer, line{product, 1})
 		query := `query($id: ID!) { node(id: $id) { __typename id
 			... on User { name role } ... on Product { name stock } ... on Order { status } } }`
 		type nodeCase struct {
@@ -184,10 +184,10 @@ func TestNode(t *testing.T) {
 		}
 		// product(id:) and user(id:) answer unknown IDs the same way.
 		for _, c := range []nodeCase{
-			{"product", fakeGlobalID("Product", 987654321), ""},
+			{"product", gid("Product", 987654321), ""},
 			{"product", "%%%", ""},
 			{"product", merchant.ID, ""},
-			{"user", fakeGlobalID("User", 987654321), ""},
+			{"user", gid("User", 987654321), ""},
 			{"user", product, ""},
 		} {
 			r := env.as(customer.Token).post(`query($id: ID!) { `+c.name+`(id: $id) { id } }`, map[string]any{"id": c.id})
@@ -196,9 +196,9 @@ func TestNode(t *testing.T) {
 			}
 		}
 		for _, c := range []nodeCase{
-			{"unknown user", fakeGlobalID("User", 987654321), ""},
-			{"unknown product", fakeGlobalID("Product", 987654321), ""},
-			{"unknown kind", fakeGlobalID("Coupon", 1), ""},
+			{"unknown user", gid("User", 987654321), ""},
+			{"unknown product", gid("Product", 987654321), ""},
+			{"unknown kind", gid("Coupon", 1), ""},
 			{"malformed", "%%%", ""},
 			{"empty", "", ""},
 		} {
@@ -219,7 +219,7 @@ func TestPrivateUserFields(t *testing.T) {
 	forEachBackendWithAdmin(t, func(t *testing.T, env *testEnv, admin account) {
 		owner, stranger, merchant := env.signUp("CUSTOMER"), env.signUp("CUSTOMER"), env.signUp("MERCHANT")
 		product := env.createProduct(merchant, "Chair", 100, 5)
-		env.placeOrder(owner, product, 1)
+		env.placeOrder(owner, line{product, 1})
 		query := `query($id: ID!) { user(id: $id) { id name role email orders { totalCount } } }`
 		type userView struct {
 			User *struct {

@@ -124,7 +124,7 @@ func TestRedisOutage(t *testing.T) {
 			before := requests.Load()
 			waitFor(t, 20*time.Second, "load during the outage", func() bool { return requests.Load() >= before+200 })
 			// Writes go on without Redis.
-			order := env.placeOrder(customer, product, 1)
+			order := env.placeOrder(customer, line{product, 1})
 			if env.status("/readyz") != http.StatusServiceUnavailable {
 				t.Errorf("/readyz is not 503 while Redis is down")
 			}

@@ -192,12 +192,18 @@ func (e *testEnv) createProduct(merchant account, name string, price, stock int)
 	return out.CreateProduct.Product.ID
 }
 
-// placeOrder places an order of (productID, quantity) lines as customer and returns its ID.
-func (e *testEnv) placeOrder(customer account, lines ...any) string {
+// line is one line of an order: a product's global ID and a quantity.
+type line struct {
+	product  string
+	quantity int
+}
+
+// placeOrder places an order of lines as customer and returns its ID.
+func (e *testEnv) placeOrder(customer account, lines ...line) string {
 	e.t.Helper()
 	var items []map[string]any
-	for i := 0; i+1 < len(lines); i += 2 {
-		items = append(items, map[string]any{"productId": lines[i], "quantity": lines[i+1]})
+	for _, l := range lines {
+		items = append(items, map[string]any{"productId": l.product, "quantity": l.quantity})
 	}
 	var out struct {
 		PlaceOrder struct {

@@ -58,7 +58,7 @@ func (e *testEnv) newLiveShop() liveShop {
 	e.t.Helper()
 	s := liveShop{merchant: e.signUp("MERCHANT"), customer: e.signUp("CUSTOMER")}
 	s.product = e.createProduct(s.merchant, "Kettle", 2500, 1000)
-	s.order = e.placeOrder(s.customer, s.product, 1)
+	s.order = e.placeOrder(s.customer, line{s.product, 1})
 	return s
 }
 

@@ -7,7 +7,7 @@ func TestPlaceAndReadOrder(t *testing.T) {
 		merchant := env.signUp("MERCHANT")
 		customer := env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Mug", 1500, 10)
-		order := env.placeOrder(customer, product, 3)
+		order := env.placeOrder(customer, line{product, 3})
 
 		var out struct {
 			Order struct {

@@ -33,7 +33,7 @@ func TestSocketQueriesReadFreshData(t *testing.T) {
 		if got := stock("1"); got != 10 {
 			t.Fatalf("stock = %d, want 10", got)
 		}
-		env.placeOrder(customer, product, 4)
+		env.placeOrder(customer, line{product, 4})
 		if got := stock("2"); got != 6 {
 			t.Fatalf("stock after an order = %d, want 6: the socket's query read stale data", got)
 		}

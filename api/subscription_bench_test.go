@@ -3,7 +3,6 @@ package api_test
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -341,10 +340,6 @@ func (c *benchClient) closedEarly() bool {
 	}
 }
 
-func benchGID(kind string, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(id, 10)))
-}
-
 func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -362,7 +357,7 @@ func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, e
 		return nil, fmt.Errorf("init: %v %s", err, data)
 	}
 	q := fmt.Sprintf(`{"type":"subscribe","id":"1","payload":{"query":"subscription($id: ID!, $after: ID) { orderStatusChanged(orderId: $id, after: $after) { id status at } }","variables":{"id":%q,"after":%q}}}`,
-		benchGID("Order", o.id), benchGID("OrderStatusEvent", o.created))
+		gid("Order", o.id), gid("OrderStatusEvent", o.created))
 	if err := write(q); err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ func TestEventsReachSubscribersOfAnotherProcessOnceAndInOrder(t *testing.T) {
 	a.subscribeOrder(c, "order", s.order, nil)
 	c.subscribe("mine", subMine, nil)
 	a.waitSubscribers(2)
-	o2 := b.placeOrder(s.customer, s.product, 1)
+	o2 := b.placeOrder(s.customer, line{s.product, 1})
 	for _, st := range []string{"PAID", "SHIPPED", "DELIVERED"} {
 		b.moveOrderTo(admin, s.order, st)
 	}
@@ -183,7 +183,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 	s := envs[1].newLiveShop()
 	const orders = 40
 	for range orders - 1 {
-		envs[1].placeOrder(s.customer, s.product, 1)
+		envs[1].placeOrder(s.customer, line{s.product, 1})
 	}
 	for range orders {
 		c.next(10 * time.Second)

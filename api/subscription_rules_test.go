@@ -65,7 +65,7 @@ const unknownOrderID = "T3JkZXI6OTk5OTk5OTk5"
 func TestOrderStatusChangedAfterMustBeAnEventOfTheOrder(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
-		other := env.placeOrder(s.customer, s.product, 1)
+		other := env.placeOrder(s.customer, line{s.product, 1})
 		otherEvent := env.eventIDs(s.customer, other)[0]
 		c := env.connectSocket(s.customer.Token)
 		for i, after := range []string{otherEvent, "not-an-id", s.order, "T3JkZXJTdGF0dXNFdmVudDo5OTk5OTk5"} {
@@ -171,8 +171,8 @@ func TestMyOrderEventsFollowsOrdersVisibility(t *testing.T) {
 		}
 		// An order of the customer with the merchant's product; an order the merchant places
 		// (as a customer) of another merchant's product.
-		o1 := env.placeOrder(s.customer, s.product, 2)
-		o2 := env.placeOrder(s.merchant, otherProduct, 1)
+		o1 := env.placeOrder(s.customer, line{s.product, 2})
+		o2 := env.placeOrder(s.merchant, line{otherProduct, 1})
 
 		if e := customer.event("mine"); e.Order.ID != o1 || e.Status != "PENDING" {
 			t.Fatalf("customer got %+v", e)
@@ -215,7 +215,7 @@ func TestSubscriptionSetUpDoesNotReuseTheConnectionsLoaders(t *testing.T) {
 		if code := c.errorCode("early"); code != "NOT_FOUND" {
 			t.Fatalf("not yet placed: %s", code)
 		}
-		if placed := env.placeOrder(s.customer, s.product, 1); placed != next {
+		if placed := env.placeOrder(s.customer, line{s.product, 1}); placed != next {
 			t.Skipf("order IDs are not sequential here (%s, want %s)", placed, next)
 		}
 		env.subscribeOrder(c, "now", next, nil)
@@ -235,5 +235,5 @@ func nextOrderID(t *testing.T, order string) string {
 	if err != nil || !ok || err2 != nil {
 		t.Fatalf("order id %q", order)
 	}
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(n+1, 10)))
+	return gid(kind, n+1)
 }
