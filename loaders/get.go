@@ -8,27 +8,27 @@ import (
 
 // User returns the user with this ID, or NOT_FOUND.
 func User(ctx context.Context, id int64) (store.User, error) {
-	return For(ctx).users.Load(ctx, id)()
+	return For(ctx).users.get().Load(ctx, id)()
 }
 
 // Product returns the product with this ID, or NOT_FOUND.
 func Product(ctx context.Context, id int64) (store.Product, error) {
-	return For(ctx).products.Load(ctx, id)()
+	return For(ctx).products.get().Load(ctx, id)()
 }
 
 // Order returns the order with this ID, or NOT_FOUND. It does not check who may see it.
 func Order(ctx context.Context, id int64) (store.Order, error) {
-	return For(ctx).orders.Load(ctx, id)()
+	return For(ctx).orders.get().Load(ctx, id)()
 }
 
 // Items returns an order's lines in placing order.
 func Items(ctx context.Context, orderID int64) ([]store.OrderItem, error) {
-	return For(ctx).items.Load(ctx, orderID)()
+	return For(ctx).items.get().Load(ctx, orderID)()
 }
 
 // History returns an order's status events, oldest first.
 func History(ctx context.Context, orderID int64) ([]store.OrderStatusEvent, error) {
-	return For(ctx).history.Load(ctx, orderID)()
+	return For(ctx).history.get().Load(ctx, orderID)()
 }
 
 // OrderMerchants returns the merchants with a product in an order, for visibility checks.
@@ -52,9 +52,9 @@ func OrderMerchants(ctx context.Context, orderID int64) ([]int64, error) {
 
 // Forget drops cached products, so a mutation's payload shows the stock it changed.
 func Forget(ctx context.Context, productIDs ...int64) {
-	l := For(ctx)
+	products := For(ctx).products.get()
 	for _, id := range productIDs {
-		l.products.Clear(ctx, id)
+		products.Clear(ctx, id)
 	}
 }
 
@@ -66,14 +66,14 @@ func CustomerOrders(ctx context.Context, customerID int64, status *store.OrderSt
 	if status != nil {
 		k.status = *status
 	}
-	return For(ctx).customerOrders.Load(ctx, k)()
+	return For(ctx).customerOrders.get().Load(ctx, k)()
 }
 
 // MerchantProducts returns a page of a merchant's products, newest first. Pages of many
 // merchants asked for with the same arguments are read in one statement. A bad page size or
 // cursor is INVALID.
 func MerchantProducts(ctx context.Context, merchantID int64, page store.PageArgs) (*store.ProductPage, error) {
-	return For(ctx).merchantProducts.Load(ctx, childKey{parent: merchantID, first: page.First, after: page.After})()
+	return For(ctx).merchantProducts.get().Load(ctx, childKey{parent: merchantID, first: page.First, after: page.After})()
 }
 
 // OrderCount returns how many orders match f: batched across parents when f selects one
@@ -87,7 +87,7 @@ func OrderCount(ctx context.Context, f store.OrderFilter) (int, error) {
 	if f.Status != nil {
 		k.status = *f.Status
 	}
-	return l.customerOrderN.Load(ctx, k)()
+	return l.customerOrderN.get().Load(ctx, k)()
 }
 
 // ProductCount returns how many products match f: batched across parents when f selects
@@ -98,5 +98,5 @@ func ProductCount(ctx context.Context, f store.ProductFilter) (int, error) {
 	if f.MerchantID == nil || f.Search != nil || f.MinPrice != nil || f.MaxPrice != nil || f.InStock != nil {
 		return l.store.CountProducts(ctx, f)
 	}
-	return l.merchantProductN.Load(ctx, childKey{parent: *f.MerchantID})()
+	return l.merchantProductN.get().Load(ctx, childKey{parent: *f.MerchantID})()
 }

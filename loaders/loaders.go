@@ -79,15 +79,15 @@ func runnable() uint64 {
 // Loaders holds one operation's loaders. Each caches what it loaded for the operation's life.
 type Loaders struct {
 	store            Store
-	users            *dataloader.Loader[int64, store.User]
-	products         *dataloader.Loader[int64, store.Product]
-	orders           *dataloader.Loader[int64, store.Order]
-	items            *dataloader.Loader[int64, []store.OrderItem]
-	history          *dataloader.Loader[int64, []store.OrderStatusEvent]
-	customerOrders   *dataloader.Loader[childKey, *store.OrderPage]
-	merchantProducts *dataloader.Loader[childKey, *store.ProductPage]
-	customerOrderN   *dataloader.Loader[childKey, int]
-	merchantProductN *dataloader.Loader[childKey, int]
+	users            lazy[int64, store.User]
+	products         lazy[int64, store.Product]
+	orders           lazy[int64, store.Order]
+	items            lazy[int64, []store.OrderItem]
+	history          lazy[int64, []store.OrderStatusEvent]
+	customerOrders   lazy[childKey, *store.OrderPage]
+	merchantProducts lazy[childKey, *store.ProductPage]
+	customerOrderN   lazy[childKey, int]
+	merchantProductN lazy[childKey, int]
 
 	stats   *store.RequestStats
 	mu      sync.Mutex
@@ -97,24 +97,42 @@ type Loaders struct {
 // New returns fresh loaders reading from s.
 func New(s Store, cfg Config) *Loaders {
 	l := &Loaders{store: s, stats: &store.RequestStats{}, batches: map[string][]int{}}
-	l.users = newLoader(l, cfg, "user", byID(s.FindUsersByIDs, func(u store.User) int64 { return u.ID }))
-	l.products = newLoader(l, cfg, "product", byID(s.FindProductsByIDs, func(p store.Product) int64 { return p.ID }))
-	l.orders = newLoader(l, cfg, "order", byID(s.FindOrdersByIDs, func(o store.Order) int64 { return o.ID }))
-	l.items = newLoader(l, cfg, "items", groupedBy(s.FindItemsByOrderIDs, func(i store.OrderItem) int64 { return i.OrderID }))
-	l.history = newLoader(l, cfg, "history", groupedBy(s.FindEventsByOrderIDs, func(e store.OrderStatusEvent) int64 { return e.OrderID }))
-	l.customerOrders = newLoader(l, cfg, "customer_orders", pagesOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]*store.OrderPage, error) {
+	lazily(&l.users, l, cfg, "user", byID(s.FindUsersByIDs, func(u store.User) int64 { return u.ID }))
+	lazily(&l.products, l, cfg, "product", byID(s.FindProductsByIDs, func(p store.Product) int64 { return p.ID }))
+	lazily(&l.orders, l, cfg, "order", byID(s.FindOrdersByIDs, func(o store.Order) int64 { return o.ID }))
+	lazily(&l.items, l, cfg, "items", groupedBy(s.FindItemsByOrderIDs, func(i store.OrderItem) int64 { return i.OrderID }))
+	lazily(&l.history, l, cfg, "history", groupedBy(s.FindEventsByOrderIDs, func(e store.OrderStatusEvent) int64 { return e.OrderID }))
+	lazily(&l.customerOrders, l, cfg, "customer_orders", pagesOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]*store.OrderPage, error) {
 		return s.FindOrdersOfCustomers(ctx, ids, k.statusFilter(), k.page())
 	}))
-	l.merchantProducts = newLoader(l, cfg, "merchant_products", pagesOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]*store.ProductPage, error) {
+	lazily(&l.merchantProducts, l, cfg, "merchant_products", pagesOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]*store.ProductPage, error) {
 		return s.FindProductsOfMerchants(ctx, ids, k.page())
 	}))
-	l.customerOrderN = newLoader(l, cfg, "customer_order_count", countsOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]int, error) {
+	lazily(&l.customerOrderN, l, cfg, "customer_order_count", countsOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]int, error) {
 		return s.CountOrdersOfCustomers(ctx, ids, k.statusFilter())
 	}))
-	l.merchantProductN = newLoader(l, cfg, "merchant_product_count", countsOf(func(ctx context.Context, ids []int64, _ childKey) (map[int64]int, error) {
+	lazily(&l.merchantProductN, l, cfg, "merchant_product_count", countsOf(func(ctx context.Context, ids []int64, _ childKey) (map[int64]int, error) {
 		return s.CountProductsOfMerchants(ctx, ids)
 	}))
 	return l
+}
+
+// lazy is a loader built on first use: an operation uses a few of the nine, and building
+// one (its cache, its batch state) is most of what a loader costs a request that never asks.
+type lazy[K comparable, V any] struct {
+	once   sync.Once
+	loader *dataloader.Loader[K, V]
+	build  func() *dataloader.Loader[K, V]
+}
+
+func (z *lazy[K, V]) get() *dataloader.Loader[K, V] {
+	z.once.Do(func() { z.loader = z.build() })
+	return z.loader
+}
+
+// lazily makes z build its loader with newLoader when it is first used.
+func lazily[K comparable, V any](z *lazy[K, V], l *Loaders, cfg Config, name string, fetch dataloader.BatchFunc[K, V]) {
+	z.build = func() *dataloader.Loader[K, V] { return newLoader(l, cfg, name, fetch) }
 }
 
 func newLoader[K comparable, V any](l *Loaders, cfg Config, name string, fetch dataloader.BatchFunc[K, V]) *dataloader.Loader[K, V] {
