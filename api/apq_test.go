@@ -38,6 +38,7 @@ func (e *testEnv) getAPQ(query string) gqlResponse {
 }
 
 func TestPersistedQueriesAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	const query = `query PersistedProducts { products(first: 2) { totalCount } }`
 	forEachBackendPair(t, config{}, func(t *testing.T, a, b *testEnv) {
 		if r := a.postAPQ(query, false); r.Code() != "PERSISTED_QUERY_NOT_FOUND" {
@@ -65,6 +66,7 @@ func TestPersistedQueriesAcrossProcesses(t *testing.T) {
 }
 
 func TestPersistedMutationIsRefusedOverGET(t *testing.T) {
+	t.Parallel()
 	env := embedded(t, config{})
 	const m = `mutation { signUp(input: {email: "apq-get@example.com", name: "A", password: "password123"}) { token } }`
 	if r := env.postAPQ(m, false); r.Code() != "PERSISTED_QUERY_NOT_FOUND" {

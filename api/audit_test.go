@@ -19,6 +19,7 @@ type auditResult struct {
 // TestGraphQLOverHTTPAudit runs graphql-http's conformance audit of the GraphQL over HTTP
 // spec against the real server: every MUST passes; SHOULD and MAY results are reported.
 func TestGraphQLOverHTTPAudit(t *testing.T) {
+	t.Parallel()
 	storetest.RequireCommand(t, "node")
 	_, err := os.Stat(filepath.Join("testdata", "node", "node_modules", "graphql-http"))
 	storetest.Require(t, err == nil, "graphql-http is not installed: run npm ci --prefix api/testdata/node")

@@ -157,6 +157,7 @@ var authzOps = map[string]authzOp{
 // anonymous callers are UNAUTHENTICATED. Each case also checks that the operation changed
 // something exactly when it was allowed.
 func TestAuthorization(t *testing.T) {
+	t.Parallel()
 	type authzCase struct {
 		op   string
 		who  actor

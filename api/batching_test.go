@@ -186,6 +186,7 @@ func seedPages(t *testing.T, env *costEnv) storetest.Seeded {
 // TestStatementsDoNotGrowWithThePage: W1 and W2 issue one statement per level of nesting,
 // the same for a page of 20 as for a page of 100.
 func TestStatementsDoNotGrowWithThePage(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			env := newCostEnv(t, b.config(t), false)
@@ -227,6 +228,7 @@ func TestStatementsDoNotGrowWithThePage(t *testing.T) {
 // TestWarmCacheSkipsLookups: with the cache warm, W1 and W2 read no user or product from the
 // database, and answer exactly what they answered cold.
 func TestWarmCacheSkipsLookups(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := b.config(t)
@@ -265,6 +267,7 @@ func TestWarmCacheSkipsLookups(t *testing.T) {
 // are each one statement (and one for their totalCount), with the pages a single user's list
 // gives.
 func TestChildPagesOfManyParents(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := b.config(t)
@@ -397,6 +400,7 @@ func TestChildPagesOfManyParents(t *testing.T) {
 // TestNodesBatchedWithPerKeyNotFound: node(id:) and product(id:) of several IDs in one
 // request share one statement per type, and an unknown ID is NOT_FOUND for itself alone.
 func TestNodesBatchedWithPerKeyNotFound(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			env := newCostEnv(t, b.config(t), false)

@@ -45,6 +45,7 @@ const queryCachedProduct = `query($id: ID!) { product(id: $id) { name stock pric
 // TestCacheInvalidationAcrossProcesses: a product updated through one process reads back
 // new through another at once, while other clients keep reading it there.
 func TestCacheInvalidationAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	for _, b := range cacheSharedBackends {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := b.config(t)
@@ -87,6 +88,7 @@ func TestCacheInvalidationAcrossProcesses(t *testing.T) {
 
 // TestCacheStampede: concurrent cold reads of one product reach the database once.
 func TestCacheStampede(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			env := newCostEnv(t, b.config(t), true)
@@ -122,6 +124,7 @@ func TestCacheStampede(t *testing.T) {
 // database and a write made meanwhile shows at once; once Redis is back, the cache serves
 // again.
 func TestCacheRedisOutage(t *testing.T) {
+	t.Parallel()
 	storetest.RequireCommand(t, "redis-server")
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {

@@ -96,6 +96,7 @@ func forEachBackendProcesses(t *testing.T, test func(t *testing.T, envs []*testE
 // TestConcurrentOrdersNeverOversell races 100 single-unit orders against a stock of 25:
 // exactly 25 succeed, the other 75 are INSUFFICIENT_STOCK, and the stock ends at 0, never below.
 func TestConcurrentOrdersNeverOversell(t *testing.T) {
+	t.Parallel()
 	forEachBackendProcesses(t, func(t *testing.T, envs []*testEnv) {
 		env := envs[0]
 		merchant := env.signUp("MERCHANT")
@@ -136,6 +137,7 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 // same order and the stock is taken once. When the racing requests carry different items,
 // one set wins and the other gets IDEMPOTENCY_CONFLICT.
 func TestConcurrentIdempotentRepeats(t *testing.T) {
+	t.Parallel()
 	forEachBackendProcesses(t, func(t *testing.T, envs []*testEnv) {
 		env := envs[0]
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
@@ -201,6 +203,7 @@ func TestConcurrentIdempotentRepeats(t *testing.T) {
 // TestConcurrentCancels races 10 cancellations of one order: exactly one succeeds, the rest
 // are INVALID_TRANSITION, and the stock comes back once.
 func TestConcurrentCancels(t *testing.T) {
+	t.Parallel()
 	forEachBackendProcesses(t, func(t *testing.T, envs []*testEnv) {
 		env := envs[0]
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
@@ -234,6 +237,7 @@ func TestConcurrentCancels(t *testing.T) {
 // TestConcurrentSignUps races 10 sign-ups of one address in different letter cases: exactly
 // one account is created and the others are EMAIL_TAKEN.
 func TestConcurrentSignUps(t *testing.T) {
+	t.Parallel()
 	forEachBackendProcesses(t, func(t *testing.T, envs []*testEnv) {
 		cases := []string{"racer@example.com", "Racer@example.com", "RACER@example.com", "racer@EXAMPLE.com", "rAcEr@example.com"}
 		results := raceAll(10, func(i int) raceResult {
@@ -263,6 +267,7 @@ func TestConcurrentSignUps(t *testing.T) {
 // service: a change made through one process is what the next read through another sees,
 // even when that process has the old value in the shared cache.
 func TestProcessesReadTheirWrites(t *testing.T) {
+	t.Parallel()
 	forEachBackendProcesses(t, func(t *testing.T, envs []*testEnv) {
 		writer, reader := envs[0], envs[len(envs)-1]
 		merchant, customer := writer.signUp("MERCHANT"), writer.signUp("CUSTOMER")

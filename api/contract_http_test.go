@@ -68,6 +68,7 @@ func (e *testEnv) productsNamed(name string) int {
 // 401 and UNAUTHENTICATED before anything runs: a mutation sent with it creates nothing,
 // even though the token names a merchant who could create products.
 func TestInvalidTokens(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant := env.signUp("MERCHANT")
 		user, err := env.svc.Store.Authenticate(context.Background(), merchant.Email, "password123")
@@ -127,6 +128,7 @@ func TestInvalidTokens(t *testing.T) {
 // TestGETRunsQueriesOnly checks that GET /graphql runs queries (with variables) and never a
 // mutation, even one the caller may run.
 func TestGETRunsQueriesOnly(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant := env.signUp("MERCHANT")
 		product := env.createProduct(merchant, "Gettable", 1200, 3)
@@ -172,6 +174,7 @@ func TestGETRunsQueriesOnly(t *testing.T) {
 // TestBodyLimit checks that a request body over 1 MiB is refused with HTTP 413, whether or
 // not the client declares its length, and that a body of exactly 1 MiB is served.
 func TestBodyLimit(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		// padded returns a valid request of exactly n bytes (whitespace inside the JSON).
 		padded := func(n int) []byte {
@@ -220,6 +223,7 @@ func TestBodyLimit(t *testing.T) {
 // GRAPHQL_PARSE_FAILED, an operation the schema does not allow (or variables that do not fit
 // it) GRAPHQL_VALIDATION_FAILED.
 func TestRequestErrors(t *testing.T) {
+	t.Parallel()
 	type requestCase struct {
 		name, query string
 		vars        map[string]any

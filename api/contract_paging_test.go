@@ -113,6 +113,7 @@ func walkPages(t *testing.T, size int, fetch func(after *string) pageView, betwe
 // may be 0 to 100, anything else is BAD_USER_INPUT) and that malformed or foreign cursors
 // are BAD_USER_INPUT.
 func TestPagingArguments(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		for i := range 25 {
@@ -204,6 +205,7 @@ func TestPagingArguments(t *testing.T) {
 // TestPagingWalk checks that walking every page of products (in every ordering) and of
 // orders yields each item exactly once, also while new items are inserted between pages.
 func TestPagingWalk(t *testing.T) {
+	t.Parallel()
 	orderings := []map[string]any{
 		nil,
 		{"field": "CREATED_AT", "direction": "ASC"},
@@ -296,6 +298,7 @@ func TestPagingWalk(t *testing.T) {
 // case-insensitively and literally; merchantId; inclusive minPrice/maxPrice; inStock) with
 // the totalCount it gives, and every ordering in both directions.
 func TestProductFilterAndOrder(t *testing.T) {
+	t.Parallel()
 	type product struct {
 		name, description string
 		price, stock      int
@@ -399,6 +402,7 @@ func TestProductFilterAndOrder(t *testing.T) {
 // TestProductSearchBeyondASCII checks that search ignores letter case in every alphabet, not
 // only in ASCII: clients search for "éclair" and expect "ÉCLAIR".
 func TestProductSearchBeyondASCII(t *testing.T) {
+	t.Parallel()
 	type searchCase struct {
 		search string
 		want   []string

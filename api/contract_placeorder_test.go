@@ -11,6 +11,7 @@ import (
 // line INSUFFICIENT_STOCK on its quantity, and a total beyond Int INVALID_INPUT on ["items"].
 // A refused order changes no stock, which the test checks after every case.
 func TestPlaceOrderValidation(t *testing.T) {
+	t.Parallel()
 	// line names a product of the fixture by key and a quantity.
 	type line struct {
 		product string
@@ -145,6 +146,7 @@ func TestPlaceOrderValidation(t *testing.T) {
 // ["idempotencyKey"], changing nothing), that lines in another order are the same request,
 // and that keys belong to one user.
 func TestPlaceOrderIdempotency(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant := env.signUp("MERCHANT")
 		customer, other := env.signUp("CUSTOMER"), env.signUp("CUSTOMER")
@@ -203,6 +205,7 @@ func TestPlaceOrderIdempotency(t *testing.T) {
 
 // TestCancelRestocks checks that cancelling puts back exactly what each line took.
 func TestCancelRestocks(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		a, b := env.createProduct(merchant, "A", 100, 10), env.createProduct(merchant, "B", 100, 10)

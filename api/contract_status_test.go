@@ -37,6 +37,7 @@ const opOrderHistory = `query($id: ID!) { order(id: $id) { status updatedAt
 // history, stock). Every allowed move appends one event with the previous status and the note;
 // cancelling puts the stock back.
 func TestStatusTransitions(t *testing.T) {
+	t.Parallel()
 	type transitionCase struct {
 		from, to string
 		allowed  bool
@@ -139,6 +140,7 @@ func TestStatusTransitions(t *testing.T) {
 // with the PENDING event of its creation (no previous status, no note), each later event
 // naming the status it left and the note given, with non-decreasing RFC 3339 times.
 func TestOrderHistory(t *testing.T) {
+	t.Parallel()
 	forEachBackendWithAdmin(t, func(t *testing.T, env *testEnv, admin account) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Radio", 5000, 10)
@@ -203,6 +205,7 @@ func TestOrderHistory(t *testing.T) {
 // TestUnitPriceSnapshot checks that an order keeps the price its products had when it was
 // placed: later price changes touch neither unitPrice, subtotal nor total.
 func TestUnitPriceSnapshot(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Vase", 1500, 10)

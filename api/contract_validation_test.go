@@ -10,6 +10,7 @@ import (
 // in any letter case (EMAIL_TAKEN), a password of at least 8 characters, a 1–200 character
 // name, and no self-made ADMINs. A refused sign-up must create nothing.
 func TestSignUpValidation(t *testing.T) {
+	t.Parallel()
 	type signUpCase struct {
 		name string
 		// email may contain {u}, replaced by a value unique to the case.
@@ -96,6 +97,7 @@ func TestSignUpValidation(t *testing.T) {
 // TestLogIn checks that logIn accepts the right password with the email in any letter case,
 // and answers INVALID_CREDENTIALS (without saying which part was wrong) otherwise.
 func TestLogIn(t *testing.T) {
+	t.Parallel()
 	type logInCase struct {
 		name, email, password string
 		ok                    bool
@@ -133,6 +135,7 @@ func TestLogIn(t *testing.T) {
 // characters, price 0–100,000,000, stock 0–1,000,000. A refused update changes nothing,
 // not even the fields of it that were valid.
 func TestProductValidation(t *testing.T) {
+	t.Parallel()
 	type productCase struct {
 		name         string
 		productName  string

@@ -34,6 +34,7 @@ func newVisibilityFixture(env *testEnv, admin account) visibilityFixture {
 // totalCount that agrees; anonymous callers get UNAUTHENTICATED. User.orders is the orders
 // the user placed.
 func TestOrdersListPerRole(t *testing.T) {
+	t.Parallel()
 	forEachBackendWithAdmin(t, func(t *testing.T, env *testEnv, admin account) {
 		f := newVisibilityFixture(env, admin)
 		type listCase struct {
@@ -107,6 +108,7 @@ func TestOrdersListPerRole(t *testing.T) {
 // TestOrderVisibility checks that an order the caller may not see looks exactly like one
 // that does not exist: `order(id:)` and `node(id:)` give null with the same NOT_FOUND error.
 func TestOrderVisibility(t *testing.T) {
+	t.Parallel()
 	forEachBackendWithAdmin(t, func(t *testing.T, env *testEnv, admin account) {
 		f := newVisibilityFixture(env, admin)
 		unknown := gid("Order", 987654321)
@@ -153,6 +155,7 @@ func TestOrderVisibility(t *testing.T) {
 // TestNode checks node(id:) for every type implementing Node, and null with NOT_FOUND for
 // IDs of nothing.
 func TestNode(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Lamp", 2500, 3)
@@ -216,6 +219,7 @@ func TestNode(t *testing.T) {
 // for anyone but the user and ADMINs, while the rest of the user still resolves; and that
 // `me` is the caller, null when anonymous.
 func TestPrivateUserFields(t *testing.T) {
+	t.Parallel()
 	forEachBackendWithAdmin(t, func(t *testing.T, env *testEnv, admin account) {
 		owner, stranger, merchant := env.signUp("CUSTOMER"), env.signUp("CUSTOMER"), env.signUp("MERCHANT")
 		product := env.createProduct(merchant, "Chair", 100, 5)

@@ -27,6 +27,7 @@ func nested(levels int, first int, leaf string) string {
 }
 
 func TestLimitsRefuseAbusiveOperations(t *testing.T) {
+	t.Parallel()
 	env := embedded(t, config{})
 	deep := "id"
 	for range 49 {
@@ -69,6 +70,7 @@ func TestLimitsRefuseAbusiveOperations(t *testing.T) {
 }
 
 func TestLimitsAllowOrdinaryOperationsAndReportCost(t *testing.T) {
+	t.Parallel()
 	env := embedded(t, config{})
 	r := env.anon().post(nested(2, 20, "id name"), nil)
 	if len(r.Errors) > 0 {
@@ -87,6 +89,7 @@ func TestLimitsAllowOrdinaryOperationsAndReportCost(t *testing.T) {
 }
 
 func TestLimitsAreConfigurable(t *testing.T) {
+	t.Parallel()
 	env := embedded(t, config{Limits: guard.Limits{MaxDepth: 3, MaxAliases: 1, MaxCost: 50, MaxTokens: 20}})
 	for _, q := range []string{
 		`{ products { nodes { merchant { id } } } }`,    // depth 4
@@ -104,6 +107,7 @@ func TestLimitsAreConfigurable(t *testing.T) {
 }
 
 func TestLimitsCountFragmentsWhereSpread(t *testing.T) {
+	t.Parallel()
 	env := embedded(t, config{})
 	// Each fragment spreads the next twice: 2^20 aliases once expanded, from a tiny document.
 	var b strings.Builder
@@ -118,6 +122,7 @@ func TestLimitsCountFragmentsWhereSpread(t *testing.T) {
 }
 
 func TestProductionHidesSuggestions(t *testing.T) {
+	t.Parallel()
 	for _, production := range []bool{false, true} {
 		env := embedded(t, config{Production: production})
 		r := env.anon().post(`{ prodcts { totalCount } }`, nil)

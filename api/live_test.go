@@ -365,6 +365,7 @@ func eventually(t testing.TB, timeout time.Duration, cond func() bool, what stri
 }
 
 func TestOrderStatusChangedDeliversEachChangeWithFreshData(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
 		c := env.connectSocket(s.customer.Token)
@@ -396,6 +397,7 @@ func TestOrderStatusChangedDeliversEachChangeWithFreshData(t *testing.T) {
 // A request that fails before it has an operation (unparseable JSON) must not trip the
 // subscriptions' per-event loaders.
 func TestRequestWithoutOperationIsUnaffectedByLiveHooks(t *testing.T) {
+	t.Parallel()
 	env := newLiveEnv(t, nil)
 	resp, err := http.Post(env.srv.URL+"/graphql", "application/json", strings.NewReader(`{"query": "{ me { id } }`))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 // events, although their IDs collide (both databases number from 1); processes that share a
 // database act as one service even when their URLs are spelled differently.
 func TestRedisNamespaceFollowsTheDatabase(t *testing.T) {
+	t.Parallel()
 	redisURL := storetest.RedisURL(t)
 	dbA, dbB := storetest.PostgresURL(t), storetest.PostgresURL(t)
 	start := func(dbURL string) *testEnv {

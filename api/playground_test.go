@@ -35,6 +35,7 @@ import (
 // TestPlaygroundServesVendoredAssets checks over plain HTTP that the page references
 // only files this server serves, with matching SRI hashes and a CSP that allows them.
 func TestPlaygroundServesVendoredAssets(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, backends[0].config(t))
 
 	resp, page := httpGet(t, env.srv.URL+"/", nil)
@@ -116,6 +117,7 @@ func TestPlaygroundServesVendoredAssets(t *testing.T) {
 // renders from this server alone, runs a query, and sends the Headers tab's bearer token.
 // PLAYGROUND_SCREENSHOT=file.png saves what the browser shows after the query.
 func TestPlaygroundRunsQueriesInBrowser(t *testing.T) {
+	t.Parallel()
 	storetest.RequireCommand(t, "chromium")
 	chromium, _ := exec.LookPath("chromium")
 	// With the production budgets: GraphiQL's schema fetch costs 0 points, which a rate

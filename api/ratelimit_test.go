@@ -42,6 +42,7 @@ func throttle(r gqlResponse) map[string]any {
 }
 
 func TestRateLimitIsSharedByProcesses(t *testing.T) {
+	t.Parallel()
 	// 1 + 100 × (1 + 2) = 301 points a request: three fit in 1,000, the fourth does not.
 	const query = `{ products(first: 100) { nodes { id name } } }`
 	forEachBackendPair(t, config{RateLimit: guard.RateLimit{PointsPerMinute: 1000}}, func(t *testing.T, a, b *testEnv) {
@@ -75,6 +76,7 @@ func TestRateLimitIsSharedByProcesses(t *testing.T) {
 }
 
 func TestRateLimitSendsRetryAfter(t *testing.T) {
+	t.Parallel()
 	env := embedded(t, config{RateLimit: guard.RateLimit{PointsPerMinute: 2000}})
 	// 1 + 100 × 11 = 1,101 points: the second request in a row does not fit.
 	big := `{ products(first: 100) { nodes { id name description stock merchant { id name } price { amount currency } } } }`
@@ -88,6 +90,7 @@ func TestRateLimitSendsRetryAfter(t *testing.T) {
 }
 
 func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
 	const logIn = `mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token userErrors { code } } }`
 	forEachBackendPair(t, config{RateLimit: guard.RateLimit{LoginFailuresPerAccount: 3, LoginFailuresPerIP: 5}}, func(t *testing.T, a, b *testEnv) {
 		victim, other := a.signUp("CUSTOMER"), a.signUp("CUSTOMER")
@@ -121,6 +124,7 @@ func TestLoginThrottle(t *testing.T) {
 // the production budget, however often it is sent: redis_rate answers "not allowed" to a
 // request for 0 points, which once refused it with 429.
 func TestZeroCostOperationsAreNeverRateLimited(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := b.config(t)

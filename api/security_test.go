@@ -43,6 +43,7 @@ func send(t *testing.T, method, url, contentType, body string, header ...string)
 }
 
 func TestPostMustBeJSON(t *testing.T) {
+	t.Parallel()
 	env := embedded(t, config{})
 	u := env.srv.URL + "/graphql"
 	const q = `{"query":"{ __typename }"}`
@@ -59,6 +60,7 @@ func TestPostMustBeJSON(t *testing.T) {
 }
 
 func TestGetNeverMutates(t *testing.T) {
+	t.Parallel()
 	env := embedded(t, config{})
 	email := "get-" + strings.ToLower(t.Name()) + "@example.com"
 	m := `mutation { signUp(input: {email: "` + email + `", name: "G", password: "password123"}) { token } }`
@@ -78,6 +80,7 @@ func TestGetNeverMutates(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	srv := rawServer(t, config{Production: true})
 	resp := send(t, http.MethodPost, srv.URL+"/graphql", "application/json", `{"query":"{ __typename }"}`)
 	for h, want := range map[string]string{
@@ -94,6 +97,7 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestCORSAllowList(t *testing.T) {
+	t.Parallel()
 	srv := rawServer(t, config{CORSOrigins: []string{"https://shop.example"}})
 	u := srv.URL + "/graphql"
 	q := `{"query":"{ __typename }"}`
@@ -116,6 +120,7 @@ func TestCORSAllowList(t *testing.T) {
 }
 
 func TestProductionTurnsIntrospectionAndPlaygroundOff(t *testing.T) {
+	t.Parallel()
 	srv := rawServer(t, config{Production: true}) // what loadConfig gives when APP_ENV=production
 	resp := send(t, http.MethodGet, srv.URL+"/", "", "")
 	if resp.StatusCode != http.StatusNotFound {

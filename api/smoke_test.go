@@ -3,6 +3,7 @@ package api_test
 import "testing"
 
 func TestPlaceAndReadOrder(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		merchant := env.signUp("MERCHANT")
 		customer := env.signUp("CUSTOMER")

@@ -10,6 +10,7 @@ import (
 // Each must read fresh data: a connection lives for hours, and loaders made for its upgrade
 // request would serve every later operation what they cached for the first.
 func TestSocketQueriesReadFreshData(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
 		product := env.createProduct(merchant, "Kettle", 7900, 10)

@@ -30,6 +30,7 @@ func sharedLiveConfig(t *testing.T, redisURL string) config {
 }
 
 func TestEventsReachSubscribersOfAnotherProcessOnceAndInOrder(t *testing.T) {
+	t.Parallel()
 	cfg := sharedLiveConfig(t, "")
 	a, b := newTestEnv(t, cfg), newTestEnv(t, cfg)
 	s := b.newLiveShop()
@@ -122,6 +123,7 @@ func (r *liveRedisServer) stop() {
 }
 
 func TestEventCommittedWhileRedisIsDownArrivesOnceWhenItIsBack(t *testing.T) {
+	t.Parallel()
 	t.Run("postgres, two processes", func(t *testing.T) {
 		rs := startLiveRedis(t)
 		cfg := sharedLiveConfig(t, rs.url())
@@ -173,6 +175,7 @@ func testRedisOutage(t *testing.T, rs *liveRedisServer, a, b *testEnv) {
 }
 
 func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
+	t.Parallel()
 	cfg := sharedLiveConfig(t, "")
 	envs := []*testEnv{newTestEnv(t, cfg), newTestEnv(t, cfg), newTestEnv(t, cfg)}
 	admin := envs[0].liveAdmin()

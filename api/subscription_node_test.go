@@ -89,6 +89,7 @@ func nextNodeLine(t *testing.T, lines <-chan nodeLine) nodeLine {
 }
 
 func TestGraphQLWSReferenceClient(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
 		created := env.eventIDs(s.customer, s.order)[0]

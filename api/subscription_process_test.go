@@ -78,6 +78,7 @@ func (p *shopProcess) client(t *testing.T) *testEnv {
 }
 
 func TestTwoServerProcesses(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the server binary")
 	}

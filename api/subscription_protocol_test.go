@@ -30,6 +30,7 @@ func newLiveEnv(t *testing.T, change func(*config)) *testEnv {
 }
 
 func TestSocketAuthentication(t *testing.T) {
+	t.Parallel()
 	env := newLiveEnv(t, nil)
 	s := env.newLiveShop()
 	bearer := "Bearer " + s.customer.Token
@@ -95,6 +96,7 @@ func TestSocketAuthentication(t *testing.T) {
 }
 
 func TestSocketCloseCodes(t *testing.T) {
+	t.Parallel()
 	env := newLiveEnv(t, func(c *config) { c.Live.InitTimeout = 300 * time.Millisecond })
 	token := env.signUp("CUSTOMER").Token
 	cases := []struct {
@@ -135,6 +137,7 @@ func TestSocketCloseCodes(t *testing.T) {
 }
 
 func TestSocketDuplicateIDNeedsALiveOperation(t *testing.T) {
+	t.Parallel()
 	env := newLiveEnv(t, nil)
 	c := env.connectSocket(env.signUp("CUSTOMER").Token)
 	// An operation that ended (here with an error) frees its ID.
@@ -156,6 +159,7 @@ func TestSocketDuplicateIDNeedsALiveOperation(t *testing.T) {
 }
 
 func TestSocketPingPong(t *testing.T) {
+	t.Parallel()
 	env := newLiveEnv(t, func(c *config) { c.Live.PingInterval = 100 * time.Millisecond })
 	// The server answers pings, before and after connection_init...
 	c := env.dialSocket(dialOpts{})
@@ -213,6 +217,7 @@ func (c *wsClient) nextRaw() wsMsg {
 }
 
 func TestLegacyGraphQLWSProtocol(t *testing.T) {
+	t.Parallel()
 	env := newLiveEnv(t, func(c *config) { c.Live.PingInterval = 100 * time.Millisecond })
 	s := env.newLiveShop()
 	c := env.dialSocket(dialOpts{subprotocol: "graphql-ws"})
@@ -240,6 +245,7 @@ func TestLegacyGraphQLWSProtocol(t *testing.T) {
 }
 
 func TestSocketOrigins(t *testing.T) {
+	t.Parallel()
 	env := newLiveEnv(t, func(c *config) { c.Live.Origins = []string{"shop.example.com", "*.shop.example.com"} })
 	for origin, want := range map[string]int{
 		"":                                 http.StatusSwitchingProtocols, // non-browser clients
@@ -268,6 +274,7 @@ func TestSocketOrigins(t *testing.T) {
 }
 
 func TestShutdownClosesSocketsWithGoingAway(t *testing.T) {
+	t.Parallel()
 	env := newLiveEnv(t, nil)
 	s := env.newLiveShop()
 	c := env.connectSocket(s.customer.Token)
@@ -284,6 +291,7 @@ func TestShutdownClosesSocketsWithGoingAway(t *testing.T) {
 }
 
 func TestSubscriptionOverServerSentEvents(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
 		body, _ := json.Marshal(map[string]any{"query": subOrder, "variables": map[string]any{"id": s.order}})

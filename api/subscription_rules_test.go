@@ -11,6 +11,7 @@ import (
 // The contract's visibility and argument rules of orderStatusChanged and myOrderEvents.
 
 func TestOrderStatusChangedVisibility(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
 		admin := env.liveAdmin()
@@ -63,6 +64,7 @@ func TestOrderStatusChangedVisibility(t *testing.T) {
 const unknownOrderID = "T3JkZXI6OTk5OTk5OTk5"
 
 func TestOrderStatusChangedAfterMustBeAnEventOfTheOrder(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
 		other := env.placeOrder(s.customer, line{s.product, 1})
@@ -79,6 +81,7 @@ func TestOrderStatusChangedAfterMustBeAnEventOfTheOrder(t *testing.T) {
 }
 
 func TestOrderStatusChangedWithoutAfterSendsOnlyLaterEvents(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
 		env.moveOrderTo(s.merchant, s.order, "PAID")
@@ -93,6 +96,7 @@ func TestOrderStatusChangedWithoutAfterSendsOnlyLaterEvents(t *testing.T) {
 }
 
 func TestOrderStatusChangedReplaysFromCursorThenContinues(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
 		c := env.connectSocket(s.customer.Token)
@@ -128,6 +132,7 @@ func TestOrderStatusChangedReplaysFromCursorThenContinues(t *testing.T) {
 }
 
 func TestOrderStatusChangedReplayMergesWithConcurrentChanges(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		admin := env.liveAdmin()
 		s := env.newLiveShop()
@@ -156,6 +161,7 @@ func TestOrderStatusChangedReplayMergesWithConcurrentChanges(t *testing.T) {
 }
 
 func TestMyOrderEventsFollowsOrdersVisibility(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		admin := env.liveAdmin()
 		s := env.newLiveShop()
@@ -207,6 +213,7 @@ func joinWords(s []string) string {
 // Setting a subscription up never uses the connection's loaders: an order that did not
 // exist when this socket first asked for it is found once it does.
 func TestSubscriptionSetUpDoesNotReuseTheConnectionsLoaders(t *testing.T) {
+	t.Parallel()
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
 		next := nextOrderID(t, s.order)
