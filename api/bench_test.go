@@ -48,20 +48,7 @@ func BenchmarkWorkloads(b *testing.B) {
 			Loaders: &lc, NoCache: c.noCache})
 	}
 	started := time.Now()
-	shop := storetest.Seed(b, envs[0].svc.Store, storetest.Shop{
-		Merchants: 50, ProductsPerMerchant: 100, Stock: 1_000_000, Customers: 1000,
-		// 100 customers with 40 orders each (W2), 700 with 18 and 200 with 17: 20,000.
-		OrdersOf: func(c int) int {
-			switch {
-			case c < 100:
-				return 40
-			case c < 800:
-				return 18
-			}
-			return 17
-		},
-		ItemsOf: func(o int) int { return 1 + o%5 },
-	})
+	shop := seedWorkloadShop(b, envs[0].svc.Store)
 	b.Logf("seeded %d products, %d customers, %d items in %s", len(shop.ProductIDs), len(shop.CustomerIDs), shop.Items, time.Since(started).Round(time.Millisecond))
 
 	token := func(id int64) string {

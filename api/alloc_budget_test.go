@@ -1,0 +1,123 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shop/api/api/guard"
+	"github.com/shop/api/store"
+	"github.com/shop/api/store/storetest"
+)
+
+// Allocation budgets per request, on either backend, with the cache warm. Durations cannot
+// be asserted in CI; allocations can, and they follow CPU time closely. Set each to about
+// 1.25× the larger figure TestAllocationBudget logs (embedded allocates more than
+// PostgreSQL), and lower it whenever the figure falls. Measured at 6462b03 (Go 1.26): W1 12,744
+// embedded, 11,170 PostgreSQL; W2 15,444 and 13,842. Measured when last set (after the hand-
+// scanned batch reads, lazy loaders and no per-field middleware): W1 11,849 and 10,276; W2
+// 14,178 and 12,595 (spread over 5 runs under 0.2%). The race detector adds 2–4% (sync.Pool drops items under it), inside the
+// headroom, so the budgets hold under -race too.
+const (
+	w1AllocBudget = 14_800 // W1: products(first: 50) with merchants
+	w2AllocBudget = 17_700 // W2: an order history of 20 orders, items, products, history
+)
+
+// allocRuns is how many requests each figure averages.
+const allocRuns = 100
+
+// TestAllocationBudget counts the allocations of one W1 and one W2 request through the real
+// HTTP handler in the production configuration (limits, rate limit and masked errors on),
+// on a small shop: 3 merchants of 20 products, one customer with 20 orders of 1–3 items.
+// It counts every goroutine's allocations (runtime.MemStats), the loaders' batch windows
+// included, and fails when a workload exceeds its budget.
+func TestAllocationBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds a shop and sends hundreds of requests")
+	}
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			cfg := be.config(t)
+			cfg.Production = true
+			cfg.RateLimit = guard.RateLimit{PointsPerMinute: benchRateLimit, LoginFailuresPerAccount: 10,
+				LoginFailuresPerIP: 50, LoginWindow: 15 * time.Minute}
+			env := newTestEnv(t, cfg)
+			shop := seedShop(t, env.svc.Store, storetest.Shop{
+				Merchants: 3, ProductsPerMerchant: 20, Stock: 1000, Customers: 1,
+				OrdersOf: func(int) int { return 20 },
+				ItemsOf:  func(o int) int { return 1 + o%3 },
+			})
+			token, err := env.svc.Tokens.Issue(store.User{ID: shop.CustomerIDs[0], Role: store.RoleCustomer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range []struct {
+				name, query, token string
+				budget             int
+			}{
+				{"W1", benchW1, "", w1AllocBudget},
+				{"W2", benchW2, token, w2AllocBudget},
+			} {
+				t.Run(w.name, func(t *testing.T) {
+					allocs, bytes := allocsPerRequest(t, env.svc.Handler(), w.query, w.token)
+					t.Logf("%s on %s: %.0f allocs and %.0f B per request (budget %d allocs)", w.name, be.name, allocs, bytes, w.budget)
+					if allocs > float64(w.budget) {
+						t.Errorf("%s allocates %.0f times a request, over its budget of %d (%+.0f%%). "+
+							"If the increase is intended, raise %sAllocBudget in api/alloc_budget_test.go to about 1.25× the new figure; "+
+							"otherwise find the allocations: go test ./api -run 'TestAllocationBudget/%s/%s' -memprofile mem.out",
+							w.name, allocs, w.budget, 100*(allocs/float64(w.budget)-1), strings.ToLower(w.name), be.name, w.name)
+					}
+				})
+			}
+		})
+	}
+}
+
+// allocsPerRequest warms the cache with a few requests, then returns the mallocs and bytes
+// allocated per request over allocRuns, each on a request and recorder built beforehand so
+// that only the handler's allocations count.
+func allocsPerRequest(t *testing.T, h http.Handler, query, token string) (allocs, bytes float64) {
+	t.Helper()
+	body := fmt.Sprintf(`{"query":%q}`, query)
+	newRequest := func() (*http.Request, *httptest.ResponseRecorder) {
+		r := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		return r, httptest.NewRecorder()
+	}
+	check := func(w *httptest.ResponseRecorder) {
+		t.Helper()
+		if w.Code != http.StatusOK || strings.Contains(w.Body.String(), `"errors"`) {
+			t.Fatalf("status %d: %.500s", w.Code, w.Body.String())
+		}
+	}
+	for range 5 {
+		r, w := newRequest()
+		h.ServeHTTP(w, r)
+		check(w)
+	}
+	// AllocsPerRun calls f once more to warm up.
+	reqs := make([]*http.Request, allocRuns+1)
+	recs := make([]*httptest.ResponseRecorder, allocRuns+1)
+	for i := range reqs {
+		reqs[i], recs[i] = newRequest()
+	}
+	next := 0
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	allocs = testing.AllocsPerRun(allocRuns, func() {
+		h.ServeHTTP(recs[next], reqs[next])
+		next++
+	})
+	runtime.ReadMemStats(&after)
+	for _, w := range recs {
+		check(w)
+	}
+	return allocs, float64(after.TotalAlloc-before.TotalAlloc) / float64(allocRuns+1)
+}
