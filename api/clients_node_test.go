@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shop/api/api"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -344,7 +343,7 @@ func TestClientsCodegen(t *testing.T) {
 		}
 		copyFile(t, f, schema)
 	} else {
-		env := embedded(t, api.Config{})
+		env := embedded(t, config{})
 		writeFile(t, schema, runNode(t, dir, "schema.mjs", env.srv.URL+"/graphql"))
 	}
 
