@@ -81,6 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case len(args) > 0:
 		return fmt.Errorf("unknown command %q (want: migrate, schema or healthcheck)", args[0])
 	}
+	if err := cfg.signingKey(log); err != nil {
+		return err
+	}
 
 	// Observability first: the store's SQL spans and the Redis breaker report into it.
 	reg := observe.NewRegistry()
@@ -290,22 +293,29 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (config, error) {
 	if p := getenv("REDIS_PREFIX"); p != "" {
 		c.RedisPrefix = strings.TrimSuffix(p, ":") + ":"
 	}
+	if (c.AdminEmail == "") != (c.AdminPassword == "") {
+		return c, errors.New("set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither")
+	}
+	return c, loadHardening(&c, getenv)
+}
+
+// signingKey checks the token key a server needs (migrate does not): required with
+// DATABASE_URL or in production, and then of at least 32 bytes in production; random
+// otherwise, with a warning.
+func (c *config) signingKey(log *slog.Logger) error {
 	switch {
 	case len(c.JWTSecret) > 0:
 	case c.Store.DatabaseURL != "" || c.Production:
-		return c, errors.New("JWT_SECRET is required with DATABASE_URL or in production")
+		return errors.New("JWT_SECRET is required with DATABASE_URL or in production")
 	default:
 		c.JWTSecret = make([]byte, 32)
 		_, _ = rand.Read(c.JWTSecret)
 		log.Warn("JWT_SECRET is not set: using a random key, so tokens end with this process")
 	}
-	if (c.AdminEmail == "") != (c.AdminPassword == "") {
-		return c, errors.New("set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither")
-	}
 	if c.Production && len(c.JWTSecret) < 32 {
-		return c, errors.New("JWT_SECRET must be at least 32 bytes in production")
+		return errors.New("JWT_SECRET must be at least 32 bytes in production")
 	}
-	return c, loadHardening(&c, getenv)
+	return nil
 }
 
 // loadHardening reads the production limits. Unset, each takes its package's default,
