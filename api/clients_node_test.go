@@ -75,21 +75,24 @@ type clientLine struct {
 	Error  string          `json:"error"`
 }
 
-// startNode starts a streaming client script and returns the lines it prints.
-func startNode(t *testing.T, dir string, args ...string) <-chan clientLine {
+// startNode starts a streaming Node script in dir, ended after timeout or with the test,
+// and returns the lines it prints, each decoded as an L.
+func startNode[L any](t *testing.T, dir string, timeout time.Duration, args ...string) <-chan L {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	cmd := exec.CommandContext(ctx, "node", args...)
 	cmd.Dir = dir
 	cmd.Stderr = &nodeLogWriter{t}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	lines := make(chan clientLine, 16)
+	lines := make(chan L, 64)
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done; _ = cmd.Wait() })
 	go func() {
@@ -97,7 +100,7 @@ func startNode(t *testing.T, dir string, args ...string) <-chan clientLine {
 		defer close(lines)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			var l clientLine
+			var l L
 			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 				t.Errorf("node printed %q", sc.Text())
 				continue
@@ -237,7 +240,7 @@ func TestClientsApolloSubscription(t *testing.T) {
 		// After the creation event: nothing to replay yet, but no gap should the client be
 		// slow to register.
 		created := env.eventIDs(s.customer, s.order)[0]
-		lines := startNode(t, dir, "apollo-subscribe.mjs", env.srv.URL+"/graphql", wsURL(env.srv.URL),
+		lines := startNode[clientLine](t, dir, time.Minute, "apollo-subscribe.mjs", env.srv.URL+"/graphql", wsURL(env.srv.URL),
 			s.customer.Token, s.order, created, "2")
 		requireReady(t, lines)
 		env.waitSubscribers(1) // the changes below go out live, not as a replay
@@ -292,7 +295,7 @@ func TestClientsUrql(t *testing.T) {
 	forEachLiveBackend(t, func(t *testing.T, env *testEnv) {
 		s := env.newLiveShop()
 		created := env.eventIDs(s.customer, s.order)[0]
-		lines := startNode(t, dir, "urql.mjs", env.srv.URL+"/graphql", wsURL(env.srv.URL),
+		lines := startNode[clientLine](t, dir, time.Minute, "urql.mjs", env.srv.URL+"/graphql", wsURL(env.srv.URL),
 			s.customer.Token, s.order, created, "2")
 
 		var q struct {

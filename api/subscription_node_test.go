@@ -1,11 +1,8 @@
 package api_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,32 +34,8 @@ func nodeSubscribe(t *testing.T, url, token string, count int, query string, var
 		token = "-"
 	}
 	v, _ := json.Marshal(vars)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(dir, "subscribe.mjs"),
+	return startNode[nodeLine](t, dir, 30*time.Second, "subscribe.mjs",
 		strings.Replace(url, "http", "ws", 1)+"/graphql", token, strconv.Itoa(count), query, string(v))
-	cmd.Stderr = &nodeLogWriter{t}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	lines := make(chan nodeLine, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var l nodeLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				t.Errorf("node printed %q", sc.Text())
-				continue
-			}
-			lines <- l
-		}
-	}()
-	return lines
 }
 
 type nodeLogWriter struct{ t *testing.T }
