@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -41,20 +42,7 @@ func TestAllocationBudget(t *testing.T) {
 	}
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
-			cfg := be.config(t)
-			cfg.Production = true
-			cfg.RateLimit = guard.RateLimit{PointsPerMinute: benchRateLimit, LoginFailuresPerAccount: 10,
-				LoginFailuresPerIP: 50, LoginWindow: 15 * time.Minute}
-			env := newTestEnv(t, cfg)
-			shop := seedShop(t, env.svc.Store, storetest.Shop{
-				Merchants: 3, ProductsPerMerchant: 20, Stock: 1000, Customers: 1,
-				OrdersOf: func(int) int { return 20 },
-				ItemsOf:  func(o int) int { return 1 + o%3 },
-			})
-			token, err := env.svc.Tokens.Issue(store.User{ID: shop.CustomerIDs[0], Role: store.RoleCustomer})
-			if err != nil {
-				t.Fatal(err)
-			}
+			env, token := newAllocEnv(t, be)
 			for _, w := range []struct {
 				name, query, token string
 				budget             int
@@ -73,6 +61,75 @@ func TestAllocationBudget(t *testing.T) {
 					}
 				})
 			}
+		})
+	}
+}
+
+// newAllocEnv starts the service on be in the production configuration and seeds the small
+// shop of TestAllocationBudget; it returns the service and the token of its one customer.
+func newAllocEnv(t *testing.T, be backend) (*testEnv, string) {
+	t.Helper()
+	cfg := be.config(t)
+	cfg.Production = true
+	cfg.RateLimit = guard.RateLimit{PointsPerMinute: benchRateLimit, LoginFailuresPerAccount: 10,
+		LoginFailuresPerIP: 50, LoginWindow: 15 * time.Minute}
+	env := newTestEnv(t, cfg)
+	return env, seedAllocShop(t, env.svc)
+}
+
+// seedAllocShop seeds the small shop of TestAllocationBudget and returns its customer's token.
+func seedAllocShop(tb testing.TB, svc *service) string {
+	tb.Helper()
+	shop := seedShop(tb, svc.Store, storetest.Shop{
+		Merchants: 3, ProductsPerMerchant: 20, Stock: 1000, Customers: 1,
+		OrdersOf: func(int) int { return 20 },
+		ItemsOf:  func(o int) int { return 1 + o%3 },
+	})
+	token, err := svc.Tokens.Issue(store.User{ID: shop.CustomerIDs[0], Role: store.RoleCustomer})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return token
+}
+
+// BenchmarkRequestPath sends W1 and W2 through the handler in-process on the shop of
+// TestAllocationBudget, from GOMAXPROCS goroutines, to compare allocations and CPU time of
+// the request path between changes (benchstat), on PostgreSQL and Redis;
+// BenchmarkServerProcess gives the real figures.
+//
+//	DATABASE_URL=… REDIS_URL=… go test ./api -run '^$' -bench RequestPath -count 6
+func BenchmarkRequestPath(b *testing.B) {
+	redisURL := storetest.RedisURL(b)
+	svc, err := startService(context.Background(), config{DatabaseURL: storetest.PostgresURL(b), RedisURL: redisURL,
+		RedisPrefix: storetest.RedisPrefix(b, redisURL), Production: true, PasswordCost: 4,
+		JWTSecret: []byte(benchSecret), RateLimit: guard.RateLimit{PointsPerMinute: benchRateLimit,
+			LoginFailuresPerAccount: 10, LoginFailuresPerIP: 50, LoginWindow: 15 * time.Minute}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(svc.Close)
+	token := seedAllocShop(b, svc)
+	h := svc.Handler()
+	for _, w := range []struct{ name, query, token string }{{"W1", benchW1, ""}, {"W2", benchW2, token}} {
+		body := fmt.Sprintf(`{"query":%q}`, w.query)
+		b.Run(w.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(4) // 4×GOMAXPROCS requests in flight, as wrk's concurrency 8 on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(body))
+					r.Header.Set("Content-Type", "application/json")
+					if w.token != "" {
+						r.Header.Set("Authorization", "Bearer "+w.token)
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, r)
+					if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), `"errors"`) {
+						b.Errorf("status %d: %.300s", rec.Code, rec.Body.String())
+						return
+					}
+				}
+			})
 		})
 	}
 }

@@ -22,12 +22,16 @@ package api_test
 //	BENCH_OLD_REF   a git commit to build beside the current tree (git worktree add, removed after)
 //	BENCH_TABLE     a file to write the markdown table to (it is printed too)
 //	BENCH_PPROF     PPROF_ADDR for the current tree's server (e.g. 127.0.0.1:6060)
+//	BENCH_PROFILE_DIR  with BENCH_PPROF: a CPU profile of the current tree's server over each
+//	                cell, written there as <workload>-c<concurrency>.pprof
+//	BENCH_WORKLOADS, BENCH_CONCURRENCY  comma-separated subsets (default W1,W2,W3 and 1,8,32)
 //
 // The rate limit stays on, as production pays for it, but at benchRateLimit points a minute:
 // the default 30,000 would throttle a load test that comes from one IP address.
 
 import (
 	"bufio"
+	"cmp"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -148,7 +152,9 @@ func BenchmarkServerProcess(b *testing.B) {
 	}
 
 	files := writeWorkloadRequests(b, shop)
-	workloads := []string{"W1", "W2", "W3"}
+	workloads := benchEnvList("BENCH_WORKLOADS", "W1,W2,W3")
+	concurrencies := benchEnvInts(b, "BENCH_CONCURRENCY", "1,8,32")
+	profileDir := os.Getenv("BENCH_PROFILE_DIR")
 	for _, bd := range builds {
 		for _, w := range workloads {
 			bd.srv.check(b, files[w])
@@ -162,7 +168,6 @@ func BenchmarkServerProcess(b *testing.B) {
 		build    string
 	}
 	results := map[key][]benchCell{}
-	concurrencies := []int{1, 8, 32}
 	for r := range rounds {
 		for _, w := range workloads {
 			for _, c := range concurrencies {
@@ -172,7 +177,14 @@ func BenchmarkServerProcess(b *testing.B) {
 					slices.Reverse(order)
 				}
 				for _, bd := range order {
+					var profiled chan struct{}
+					if profileDir != "" && bd.name == "new" && r == 0 {
+						profiled = bd.srv.profile(b, filepath.Join(profileDir, fmt.Sprintf("%s-c%d.pprof", w, c)), duration)
+					}
 					cell := bd.srv.measure(b, script, files[w], c, duration)
+					if profiled != nil {
+						<-profiled
+					}
 					k := key{w, c, bd.name}
 					results[k] = append(results[k], cell)
 				}
@@ -481,6 +493,35 @@ func (s *benchServer) measure(tb testing.TB, script, file string, c int, d time.
 	}
 }
 
+// profile fetches a CPU profile of the server over (most of) d from its PPROF_ADDR listener
+// into path, in the background; the returned channel closes when it is written.
+func (s *benchServer) profile(tb testing.TB, path string, d time.Duration) chan struct{} {
+	tb.Helper()
+	addr := os.Getenv("BENCH_PPROF")
+	done := make(chan struct{})
+	seconds := max(1, int(d/time.Second)-1)
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+		if err != nil {
+			tb.Errorf("CPU profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %d: %.200s", resp.StatusCode, raw)
+		}
+		if err == nil {
+			err = os.WriteFile(path, raw, 0o644)
+		}
+		if err != nil {
+			tb.Errorf("CPU profile: %v", err)
+		}
+	}()
+	return done
+}
+
 // cpuTime returns the user plus system CPU time the server process has used.
 func (s *benchServer) cpuTime(tb testing.TB) time.Duration {
 	tb.Helper()
@@ -672,4 +713,23 @@ func benchEnvInt(tb testing.TB, name string, def int) int {
 		tb.Fatalf("%s: want a whole number ≥ 1, got %q", name, s)
 	}
 	return n
+}
+
+// benchEnvList returns the comma-separated values of the variable name, def when unset.
+func benchEnvList(name, def string) []string {
+	return strings.Split(cmp.Or(os.Getenv(name), def), ",")
+}
+
+// benchEnvInts is benchEnvList of whole numbers ≥ 1.
+func benchEnvInts(tb testing.TB, name, def string) []int {
+	tb.Helper()
+	var ns []int
+	for _, s := range benchEnvList(name, def) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			tb.Fatalf("%s: want whole numbers ≥ 1, got %q", name, s)
+		}
+		ns = append(ns, n)
+	}
+	return ns
 }
