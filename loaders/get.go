@@ -31,6 +31,33 @@ func History(ctx context.Context, orderID int64) ([]store.OrderStatusEvent, erro
 	return For(ctx).history.get().Load(ctx, orderID)()
 }
 
+// Users returns the users with these IDs in order; errs is nil unless one is missing
+// (errs[i] NOT_FOUND). For batch resolvers: see Level.
+func Users(ctx context.Context, ids []int64, level Level) ([]store.User, []error) {
+	return many(ctx, &For(ctx).users, ids, level)
+}
+
+// Products returns the products with these IDs in order, as Users does.
+func Products(ctx context.Context, ids []int64, level Level) ([]store.Product, []error) {
+	return many(ctx, &For(ctx).products, ids, level)
+}
+
+// Orders returns the orders with these IDs in order, as Users does. It does not check who may
+// see them.
+func Orders(ctx context.Context, ids []int64, level Level) ([]store.Order, []error) {
+	return many(ctx, &For(ctx).orders, ids, level)
+}
+
+// ItemsOf returns the lines of each of these orders, as Items does for one.
+func ItemsOf(ctx context.Context, orderIDs []int64, level Level) ([][]store.OrderItem, []error) {
+	return many(ctx, &For(ctx).items, orderIDs, level)
+}
+
+// HistoryOf returns the status events of each of these orders, as History does for one.
+func HistoryOf(ctx context.Context, orderIDs []int64, level Level) ([][]store.OrderStatusEvent, []error) {
+	return many(ctx, &For(ctx).history, orderIDs, level)
+}
+
 // OrderMerchants returns the merchants with a product in an order, for visibility checks.
 func OrderMerchants(ctx context.Context, orderID int64) ([]int64, error) {
 	items, err := Items(ctx, orderID)

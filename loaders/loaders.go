@@ -120,23 +120,35 @@ func New(s Store, cfg Config) *Loaders {
 // lazy is a loader built on first use: an operation uses a few of the nine, and building
 // one (its cache, its batch state) is most of what a loader costs a request that never asks.
 type lazy[K comparable, V any] struct {
-	once   sync.Once
-	loader *dataloader.Loader[K, V]
-	build  func() *dataloader.Loader[K, V]
+	once     sync.Once
+	loader   *dataloader.Loader[K, V]
+	cache    dataloader.Cache[K, V] // the loader's, which many reads and primes too
+	fetch    dataloader.BatchFunc[K, V]
+	maxBatch int
+	build    func() *dataloader.Loader[K, V]
 }
 
 func (z *lazy[K, V]) get() *dataloader.Loader[K, V] {
-	z.once.Do(func() { z.loader = z.build() })
+	z.once.Do(func() {
+		z.cache = dataloader.NewCache[K, V]()
+		z.loader = z.build()
+	})
 	return z.loader
 }
 
 // lazily makes z build its loader with newLoader when it is first used.
 func lazily[K comparable, V any](z *lazy[K, V], l *Loaders, cfg Config, name string, fetch dataloader.BatchFunc[K, V]) {
-	z.build = func() *dataloader.Loader[K, V] { return newLoader(l, cfg, name, fetch) }
+	z.fetch = counted(l, cfg, name, fetch)
+	z.maxBatch = cfg.MaxBatch
+	if cfg.PerItem {
+		z.maxBatch = 1
+	}
+	z.build = func() *dataloader.Loader[K, V] { return newLoader(cfg, z.fetch, z.cache) }
 }
 
-func newLoader[K comparable, V any](l *Loaders, cfg Config, name string, fetch dataloader.BatchFunc[K, V]) *dataloader.Loader[K, V] {
-	counted := func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+// counted wraps fetch to record the size of every batch it is sent.
+func counted[K comparable, V any](l *Loaders, cfg Config, name string, fetch dataloader.BatchFunc[K, V]) dataloader.BatchFunc[K, V] {
+	return func(ctx context.Context, keys []K) []*dataloader.Result[V] {
 		l.mu.Lock()
 		l.batches[name] = append(l.batches[name], len(keys))
 		l.mu.Unlock()
@@ -145,13 +157,17 @@ func newLoader[K comparable, V any](l *Loaders, cfg Config, name string, fetch d
 		}
 		return fetch(ctx, keys)
 	}
+}
+
+func newLoader[K comparable, V any](cfg Config, fetch dataloader.BatchFunc[K, V], cache dataloader.Cache[K, V]) *dataloader.Loader[K, V] {
 	if cfg.PerItem {
 		// A batch of one is sent at once, without waiting.
-		return dataloader.NewBatchedLoader(counted, dataloader.WithBatchCapacity[K, V](1))
+		return dataloader.NewBatchedLoader(fetch, dataloader.WithBatchCapacity[K, V](1), dataloader.WithCache(cache))
 	}
-	return dataloader.NewBatchedLoader(counted,
+	return dataloader.NewBatchedLoader(fetch,
 		dataloader.WithWait[K, V](cfg.Wait),
 		dataloader.WithBatchCapacity[K, V](cfg.MaxBatch),
+		dataloader.WithCache(cache),
 	)
 }
 

@@ -1,45 +1,20 @@
 package resolvers
 
-import (
-	"encoding/base64"
-	"strconv"
-	"strings"
-)
+import "github.com/shop/api/store"
 
 // Kinds of global IDs.
 const (
-	kindUser    = "User"
-	kindProduct = "Product"
-	kindOrder   = "Order"
-	kindEvent   = "OrderStatusEvent"
+	kindUser    = store.KindUser
+	kindProduct = store.KindProduct
+	kindOrder   = store.KindOrder
+	kindEvent   = store.KindEvent
 )
 
 // globalID returns the opaque global ID of an object of this kind.
-func globalID(kind string, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(id, 10)))
-}
+func globalID(kind string, id int64) string { return store.GlobalID(kind, id) }
 
 // parseGlobalID returns the kind and database ID of a global ID; ok is false when it is malformed.
-func parseGlobalID(gid string) (kind string, id int64, ok bool) {
-	b, err := base64.RawURLEncoding.DecodeString(gid)
-	if err != nil {
-		return "", 0, false
-	}
-	kind, num, found := strings.Cut(string(b), ":")
-	if !found {
-		return "", 0, false
-	}
-	id, err = strconv.ParseInt(num, 10, 64)
-	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != num {
-		return "", 0, false
-	}
-	// The decoder skips newlines and ignores unused trailing bits, so several strings decode
-	// alike; only the one globalID gives is the object's ID, keeping IDs unique.
-	if globalID(kind, id) != gid {
-		return "", 0, false
-	}
-	return kind, id, true
-}
+func parseGlobalID(gid string) (kind string, id int64, ok bool) { return store.ParseGlobalID(gid) }
 
 // localID returns the database ID in gid when it is an ID of this kind, and 0 (which matches
 // nothing) otherwise, so a malformed ID behaves exactly like an unknown one.

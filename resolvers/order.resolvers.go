@@ -37,30 +37,21 @@ func (r *mutationResolver) UpdateOrderStatus(ctx context.Context, input model.Up
 	return orderPayload(o, err, "id")
 }
 
-// ID is the resolver for the id field.
-func (r *orderResolver) ID(ctx context.Context, obj *store.Order) (string, error) {
-	return globalID(kindOrder, obj.ID), nil
+// Customer is the batch resolver for the customer field.
+func (r *orderResolver) Customer(ctx context.Context, objs []*store.Order) ([]*store.User, error) {
+	return pointers(loaders.Users(ctx, keys(objs, func(o *store.Order) int64 { return o.CustomerID }), level(ctx)))
 }
 
-// Customer is the resolver for the customer field.
-func (r *orderResolver) Customer(ctx context.Context, obj *store.Order) (*store.User, error) {
-	u, err := loaders.User(ctx, obj.CustomerID)
-	return &u, err
+// Items is the batch resolver for the items field.
+func (r *orderResolver) Items(ctx context.Context, objs []*store.Order) ([][]store.OrderItem, error) {
+	items, errs := loaders.ItemsOf(ctx, keys(objs, func(o *store.Order) int64 { return o.ID }), level(ctx))
+	return items, batchErrors(errs)
 }
 
-// Items is the resolver for the items field.
-func (r *orderResolver) Items(ctx context.Context, obj *store.Order) ([]store.OrderItem, error) {
-	return loaders.Items(ctx, obj.ID)
-}
-
-// Total is the resolver for the total field.
-func (r *orderResolver) Total(ctx context.Context, obj *store.Order) (*model.Money, error) {
-	return r.money(obj.Total), nil
-}
-
-// History is the resolver for the history field.
-func (r *orderResolver) History(ctx context.Context, obj *store.Order) ([]store.OrderStatusEvent, error) {
-	return loaders.History(ctx, obj.ID)
+// History is the batch resolver for the history field.
+func (r *orderResolver) History(ctx context.Context, objs []*store.Order) ([][]store.OrderStatusEvent, error) {
+	events, errs := loaders.HistoryOf(ctx, keys(objs, func(o *store.Order) int64 { return o.ID }), level(ctx))
+	return events, batchErrors(errs)
 }
 
 // Edges is the resolver for the edges field.
@@ -87,31 +78,14 @@ func (r *orderConnectionResolver) TotalCount(ctx context.Context, obj *store.Ord
 	return loaders.OrderCount(ctx, obj.Filter)
 }
 
-// Product is the resolver for the product field.
-func (r *orderItemResolver) Product(ctx context.Context, obj *store.OrderItem) (*store.Product, error) {
-	p, err := loaders.Product(ctx, obj.ProductID)
-	return &p, err
+// Product is the batch resolver for the product field.
+func (r *orderItemResolver) Product(ctx context.Context, objs []*store.OrderItem) ([]*store.Product, error) {
+	return pointers(loaders.Products(ctx, keys(objs, func(i *store.OrderItem) int64 { return i.ProductID }), level(ctx)))
 }
 
-// UnitPrice is the resolver for the unitPrice field.
-func (r *orderItemResolver) UnitPrice(ctx context.Context, obj *store.OrderItem) (*model.Money, error) {
-	return r.money(obj.UnitPrice), nil
-}
-
-// Subtotal is the resolver for the subtotal field.
-func (r *orderItemResolver) Subtotal(ctx context.Context, obj *store.OrderItem) (*model.Money, error) {
-	return r.money(obj.Subtotal()), nil
-}
-
-// ID is the resolver for the id field.
-func (r *orderStatusEventResolver) ID(ctx context.Context, obj *store.OrderStatusEvent) (string, error) {
-	return globalID(kindEvent, obj.ID), nil
-}
-
-// Order is the resolver for the order field.
-func (r *orderStatusEventResolver) Order(ctx context.Context, obj *store.OrderStatusEvent) (*store.Order, error) {
-	o, err := loaders.Order(ctx, obj.OrderID)
-	return &o, err
+// Order is the batch resolver for the order field.
+func (r *orderStatusEventResolver) Order(ctx context.Context, objs []*store.OrderStatusEvent) ([]*store.Order, error) {
+	return pointers(loaders.Orders(ctx, keys(objs, func(e *store.OrderStatusEvent) int64 { return e.OrderID }), level(ctx)))
 }
 
 // Order is the resolver for the order field.

@@ -29,20 +29,9 @@ func (r *mutationResolver) UpdateProduct(ctx context.Context, input model.Update
 	return productPayload(p, err, "id")
 }
 
-// ID is the resolver for the id field.
-func (r *productResolver) ID(ctx context.Context, obj *store.Product) (string, error) {
-	return globalID(kindProduct, obj.ID), nil
-}
-
-// Price is the resolver for the price field.
-func (r *productResolver) Price(ctx context.Context, obj *store.Product) (*model.Money, error) {
-	return r.money(obj.Price), nil
-}
-
-// Merchant is the resolver for the merchant field.
-func (r *productResolver) Merchant(ctx context.Context, obj *store.Product) (*store.User, error) {
-	u, err := loaders.User(ctx, obj.MerchantID)
-	return &u, err
+// Merchant is the batch resolver for the merchant field.
+func (r *productResolver) Merchant(ctx context.Context, objs []*store.Product) ([]*store.User, error) {
+	return pointers(loaders.Users(ctx, keys(objs, func(p *store.Product) int64 { return p.MerchantID }), level(ctx)))
 }
 
 // Edges is the resolver for the edges field.

@@ -42,11 +42,6 @@ func (r *queryResolver) User(ctx context.Context, id string) (*store.User, error
 	return &u, nil
 }
 
-// ID is the resolver for the id field.
-func (r *userResolver) ID(ctx context.Context, obj *store.User) (string, error) {
-	return globalID(kindUser, obj.ID), nil
-}
-
 // Email is the resolver for the email field.
 func (r *userResolver) Email(ctx context.Context, obj *store.User) (*string, error) {
 	if !store.CanSeePrivate(viewer(ctx), obj.ID) {

@@ -73,7 +73,7 @@ var productCodec = entryCodec[Product]{
 	},
 	decode: func(r *entryReader) Product {
 		return Product{ID: r.int(), MerchantID: r.int(), Name: r.string(), Description: r.string(),
-			Price: int(r.int()), Stock: int(r.int()), CreatedAt: r.time(), UpdatedAt: r.time()}
+			Price: Money(r.int()), Stock: int(r.int()), CreatedAt: r.time(), UpdatedAt: r.time()}
 	},
 }
 

@@ -21,7 +21,7 @@ func rankedChildren[R any, P scannable[R]](db *gorm.DB, parentCol, order string,
 		Where(parentCol+" IN ?", parents)
 	inner = narrow(inner)
 	q := db.Table("(?) AS ranked", inner).Where("child_rank <= ?", limit).Order(parentCol + ", " + order)
-	return findAll[R, R, P](q, op, func(r R) R { return r })
+	return findRows[R, P](q, op)
 }
 
 // FindOrdersOfCustomers returns, for each customer, the page of the orders they placed

@@ -24,6 +24,12 @@ const (
 	StatusCancelled OrderStatus = "CANCELLED"
 )
 
+// Money is an amount in minor units (cents) of the shop's one currency.
+type Money int
+
+// Amount is m in minor units: the GraphQL Money's amount, read without a resolver.
+func (m Money) Amount() int { return int(m) }
+
 // User is an account. Its password hash never leaves the store.
 type User struct {
 	ID        int64
@@ -39,7 +45,7 @@ type Product struct {
 	MerchantID  int64
 	Name        string
 	Description string
-	Price       int
+	Price       Money
 	Stock       int
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -50,7 +56,7 @@ type Order struct {
 	ID         int64
 	CustomerID int64
 	Status     OrderStatus
-	Total      int
+	Total      Money
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }
@@ -62,11 +68,11 @@ type OrderItem struct {
 	ProductID  int64
 	MerchantID int64
 	Quantity   int
-	UnitPrice  int
+	UnitPrice  Money
 }
 
 // Subtotal is UnitPrice × Quantity.
-func (i OrderItem) Subtotal() int { return i.UnitPrice * i.Quantity }
+func (i OrderItem) Subtotal() Money { return i.UnitPrice * Money(i.Quantity) }
 
 // OrderStatusEvent is one status change of an order, written in the same transaction as the
 // change. Event IDs grow with commit order within an order.

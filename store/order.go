@@ -32,7 +32,7 @@ func (r *orderRow) columns() []column {
 }
 
 func (r orderRow) toOrder() Order {
-	return Order{ID: r.ID, CustomerID: r.CustomerID, Status: OrderStatus(r.Status), Total: r.Total,
+	return Order{ID: r.ID, CustomerID: r.CustomerID, Status: OrderStatus(r.Status), Total: Money(r.Total),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
@@ -55,7 +55,7 @@ func (r *orderItemRow) columns() []column {
 
 func (r orderItemRow) toItem() OrderItem {
 	return OrderItem{OrderID: r.OrderID, ProductID: r.ProductID, MerchantID: r.MerchantID,
-		Quantity: r.Quantity, UnitPrice: r.UnitPrice}
+		Quantity: r.Quantity, UnitPrice: Money(r.UnitPrice)}
 }
 
 type idempotencyRow struct {
@@ -506,9 +506,9 @@ func (s *Store) FindOrders(ctx context.Context, f OrderFilter, page PageArgs) (*
 		return nil, err
 	}
 	q := ordersAfter(f.apply(s.db.WithContext(ctx).Model(&orderRow{})), after)
-	var rows []orderRow
-	if err := q.Order(ordersNewestFirst).Limit(page.First + 1).Find(&rows).Error; err != nil {
-		return nil, translate("find orders", err)
+	rows, err := findRows[orderRow](q.Order(ordersNewestFirst).Limit(page.First+1), "find orders")
+	if err != nil {
+		return nil, err
 	}
 	return newOrderPage(f, rows, page.First, after), nil
 }

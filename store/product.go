@@ -27,7 +27,8 @@ func (r *productRow) columns() []column {
 }
 
 func (r productRow) toProduct() Product {
-	return Product(r)
+	return Product{ID: r.ID, MerchantID: r.MerchantID, Name: r.Name, Description: r.Description,
+		Price: Money(r.Price), Stock: r.Stock, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 // NewProduct is a product to create.
@@ -232,9 +233,9 @@ func (s *Store) FindProducts(ctx context.Context, f ProductFilter, sort ProductS
 	if col != "id" {
 		q = q.Order(col + " " + dir)
 	}
-	var rows []productRow
-	if err := q.Order("id " + dir).Limit(page.First + 1).Find(&rows).Error; err != nil {
-		return nil, translate("find products", err)
+	rows, err := findRows[productRow](q.Order("id "+dir).Limit(page.First+1), "find products")
+	if err != nil {
+		return nil, err
 	}
 	p := &ProductPage{Filter: f}
 	p.Products, p.Cursors, p.PageInfo = buildPage(rows, page.First, after, productRow.toProduct, func(r productRow) cursor {

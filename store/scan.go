@@ -34,6 +34,11 @@ func selectList[R any, P scannable[R]]() string {
 	return strings.Join(names, ", ")
 }
 
+// findRows runs q for R's columns and returns the rows.
+func findRows[R any, P scannable[R]](q *gorm.DB, op string) ([]R, error) {
+	return findAll[R, R, P](q, op, func(r R) R { return r })
+}
+
 // findAll runs q for R's columns and returns the rows converted to domain values.
 func findAll[R, T any, P scannable[R]](q *gorm.DB, op string, convert func(R) T) ([]T, error) {
 	// The statement's deadline, which gorm's row callbacks cannot end, ends with the rows.

@@ -41,14 +41,6 @@ type LogInInput struct {
 	Password string `json:"password"`
 }
 
-// An amount of money in the shop's single currency.
-type Money struct {
-	// The amount in minor units (cents).
-	Amount int `json:"amount"`
-	// The ISO 4217 currency code, e.g. `USD`.
-	Currency string `json:"currency"`
-}
-
 // Writes. Each returns a payload whose `userErrors` lists business and validation failures;
 // authentication and authorization failures are top-level errors.
 type Mutation struct {

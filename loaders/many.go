@@ -1,0 +1,87 @@
+package loaders
+
+import (
+	"context"
+
+	"github.com/graph-gophers/dataloader/v7"
+)
+
+// Level says what a batch resolver's keys are. gqlgen hands a batch resolver the parents of
+// one list; when no list encloses that one, they are every parent of their level and nothing
+// is gained by waiting for more.
+type Level bool
+
+const (
+	// Partial keys are those of one list among sibling lists (the items of one order of a
+	// page): they join the loader's batch window, so that every list's keys go in one read.
+	Partial Level = false
+	// Whole keys are all the level will ask for: what the loader has not cached is read at
+	// once, without a window, and kept in its cache.
+	Whole Level = true
+)
+
+// many loads keys through z and returns their values in key order, with errs nil unless a
+// key failed (then errs[i] is that key's error).
+func many[K comparable, V any](ctx context.Context, z *lazy[K, V], keys []K, level Level) (vals []V, errs []error) {
+	loader := z.get()
+	vals = make([]V, len(keys))
+	fail := func(i int, err error) {
+		if errs == nil {
+			errs = make([]error, len(keys))
+		}
+		errs[i] = err
+	}
+	if level == Partial {
+		// Load queues every key before any thunk waits: one window for all of them, and no
+		// goroutine per key as dataloader's LoadMany would start.
+		thunks := make([]dataloader.Thunk[V], len(keys))
+		for i, k := range keys {
+			thunks[i] = loader.Load(ctx, k)
+		}
+		for i, thunk := range thunks {
+			v, err := thunk()
+			vals[i] = v
+			if err != nil {
+				fail(i, err)
+			}
+		}
+		return vals, errs
+	}
+
+	var missing []K
+	pending := map[K][]int{} // the positions of each key read now
+	for i, k := range keys {
+		if thunk, ok := z.cache.Get(ctx, k); ok {
+			v, err := thunk()
+			vals[i] = v
+			if err != nil {
+				fail(i, err)
+			}
+			continue
+		}
+		if _, ok := pending[k]; !ok {
+			missing = append(missing, k)
+		}
+		pending[k] = append(pending[k], i)
+	}
+	for len(missing) > 0 {
+		batch := missing
+		if z.maxBatch > 0 && len(batch) > z.maxBatch {
+			batch = batch[:z.maxBatch]
+		}
+		missing = missing[len(batch):]
+		for j, r := range z.fetch(ctx, batch) {
+			k := batch[j]
+			if r.Error == nil {
+				loader.Prime(ctx, k, r.Data)
+			}
+			for _, i := range pending[k] {
+				vals[i] = r.Data
+				if r.Error != nil {
+					fail(i, r.Error)
+				}
+			}
+		}
+	}
+	return vals, errs
+}
