@@ -58,7 +58,7 @@ func (r *orderResolver) History(ctx context.Context, objs []*store.Order) ([][]s
 func (r *orderConnectionResolver) Edges(ctx context.Context, obj *store.OrderPage) ([]model.OrderEdge, error) {
 	edges := make([]model.OrderEdge, len(obj.Orders))
 	for i := range obj.Orders {
-		edges[i] = model.OrderEdge{Cursor: obj.Cursors[i], Node: &obj.Orders[i]}
+		edges[i] = model.OrderEdge{Cursor: obj.Cursor(i), Node: &obj.Orders[i]}
 	}
 	return edges, nil
 }

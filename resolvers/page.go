@@ -17,10 +17,8 @@ func pageArgs(first *int, after *string) store.PageArgs {
 	return p
 }
 
-func pageInfo(info store.PageInfo, cursors []string) *model.PageInfo {
+func pageInfo(info store.PageInfo, cursors store.Cursors) *model.PageInfo {
 	p := &model.PageInfo{HasNextPage: info.HasNext, HasPreviousPage: info.HasPrev}
-	if n := len(cursors); n > 0 {
-		p.StartCursor, p.EndCursor = &cursors[0], &cursors[n-1]
-	}
+	p.StartCursor, p.EndCursor = cursors.Bounds()
 	return p
 }

@@ -38,7 +38,7 @@ func (r *productResolver) Merchant(ctx context.Context, objs []*store.Product) (
 func (r *productConnectionResolver) Edges(ctx context.Context, obj *store.ProductPage) ([]model.ProductEdge, error) {
 	edges := make([]model.ProductEdge, len(obj.Products))
 	for i := range obj.Products {
-		edges[i] = model.ProductEdge{Cursor: obj.Cursors[i], Node: &obj.Products[i]}
+		edges[i] = model.ProductEdge{Cursor: obj.Cursor(i), Node: &obj.Products[i]}
 	}
 	return edges, nil
 }

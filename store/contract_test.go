@@ -123,7 +123,7 @@ func walkOrders(tb testing.TB, s *store.Store, f store.OrderFilter, first int) [
 		if !p.HasNext {
 			return all
 		}
-		page.After = p.Cursors[len(p.Cursors)-1]
+		page.After = p.Cursor(len(p.Cursors) - 1)
 	}
 	tb.Fatalf("find orders: no last page")
 	return nil

@@ -458,8 +458,8 @@ func (f OrderFilter) apply(q *gorm.DB) *gorm.DB {
 
 // OrderPage is one page of orders, newest first, with each order's cursor.
 type OrderPage struct {
-	Orders  []Order
-	Cursors []string
+	Orders []Order
+	Cursors
 	PageInfo
 	Filter OrderFilter
 }

@@ -57,17 +57,33 @@ func checkPage(p PageArgs, order string) (*cursor, error) {
 	return &c, nil
 }
 
+// Cursors are the positions of a page's items, encoded only when asked for: a client that
+// reads nodes and not edges never pays for them.
+type Cursors []cursor
+
+// Cursor returns the cursor of the page's i-th item.
+func (c Cursors) Cursor(i int) string { return c[i].encode() }
+
+// Bounds returns the cursors of the page's first and last items, nil for an empty page.
+func (c Cursors) Bounds() (start, end *string) {
+	if len(c) == 0 {
+		return nil, nil
+	}
+	s, e := c.Cursor(0), c.Cursor(len(c)-1)
+	return &s, &e
+}
+
 // buildPage turns rows, read with one row more than first to tell whether a next page exists,
 // into a page's items, their cursors and its PageInfo; after is the cursor the page starts
 // after.
-func buildPage[R, T any](rows []R, first int, after *cursor, convert func(R) T, cursorOf func(R) cursor) ([]T, []string, PageInfo) {
+func buildPage[R, T any](rows []R, first int, after *cursor, convert func(R) T, cursorOf func(R) cursor) ([]T, Cursors, PageInfo) {
 	info := PageInfo{HasPrev: after != nil}
 	if len(rows) > first {
 		rows, info.HasNext = rows[:first], true
 	}
-	items, cursors := make([]T, len(rows)), make([]string, len(rows))
+	items, cursors := make([]T, len(rows)), make(Cursors, len(rows))
 	for i, r := range rows {
-		items[i], cursors[i] = convert(r), cursorOf(r).encode()
+		items[i], cursors[i] = convert(r), cursorOf(r)
 	}
 	return items, cursors, info
 }

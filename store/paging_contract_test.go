@@ -96,7 +96,7 @@ func TestCursorsStayValidWhileItemsAreAdded(t *testing.T) {
 			if !p.HasNext {
 				break
 			}
-			page.After = p.Cursors[len(p.Cursors)-1]
+			page.After = p.Cursor(len(p.Cursors) - 1)
 		}
 		if !slices.Equal(got, before) {
 			t.Errorf("orders walked while others were placed: %v, want %v", got, before)
@@ -134,7 +134,7 @@ func walkProducts(tb testing.TB, s *store.Store, sort store.ProductSort, first i
 		if !p.HasNext {
 			return ids
 		}
-		page.After = p.Cursors[len(p.Cursors)-1]
+		page.After = p.Cursor(len(p.Cursors) - 1)
 	}
 	tb.Fatal("find products: no last page")
 	return nil

@@ -167,7 +167,7 @@ const (
 // ProductPage is one page of products with each product's cursor.
 type ProductPage struct {
 	Products []Product
-	Cursors  []string
+	Cursors
 	PageInfo
 	Filter ProductFilter
 }
