@@ -1,5 +1,6 @@
-// Package redisconn opens the service's Redis connection: short timeouts and a circuit
-// breaker, or an in-process stand-in in embedded mode.
+// Package redisconn opens the service's Redis connection, to one server or to the master
+// its Sentinels name: short timeouts and a circuit breaker, or an in-process stand-in in
+// embedded mode.
 package redisconn
 
 import (
