@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -115,7 +114,7 @@ func standalone(opts *redis.Options) func() *redis.Client {
 }
 
 // failover returns a maker of clients of the master the Sentinels name, with the service's
-// deadlines on both (go-redis applies them to its Sentinel connections too). Each client
+// deadlines on the master's connections and the Sentinels' alike. Each client
 // asks the Sentinels for the master's address whenever it dials, and follows their
 // +switch-master announcements, so no address of a data server is configured anywhere.
 func failover(opts *redis.FailoverOptions) func() *redis.Client {
@@ -126,7 +125,6 @@ func failover(opts *redis.FailoverOptions) func() *redis.Client {
 	opts.DialerRetries = 1
 	return func() *redis.Client {
 		o := *opts
-		o.SentinelAddrs = slices.Clone(opts.SentinelAddrs)
 		return redis.NewFailoverClient(&o)
 	}
 }
