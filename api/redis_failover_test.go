@@ -184,9 +184,10 @@ type committedEvent struct {
 	phase  int32
 }
 
-// TestRedisSentinelFailover gives two processes the Sentinels of a master and its replica
-// as REDIS_URL and kills the master with SIGKILL while reads loop, subscribers watch every
-// order and status changes are committed through the other process. No read or write
+// TestRedisSentinelFailover gives two services (each with its own clients and subscription,
+// as two processes) the Sentinels of a master and its replica as REDIS_URL, and kills the
+// master with SIGKILL while reads loop, subscribers on one watch every order and status
+// changes are committed through the other. No read or write
 // fails; the rate limit fails open meanwhile; each process's one subscription moves to the
 // promoted replica; every event, those committed during the failover included, reaches
 // each of its subscribers exactly once (orderStatusChanged in order); cache fills and rate
