@@ -1,5 +1,6 @@
-// Package redisconn opens the service's Redis connection: short timeouts and a circuit
-// breaker, or an in-process stand-in in embedded mode.
+// Package redisconn opens the service's Redis connection, to one server or to the master
+// its Sentinels name: short timeouts and a circuit breaker, or an in-process stand-in in
+// embedded mode.
 package redisconn
 
 import (
@@ -7,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +33,9 @@ var ErrUnavailable = errors.New("redis unavailable (circuit open)")
 
 // Config says which Redis to use and how long to leave it alone after it failed.
 type Config struct {
-	// URL is a redis:// URL; empty starts an in-process stand-in (embedded mode).
+	// URL is a redis:// URL of one server, or a redis-sentinel:// URL naming the Sentinels
+	// that monitor a master (see parseSentinelURL); empty starts an in-process stand-in
+	// (embedded mode).
 	URL string
 	// BreakerOpen is how long Redis is skipped after failing; 0 means 5s.
 	BreakerOpen time.Duration
@@ -48,32 +52,53 @@ func (c Config) withDefaults() Config {
 type Conn struct {
 	redis.UniversalClient
 	breaker *redisBreaker
-	// options are the client's, for connections of their own (pub/sub).
-	options *redis.Options
-	closers []func()
+	// newClient makes a client of the same Redis (the same Sentinels), for connections
+	// of their own (pub/sub).
+	newClient func() *redis.Client
+	closers   []func()
 }
 
 // Open connects to cfg.URL, or starts the in-process stand-in when it is empty. The client
 // has short timeouts, one retry, and a circuit breaker: after a few consecutive failures
 // every command fails immediately for cfg.BreakerOpen, so an outage costs callers no
-// latency; the breaker then lets one probe through and closes when it succeeds.
+// latency; the breaker then lets one probe through and closes when it succeeds. Through
+// Sentinel, every new connection goes to the master the Sentinels name at that moment, so
+// after a failover the client reaches the new master once the breaker lets it.
 func Open(cfg Config, log *slog.Logger) (*Conn, error) {
 	cfg = cfg.withDefaults()
 	c := &Conn{}
-	var opts *redis.Options
-	if cfg.URL == "" {
+	switch {
+	case cfg.URL == "":
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
 		c.closers = append(c.closers, mr.Close)
-		opts = &redis.Options{Addr: mr.Addr()}
-	} else {
-		var err error
-		if opts, err = redis.ParseURL(cfg.URL); err != nil {
+		c.newClient = standalone(&redis.Options{Addr: mr.Addr()})
+	case strings.HasPrefix(cfg.URL, sentinelScheme+"://"):
+		opts, err := parseSentinelURL(cfg.URL)
+		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
+		c.newClient = failover(opts)
+	default:
+		opts, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		c.newClient = standalone(opts)
 	}
+	rdb := c.newClient()
+	c.breaker = newRedisBreaker(cfg.BreakerOpen, func(from, to gobreaker.State) {
+		log.Warn("redis circuit breaker", "from", from.String(), "to", to.String())
+	})
+	rdb.AddHook(c.breaker)
+	c.UniversalClient = rdb
+	return c, nil
+}
+
+// standalone returns a maker of clients of one server, with the service's deadlines.
+func standalone(opts *redis.Options) func() *redis.Client {
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = redisDialTimeout, redisIOTimeout, redisIOTimeout
 	opts.PoolTimeout = redisPoolTimeout
 	opts.ContextTimeoutEnabled = true
@@ -82,22 +107,32 @@ func Open(cfg Config, log *slog.Logger) (*Conn, error) {
 	// Maintenance notifications serve Redis Enterprise clusters; on other servers they only
 	// log a failed handshake.
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	rdb := redis.NewClient(opts)
-	c.breaker = newRedisBreaker(cfg.BreakerOpen, func(from, to gobreaker.State) {
-		log.Warn("redis circuit breaker", "from", from.String(), "to", to.String())
-	})
-	rdb.AddHook(c.breaker)
-	c.UniversalClient, c.options = rdb, opts
-	return c, nil
+	return func() *redis.Client {
+		o := *opts
+		return redis.NewClient(&o)
+	}
 }
 
-// NewClient returns a client of its own to the same server, without the breaker: for
-// pub/sub, which holds a connection for the process's life, and for work that handles
-// outages itself. The caller closes it.
-func (c *Conn) NewClient() *redis.Client {
-	opts := *c.options
-	return redis.NewClient(&opts)
+// failover returns a maker of clients of the master the Sentinels name, with the service's
+// deadlines on the master's connections and the Sentinels' alike. Each client
+// asks the Sentinels for the master's address whenever it dials, and follows their
+// +switch-master announcements, so no address of a data server is configured anywhere.
+func failover(opts *redis.FailoverOptions) func() *redis.Client {
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = redisDialTimeout, redisIOTimeout, redisIOTimeout
+	opts.PoolTimeout = redisPoolTimeout
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = 1
+	opts.DialerRetries = 1
+	return func() *redis.Client {
+		o := *opts
+		return redis.NewFailoverClient(&o)
+	}
 }
+
+// NewClient returns a client of its own to the same Redis (through the same Sentinels),
+// without the breaker: for pub/sub, which holds a connection for the process's life, and
+// for work that handles outages itself. The caller closes it.
+func (c *Conn) NewClient() *redis.Client { return c.newClient() }
 
 // Close closes the client and stops the stand-in.
 func (c *Conn) Close() error {
