@@ -17,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/lexer"
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/shop/api/api/guard"
 	"github.com/shop/api/auth"
@@ -90,7 +91,7 @@ func NewTrustedDocuments(cfg TrustedConfig) (*TrustedDocuments, error) {
 		if gerr != nil {
 			return nil, fail("operation %d (%s): %v", i, op.Name, gerr)
 		}
-		if errs := validator.Validate(schema, doc); len(errs) > 0 {
+		if errs := validator.ValidateWithRules(schema, doc, rules.NewDefaultRules()); len(errs) > 0 {
 			return nil, fail("operation %d (%s) does not validate against the schema: %v", i, op.Name, errs)
 		}
 		tokens, n, _ := documentTokens(op.Body, -1)
