@@ -19,14 +19,23 @@
 #
 # Environment: DATABASE_URL (a PostgreSQL URL whose user may CREATEDB; the test works in a
 # database of its own, dropped at the end), REDIS_URL (keys under a prefix of its own, deleted
-# at the end), IMAGE_TEST_PORT (18080), PODMAN_RUNTIME (runc when installed: crun refuses
-# hybrid cgroup v1/v2 hosts), PODMAN_RUN_OPTS (ulimits no higher than this host allows;
-# podman's defaults need CAP_SYS_RESOURCE).
+# at the end), IMAGE_TEST_PORT (a free one in 20000–29999), PODMAN_RUNTIME (runc when
+# installed: crun refuses hybrid cgroup v1/v2 hosts), PODMAN_RUN_OPTS (ulimits no higher than
+# this host allows; podman's defaults need CAP_SYS_RESOURCE).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 mode=${IMAGE_TEST_MODE:-auto}
-port=${IMAGE_TEST_PORT:-18080}
+# A free port unless told: other runs of this script may share the machine (host network).
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 10000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  echo "no free port found" >&2; return 1
+}
+port=${IMAGE_TEST_PORT:-$(free_port)}
 admin_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 redis_url=${REDIS_URL:-redis://127.0.0.1:6379/0}
 image=localhost/shop-api:image-test-$$
