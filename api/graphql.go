@@ -27,10 +27,10 @@ type GraphQLConfig struct {
 	Operations *guard.Operations
 	// PersistedQueries is the APQ cache (NewPersistedQueries).
 	PersistedQueries graphql.Cache[string]
-	// Trusted, when set, is the allow-list of operations; it replaces APQ.
+	Live             *Live
+	Metrics          *observe.Metrics
+	// Trusted, when set, is the allow-list of operations (NewTrustedDocuments); it replaces APQ.
 	Trusted *TrustedDocuments
-	Live    *Live
-	Metrics *observe.Metrics
 	// Tracer traces every operation; nil traces none.
 	Tracer trace.Tracer
 	Log    *slog.Logger
