@@ -127,7 +127,7 @@ func (d *TrustedDocuments) MutateOperationParameters(ctx context.Context, p *gra
 		if p.Query == "" {
 			body, ok := d.byID[hash]
 			if !ok {
-				return codedError("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound")
+				return codedError(guard.CodePersistedQueryNotFound, "PersistedQueryNotFound")
 			}
 			p.Query = body
 			return nil
