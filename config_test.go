@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,28 @@ func TestLoadConfigHardening(t *testing.T) {
 		if _, err := loadConfig(env(bad...), quiet); err == nil {
 			t.Errorf("%s=%s accepted", bad[0], bad[1])
 		}
+	}
+}
+
+func TestLoadConfigPersistedOperations(t *testing.T) {
+	for _, c := range []struct {
+		bypass      string
+		adminBypass bool
+	}{{"", true}, {"ADMIN", true}, {"NONE", false}} {
+		cfg, err := loadConfig(env("PERSISTED_OPERATIONS", "/etc/shop/manifest.json", "PERSISTED_OPERATIONS_BYPASS", c.bypass), quiet)
+		if err != nil || cfg.Trusted.Manifest != "/etc/shop/manifest.json" || cfg.Trusted.AdminBypass != c.adminBypass {
+			t.Errorf("PERSISTED_OPERATIONS_BYPASS=%q: %+v, %v", c.bypass, cfg.Trusted, err)
+		}
+	}
+	// Anyone can sign up as a CUSTOMER or MERCHANT: such a bypass would be no allow-list.
+	for _, bad := range []string{"MERCHANT", "CUSTOMER", "admin"} {
+		if _, err := loadConfig(env("PERSISTED_OPERATIONS_BYPASS", bad), quiet); err == nil {
+			t.Errorf("PERSISTED_OPERATIONS_BYPASS=%s accepted", bad)
+		}
+	}
+	// A manifest that cannot be read stops the server before it opens anything.
+	err := run(t.Context(), nil, env("PERSISTED_OPERATIONS", filepath.Join(t.TempDir(), "missing.json")), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "PERSISTED_OPERATIONS") {
+		t.Fatalf("run with a missing manifest: %v", err)
 	}
 }

@@ -84,6 +84,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := cfg.signingKey(log); err != nil {
 		return err
 	}
+	trusted, err := api.NewTrustedDocuments(cfg.Trusted)
+	if err != nil {
+		return err
+	}
+	if trusted != nil {
+		log.Info("persisted operations only", "operations", trusted.Operations(), "admin_bypass", cfg.Trusted.AdminBypass)
+	}
 
 	// Observability first: the store's SQL spans and the Redis breaker report into it.
 	reg := observe.NewRegistry()
@@ -145,6 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Events: liveDelivery.Broker, Logins: budget, NewLoaders: newLoaders},
 		Operations:       guard.NewOperations(cfg.Limits, budget),
 		PersistedQueries: api.NewPersistedQueries(rdb, prefix, metrics),
+		Trusted:          trusted,
 		Live:             liveDelivery,
 		Metrics:          metrics,
 		Tracer:           tracer.Tracer(),
@@ -266,6 +274,7 @@ type config struct {
 	RateLimit     guard.RateLimit
 	HTTP          guard.HTTPConfig
 	Live          api.LiveConfig
+	Trusted       api.TrustedConfig
 	Tracing       bool
 	PprofAddr     string
 }
@@ -295,6 +304,15 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (config, error) {
 	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		return c, errors.New("set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither")
+	}
+	c.Trusted.Manifest = getenv("PERSISTED_OPERATIONS")
+	// Only ADMIN may bypass the allow-list: anyone can sign up as a CUSTOMER or MERCHANT.
+	switch b := getenv("PERSISTED_OPERATIONS_BYPASS"); b {
+	case "", "ADMIN":
+		c.Trusted.AdminBypass = true
+	case "NONE":
+	default:
+		return c, fmt.Errorf("PERSISTED_OPERATIONS_BYPASS: want ADMIN or NONE, got %q", b)
 	}
 	return c, loadHardening(&c, getenv)
 }

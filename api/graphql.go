@@ -29,6 +29,8 @@ type GraphQLConfig struct {
 	PersistedQueries graphql.Cache[string]
 	Live             *Live
 	Metrics          *observe.Metrics
+	// Trusted, when set, is the allow-list of operations (NewTrustedDocuments); it replaces APQ.
+	Trusted *TrustedDocuments
 	// Tracer traces every operation; nil traces none.
 	Tracer trace.Tracer
 	Log    *slog.Logger
@@ -49,9 +51,15 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	if cfg.Trusted != nil {
+		// First: it turns an id into its text before the shape limits look at the text.
+		srv.Use(cfg.Trusted)
+	}
 	cfg.Operations.Install(srv)
-	// After the limits, so that only queries that passed the shape limits are stored.
-	srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
+	if cfg.Trusted == nil {
+		// After the limits, so that only queries that passed the shape limits are stored.
+		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
+	}
 	srv.Use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
 	srv.SetDisableSuggestion(cfg.Production)
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))

@@ -40,6 +40,7 @@ type config struct {
 	CORSOrigins      []string
 	Tracing          bool
 	Live             api.LiveConfig
+	Trusted          api.TrustedConfig
 }
 
 // service is the shop's API assembled as server.go's run assembles it, with the handles
@@ -66,6 +67,10 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 			s.Close()
 		}
 	}()
+	trusted, err := api.NewTrustedDocuments(cfg.Trusted)
+	if err != nil {
+		return nil, err
+	}
 	reg := observe.NewRegistry()
 	metrics := observe.NewMetrics(reg, log)
 	var tracer observe.Tracing
@@ -108,6 +113,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 			Events: s.live.Broker, Logins: budget, NewLoaders: newLoaders},
 		Operations:       guard.NewOperations(cfg.Limits, budget),
 		PersistedQueries: api.NewPersistedQueries(s.Redis, s.prefix, metrics),
+		Trusted:          trusted,
 		Live:             s.live,
 		Metrics:          metrics,
 		Tracer:           tracer.Tracer(),

@@ -12,4 +12,6 @@ const (
 	CodeComplexityLimit = "COMPLEXITY_LIMIT_EXCEEDED"
 	// CodeRateLimited refuses an operation whose caller spent their budget.
 	CodeRateLimited = "RATE_LIMITED"
+	// CodePersistedQueryNotFound answers a persisted query id the server does not know.
+	CodePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
 )
