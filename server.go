@@ -351,21 +351,39 @@ func loadHardening(c *config, getenv func(string) string) error {
 		MaxTokens:  num("MAX_QUERY_TOKENS", 0),
 	}
 	def := guard.DefaultRateLimit
+	if getenv("RATE_LIMIT_POINTS_PER_MINUTE") != "" {
+		// A budget set for every caller stays every caller's unless the anonymous one is set.
+		def.AnonymousPointsPerMinute = 0
+	}
 	c.RateLimit = guard.RateLimit{
-		PointsPerMinute:         num("RATE_LIMIT_POINTS_PER_MINUTE", def.PointsPerMinute),
-		LoginFailuresPerAccount: num("LOGIN_FAILURES_PER_ACCOUNT", def.LoginFailuresPerAccount),
-		LoginFailuresPerIP:      num("LOGIN_FAILURES_PER_IP", def.LoginFailuresPerIP),
-		LoginWindow:             dur("LOGIN_WINDOW", def.LoginWindow),
+		PointsPerMinute:          num("RATE_LIMIT_POINTS_PER_MINUTE", def.PointsPerMinute),
+		AnonymousPointsPerMinute: num("RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", def.AnonymousPointsPerMinute),
+		LoginFailuresPerAccount:  num("LOGIN_FAILURES_PER_ACCOUNT", def.LoginFailuresPerAccount),
+		LoginFailuresPerIP:       num("LOGIN_FAILURES_PER_IP", def.LoginFailuresPerIP),
+		LoginWindow:              dur("LOGIN_WINDOW", def.LoginWindow),
 	}
 	maxCost := cmp.Or(c.Limits.MaxCost, guard.DefaultLimits.MaxCost)
-	if p := c.RateLimit.PointsPerMinute; p > 0 && p < maxCost {
-		errs = append(errs, fmt.Errorf("RATE_LIMIT_POINTS_PER_MINUTE (%d) is below MAX_QUERY_COST (%d): the costliest operations could never run", p, maxCost))
+	for _, b := range []struct {
+		name      string
+		perMinute int
+	}{{"RATE_LIMIT_POINTS_PER_MINUTE", c.RateLimit.PointsPerMinute}, {"RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", c.RateLimit.AnonymousPointsPerMinute}} {
+		if b.perMinute > 0 && b.perMinute < maxCost {
+			errs = append(errs, fmt.Errorf("%s (%d) is below MAX_QUERY_COST (%d): the costliest operations could never run", b.name, b.perMinute, maxCost))
+		}
+	}
+	trusted, err := guard.ParseTrustedProxies(getenv("TRUSTED_PROXIES"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+	}
+	if getenv("TRUST_FORWARDED_FOR") != "" {
+		// Removed rather than aliased: it believed the header from any peer.
+		errs = append(errs, errors.New("TRUST_FORWARDED_FOR was replaced by TRUSTED_PROXIES: set it to your proxies' addresses or CIDR prefixes (e.g. 10.0.0.0/8) and remove TRUST_FORWARDED_FOR"))
 	}
 	c.HTTP = guard.HTTPConfig{
-		RequestTimeout:    dur("REQUEST_TIMEOUT", 0),
-		CORSOrigins:       splitList(getenv("CORS_ORIGINS")),
-		TrustForwardedFor: boolEnv(getenv("TRUST_FORWARDED_FOR"), false),
-		Production:        c.Production,
+		RequestTimeout: dur("REQUEST_TIMEOUT", 0),
+		CORSOrigins:    splitList(getenv("CORS_ORIGINS")),
+		TrustedProxies: trusted,
+		Production:     c.Production,
 	}
 	c.Store.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 0)
 	c.Store.MaxConns = num("DB_MAX_CONNS", 0)
