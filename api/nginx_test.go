@@ -207,14 +207,16 @@ func postGraphQL(ctx context.Context, c *http.Client, url, token, query string, 
 }
 
 // nginxProcessEnv is the production configuration of processes behind the test's nginx,
-// on the test's database and Redis prefix: nginx (127.0.0.1) is their trusted proxy.
-func nginxProcessEnv(t *testing.T, extra ...string) []string {
+// on the database dbURL and a Redis prefix of the test's: nginx (127.0.0.1) is their
+// trusted proxy, and a few connections each leave the shared PostgreSQL server's 100 to
+// the tests running beside them.
+func nginxProcessEnv(t *testing.T, dbURL string, extra ...string) []string {
 	t.Helper()
 	redisURL := storetest.RedisURL(t)
 	return append([]string{
-		"APP_ENV=production", "DATABASE_URL=" + storetest.PostgresURL(t), "REDIS_URL=" + redisURL,
+		"APP_ENV=production", "DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL,
 		"REDIS_PREFIX=" + storetest.RedisPrefix(t, redisURL), "JWT_SECRET=test-secret-of-at-least-32-bytes!!",
-		"TRUSTED_PROXIES=127.0.0.1",
+		"TRUSTED_PROXIES=127.0.0.1", "DB_MAX_CONNS=6",
 	}, extra...)
 }
 
@@ -256,7 +258,7 @@ func TestBehindNginx(t *testing.T) {
 	}
 	storetest.RequireCommand(t, "nginx")
 	// 1 + 100 × (1 + 2 + 1 + 1 + 3 + 1 + 2) = 1,101 points: nine fit in 10,000.
-	env := nginxProcessEnv(t, "RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE=10000")
+	env := nginxProcessEnv(t, storetest.PostgresURL(t), "RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE=10000")
 	bin := buildShopServer(t)
 	procs := []*shopProcess{startShopProcess(t, bin, env...), startShopProcess(t, bin, env...), startShopProcess(t, bin, env...)}
 	nginx := startNginx(t, procs...)
