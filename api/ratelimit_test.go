@@ -46,18 +46,19 @@ func throttle(r gqlResponse) map[string]any {
 
 func TestRateLimitIsSharedByProcesses(t *testing.T) {
 	t.Parallel()
-	// 1 + 100 × (1 + 2) = 301 points a request: three fit in 1,000, the fourth does not.
+	// 1 + 100 × (1 + 2) = 301 points a request: after a sign-up (510), three fit in 1,500,
+	// the fourth does not.
 	const query = `{ products(first: 100) { nodes { id name } } }`
-	forEachBackendPair(t, config{RateLimit: guard.RateLimit{PointsPerMinute: 1000}}, func(t *testing.T, a, b *testEnv) {
+	forEachBackendPair(t, config{RateLimit: guard.RateLimit{PointsPerMinute: 1500}}, func(t *testing.T, a, b *testEnv) {
 		customer := a.signUp("CUSTOMER") // before the anonymous budget is spent
-		prev := 1000.0
+		prev := 1500.0 - 510
 		for i, env := range []*testEnv{a, b, a} {
 			r := env.anon().post(query, nil)
 			if len(r.Errors) > 0 {
 				t.Fatalf("request %d: %v", i+1, r.Errors)
 			}
-			// Each request takes 301 from what the last one left (the sign-up took a few
-			// points first), and the bucket leaks back ~16 points a second.
+			// Each request takes 301 from what the last one left, and the bucket leaks
+			// back 25 points a second.
 			got, _ := throttle(r)["currentlyAvailable"].(float64)
 			if got > prev-301+50 || got < prev-301-120 {
 				t.Errorf("request %d: currentlyAvailable %v after %v", i+1, got, prev)
