@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -184,14 +185,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer stopPprof()
 	}
 
+	var draining atomic.Bool
 	srv := &http.Server{
-		Addr:              net.JoinHostPort("", cfg.Port),
-		Handler:           mux,
+		Handler:           closingWhen(&draining, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	l, err := net.Listen("tcp", net.JoinHostPort("", cfg.Port))
+	if err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.Serve(l) }()
 	log.Info("listening", "url", "http://localhost:"+cfg.Port+"/", "postgres", cfg.Store.DatabaseURL != "", "redis", cfg.Redis.URL != "")
 
 	select {
@@ -204,7 +209,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer cancel()
 	// Subscriptions first: their sockets close with 1001 so clients move to another process.
 	liveDelivery.Shutdown(shutdownCtx)
-	return srv.Shutdown(shutdownCtx)
+	// Then no new connections, but for lameDuck the open ones are kept and answer with
+	// Connection: close: closing an idle one at once races a request a keep-alive proxy is
+	// sending on it, which it may not resend elsewhere if it is a POST.
+	_ = l.Close()
+	draining.Store(true)
+	select {
+	case <-time.After(lameDuck):
+	case <-shutdownCtx.Done():
+	}
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// lameDuck is how long a stopping server keeps its open connections, answering with
+// Connection: close, before it closes the idle ones: under traffic a proxy takes each of
+// its cached connections again within it, and retires it after that response.
+const lameDuck = time.Second
+
+// closingWhen makes every response close its connection once draining is set.
+func closingWhen(draining *atomic.Bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // servePprof serves net/http/pprof on addr, a listener of its own: profiles never reach the
