@@ -276,28 +276,47 @@ func TestFaultDrill(t *testing.T) {
 		hot[i] = lb.createProduct(merchant, "Hot "+strconv.Itoa(i), 1999, drillHotStock)
 	}
 	plenty := lb.createProduct(merchant, "Plenty", 500, 100_000)
+	// Sign-ups (bcrypt) and orders in parallel: nginx spreads them over the processes.
 	customers := make([]account, drillCustomers)
-	for i := range customers {
-		customers[i] = lb.signUp("CUSTOMER")
-	}
-	db, err := pgx.Connect(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	mustInParallel(t, len(customers), func(i int) error {
+		email := strings.ToLower(storetest.Name("drill")) + "@example.com"
+		var out struct {
+			SignUp struct {
+				Token string
+				User  struct{ ID string }
+			}
+		}
+		err := postDecoded(nginx.url, "", `mutation($in: SignUpInput!) { signUp(input: $in) { token user { id } } }`,
+			map[string]any{"in": map[string]any{"email": email, "name": "Drill customer", "password": "password123"}}, &out)
+		customers[i] = account{ID: out.SignUp.User.ID, Email: email, Token: out.SignUp.Token}
+		return err
+	})
 	type tracked struct {
 		id, created string
 		customer    account
 	}
 	orders := make([]tracked, drillTrackedOrders)
-	for i := range orders {
+	mustInParallel(t, len(orders), func(i int) error {
 		c := customers[i%len(customers)]
-		id := lb.placeOrder(c, line{plenty, 1})
+		var out struct {
+			PlaceOrder struct{ Order struct{ ID string } }
+		}
+		err := postDecoded(nginx.url, c.Token, `mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { order { id } } }`,
+			map[string]any{"in": map[string]any{"items": []map[string]any{{"productId": plenty, "quantity": 1}}}}, &out)
+		orders[i] = tracked{id: out.PlaceOrder.Order.ID, customer: c}
+		return err
+	})
+	db, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	for i, o := range orders {
 		var first int64
-		if err := db.QueryRow(context.Background(), `SELECT min(id) FROM order_status_events WHERE order_id = $1`, dbID(t, id)).Scan(&first); err != nil {
+		if err := db.QueryRow(context.Background(), `SELECT min(id) FROM order_status_events WHERE order_id = $1`, dbID(t, o.id)).Scan(&first); err != nil {
 			t.Fatal(err)
 		}
-		orders[i] = tracked{id: id, created: gid("OrderStatusEvent", first), customer: c}
+		orders[i].created = gid("OrderStatusEvent", first)
 	}
 
 	// 500 subscribers, each on a socket of its own through nginx.
@@ -305,21 +324,26 @@ func TestFaultDrill(t *testing.T) {
 	var subsDone sync.WaitGroup
 	t.Cleanup(func() { stopSubs(); subsDone.Wait() })
 	var subs []*drillSubscriber
+	var readies []chan struct{}
 	for _, o := range orders {
 		for range drillSubsPerOrder {
 			s := &drillSubscriber{order: o.id, token: o.customer.Token, created: o.created}
 			subs = append(subs, s)
 			ready := make(chan struct{})
+			readies = append(readies, ready)
 			subsDone.Add(1)
 			go func() { defer subsDone.Done(); s.run(subCtx, nginx.url, ready) }()
-			select {
-			case <-ready:
-			case <-time.After(20 * time.Second):
-				t.Fatalf("subscriber %d could not subscribe through nginx", len(subs))
-			}
 		}
 	}
-	eventually(t, 20*time.Second, func() bool {
+	connectBy := time.After(60 * time.Second)
+	for i, ready := range readies {
+		select {
+		case <-ready:
+		case <-connectBy:
+			t.Fatalf("subscriber %d could not subscribe through nginx within 60 s", i)
+		}
+	}
+	eventually(t, 30*time.Second, func() bool {
 		return sum(liveSubscribers(t, procs)) >= float64(len(subs))
 	}, "%d live subscriptions", len(subs))
 	setup := time.Since(started)
@@ -556,6 +580,39 @@ func TestFaultDrill(t *testing.T) {
 	if n := sum(liveSubscribers(t, alive)); n != float64(len(subs)) {
 		t.Errorf("%v live subscriptions on the processes left, want %d", n, len(subs))
 	}
+}
+
+// mustInParallel runs f for 0…n-1 on 8 goroutines, failing the test with their errors.
+func mustInParallel(t *testing.T, n int, f func(i int) error) {
+	t.Helper()
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				errs[i] = f(i)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// postDecoded sends a query that must succeed without errors and decodes its data into v.
+func postDecoded(url, token, query string, vars map[string]any, v any) error {
+	r, err := postGraphQL(context.Background(), http.DefaultClient, url, token, query, vars)
+	if err == nil && len(r.Errors) > 0 {
+		err = fmt.Errorf("%v", r.Errors)
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(r.Data, v)
 }
 
 // dbID is the database ID inside a global ID.
