@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -32,8 +33,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("defaults written here instead of in their packages: %+v", c)
 	}
 	// ...but the rate limits, off in a zero guard.RateLimit, are on.
-	if c.RateLimit != guard.DefaultRateLimit || c.HTTP.TrustForwardedFor {
-		t.Errorf("rate limit %+v", c.RateLimit)
+	if c.RateLimit != guard.DefaultRateLimit || c.HTTP.TrustedProxies != nil {
+		t.Errorf("rate limit %+v, trusted proxies %v", c.RateLimit, c.HTTP.TrustedProxies)
 	}
 	if len(c.HTTP.CORSOrigins) != 0 || c.Tracing || !c.Playground || !c.Introspection || c.PprofAddr != "" {
 		t.Errorf("cors %v tracing %v playground %v introspection %v pprof %q", c.HTTP.CORSOrigins, c.Tracing, c.Playground, c.Introspection, c.PprofAddr)
@@ -70,13 +71,13 @@ func TestLoadConfigProduction(t *testing.T) {
 
 func TestLoadConfigHardening(t *testing.T) {
 	c, err := loadConfig(env("MAX_QUERY_DEPTH", "8", "RATE_LIMIT_POINTS_PER_MINUTE", "0", "CORS_ORIGINS", "https://a.example, https://b.example",
-		"REQUEST_TIMEOUT", "3s", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "TRUST_FORWARDED_FOR", "true",
+		"REQUEST_TIMEOUT", "3s", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7,fd00::/8",
 		"DB_MAX_CONNS", "5", "REDIS_PREFIX", "tenant-a"), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Limits.MaxDepth != 8 || c.RateLimit.PointsPerMinute != 0 || len(c.HTTP.CORSOrigins) != 2 || c.HTTP.CORSOrigins[1] != "https://b.example" ||
-		c.HTTP.RequestTimeout != 3*time.Second || !c.Tracing || !c.HTTP.TrustForwardedFor ||
+		c.HTTP.RequestTimeout != 3*time.Second || !c.Tracing || fmt.Sprint(c.HTTP.TrustedProxies) != "[10.0.0.0/8 192.168.1.7/32 fd00::/8]" ||
 		c.Store.MaxConns != 5 || c.RedisPrefix != "tenant-a:" {
 		t.Errorf("config %+v", c)
 	}
@@ -87,9 +88,38 @@ func TestLoadConfigHardening(t *testing.T) {
 		{"MAX_QUERY_COST", "lots"},
 		{"REQUEST_TIMEOUT", "soon"},
 		{"RATE_LIMIT_POINTS_PER_MINUTE", "100"}, // below the cost of the costliest operation
+		{"RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", "100"},
+		{"TRUSTED_PROXIES", "10.0.0.0/33"},
+		{"TRUSTED_PROXIES", "10.0.0.1, nginx.internal"},
+		{"TRUST_FORWARDED_FOR", "true"}, // removed: it would silently trust every peer
 	} {
-		if _, err := loadConfig(env(bad...), quiet); err == nil {
-			t.Errorf("%s=%s accepted", bad[0], bad[1])
+		_, err := loadConfig(env(bad...), quiet)
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%s=%s: error %v, want one naming the variable", bad[0], bad[1], err)
+		}
+	}
+}
+
+// RATE_LIMIT_POINTS_PER_MINUTE set alone stays the budget of every caller, anonymous ones
+// included; unset, anonymous addresses get the larger default of their own.
+func TestLoadConfigAnonymousBudget(t *testing.T) {
+	for _, tc := range []struct {
+		env             []string
+		user, anonymous int
+	}{
+		{nil, 30_000, 300_000},
+		{[]string{"RATE_LIMIT_POINTS_PER_MINUTE", "12000"}, 12_000, 0},
+		{[]string{"RATE_LIMIT_POINTS_PER_MINUTE", "0"}, 0, 0},
+		{[]string{"RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", "50000"}, 30_000, 50_000},
+		{[]string{"RATE_LIMIT_POINTS_PER_MINUTE", "12000", "RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", "90000"}, 12_000, 90_000},
+	} {
+		c, err := loadConfig(env(tc.env...), quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 0 is guard.RateLimit's "same as PointsPerMinute".
+		if c.RateLimit.PointsPerMinute != tc.user || c.RateLimit.AnonymousPointsPerMinute != tc.anonymous {
+			t.Errorf("%v: user %d anonymous %d, want %d and %d", tc.env, c.RateLimit.PointsPerMinute, c.RateLimit.AnonymousPointsPerMinute, tc.user, tc.anonymous)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -192,14 +193,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer stopPprof()
 	}
 
+	var draining atomic.Bool
 	srv := &http.Server{
-		Addr:              net.JoinHostPort("", cfg.Port),
-		Handler:           mux,
+		Handler:           closingWhen(&draining, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	l, err := net.Listen("tcp", net.JoinHostPort("", cfg.Port))
+	if err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.Serve(l) }()
 	log.Info("listening", "url", "http://localhost:"+cfg.Port+"/", "postgres", cfg.Store.DatabaseURL != "", "redis", cfg.Redis.URL != "")
 
 	select {
@@ -212,7 +217,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer cancel()
 	// Subscriptions first: their sockets close with 1001 so clients move to another process.
 	liveDelivery.Shutdown(shutdownCtx)
-	return srv.Shutdown(shutdownCtx)
+	// Then no new connections, but for lameDuck the open ones are kept and answer with
+	// Connection: close: closing an idle one at once races a request a keep-alive proxy is
+	// sending on it, which it may not resend elsewhere if it is a POST.
+	_ = l.Close()
+	draining.Store(true)
+	select {
+	case <-time.After(lameDuck):
+	case <-shutdownCtx.Done():
+	}
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// lameDuck is how long a stopping server keeps its open connections, answering with
+// Connection: close, before it closes the idle ones: under traffic a proxy takes each of
+// its cached connections again within it, and retires it after that response.
+const lameDuck = time.Second
+
+// closingWhen makes every response close its connection once draining is set.
+func closingWhen(draining *atomic.Bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // servePprof serves net/http/pprof on addr, a listener of its own: profiles never reach the
@@ -369,21 +401,39 @@ func loadHardening(c *config, getenv func(string) string) error {
 		MaxTokens:  num("MAX_QUERY_TOKENS", 0),
 	}
 	def := guard.DefaultRateLimit
+	if getenv("RATE_LIMIT_POINTS_PER_MINUTE") != "" {
+		// A budget set for every caller stays every caller's unless the anonymous one is set.
+		def.AnonymousPointsPerMinute = 0
+	}
 	c.RateLimit = guard.RateLimit{
-		PointsPerMinute:         num("RATE_LIMIT_POINTS_PER_MINUTE", def.PointsPerMinute),
-		LoginFailuresPerAccount: num("LOGIN_FAILURES_PER_ACCOUNT", def.LoginFailuresPerAccount),
-		LoginFailuresPerIP:      num("LOGIN_FAILURES_PER_IP", def.LoginFailuresPerIP),
-		LoginWindow:             dur("LOGIN_WINDOW", def.LoginWindow),
+		PointsPerMinute:          num("RATE_LIMIT_POINTS_PER_MINUTE", def.PointsPerMinute),
+		AnonymousPointsPerMinute: num("RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", def.AnonymousPointsPerMinute),
+		LoginFailuresPerAccount:  num("LOGIN_FAILURES_PER_ACCOUNT", def.LoginFailuresPerAccount),
+		LoginFailuresPerIP:       num("LOGIN_FAILURES_PER_IP", def.LoginFailuresPerIP),
+		LoginWindow:              dur("LOGIN_WINDOW", def.LoginWindow),
 	}
 	maxCost := cmp.Or(c.Limits.MaxCost, guard.DefaultLimits.MaxCost)
-	if p := c.RateLimit.PointsPerMinute; p > 0 && p < maxCost {
-		errs = append(errs, fmt.Errorf("RATE_LIMIT_POINTS_PER_MINUTE (%d) is below MAX_QUERY_COST (%d): the costliest operations could never run", p, maxCost))
+	for _, b := range []struct {
+		name      string
+		perMinute int
+	}{{"RATE_LIMIT_POINTS_PER_MINUTE", c.RateLimit.PointsPerMinute}, {"RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", c.RateLimit.AnonymousPointsPerMinute}} {
+		if b.perMinute > 0 && b.perMinute < maxCost {
+			errs = append(errs, fmt.Errorf("%s (%d) is below MAX_QUERY_COST (%d): the costliest operations could never run", b.name, b.perMinute, maxCost))
+		}
+	}
+	trusted, err := guard.ParseTrustedProxies(getenv("TRUSTED_PROXIES"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+	}
+	if getenv("TRUST_FORWARDED_FOR") != "" {
+		// Removed rather than aliased: it believed the header from any peer.
+		errs = append(errs, errors.New("TRUST_FORWARDED_FOR was replaced by TRUSTED_PROXIES: set it to your proxies' addresses or CIDR prefixes (e.g. 10.0.0.0/8) and remove TRUST_FORWARDED_FOR"))
 	}
 	c.HTTP = guard.HTTPConfig{
-		RequestTimeout:    dur("REQUEST_TIMEOUT", 0),
-		CORSOrigins:       splitList(getenv("CORS_ORIGINS")),
-		TrustForwardedFor: boolEnv(getenv("TRUST_FORWARDED_FOR"), false),
-		Production:        c.Production,
+		RequestTimeout: dur("REQUEST_TIMEOUT", 0),
+		CORSOrigins:    splitList(getenv("CORS_ORIGINS")),
+		TrustedProxies: trusted,
+		Production:     c.Production,
 	}
 	c.Store.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 0)
 	c.Store.MaxConns = num("DB_MAX_CONNS", 0)

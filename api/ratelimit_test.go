@@ -1,7 +1,10 @@
 package api_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -43,18 +46,19 @@ func throttle(r gqlResponse) map[string]any {
 
 func TestRateLimitIsSharedByProcesses(t *testing.T) {
 	t.Parallel()
-	// 1 + 100 × (1 + 2) = 301 points a request: three fit in 1,000, the fourth does not.
+	// 1 + 100 × (1 + 2) = 301 points a request: after a sign-up (510), three fit in 1,500,
+	// the fourth does not.
 	const query = `{ products(first: 100) { nodes { id name } } }`
-	forEachBackendPair(t, config{RateLimit: guard.RateLimit{PointsPerMinute: 1000}}, func(t *testing.T, a, b *testEnv) {
+	forEachBackendPair(t, config{RateLimit: guard.RateLimit{PointsPerMinute: 1500}}, func(t *testing.T, a, b *testEnv) {
 		customer := a.signUp("CUSTOMER") // before the anonymous budget is spent
-		prev := 1000.0
+		prev := 1500.0 - 510
 		for i, env := range []*testEnv{a, b, a} {
 			r := env.anon().post(query, nil)
 			if len(r.Errors) > 0 {
 				t.Fatalf("request %d: %v", i+1, r.Errors)
 			}
-			// Each request takes 301 from what the last one left (the sign-up took a few
-			// points first), and the bucket leaks back ~16 points a second.
+			// Each request takes 301 from what the last one left, and the bucket leaks
+			// back 25 points a second.
 			got, _ := throttle(r)["currentlyAvailable"].(float64)
 			if got > prev-301+50 || got < prev-301-120 {
 				t.Errorf("request %d: currentlyAvailable %v after %v", i+1, got, prev)
@@ -134,6 +138,50 @@ func TestZeroCostOperationsAreNeverRateLimited(t *testing.T) {
 				r := env.anon().post(`{ __schema { queryType { name } } }`, nil)
 				if r.Status != http.StatusOK || len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"Query"`) {
 					t.Fatalf("request %d: status %d, errors %v, data %s", i+1, r.Status, r.Errors, r.Data)
+				}
+			}
+		})
+	}
+}
+
+// Anonymous callers have a budget per client address (an IPv6 client's whole /64) apart
+// from signed-in users'. Behind a trusted proxy, the address is the forwarded one.
+func TestAnonymousBudgetPerClientAddress(t *testing.T) {
+	t.Parallel()
+	// 301 points a request: three fit in 1,000 anonymous points, the fourth does not.
+	const query = `{ products(first: 100) { nodes { id name } } }`
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			cfg.RateLimit = guard.RateLimit{PointsPerMinute: 10_000, AnonymousPointsPerMinute: 1000}
+			cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+			env := newTestEnv(t, cfg)
+			customer := env.signUp("CUSTOMER")
+			from := func(addr string) gqlResponse {
+				body, _ := json.Marshal(map[string]any{"query": query})
+				req, _ := http.NewRequest(http.MethodPost, env.srv.URL+"/graphql", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Forwarded-For", addr)
+				return env.do(req)
+			}
+			// Three addresses of one /64 share one budget...
+			for i, addr := range []string{"2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:1:1:ffff::3"} {
+				if r := from(addr); len(r.Errors) > 0 {
+					t.Fatalf("request %d from %s: %v", i+1, addr, r.Errors)
+				}
+			}
+			if r := from("2001:db8:1:1::4"); r.Code() != guard.CodeRateLimited {
+				t.Fatalf("fourth request from the same /64: %v; want RATE_LIMITED", r.Errors)
+			}
+			// ...while the next /64, an IPv4 address and a signed-in user have their own.
+			for _, addr := range []string{"2001:db8:1:2::1", "203.0.113.9"} {
+				if r := from(addr); len(r.Errors) > 0 {
+					t.Errorf("request from %s: %v", addr, r.Errors)
+				}
+			}
+			for i := range 4 {
+				if r := env.as(customer.Token).post(query, nil); len(r.Errors) > 0 {
+					t.Fatalf("signed-in request %d: %v", i+1, r.Errors)
 				}
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/shop/api/api"
@@ -38,6 +39,7 @@ type config struct {
 	StatementTimeout time.Duration
 	RedisBreakerOpen time.Duration
 	CORSOrigins      []string
+	TrustedProxies   []netip.Prefix
 	Tracing          bool
 	Live             api.LiveConfig
 	Trusted          api.TrustedConfig
@@ -107,7 +109,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	s.live = api.StartLive(ctx, cfg.Live, s.Redis, s.Store, s.prefix, s.Tokens, newLoaders, reg, log)
 	s.closers = append(s.closers, s.live.Close)
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
-	httpGuard := guard.NewHTTP(guard.HTTPConfig{CORSOrigins: cfg.CORSOrigins, Production: cfg.Production})
+	httpGuard := guard.NewHTTP(guard.HTTPConfig{CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens, Currency: "USD",
 			Events: s.live.Broker, Logins: budget, NewLoaders: newLoaders},

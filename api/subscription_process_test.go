@@ -22,9 +22,10 @@ import (
 
 // shopProcess is the shop's server binary running on its own port.
 type shopProcess struct {
-	cmd *exec.Cmd
-	url string
-	log *bytes.Buffer
+	cmd  *exec.Cmd
+	url  string
+	port int
+	log  *bytes.Buffer
 }
 
 func buildShopServer(t testing.TB) string {
@@ -45,7 +46,14 @@ func startShopProcess(t testing.TB, bin string, env ...string) *shopProcess {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	p := &shopProcess{url: "http://127.0.0.1:" + strconv.Itoa(port), log: &bytes.Buffer{}}
+	return startShopProcessOn(t, bin, port, env...)
+}
+
+// startShopProcessOn starts the server on port, as a restart behind a load balancer that
+// names it by port does.
+func startShopProcessOn(t testing.TB, bin string, port int, env ...string) *shopProcess {
+	t.Helper()
+	p := &shopProcess{url: "http://127.0.0.1:" + strconv.Itoa(port), port: port, log: &bytes.Buffer{}}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = append(os.Environ(), append(env, "PORT="+strconv.Itoa(port))...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,9 +27,10 @@ type HTTPConfig struct {
 	MaxBodyBytes int64
 	// CORSOrigins are the browser origins allowed to call /graphql ("*" for any).
 	CORSOrigins []string
-	// TrustForwardedFor takes a caller's address from the last X-Forwarded-For entry,
-	// which the service's own reverse proxy appended. Only set it behind such a proxy.
-	TrustForwardedFor bool
+	// TrustedProxies are the networks of the service's own reverse proxies. A request whose
+	// peer is in one of them is attributed to the right-most X-Forwarded-For address outside
+	// them; none (the default) means the peer is always the client.
+	TrustedProxies []netip.Prefix
 	// Production adds Strict-Transport-Security.
 	Production bool
 }
@@ -63,7 +65,7 @@ func (p *HTTP) Protect(next http.Handler) http.Handler {
 		if !p.limitBody(w, r) {
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, p.clientIP(r))))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, clientAddr(r, p.cfg.TrustedProxies))))
 	})
 	var handler http.Handler = h
 	if len(p.cfg.CORSOrigins) > 0 {
@@ -162,28 +164,11 @@ func tooLarge(w http.ResponseWriter) {
 
 type clientIPKey struct{}
 
-// ClientIP returns the caller's IP address as protect determined it, "" outside a request.
+// ClientIP returns the caller's IP address as Protect determined it (see clientAddr), ""
+// outside a request.
 func ClientIP(ctx context.Context) string {
 	ip, _ := ctx.Value(clientIPKey{}).(string)
 	return ip
-}
-
-// clientIP is the peer's address, or, behind a trusted proxy, the address that proxy
-// appended last to X-Forwarded-For (earlier entries are whatever the client claimed).
-func (p *HTTP) clientIP(r *http.Request) string {
-	if p.cfg.TrustForwardedFor {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			parts := strings.Split(xff[len(xff)-1], ",")
-			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // httpHints carry what the GraphQL layer wants of the HTTP response, which it cannot write

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -22,12 +23,16 @@ import (
 // Redis, so the limits hold across every process of the service. A zero field turns its
 // limit off; server.go sets the production defaults.
 type RateLimit struct {
-	// PointsPerMinute is how many cost points (see costModel) a caller, a user or, when
-	// anonymous, an IP address, may spend per minute. It is also the largest burst, and must
-	// be at least Limits.MaxCost for the costliest operation to be possible at all.
+	// PointsPerMinute is how many cost points (see costModel) a signed-in caller may spend
+	// per minute, and an anonymous one too unless AnonymousPointsPerMinute is set. It is also
+	// the largest burst, and must be at least Limits.MaxCost for the costliest operation to be
+	// possible at all.
 	PointsPerMinute int
+	// AnonymousPointsPerMinute is the budget of all anonymous callers at one client address
+	// (an IPv6 client's /64) together; 0 means PointsPerMinute.
+	AnonymousPointsPerMinute int
 	// LoginFailuresPerAccount and LoginFailuresPerIP are how many failed logIn attempts are
-	// allowed per LoginWindow for one email address and from one IP address.
+	// allowed per LoginWindow for one email address and from one client address.
 	LoginFailuresPerAccount int
 	LoginFailuresPerIP      int
 	// LoginWindow is the period of the sign-in throttle; 0 means 15 minutes.
@@ -35,10 +40,16 @@ type RateLimit struct {
 }
 
 // DefaultRateLimit is the production budget server.go applies where the environment is
-// silent; the zero RateLimit turns every limit off.
-var DefaultRateLimit = RateLimit{PointsPerMinute: 30_000, LoginFailuresPerAccount: 10, LoginFailuresPerIP: 50, LoginWindow: 15 * time.Minute}
+// silent; the zero RateLimit turns every limit off. README's "Rate limits" section gives
+// the reasoning behind each number: one person signed in, a carrier-grade NAT's worth of
+// shoppers on one anonymous address.
+var DefaultRateLimit = RateLimit{PointsPerMinute: 30_000, AnonymousPointsPerMinute: 300_000,
+	LoginFailuresPerAccount: 10, LoginFailuresPerIP: 100, LoginWindow: 15 * time.Minute}
 
 func (r RateLimit) withDefaults() RateLimit {
+	if r.AnonymousPointsPerMinute <= 0 {
+		r.AnonymousPointsPerMinute = r.PointsPerMinute
+	}
 	if r.LoginWindow <= 0 {
 		r.LoginWindow = 15 * time.Minute
 	}
@@ -66,24 +77,36 @@ func NewBudget(rdb redis.UniversalClient, prefix string, cfg RateLimit, m *obser
 	return &Budget{cfg: cfg.withDefaults(), limiter: redis_rate.NewLimiter(rdb), prefix: prefix, metrics: m}
 }
 
-// callerKey names the rate-limit bucket of the caller: their user ID, or their IP address.
-func callerKey(ctx context.Context) string {
+// callerBucket names the rate-limit bucket of the caller and its budget per minute: their
+// user ID, or, when anonymous, their client address.
+func (s *Budget) callerBucket(ctx context.Context) (key string, perMinute int) {
 	if v := auth.ViewerFrom(ctx); !v.Anonymous() {
-		return "user:" + strconv.FormatInt(v.UserID, 10)
+		return "user:" + strconv.FormatInt(v.UserID, 10), s.cfg.PointsPerMinute
 	}
-	return "ip:" + ClientIP(ctx)
+	return "ip:" + addressKey(ClientIP(ctx)), s.cfg.AnonymousPointsPerMinute
+}
+
+// addressKey is what the budgets of one client address are kept under: the address, or for
+// IPv6 its /64, since one device or home network gets a whole /64 and picks addresses from
+// it at will.
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() {
+		return ip
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
 // chargeCost takes cost points from the caller's bucket. It returns what is left, or a
 // RATE_LIMITED error (and the request's HTTP status becomes 429 with Retry-After). When
 // Redis cannot be asked the operation is allowed: a Redis outage must not stop the shop.
 func (s *Budget) chargeCost(ctx context.Context, cost int) (*throttleStatus, *gqlerror.Error) {
-	perMinute := s.cfg.PointsPerMinute
+	key, perMinute := s.callerBucket(ctx)
 	if perMinute <= 0 {
 		return nil, nil
 	}
 	limit := redis_rate.PerMinute(perMinute)
-	res, err := s.limiter.AllowN(ctx, s.prefix+"cost:"+callerKey(ctx), limit, cost)
+	res, err := s.limiter.AllowN(ctx, s.prefix+"cost:"+key, limit, cost)
 	if err != nil {
 		s.rateLimitUnavailable(ctx, err)
 		return nil, nil
@@ -140,14 +163,14 @@ func (s *Budget) loginBuckets(ctx context.Context, email string) []loginBucket {
 			redis_rate.Limit{Rate: rl.LoginFailuresPerAccount, Burst: rl.LoginFailuresPerAccount, Period: rl.LoginWindow}})
 	}
 	if rl.LoginFailuresPerIP > 0 {
-		bs = append(bs, loginBucket{s.prefix + "login:ip:" + ClientIP(ctx),
+		bs = append(bs, loginBucket{s.prefix + "login:ip:" + addressKey(ClientIP(ctx)),
 			redis_rate.Limit{Rate: rl.LoginFailuresPerIP, Burst: rl.LoginFailuresPerIP, Period: rl.LoginWindow}})
 	}
 	return bs
 }
 
 // AllowLogin returns RATE_LIMITED while either sign-in budget of email (per account, and
-// per IP address) is spent; logIn asks before it checks the password. When Redis cannot
+// per client address) is spent; logIn asks before it checks the password. When Redis cannot
 // be asked the sign-in is allowed.
 func (s *Budget) AllowLogin(ctx context.Context, email string) error {
 	for _, b := range s.loginBuckets(ctx, email) {
