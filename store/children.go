@@ -33,7 +33,7 @@ func (s *Store) FindOrdersOfCustomers(ctx context.Context, customerIDs []int64, 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := rankedChildren[orderRow](s.db.WithContext(ctx), "customer_id", ordersNewestFirst, customerIDs, page.First+1,
+	rows, err := rankedChildren[orderRow](s.reads(ctx), "customer_id", ordersNewestFirst, customerIDs, page.First+1,
 		func(q *gorm.DB) *gorm.DB {
 			if status != nil {
 				q = q.Where("status = ?", string(*status))
@@ -63,7 +63,7 @@ func (s *Store) FindProductsOfMerchants(ctx context.Context, merchantIDs []int64
 	if err != nil {
 		return nil, err
 	}
-	rows, err := rankedChildren[productRow](s.db.WithContext(ctx), "merchant_id", "id DESC", merchantIDs, page.First+1,
+	rows, err := rankedChildren[productRow](s.reads(ctx), "merchant_id", "id DESC", merchantIDs, page.First+1,
 		func(q *gorm.DB) *gorm.DB {
 			if after != nil {
 				q = q.Where("id < ?", after.ID)
@@ -87,7 +87,7 @@ func (s *Store) FindProductsOfMerchants(ctx context.Context, merchantIDs []int64
 // CountOrdersOfCustomers returns how many orders each customer placed (only those in status
 // when it is set), in one statement; customers without orders are absent.
 func (s *Store) CountOrdersOfCustomers(ctx context.Context, customerIDs []int64, status *OrderStatus) (map[int64]int, error) {
-	q := s.db.WithContext(ctx).Model(&orderRow{}).Where("customer_id IN ?", customerIDs)
+	q := s.reads(ctx).Model(&orderRow{}).Where("customer_id IN ?", customerIDs)
 	if status != nil {
 		q = q.Where("status = ?", string(*status))
 	}
@@ -97,7 +97,7 @@ func (s *Store) CountOrdersOfCustomers(ctx context.Context, customerIDs []int64,
 // CountProductsOfMerchants returns how many products each merchant sells, in one statement;
 // merchants without products are absent.
 func (s *Store) CountProductsOfMerchants(ctx context.Context, merchantIDs []int64) (map[int64]int, error) {
-	q := s.db.WithContext(ctx).Model(&productRow{}).Where("merchant_id IN ?", merchantIDs)
+	q := s.reads(ctx).Model(&productRow{}).Where("merchant_id IN ?", merchantIDs)
 	return countByParent(q, "merchant_id", "count products of merchants")
 }
 

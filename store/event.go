@@ -74,7 +74,7 @@ func appendEvent(tx *gorm.DB, orderID int64, status OrderStatus, prev *OrderStat
 
 // FindEventsByOrderIDs returns the status events of these orders, oldest first.
 func (s *Store) FindEventsByOrderIDs(ctx context.Context, orderIDs []int64) ([]OrderStatusEvent, error) {
-	q := s.db.WithContext(ctx).Where("order_id IN ?", orderIDs).Order("order_id, id")
+	q := s.reads(ctx).Where("order_id IN ?", orderIDs).Order("order_id, id")
 	return findAll(q, "find order events", eventRow.toEvent)
 }
 

@@ -210,6 +210,7 @@ func (s *Store) PlaceOrder(ctx context.Context, viewer Viewer, in NewOrder) (Ord
 		return Order{}, translate("place order", err)
 	}
 	s.committed(ctx, order, items, event, true)
+	s.wrote(ctx, viewer.UserID)
 	return order.toOrder(), nil
 }
 
@@ -399,6 +400,7 @@ func (s *Store) changeStatus(ctx context.Context, viewer Viewer, id int64, to Or
 		return Order{}, translate("change order status", err)
 	}
 	s.committed(ctx, order, items, event, to == StatusCancelled)
+	s.wrote(ctx, viewer.UserID)
 	return order.toOrder(), nil
 }
 
@@ -418,12 +420,12 @@ func restock(tx *gorm.DB, items []orderItemRow, now time.Time) error {
 // FindOrdersByIDs returns the orders with these IDs, in no particular order, whoever may see
 // them; callers check visibility. Unknown IDs are left out.
 func (s *Store) FindOrdersByIDs(ctx context.Context, ids []int64) ([]Order, error) {
-	return findAll(s.db.WithContext(ctx).Where("id IN ?", ids), "find orders", orderRow.toOrder)
+	return findAll(s.reads(ctx).Where("id IN ?", ids), "find orders", orderRow.toOrder)
 }
 
 // FindItemsByOrderIDs returns the lines of these orders, each order's in placing order.
 func (s *Store) FindItemsByOrderIDs(ctx context.Context, orderIDs []int64) ([]OrderItem, error) {
-	q := s.db.WithContext(ctx).Where("order_id IN ?", orderIDs).Order("order_id, position")
+	q := s.reads(ctx).Where("order_id IN ?", orderIDs).Order("order_id, position")
 	return findAll(q, "find order items", orderItemRow.toItem)
 }
 
@@ -505,7 +507,7 @@ func (s *Store) FindOrders(ctx context.Context, f OrderFilter, page PageArgs) (*
 	if err != nil {
 		return nil, err
 	}
-	q := ordersAfter(f.apply(s.db.WithContext(ctx).Model(&orderRow{})), after)
+	q := ordersAfter(f.apply(s.reads(ctx).Model(&orderRow{})), after)
 	rows, err := findRows[orderRow](q.Order(ordersNewestFirst).Limit(page.First+1), "find orders")
 	if err != nil {
 		return nil, err
@@ -516,6 +518,6 @@ func (s *Store) FindOrders(ctx context.Context, f OrderFilter, page PageArgs) (*
 // CountOrders returns how many orders match f.
 func (s *Store) CountOrders(ctx context.Context, f OrderFilter) (int, error) {
 	var n int64
-	err := f.apply(s.db.WithContext(ctx).Model(&orderRow{})).Count(&n).Error
+	err := f.apply(s.reads(ctx).Model(&orderRow{})).Count(&n).Error
 	return int(n), translate("count orders", err)
 }

@@ -82,6 +82,7 @@ func (s *Store) CreateProduct(ctx context.Context, viewer Viewer, in NewProduct)
 	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
 		return Product{}, translate("create product", err)
 	}
+	s.wrote(ctx, viewer.UserID)
 	return row.toProduct(), nil
 }
 
@@ -126,6 +127,7 @@ func (s *Store) UpdateProduct(ctx context.Context, viewer Viewer, id int64, ch P
 		return Product{}, translate("update product", err)
 	}
 	s.invalidateProducts(ctx, id)
+	s.wrote(ctx, viewer.UserID)
 	return row.toProduct(), nil
 }
 
@@ -136,7 +138,7 @@ func (s *Store) FindProductsByIDs(ctx context.Context, ids []int64) ([]Product, 
 }
 
 func (s *Store) loadProducts(ctx context.Context, ids []int64) ([]Product, error) {
-	return findAll(s.db.WithContext(ctx).Where("id IN ?", ids), "find products", productRow.toProduct)
+	return findAll(s.fills(ctx).Where("id IN ?", ids), "find products", productRow.toProduct)
 }
 
 // ProductFilter selects products; every set condition must hold.
@@ -215,7 +217,7 @@ func (s *Store) FindProducts(ctx context.Context, f ProductFilter, sort ProductS
 	if sort.Desc {
 		cmp, dir = "<", "DESC"
 	}
-	q := f.apply(s.db.WithContext(ctx).Model(&productRow{}))
+	q := f.apply(s.reads(ctx).Model(&productRow{}))
 	if after != nil {
 		switch {
 		case col == "id":
@@ -254,6 +256,6 @@ func (s *Store) FindProducts(ctx context.Context, f ProductFilter, sort ProductS
 // CountProducts returns how many products match f.
 func (s *Store) CountProducts(ctx context.Context, f ProductFilter) (int, error) {
 	var n int64
-	err := f.apply(s.db.WithContext(ctx).Model(&productRow{})).Count(&n).Error
+	err := f.apply(s.reads(ctx).Model(&productRow{})).Count(&n).Error
 	return int(n), translate("count products", err)
 }

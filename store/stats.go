@@ -17,6 +17,10 @@ type Stats struct {
 	CacheHits, CacheMisses int64
 	// CacheErrors counts Redis calls that failed or timed out.
 	CacheErrors int64
+	// Replicas are the read replicas, in DATABASE_REPLICA_URLS order; PrimaryReads counts
+	// the reads replicas could have served that went to the primary.
+	Replicas     []ReplicaStats
+	PrimaryReads int64
 }
 
 // Stats returns the store's counters.
@@ -24,6 +28,9 @@ func (s *Store) Stats() Stats {
 	st := Stats{Statements: s.statements.Load()}
 	if c := s.cache; c != nil {
 		st.CacheHits, st.CacheMisses, st.CacheErrors = c.hits.Load(), c.misses.Load(), c.errors.Load()
+	}
+	if s.replicas != nil {
+		st.Replicas, st.PrimaryReads = s.replicas.stats()
 	}
 	return st
 }

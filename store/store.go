@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+	"gorm.io/plugin/dbresolver"
 
 	"github.com/shop/api/store/internal/handle"
 )
@@ -23,6 +25,8 @@ import (
 // Store reads and writes the shop's data. It is safe for concurrent use.
 type Store struct {
 	db           *gorm.DB
+	replicaDB    *gorm.DB    // the reads replicas may serve (db when there are none)
+	replicas     *replicaSet // nil: no replicas
 	now          func() time.Time
 	passwordCost int
 	sink         EventSink
@@ -53,6 +57,15 @@ type Config struct {
 	// Tracer, when set, gives every SQL statement a client span ("sql SELECT" and the like)
 	// with the statement's text, placeholders only; nil means no spans.
 	Tracer trace.TracerProvider
+	// ReplicaURLs are postgres:// URLs of streaming replicas of DatabaseURL, which serve the
+	// reads of loaders and lists (see replica.go); empty: the primary serves every read.
+	// Refused with the embedded SQLite store.
+	ReplicaURLs []string
+	// ReplicaMaxLag is how far behind the primary a replica may be and still serve reads;
+	// 0 means 2s. ReplicaCheckInterval is how often the lag is measured; 0 means 500ms.
+	ReplicaMaxLag, ReplicaCheckInterval time.Duration
+	// Log receives the replicas' changes of health; nil discards them.
+	Log *slog.Logger
 }
 
 // withDefaults fills in the zero fields that have a default.
@@ -69,6 +82,12 @@ func (c Config) withDefaults() Config {
 	if c.StatementTimeout <= 0 {
 		c.StatementTimeout = 5 * time.Second
 	}
+	if c.ReplicaMaxLag <= 0 {
+		c.ReplicaMaxLag = defaultReplicaMaxLag
+	}
+	if c.ReplicaCheckInterval <= 0 {
+		c.ReplicaCheckInterval = defaultReplicaCheckInterval
+	}
 	return c
 }
 
@@ -76,6 +95,9 @@ func (c Config) withDefaults() Config {
 // sends from then on has cfg's deadline and, with a tracer, a span.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cfg = cfg.withDefaults()
+	if len(cfg.ReplicaURLs) > 0 && cfg.DatabaseURL == "" {
+		return nil, errors.New("read replicas (DATABASE_REPLICA_URLS) need PostgreSQL (DATABASE_URL): the embedded SQLite store has none")
+	}
 	var dialector gorm.Dialector
 	if cfg.DatabaseURL != "" {
 		dialector = postgres.Open(cfg.DatabaseURL)
@@ -113,6 +135,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		db:           db,
+		replicaDB:    db,
 		now:          func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		passwordCost: cfg.PasswordCost,
 		cache:        cfg.Cache,
@@ -128,12 +151,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if len(cfg.ReplicaURLs) > 0 {
+		if s.replicas, err = openReplicas(ctx, db, sqlDB, cfg); err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
+		// Every statement goes to the primary unless it asks for a replica (s.reads).
+		s.db = db.Clauses(dbresolver.Write).Session(&gorm.Session{})
+		s.replicaDB = db.Clauses(dbresolver.Read).Session(&gorm.Session{})
+	}
 	if err := s.Migrate(ctx); err != nil {
-		_ = sqlDB.Close()
+		_ = s.Close()
 		return nil, err
 	}
-	if err := db.WithContext(ctx).Raw("SELECT namespace FROM service_namespace WHERE id = 1").Scan(&s.namespace).Error; err != nil || s.namespace == "" {
-		_ = sqlDB.Close()
+	if err := s.db.WithContext(ctx).Raw("SELECT namespace FROM service_namespace WHERE id = 1").Scan(&s.namespace).Error; err != nil || s.namespace == "" {
+		_ = s.Close()
 		return nil, fmt.Errorf("read namespace: %v", err)
 	}
 	return s, nil
@@ -164,8 +196,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return sqlDB.PingContext(ctx)
 }
 
-// Close releases the connection pool.
+// Close stops the replicas' probe and releases the connection pools.
 func (s *Store) Close() error {
+	if s.replicas != nil {
+		s.replicas.close()
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

@@ -70,6 +70,7 @@ func (s *Store) insertUser(ctx context.Context, in NewUser) (User, error) {
 		}
 		return User{}, translate("create user", err)
 	}
+	s.wrote(ctx, row.ID)
 	return row.toUser(), nil
 }
 
@@ -145,7 +146,7 @@ func (s *Store) FindUsersByIDs(ctx context.Context, ids []int64) ([]User, error)
 }
 
 func (s *Store) loadUsers(ctx context.Context, ids []int64) ([]User, error) {
-	return findAll(s.db.WithContext(ctx).Where("id IN ?", ids), "find users", userRow.toUser)
+	return findAll(s.fills(ctx).Where("id IN ?", ids), "find users", userRow.toUser)
 }
 
 // CountUsers returns how many accounts exist.
