@@ -61,6 +61,7 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
 	}
 	srv.Use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
+	srv.AroundOperations(replicaReads)
 	srv.SetDisableSuggestion(cfg.Production)
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(Recover(cfg.Log))

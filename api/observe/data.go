@@ -37,6 +37,7 @@ func Data(reg prometheus.Registerer, stats func() store.Stats, cfg loaders.Confi
 			Name: "shop_cache_errors_total", Help: "Redis cache calls that failed or timed out (the read went to the database).",
 		}, func() float64 { return float64(stats().CacheErrors) }),
 	)
+	replicas(reg, stats)
 
 	onBatch, observe := cfg.OnBatch, cfg.Observe
 	cfg.OnBatch = func(loader string, keys int) {
@@ -52,4 +53,44 @@ func Data(reg prometheus.Registerer, stats func() store.Stats, cfg loaders.Confi
 		}
 	}
 	return cfg
+}
+
+// replicas registers, when the store has read replicas, each one's health and lag and the
+// reads routed to each target (a replica's host:port, or "primary" for the reads a replica
+// could have served that went to the primary).
+func replicas(reg prometheus.Registerer, stats func() store.Stats) {
+	list := stats().Replicas
+	if len(list) == 0 {
+		return
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "shop_db_reads_total", Help: "Reads of loaders and lists, by the server that served them.",
+		ConstLabels: prometheus.Labels{"target": "primary"},
+	}, func() float64 { return float64(stats().PrimaryReads) }))
+	for i, r := range list {
+		one := func() store.ReplicaStats { return stats().Replicas[i] }
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "shop_db_reads_total", Help: "Reads of loaders and lists, by the server that served them.",
+				ConstLabels: prometheus.Labels{"target": r.Name},
+			}, func() float64 { return float64(one().Reads) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "shop_db_replica_healthy", Help: "1 when the read replica serves reads, 0 when it is skipped (down, lagging, not a standby).",
+				ConstLabels: prometheus.Labels{"replica": r.Name},
+			}, func() float64 {
+				if one().Healthy {
+					return 1
+				}
+				return 0
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "shop_db_replica_lag_seconds", Help: "How far the read replica was behind the primary at the last probe (an upper bound).",
+				ConstLabels: prometheus.Labels{"replica": r.Name},
+			}, func() float64 { return one().Lag.Seconds() }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "shop_db_replica_failures_total", Help: "Reads that failed on the replica and ran again on the primary.",
+				ConstLabels: prometheus.Labels{"replica": r.Name},
+			}, func() float64 { return float64(one().Failures) }),
+		)
+	}
 }
