@@ -146,3 +146,22 @@ func TestLoadConfigPersistedOperations(t *testing.T) {
 		t.Fatalf("run with a missing manifest: %v", err)
 	}
 }
+
+func TestLoadConfigReplicas(t *testing.T) {
+	c, err := loadConfig(env("DATABASE_URL", "postgres://db/shop",
+		"DATABASE_REPLICA_URLS", "postgres://r1/shop, postgres://r2/shop", "DATABASE_REPLICA_MAX_LAG", "5s"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Store.ReplicaURLs) != 2 || c.Store.ReplicaURLs[1] != "postgres://r2/shop" || c.Store.ReplicaMaxLag != 5*time.Second {
+		t.Errorf("replicas %q, max lag %s", c.Store.ReplicaURLs, c.Store.ReplicaMaxLag)
+	}
+	for _, bad := range [][]string{
+		{"DATABASE_REPLICA_URLS", "postgres://r1/shop"}, // the embedded SQLite store has no replicas
+		{"DATABASE_URL", "postgres://db/shop", "DATABASE_REPLICA_URLS", "postgres://r1/shop", "DATABASE_REPLICA_MAX_LAG", "soon"},
+	} {
+		if _, err := loadConfig(env(bad...), quiet); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

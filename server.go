@@ -112,6 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg.MustRegister(rdb.Collectors()...)
 
 	cfg.Store.Tracer = tracer.Provider()
+	cfg.Store.Log = log
 	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
 		return err
@@ -125,6 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.Cache {
 		st.SetCache(store.NewCache(rdb, prefix, cacheTTL, cacheTimeout, log))
 	}
+	st.SetWriteMarks(rdb, prefix, cacheTimeout, log) // read-your-writes across processes, with replicas
 	if cfg.AdminEmail != "" {
 		if _, err := st.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 			return fmt.Errorf("admin account: %w", err)
@@ -437,6 +439,11 @@ func loadHardening(c *config, getenv func(string) string) error {
 	}
 	c.Store.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 0)
 	c.Store.MaxConns = num("DB_MAX_CONNS", 0)
+	c.Store.ReplicaURLs = splitList(getenv("DATABASE_REPLICA_URLS"))
+	c.Store.ReplicaMaxLag = dur("DATABASE_REPLICA_MAX_LAG", 0)
+	if len(c.Store.ReplicaURLs) > 0 && c.Store.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_REPLICA_URLS needs DATABASE_URL: the embedded SQLite store has no replicas"))
+	}
 	c.Redis.BreakerOpen = dur("REDIS_BREAKER_OPEN", 0)
 	// Tracing is opt-in through the standard OpenTelemetry variables, which the SDK reads.
 	c.Tracing = (getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") &&
