@@ -43,6 +43,10 @@ type config struct {
 	Tracing          bool
 	Live             api.LiveConfig
 	Trusted          api.TrustedConfig
+	// ReplicaURLs are read replicas of DatabaseURL, measured every ReplicaCheckInterval
+	// against ReplicaMaxLag (zero: the store's defaults).
+	ReplicaURLs                         []string
+	ReplicaMaxLag, ReplicaCheckInterval time.Duration
 }
 
 // service is the shop's API assembled as server.go's run assembles it, with the handles
@@ -88,7 +92,8 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	s.closers = append(s.closers, func() { _ = s.Redis.Close() })
 	reg.MustRegister(s.Redis.Collectors()...)
 	s.Store, err = store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath,
-		PasswordCost: cfg.PasswordCost, StatementTimeout: cfg.StatementTimeout, Tracer: tracer.Provider()})
+		PasswordCost: cfg.PasswordCost, StatementTimeout: cfg.StatementTimeout, Tracer: tracer.Provider(),
+		ReplicaURLs: cfg.ReplicaURLs, ReplicaMaxLag: cfg.ReplicaMaxLag, ReplicaCheckInterval: cfg.ReplicaCheckInterval, Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +103,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	if !cfg.NoCache {
 		s.Store.SetCache(store.NewCache(s.Redis, s.prefix, 10*time.Minute, 300*time.Millisecond, log))
 	}
+	s.Store.SetWriteMarks(s.Redis, s.prefix, 300*time.Millisecond, log)
 	if cfg.AdminEmail != "" {
 		if _, err := s.Store.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 			return nil, err

@@ -35,9 +35,9 @@ import (
 //     the operation's context. That caller's reads go only to a replica whose last probe had
 //     replayed it: to the primary for at most a probe interval plus the replica's lag, and
 //     never stale, whichever process serves them.
-//   - A statement that fails on a replica for a reason of the replica (connection lost,
-//     shut down, conflict with recovery) runs again on the primary, and the replica is
-//     skipped until the next probe finds it well: the client sees no error.
+//   - A statement that fails on a replica runs again on the primary, and when the replica
+//     itself failed (connection lost, shutting down) it is skipped until the next probe
+//     finds it well: the client sees no error.
 //
 // Only operations that opt in with WithReplicaReads read replicas; everything else, the
 // subscriptions' event reads and background work included, reads the primary.
@@ -327,14 +327,15 @@ func (rs *replicaSet) markTTL() time.Duration {
 }
 
 // QueryContext runs a read on the replica pick chooses, or on the primary; a read that fails
-// because of the replica runs again on the primary.
+// on a replica runs again on the primary, unless its context ended.
 func (rs *replicaSet) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if r := rs.pick(ctx); r != nil {
 		rows, err := r.db.QueryContext(ctx, query, args...)
-		if err == nil || ctx.Err() != nil || !rs.replicaFault(r, err) {
+		if err == nil || ctx.Err() != nil {
 			r.reads.Add(1)
 			return rows, err
 		}
+		rs.replicaFault(r, err)
 	}
 	rs.primaryReads.Add(1)
 	return rs.primary.QueryContext(ctx, query, args...)
@@ -362,27 +363,25 @@ func (rs *replicaSet) PrepareContext(ctx context.Context, query string) (*sql.St
 	return rs.primary.PrepareContext(ctx, query)
 }
 
-// replicaFault reports whether err is the replica's rather than the statement's: the
-// connection failed, the server is shutting down or short of resources, or recovery
-// cancelled the statement. The replica is then skipped until a probe finds it well, except
-// after a recovery conflict, which hits one statement and not the next.
-func (rs *replicaSet) replicaFault(r *replica, err error) bool {
+// replicaFault counts a statement that failed on r and will run again on the primary, and
+// skips r until a probe finds it well when the failure is the server's rather than the
+// statement's: the connection failed, or the server is shutting down or short of
+// resources. Any other error runs again too: a replica that has not yet replayed a
+// migration fails on a table or column the primary has, and a recovery conflict cancels a
+// statement there; a statement that is wrong fails on the primary as well.
+func (rs *replicaSet) replicaFault(r *replica, err error) {
+	r.failures.Add(1)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code[:2] {
-		case "40": // serialization failure: a conflict with recovery
-			r.failures.Add(1)
-			return true
 		case "08", "53", "57", "58":
 		default:
-			return false
+			return
 		}
 	}
-	r.failures.Add(1)
 	if prev := r.state.Swap(&replicaState{reason: "failed: " + err.Error()}); prev.healthy {
 		rs.log.Warn("read replica failed: reads go to the primary", "replica", r.name, "err", err)
 	}
-	return true
 }
 
 // writeMarks keeps, per user, the primary's WAL position after their latest write, in Redis
