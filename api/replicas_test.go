@@ -171,7 +171,22 @@ func TestReadReplicas(t *testing.T) {
 
 	t.Run("read your writes through another process, replica paused", func(t *testing.T) {
 		replica.sql(t, "SELECT pg_wal_replay_pause()::text IS NULL", &ok)
-		order := a.placeOrder(customer, line{product, 2})
+		// The mutation's own payload reads the order's items and history after the write.
+		var placed struct {
+			PlaceOrder struct {
+				Order struct {
+					ID      string
+					Items   []struct{ Quantity int }
+					History []struct{ Status string }
+				}
+			}
+		}
+		a.as(customer.Token).must(`mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { order { id items { quantity } history { status } } } }`,
+			map[string]any{"in": map[string]any{"items": []any{map[string]any{"productId": product, "quantity": 2}}}}, &placed)
+		order := placed.PlaceOrder.Order
+		if len(order.Items) != 1 || order.Items[0].Quantity != 2 || len(order.History) != 1 || order.History[0].Status != "PENDING" {
+			t.Errorf("placeOrder's payload, read after the write: %+v", order)
+		}
 		var onPrimary, onReplica int
 		primary.sql(t, "SELECT count(*) FROM orders", &onPrimary)
 		replica.sql(t, "SELECT count(*) FROM orders", &onReplica)
@@ -186,8 +201,8 @@ func TestReadReplicas(t *testing.T) {
 			}
 		}
 		b.as(customer.Token).must(ordersQuery, nil, &out)
-		if out.Orders.TotalCount != 2 || len(out.Orders.Nodes) != 2 || out.Orders.Nodes[0].ID != order {
-			t.Errorf("right after placing %s through a, b lists %+v", order, out.Orders)
+		if out.Orders.TotalCount != 2 || len(out.Orders.Nodes) != 2 || out.Orders.Nodes[0].ID != order.ID {
+			t.Errorf("right after placing %s through a, b lists %+v", order.ID, out.Orders)
 		}
 		if got := primary.logged(t, ordersPage) - pPage; got != 1 {
 			t.Errorf("primary served %d order pages, want 1", got)

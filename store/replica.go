@@ -59,7 +59,7 @@ type replicaReads struct {
 
 	mu       sync.Mutex
 	markUser int64 // whose mark was looked up (the caller may sign in mid-operation)
-	mark     int64 // their mark; math.MaxInt64 when it could not be read
+	mark     int64 // their mark; unknownPosition when it could not be read
 	marked   bool
 }
 
