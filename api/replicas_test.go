@@ -100,7 +100,8 @@ const (
 // on each server's statement log where reads and writes go: loaders and lists on the
 // replica, writes on the primary; a customer's orders right after they placed one, through
 // another process, with the replica's replay paused; a replica paused beyond the lag bound,
-// then stopped under load: skipped, with no client error.
+// then stopped under load: skipped, with no client error; Redis down, signed-in callers'
+// reads on the primary.
 func TestReadReplicas(t *testing.T) {
 	storetest.RequireCommand(t, "runuser")
 	primary := startOwnPostgres(t)
@@ -287,6 +288,33 @@ func TestReadReplicas(t *testing.T) {
 		a.anon().must(productsQuery, nil, &out)
 		if got := replica.logged(t, productsPage) - rPage; got != 1 {
 			t.Errorf("the restarted replica served %d product pages, want 1", got)
+		}
+	})
+
+	t.Run("Redis down: signed-in callers read the primary", func(t *testing.T) {
+		// Their marks are unknown then; anonymous callers, who have none, keep the replica.
+		own := startOwnRedis(t)
+		d := newTestEnv(t, config{DatabaseURL: primary.url(), RedisURL: own.url(), ReplicaURLs: []string{replica.url()},
+			ReplicaMaxLag: time.Hour, ReplicaCheckInterval: 50 * time.Millisecond})
+		waitFor(t, 30*time.Second, "d to use the replica", func() bool { return healthy(d) })
+		var out struct{ Orders struct{ TotalCount int } }
+		waitFor(t, 10*time.Second, "a customer's orders from the replica", func() bool {
+			before := replica.logged(t, ordersPage)
+			d.as(other.Token).must(ordersQuery, nil, &out)
+			return replica.logged(t, ordersPage) == before+1
+		})
+		own.kill()
+		pPage, rPage := primary.logged(t, ordersPage), replica.logged(t, ordersPage)
+		d.as(other.Token).must(ordersQuery, nil, &out)
+		if out.Orders.TotalCount != 1 || primary.logged(t, ordersPage) != pPage+1 || replica.logged(t, ordersPage) != rPage {
+			t.Errorf("with Redis down: %d orders, %d pages on the primary and %d on the replica, want 1, 1 and 0",
+				out.Orders.TotalCount, primary.logged(t, ordersPage)-pPage, replica.logged(t, ordersPage)-rPage)
+		}
+		rPage = replica.logged(t, productsPage)
+		var products struct{ Products struct{ TotalCount int } }
+		d.anon().must(productsQuery, nil, &products)
+		if got := replica.logged(t, productsPage) - rPage; got != 1 {
+			t.Errorf("with Redis down, the replica served %d anonymous product pages, want 1", got)
 		}
 	})
 }
