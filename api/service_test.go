@@ -99,7 +99,9 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	s.Tokens = auth.NewTokens(cfg.JWTSecret, 0)
 	loaderCfg := observe.Data(reg, s.Store.Stats, *cmp.Or(cfg.Loaders, &loaders.DefaultConfig))
 	newLoaders := func() *loaders.Loaders { return loaders.New(s.Store, loaderCfg) }
-	s.live = api.StartLive(ctx, cfg.Live, s.Redis, s.Store, s.prefix, s.Tokens, newLoaders, reg, log)
+	if s.live, err = api.StartLive(ctx, cfg.Live, s.Redis, s.Store, s.prefix, s.Tokens, newLoaders, reg, log); err != nil {
+		return nil, err
+	}
 	s.closers = append(s.closers, s.live.Close)
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{CORSOrigins: cfg.CORSOrigins, Production: cfg.Production})
