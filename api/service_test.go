@@ -172,7 +172,7 @@ func (s *service) LiveStats() liveStats {
 	return liveStats{
 		Sockets: l.Sockets.Open(), Subscribers: l.Broker.Subscribers(),
 		Published: l.Publisher.Published.Load(), Relayed: l.Relay.Relayed.Load(), Delivered: l.Broker.Delivered.Load(),
-		PublishFailures: l.Publisher.Failed.Load(), SlowSubscribers: l.Broker.Overflows.Load(),
+		PublishFailures: l.Publisher.Failed.Load(), SlowSubscribers: l.Broker.Overflows.Load() + l.Sockets.Slow.Load(),
 		RedisSubscribed: l.Broker.Connected(),
 	}
 }

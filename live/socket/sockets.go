@@ -101,6 +101,10 @@ type Sockets struct {
 	open     map[*socket]struct{}
 	draining bool
 	count    atomic.Int64
+	// handedOver is the fence between the goroutine that builds a socket and the event
+	// loop that then serves it: nbio's code is invisible to the race detector (go:norace),
+	// so the hand-over through the kernel's epoll has to be made visible.
+	handedOver atomic.Int64
 	// Slow counts sockets closed with 1013 because their peer stopped reading.
 	Slow atomic.Int64
 }
@@ -116,11 +120,11 @@ func NewSockets(cfg Config) (*Sockets, error) {
 		NPoller:                 max(1, runtime.GOMAXPROCS(0)/2),
 		ReleaseWebsocketPayload: true,
 		ReadLimit:               cfg.ReadLimit + 14, // plus a frame's header
-		// One frame per message, so that the bytes written can be counted per message.
+		// One frame per message, so that the bytes written can be counted per message. No
+		// MaxWriteBufferSize: nbio would drop the connection without a close frame; the
+		// socket's own accounting closes it with 1013 (its backlog stays under SendBuffer
+		// plus one message).
 		MaxWebsocketFramePayloadSize: 64 << 20,
-		// nbio drops a connection whose backlog grows past this; the socket's own accounting
-		// closes it with 1013 well before.
-		MaxWriteBufferSize: 4 * cfg.SendBuffer,
 	})
 	ss := &Sockets{
 		cfg:    cfg,
@@ -131,7 +135,7 @@ func NewSockets(cfg Config) (*Sockets, error) {
 	}
 	// Bytes left the process: the socket's backlog shrinks.
 	engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
-		if s := socketOf(c); s != nil {
+		if s := ss.socketOf(c); s != nil {
 			s.queued.Add(-int64(n))
 		}
 	})
@@ -145,8 +149,15 @@ func NewSockets(cfg Config) (*Sockets, error) {
 	return ss, nil
 }
 
+// published makes a socket just built visible to the event loop (see handedOver).
+func (ss *Sockets) published() { ss.handedOver.Add(1) }
+
+// seen is the event loop's side of published.
+func (ss *Sockets) seen() { ss.handedOver.Load() }
+
 // socketOf returns the socket an nbio connection carries, if any.
-func socketOf(c *nbio.Conn) *socket {
+func (ss *Sockets) socketOf(c *nbio.Conn) *socket {
+	ss.seen()
 	wsc, ok := c.Session().(*websocket.Conn)
 	if !ok {
 		return nil

@@ -109,6 +109,7 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 	s.wsc = wsc
 	nbc.SetSession(wsc)
 	nbc.OnData(func(c *nbio.Conn, data []byte) {
+		ss.seen()
 		s.readMu.Lock()
 		defer s.readMu.Unlock()
 		if err := wsc.Parse(data); err != nil {
@@ -121,6 +122,7 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		return
 	}
 	s.startTimers()
+	ss.published()
 	// Holding readMu, the early bytes are parsed before anything the poller reads next.
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
@@ -181,6 +183,7 @@ func (ss *Sockets) newUpgrader() *websocket.Upgrader {
 		}
 	})
 	u.OnClose(func(c *websocket.Conn, _ error) {
+		ss.seen()
 		if s, ok := c.Session().(*socket); ok {
 			s.gone()
 		}
