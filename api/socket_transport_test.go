@@ -58,7 +58,9 @@ func TestSlowReaderIsClosedWithTryAgainLater(t *testing.T) {
 	env := newLiveEnv(t, func(c *config) { c.Live.SendBuffer = 8 << 10 })
 	m := env.signUp("MERCHANT")
 	product := env.createProduct(m, "Heavy", 100, 1)
-	var out struct{ UpdateProduct struct{ UserErrors []map[string]any } }
+	var out struct {
+		UpdateProduct struct{ UserErrors []map[string]any }
+	}
 	env.as(m.Token).must(`mutation($in: UpdateProductInput!) { updateProduct(input: $in) { userErrors { message } } }`,
 		map[string]any{"in": map[string]any{"id": product, "description": strings.Repeat("x", 10_000)}}, &out)
 
