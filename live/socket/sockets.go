@@ -117,6 +117,7 @@ func NewSockets(cfg Config) (*Sockets, error) {
 	logging.SetLevel(logging.LevelError)
 	engine := nbhttp.NewEngine(nbhttp.Config{
 		Name:                    "live",
+		SupportServerOnly:       true, // no client task pool (2.4 MB) for dialing
 		NPoller:                 max(1, runtime.GOMAXPROCS(0)/2),
 		ReleaseWebsocketPayload: true,
 		ReadLimit:               cfg.ReadLimit + 14, // plus a frame's header
