@@ -38,7 +38,7 @@ import (
 // SHOP_BENCH_SUBSCRIBERS (19000), SHOP_BENCH_RATE (events/s, 1000) and SHOP_BENCH_SECONDS (30)
 // change its size (orders beyond the subscribers' are seeded when the load needs more than
 // three changes an order); SHOP_BENCH_HEAP_PROFILE=file saves the subscribed server's heap
-// profile; the dashboard case that follows (liveDashboard) has variables of its own; SHOP_BENCH_SERVER_GOGC, _GOMEMLIMIT and _GODEBUG (gctrace=1) tune and
+// profile (to file.this, file.old); the dashboard case that follows (liveDashboard) has variables of its own; SHOP_BENCH_SERVER_GOGC, _GOMEMLIMIT and _GODEBUG (gctrace=1) tune and
 // trace the server's garbage collector. SHOP_BENCH_OLD_SERVER names another build of the
 // server (e.g. of an older commit) to run the same benchmark against, for a before/after
 // table from one run:
@@ -137,6 +137,8 @@ func liveFanout(b *testing.B, bin string) (string, string) {
 			// subscribers paid once (pools, maps growing).
 			wg.Wait()
 			paused := time.Now()
+			half := i - int(failed.Load())
+			eventually(b, 120*time.Second, func() bool { return int(scrape(proc.url, "shop_live_subscribers")) >= half }, "%d subscriptions live", half)
 			time.Sleep(2 * time.Second)
 			rssHalf = rssKiB(b, pid)
 			start = start.Add(time.Since(paused))
@@ -157,18 +159,21 @@ func liveFanout(b *testing.B, bin string) (string, string) {
 		}()
 	}
 	wg.Wait()
+	connected := n - int(failed.Load())
+	// Connected means every subscription live on the server (set up, replayed), not only
+	// sent.
+	eventually(b, 120*time.Second, func() bool { return int(scrape(proc.url, "shop_live_subscribers")) >= connected }, "%d subscriptions live", connected)
 	connectTime := time.Since(start)
-	time.Sleep(5 * time.Second) // let every subscription reach the broker and the heap settle
+	time.Sleep(5 * time.Second) // let the heap settle
 	rssSubscribed := rssKiB(b, pid)
 	gSubscribed := scrape(proc.url, "go_goroutines")
 	heapSubscribed := scrape(proc.url, "go_memstats_heap_inuse_bytes")
 	// The next GC target is the live heap at the last collection times (1 + GOGC/100).
 	goalSubscribed := scrape(proc.url, "go_memstats_next_gc_bytes")
 	stacksSubscribed := scrape(proc.url, "go_memstats_stack_inuse_bytes")
-	connected := n - int(failed.Load())
 	serverSubs := scrape(proc.url, "shop_live_subscribers")
 	if path := os.Getenv("SHOP_BENCH_HEAP_PROFILE"); path != "" {
-		saveHeapProfile(b, proc, path)
+		saveHeapProfile(b, proc, path+"."+strings.TrimPrefix(b.Name(), "BenchmarkLiveFanout/"))
 	}
 
 	// Status changes at rate/s for seconds: PAID, then SHIPPED, then DELIVERED, order by order.
