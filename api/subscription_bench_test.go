@@ -164,7 +164,10 @@ func liveFanout(b *testing.B, bin string) (string, string) {
 	// sent.
 	eventually(b, 120*time.Second, func() bool { return int(scrape(proc.url, "shop_live_subscribers")) >= connected }, "%d subscriptions live", connected)
 	connectTime := time.Since(start)
+	// Idle: the server's CPU is the heartbeats of every socket (and the relay's polling).
+	idleBefore, idleStart := cpuTicks(b, pid), time.Now()
 	time.Sleep(5 * time.Second) // let the heap settle
+	idleCPU := float64(cpuTicks(b, pid)-idleBefore) / 100 / time.Since(idleStart).Seconds()
 	rssSubscribed := rssKiB(b, pid)
 	gSubscribed := scrape(proc.url, "go_goroutines")
 	heapSubscribed := scrape(proc.url, "go_memstats_heap_inuse_bytes")
@@ -247,7 +250,7 @@ func liveFanout(b *testing.B, bin string) (string, string) {
   events:               %d committed (%d errors, %s per commit) in %s = %.0f/s, %d delivered of %d to subscribers (%d lost, %d duplicates)
   latency commit→client p50 %s, p99 %s, max %s
   commit→server dispatch p50 ≤ %s, p99 ≤ %s (server histogram bucket bounds)
-  server CPU:           %.2f cores (of 2) during the load, %.2f more wanted (runnable, waiting for a CPU); this test process (writer and clients) %.2f
+  server CPU:           %.3f cores idle with every subscriber; %.2f cores (of 2) during the load, %.2f more wanted (runnable, waiting for a CPU); this test process (writer and clients) %.2f
   machine load average: %s
   received per 5s:     %s
 `, connected, n, connectTime.Round(time.Millisecond), serverSubs, closedEarly, lat.failed,
@@ -256,7 +259,7 @@ func liveFanout(b *testing.B, bin string) (string, string) {
 		(goalSubscribed-goalIdle)/2/1024/float64(connected), (stacksSubscribed-stacksIdle)/1024/float64(connected),
 		gBefore, gSubscribed, (gSubscribed-gBefore)/float64(connected),
 		committed.Load(), writeErrs.Load(), time.Duration(writeNanos.Load()/max(1, committed.Load())).Round(10*time.Microsecond), loadTime.Round(time.Millisecond), float64(committed.Load())/loadTime.Seconds(), lat.count(), expected.Load(), expected.Load()-int64(lat.count()), lat.duplicates(),
-		p50, p99, pmax, lag50, lag99, cpu, waited, selfCPU, strings.TrimSpace(string(load1)), lat.timeline(loadStart, 5*time.Second))
+		p50, p99, pmax, lag50, lag99, idleCPU, cpu, waited, selfCPU, strings.TrimSpace(string(load1)), lat.timeline(loadStart, 5*time.Second))
 	if os.Getenv("SHOP_BENCH_SERVER_GODEBUG") != "" {
 		for _, line := range strings.Split(proc.log.String(), "\n") {
 			if strings.HasPrefix(line, "gc ") {
