@@ -29,6 +29,10 @@ type socket struct {
 
 	readMu sync.Mutex   // serialises parsing: the hand-over's early bytes, then the poller's
 	queued atomic.Int64 // bytes written but not yet taken by the kernel
+	// wmu orders frames from the event loop and the workers, so that nothing follows the
+	// close frame.
+	wmu       sync.Mutex
+	closeSent bool // guarded by wmu
 
 	mu sync.Mutex
 	// ctx is the upgrade request's context until connection_init, then the one InitFunc
@@ -233,8 +237,14 @@ func (s *socket) send(msg []byte) {
 }
 
 // writeFrame writes one frame without blocking (nbio keeps what the kernel does not take
-// yet) and counts it into the backlog.
+// yet) and counts it into the backlog; after the close frame it writes nothing.
 func (s *socket) writeFrame(mt websocket.MessageType, data []byte) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closeSent {
+		return
+	}
+	s.closeSent = mt == websocket.CloseMessage
 	n := int64(len(data) + frameHeader(len(data)))
 	s.queued.Add(n)
 	if err := s.wsc.WriteMessage(mt, data); err != nil {
