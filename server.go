@@ -146,7 +146,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	tokens := auth.NewTokens(cfg.JWTSecret, 0)
 	loaderCfg := observe.Data(reg, st.Stats, cfg.Loaders)
 	newLoaders := func() *loaders.Loaders { return loaders.New(st, loaderCfg) }
-	liveDelivery := api.StartLive(ctx, cfg.Live, rdb, st, prefix, tokens, newLoaders, reg, log)
+	liveDelivery, err := api.StartLive(ctx, cfg.Live, rdb, st, prefix, tokens, newLoaders, reg, log)
+	if err != nil {
+		return err
+	}
 	defer liveDelivery.Close()
 	budget := guard.NewBudget(rdb, prefix, cfg.RateLimit, metrics)
 	httpGuard := guard.NewHTTP(cfg.HTTP)

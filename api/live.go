@@ -30,6 +30,9 @@ type LiveConfig struct {
 	// InitTimeout closes sockets that send no connection_init in time (4408); PingInterval
 	// is how often peers are pinged to find dead ones.
 	InitTimeout, PingInterval time.Duration
+	// SendBuffer is how many bytes may wait for a socket that does not read before it is
+	// closed with 1013.
+	SendBuffer int
 	// Buffer is how many events may wait for one subscriber before it is cut off.
 	Buffer int
 	// RelayInterval and RelayGrace: how often the relay runs, and how long an event stays
@@ -63,8 +66,13 @@ type Live struct {
 // newLoaders gives each subscription event and each operation sent over a socket fresh
 // loaders.
 func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *store.Store, prefix string,
-	tokens *auth.Tokens, newLoaders func() *loaders.Loaders, reg prometheus.Registerer, log *slog.Logger) *Live {
+	tokens *auth.Tokens, newLoaders func() *loaders.Loaders, reg prometheus.Registerer, log *slog.Logger) (*Live, error) {
 	cfg = cfg.withDefaults()
+	sockets, err := socket.NewSockets(socket.Config{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout,
+		PingInterval: cfg.PingInterval, SendBuffer: cfg.SendBuffer})
+	if err != nil {
+		return nil, err
+	}
 	// A client of its own: pub/sub holds a connection for the process's life, and the
 	// publisher and relay handle Redis outages themselves (they must not be cut off by the
 	// command client's circuit breaker, nor trip it).
@@ -80,7 +88,7 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 			OnDispatch: func(d time.Duration) { lag.Observe(d.Seconds()) }}, log),
 		Publisher: delivery.NewPublisher(rdb, st, channel, log),
 		Relay:     delivery.NewRelay(rdb, st, channel, cfg.RelayInterval, cfg.RelayGrace, log),
-		Sockets:   socket.NewSockets(socket.SocketConfig{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout, PingInterval: cfg.PingInterval}),
+		Sockets:   sockets,
 		tokens:    tokens,
 		loaders:   newLoaders,
 		rdb:       rdb,
@@ -99,17 +107,18 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_events_delivered_total", Help: "Events handed to subscribers."},
 			func() float64 { return float64(l.Broker.Delivered.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_slow_subscribers_total", Help: "Subscribers cut off because they could not keep up."},
-			func() float64 { return float64(l.Broker.Overflows.Load()) }),
+			func() float64 { return float64(l.Broker.Overflows.Load() + l.Sockets.Slow.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_publish_failures_total", Help: "Events left to the relay because publishing failed."},
 			func() float64 { return float64(l.Publisher.Failed.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_relayed_total", Help: "Events republished by the relay."},
 			func() float64 { return float64(l.Relay.Relayed.Load()) }),
 	)
-	return l
+	return l, nil
 }
 
-// Close stops the relay, the publisher and the broker.
+// Close stops the relay, the publisher, the broker and the sockets' event loop.
 func (l *Live) Close() {
+	l.Sockets.Close()
 	l.Relay.Close()
 	l.Publisher.Close()
 	l.Broker.Close()
@@ -144,14 +153,11 @@ func isSubscription(ctx context.Context) bool {
 
 // initSocket authenticates a WebSocket from its connection_init payload ({"Authorization":
 // "Bearer <token>"}, key in any case) or else the upgrade's Authorization header. An invalid
-// token closes the socket with 4403; no token leaves it anonymous.
-func (l *Live) initSocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	forbidden := func() (context.Context, *transport.InitPayload, error) {
-		ctx := transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, socket.CloseForbidden), "Forbidden")
-		return ctx, nil, errors.New("forbidden: invalid or expired token")
-	}
+// token is an error (the socket closes with 4403); no token leaves it anonymous.
+func (l *Live) initSocket(ctx context.Context, payload map[string]any) (context.Context, error) {
+	errForbidden := errors.New("forbidden: invalid or expired token")
 	if auth.TokenError(ctx) != nil {
-		return forbidden()
+		return nil, errForbidden
 	}
 	for k, v := range payload {
 		if !strings.EqualFold(k, "Authorization") {
@@ -159,15 +165,15 @@ func (l *Live) initSocket(ctx context.Context, payload transport.InitPayload) (c
 		}
 		header, ok := v.(string)
 		if !ok {
-			return forbidden()
+			return nil, errForbidden
 		}
 		viewer, err := l.tokens.FromHeader(header)
 		if err != nil {
-			return forbidden()
+			return nil, errForbidden
 		}
-		return auth.WithViewer(ctx, viewer), nil, nil
+		return auth.WithViewer(ctx, viewer), nil
 	}
-	return ctx, nil, nil
+	return ctx, nil
 }
 
 // Shutdown ends live subscriptions so clients reconnect to another process: WebSockets

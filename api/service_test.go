@@ -112,7 +112,9 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	s.Tokens = auth.NewTokens(cfg.JWTSecret, 0)
 	loaderCfg := observe.Data(reg, s.Store.Stats, *cmp.Or(cfg.Loaders, &loaders.DefaultConfig))
 	newLoaders := func() *loaders.Loaders { return loaders.New(s.Store, loaderCfg) }
-	s.live = api.StartLive(ctx, cfg.Live, s.Redis, s.Store, s.prefix, s.Tokens, newLoaders, reg, log)
+	if s.live, err = api.StartLive(ctx, cfg.Live, s.Redis, s.Store, s.prefix, s.Tokens, newLoaders, reg, log); err != nil {
+		return nil, err
+	}
 	s.closers = append(s.closers, s.live.Close)
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
@@ -184,7 +186,7 @@ func (s *service) LiveStats() liveStats {
 	return liveStats{
 		Sockets: l.Sockets.Open(), Subscribers: l.Broker.Subscribers(),
 		Published: l.Publisher.Published.Load(), Relayed: l.Relay.Relayed.Load(), Delivered: l.Broker.Delivered.Load(),
-		PublishFailures: l.Publisher.Failed.Load(), SlowSubscribers: l.Broker.Overflows.Load(),
+		PublishFailures: l.Publisher.Failed.Load(), SlowSubscribers: l.Broker.Overflows.Load() + l.Sockets.Slow.Load(),
 		RedisSubscribed: l.Broker.Connected(),
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -19,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shop/api/auth"
 	"github.com/shop/api/live/delivery"
 	"github.com/shop/api/store"
 	"github.com/shop/api/store/storetest"
@@ -33,7 +36,9 @@ import (
 //	DATABASE_URL=... REDIS_URL=... go test ./api -run '^$' -bench LiveFanout -benchtime 1x -timeout 30m
 //
 // SHOP_BENCH_SUBSCRIBERS (19000), SHOP_BENCH_RATE (events/s, 1000) and SHOP_BENCH_SECONDS (30)
-// change its size; SHOP_BENCH_SERVER_GOGC, _GOMEMLIMIT and _GODEBUG (gctrace=1) tune and
+// change its size (orders beyond the subscribers' are seeded when the load needs more than
+// three changes an order); SHOP_BENCH_HEAP_PROFILE=file saves the subscribed server's heap
+// profile (to file.this, file.old); the dashboard case that follows (liveDashboard) has variables of its own; SHOP_BENCH_SERVER_GOGC, _GOMEMLIMIT and _GODEBUG (gctrace=1) tune and
 // trace the server's garbage collector. SHOP_BENCH_OLD_SERVER names another build of the
 // server (e.g. of an older commit) to run the same benchmark against, for a before/after
 // table from one run:
@@ -47,22 +52,29 @@ func BenchmarkLiveFanout(b *testing.B) {
 	if old := os.Getenv("SHOP_BENCH_OLD_SERVER"); old != "" {
 		servers = append(servers, struct{ name, bin string }{"old", old})
 	}
-	var table []string
+	var table, dashboards []string
 	for _, srv := range servers {
 		b.Run(srv.name, func(b *testing.B) {
-			table = append(table, fmt.Sprintf("%-5s %s", srv.name, liveFanout(b, srv.bin)))
+			fanout, dashboard := liveFanout(b, srv.bin)
+			table = append(table, fmt.Sprintf("%-5s %s", srv.name, fanout))
+			dashboards = append(dashboards, fmt.Sprintf("%-5s %s", srv.name, dashboard))
 		})
 	}
 	fmt.Fprintf(os.Stderr, "\nlive fan-out, before/after (one run)\n      %s\n", fanoutHeader)
 	for _, row := range table {
 		fmt.Fprintln(os.Stderr, row)
 	}
+	fmt.Fprintf(os.Stderr, "\ndashboard (myOrderEvents merchants and idle watchers while orders are placed)\n      %s\n", dashboardHeader)
+	for _, row := range dashboards {
+		fmt.Fprintln(os.Stderr, row)
+	}
 }
 
 const fanoutHeader = "subs   connect  RSS/sub KiB  slope KiB  heap/sub KiB  goroutines/sub  events/s  delivered/committed  p50      p99      server CPU"
 
-// liveFanout runs the benchmark against the server binary bin and returns its table row.
-func liveFanout(b *testing.B, bin string) string {
+// liveFanout runs the benchmark against the server binary bin and returns its table row,
+// and the dashboard case's, run on the same process afterwards.
+func liveFanout(b *testing.B, bin string) (string, string) {
 	n := envInt("SHOP_BENCH_SUBSCRIBERS", 19000)
 	rate := envInt("SHOP_BENCH_RATE", 1000)
 	seconds := envInt("SHOP_BENCH_SECONDS", 30)
@@ -77,11 +89,16 @@ func liveFanout(b *testing.B, bin string) string {
 		// All subscribers share one admin account here; real ones are 19,000 users, each with
 		// a budget of their own.
 		"RATE_LIMIT_POINTS_PER_MINUTE=0", "GODEBUG="+os.Getenv("SHOP_BENCH_SERVER_GODEBUG"),
-		"GOGC="+os.Getenv("SHOP_BENCH_SERVER_GOGC"), "GOMEMLIMIT="+os.Getenv("SHOP_BENCH_SERVER_GOMEMLIMIT"))
+		"GOGC="+os.Getenv("SHOP_BENCH_SERVER_GOGC"), "GOMEMLIMIT="+os.Getenv("SHOP_BENCH_SERVER_GOMEMLIMIT"),
+		"PPROF_ADDR="+pprofAddr(b))
 	pid := proc.cmd.Process.Pid
 
 	ctx := context.Background()
-	orders, adminID := seedOrders(b, dbURL, n)
+	// Each order takes three changes (PAID, SHIPPED, DELIVERED): a load longer than that
+	// also changes orders nobody watches, which are seeded beyond the subscribers'.
+	total := rate * seconds
+	orders, adminID := seedOrders(b, dbURL, max(n, (total+2)/3))
+	m := len(orders)
 	token := benchLogIn(b, proc.url, adminEmail, adminPassword)
 
 	// The writer: another process's worth of store and publisher.
@@ -93,8 +110,8 @@ func liveFanout(b *testing.B, bin string) string {
 	opts, _ := redis.ParseURL(redisURL)
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	// server.go ends REDIS_PREFIX with ":" and the service names its channel after it.
-	pub := delivery.NewPublisher(rdb, st, prefix+":order-events", nil)
+	// server.go ends REDIS_PREFIX with one ":" and the service names its channel after it.
+	pub := delivery.NewPublisher(rdb, st, strings.TrimSuffix(prefix, ":")+":order-events", nil)
 	pub.Start()
 	defer pub.Close()
 	st.SetEventSink(pub)
@@ -120,6 +137,8 @@ func liveFanout(b *testing.B, bin string) string {
 			// subscribers paid once (pools, maps growing).
 			wg.Wait()
 			paused := time.Now()
+			half := i - int(failed.Load())
+			eventually(b, 120*time.Second, func() bool { return int(scrape(proc.url, "shop_live_subscribers")) >= half }, "%d subscriptions live", half)
 			time.Sleep(2 * time.Second)
 			rssHalf = rssKiB(b, pid)
 			start = start.Add(time.Since(paused))
@@ -140,32 +159,41 @@ func liveFanout(b *testing.B, bin string) string {
 		}()
 	}
 	wg.Wait()
+	connected := n - int(failed.Load())
+	// Connected means every subscription live on the server (set up, replayed), not only
+	// sent.
+	eventually(b, 120*time.Second, func() bool { return int(scrape(proc.url, "shop_live_subscribers")) >= connected }, "%d subscriptions live", connected)
 	connectTime := time.Since(start)
-	time.Sleep(5 * time.Second) // let every subscription reach the broker and the heap settle
+	// Idle: the server's CPU is the heartbeats of every socket (and the relay's polling).
+	idleBefore, idleStart := cpuTicks(b, pid), time.Now()
+	time.Sleep(5 * time.Second) // let the heap settle
+	idleCPU := float64(cpuTicks(b, pid)-idleBefore) / 100 / time.Since(idleStart).Seconds()
 	rssSubscribed := rssKiB(b, pid)
 	gSubscribed := scrape(proc.url, "go_goroutines")
 	heapSubscribed := scrape(proc.url, "go_memstats_heap_inuse_bytes")
 	// The next GC target is the live heap at the last collection times (1 + GOGC/100).
 	goalSubscribed := scrape(proc.url, "go_memstats_next_gc_bytes")
 	stacksSubscribed := scrape(proc.url, "go_memstats_stack_inuse_bytes")
-	connected := n - int(failed.Load())
+	serverSubs := scrape(proc.url, "shop_live_subscribers")
+	if path := os.Getenv("SHOP_BENCH_HEAP_PROFILE"); path != "" {
+		saveHeapProfile(b, proc, path+"."+strings.TrimPrefix(b.Name(), "BenchmarkLiveFanout/"))
+	}
 
 	// Status changes at rate/s for seconds: PAID, then SHIPPED, then DELIVERED, order by order.
 	cpuBefore, selfBefore, waitBefore := cpuTicks(b, pid), cpuTicks(b, os.Getpid()), runQueueWait(pid)
 	loadStart := time.Now()
 	statuses := []store.OrderStatus{store.StatusPaid, store.StatusShipped, store.StatusDelivered}
-	total := rate * seconds
 	jobs := make(chan int)
-	var committed, writeErrs, writeNanos atomic.Int64
+	var committed, expected, writeErrs, writeNanos atomic.Int64
 	var writers sync.WaitGroup
 	for range 48 {
 		writers.Add(1)
 		go func() {
 			defer writers.Done()
 			for k := range jobs {
-				o := orders[k%n]
+				o := orders[k%m]
 				t0 := time.Now()
-				_, err := st.UpdateOrderStatus(ctx, store.Viewer{UserID: adminID, Role: store.RoleAdmin}, o.id, statuses[(k/n)%3], nil)
+				_, err := st.UpdateOrderStatus(ctx, store.Viewer{UserID: adminID, Role: store.RoleAdmin}, o.id, statuses[(k/m)%3], nil)
 				writeNanos.Add(int64(time.Since(t0)))
 				if err != nil {
 					if writeErrs.Add(1) <= 3 {
@@ -174,6 +202,9 @@ func liveFanout(b *testing.B, bin string) string {
 					continue
 				}
 				committed.Add(1)
+				if k%m < n && clients[k%m] != nil {
+					expected.Add(1)
+				}
 			}
 		}()
 	}
@@ -190,7 +221,7 @@ func liveFanout(b *testing.B, bin string) string {
 	writers.Wait()
 	// Wait for delivery to drain.
 	deadline := time.Now().Add(30 * time.Second)
-	for lat.count() < int(committed.Load()) && time.Now().Before(deadline) {
+	for lat.count() < int(expected.Load()) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	loadTime := time.Since(loadStart)
@@ -212,23 +243,23 @@ func liveFanout(b *testing.B, bin string) string {
 		}
 	}
 	report := fmt.Sprintf(`live fan-out benchmark
-  subscribers:          %d connected of %d (%s to connect), %d closed during the run, %d errors
+  subscribers:          %d connected of %d (%s to connect; %.0f live on the server), %d closed during the run, %d errors
   server RSS:           %d KiB idle, %d KiB with subscribers, %d KiB after the load
   memory/subscriber:    %.1f KiB RSS delta (heap in use %.1f KiB/subscriber overall; live heap at the last GC ≈ %.1f KiB, goroutine stacks %.1f KiB)
   goroutines:           %.0f idle, %.0f with subscribers (%.2f per subscriber)
-  events:               %d committed (%d errors, %s per commit) in %s = %.0f/s, %d delivered
+  events:               %d committed (%d errors, %s per commit) in %s = %.0f/s, %d delivered of %d to subscribers (%d lost, %d duplicates)
   latency commit→client p50 %s, p99 %s, max %s
   commit→server dispatch p50 ≤ %s, p99 ≤ %s (server histogram bucket bounds)
-  server CPU:           %.2f cores (of 2) during the load, %.2f more wanted (runnable, waiting for a CPU); this test process (writer and clients) %.2f
+  server CPU:           %.3f cores idle with every subscriber; %.2f cores (of 2) during the load, %.2f more wanted (runnable, waiting for a CPU); this test process (writer and clients) %.2f
   machine load average: %s
   received per 5s:     %s
-`, connected, n, connectTime.Round(time.Millisecond), closedEarly, lat.failed,
+`, connected, n, connectTime.Round(time.Millisecond), serverSubs, closedEarly, lat.failed,
 		rssBefore, rssSubscribed, rssLoaded,
 		float64(rssSubscribed-rssBefore)/float64(connected), heapSubscribed/1024/float64(connected),
 		(goalSubscribed-goalIdle)/2/1024/float64(connected), (stacksSubscribed-stacksIdle)/1024/float64(connected),
 		gBefore, gSubscribed, (gSubscribed-gBefore)/float64(connected),
-		committed.Load(), writeErrs.Load(), time.Duration(writeNanos.Load()/max(1, committed.Load())).Round(10*time.Microsecond), loadTime.Round(time.Millisecond), float64(committed.Load())/loadTime.Seconds(), lat.count(),
-		p50, p99, pmax, lag50, lag99, cpu, waited, selfCPU, strings.TrimSpace(string(load1)), lat.timeline(loadStart, 5*time.Second))
+		committed.Load(), writeErrs.Load(), time.Duration(writeNanos.Load()/max(1, committed.Load())).Round(10*time.Microsecond), loadTime.Round(time.Millisecond), float64(committed.Load())/loadTime.Seconds(), lat.count(), expected.Load(), expected.Load()-int64(lat.count()), lat.duplicates(),
+		p50, p99, pmax, lag50, lag99, idleCPU, cpu, waited, selfCPU, strings.TrimSpace(string(load1)), lat.timeline(loadStart, 5*time.Second))
 	if os.Getenv("SHOP_BENCH_SERVER_GODEBUG") != "" {
 		for _, line := range strings.Split(proc.log.String(), "\n") {
 			if strings.HasPrefix(line, "gc ") {
@@ -256,10 +287,196 @@ func liveFanout(b *testing.B, bin string) string {
 			_ = c.conn.CloseNow()
 		}
 	}
+	eventually(b, 60*time.Second, func() bool { return scrape(proc.url, "shop_live_sockets") == 0 }, "fan-out sockets closed")
+	dashboard := liveDashboard(b, proc, dbURL, st, secret, token, orders)
 	return fmt.Sprintf("%-6d %-8s %-12.1f %-10.1f %-13.1f %-15.3f %-9.0f %-20s %-8s %-8s %.2f cores",
 		connected, connectTime.Round(100*time.Millisecond), float64(rssSubscribed-rssBefore)/float64(connected), slope,
 		(goalSubscribed-goalIdle)/2/1024/float64(connected), (gSubscribed-gBefore)/float64(connected),
-		float64(committed.Load())/loadTime.Seconds(), fmt.Sprintf("%d/%d", lat.count(), committed.Load()), p50, p99, cpu)
+		float64(committed.Load())/loadTime.Seconds(), fmt.Sprintf("%d/%d", lat.count(), expected.Load()), p50, p99, cpu), dashboard
+}
+
+const dashboardHeader = "merchants  watchers  connect  orders/s  delivered/expected  dups  p50      p99      server CPU  CPU µs/event"
+
+// liveDashboard is the merchants' case: SHOP_BENCH_MERCHANTS (500) myOrderEvents
+// subscribers, one per merchant, and SHOP_BENCH_WATCHERS (5000) idle orderStatusChanged
+// watchers, while orders of the merchants' products are placed at SHOP_BENCH_ORDER_RATE
+// (200/s) for SHOP_BENCH_DASHBOARD_SECONDS (20): each order's creation event goes to its
+// merchant. It returns its table row, with the server's CPU per delivered event.
+func liveDashboard(b *testing.B, proc *shopProcess, dbURL string, st *store.Store, secret, adminToken string, watch []benchOrder) string {
+	merchants, watchers := envInt("SHOP_BENCH_MERCHANTS", 500), min(envInt("SHOP_BENCH_WATCHERS", 5000), len(watch))
+	rate, seconds := envInt("SHOP_BENCH_ORDER_RATE", 200), envInt("SHOP_BENCH_DASHBOARD_SECONDS", 20)
+	ctx := context.Background()
+	pid := proc.cmd.Process.Pid
+
+	// Merchants, a product each, and the customer who orders.
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `WITH m AS (
+			INSERT INTO users (email, email_key, name, role, password_hash, created_at)
+			SELECT 'dash-' || g || '@x', 'dash-' || g || '@x', 'Dash', 'MERCHANT', 'x', now() FROM generate_series(1, $1) g
+			RETURNING id)
+		INSERT INTO products (merchant_id, name, price, stock, created_at, updated_at)
+		SELECT id, 'Dash', 100, 1000000, now(), now() FROM m RETURNING id, merchant_id`, merchants)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type shop struct{ product, merchant int64 }
+	var shops []shop
+	for rows.Next() {
+		var sh shop
+		if err := rows.Scan(&sh.product, &sh.merchant); err != nil {
+			b.Fatal(err)
+		}
+		shops = append(shops, sh)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	var customer int64
+	if err := conn.QueryRow(ctx, `INSERT INTO users (email, email_key, name, role, password_hash, created_at)
+		VALUES ('dash-customer@x', 'dash-customer@x', 'Dash', 'CUSTOMER', 'x', now()) RETURNING id`).Scan(&customer); err != nil {
+		b.Fatal(err)
+	}
+	tokens := auth.NewTokens([]byte(secret), 0)
+
+	lat := &latencies{}
+	var clients []*benchClient
+	var mu sync.Mutex
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	open := func(token, sub string) {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := dialSubscriber(proc.url, token, sub, lat)
+			if err != nil {
+				if failed.Add(1) <= 3 {
+					b.Logf("dashboard subscriber: %v", err)
+				}
+				return
+			}
+			mu.Lock()
+			clients = append(clients, c)
+			mu.Unlock()
+		}()
+	}
+	start := time.Now()
+	for _, sh := range shops {
+		token, err := tokens.Issue(store.User{ID: sh.merchant, Role: store.RoleMerchant})
+		if err != nil {
+			b.Fatal(err)
+		}
+		open(token, `{"type":"subscribe","id":"1","payload":{"query":"subscription { myOrderEvents { id status at } }"}}`)
+	}
+	// Watchers get nothing during the load (their orders do not change): they are the
+	// idle phones around the busy dashboards.
+	for _, o := range watch[:watchers] {
+		open(adminToken, fmt.Sprintf(`{"type":"subscribe","id":"1","payload":{"query":"subscription($id: ID!) { orderStatusChanged(orderId: $id) { id status at } }","variables":{"id":%q}}}`,
+			gid("Order", o.id)))
+	}
+	wg.Wait()
+	connectTime := time.Since(start)
+	eventually(b, 60*time.Second, func() bool { return int(scrape(proc.url, "shop_live_subscribers")) >= len(clients) }, "dashboard subscriptions live")
+	time.Sleep(2 * time.Second)
+
+	cpuBefore := cpuTicks(b, pid)
+	loadStart := time.Now()
+	total := rate * seconds
+	jobs := make(chan int)
+	var placed, errs atomic.Int64
+	var placers sync.WaitGroup
+	for range 16 {
+		placers.Add(1)
+		go func() {
+			defer placers.Done()
+			for k := range jobs {
+				_, err := st.PlaceOrder(ctx, store.Viewer{UserID: customer, Role: store.RoleCustomer},
+					store.NewOrder{Lines: []store.OrderLine{{ProductID: shops[k%len(shops)].product, Quantity: 1}}})
+				if err != nil {
+					if errs.Add(1) <= 3 {
+						b.Logf("place order: %v", err)
+					}
+					continue
+				}
+				placed.Add(1)
+			}
+		}()
+	}
+	interval := time.Second / time.Duration(rate)
+	for k := range total {
+		if d := time.Until(loadStart.Add(time.Duration(k) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		jobs <- k
+	}
+	close(jobs)
+	placers.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for lat.count() < int(placed.Load()) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	loadTime := time.Since(loadStart)
+	cpuSeconds := float64(cpuTicks(b, pid)-cpuBefore) / 100
+	p50, p99, _ := lat.percentiles()
+	delivered := lat.count()
+	fmt.Fprintf(os.Stderr, `dashboard benchmark
+  subscribers:          %d merchants (myOrderEvents) and %d watchers, %d failed, connected in %s
+  orders:               %d placed (%d errors) in %s = %.0f/s; %d events delivered (%d duplicates, %d subscription errors)
+  latency commit→client p50 %s, p99 %s
+  server CPU:           %.2f cores, %.0f µs per delivered event
+`, merchants, watchers, failed.Load(), connectTime.Round(time.Millisecond), placed.Load(), errs.Load(), loadTime.Round(time.Millisecond),
+		float64(placed.Load())/loadTime.Seconds(), delivered, lat.duplicates(), lat.failed, p50, p99,
+		cpuSeconds/loadTime.Seconds(), cpuSeconds*1e6/float64(max(1, delivered)))
+	for _, c := range clients {
+		_ = c.conn.CloseNow()
+	}
+	return fmt.Sprintf("%-10d %-9d %-8s %-9.0f %-19s %-5d %-8s %-8s %-11s %.0f",
+		merchants, watchers, connectTime.Round(100*time.Millisecond), float64(placed.Load())/loadTime.Seconds(),
+		fmt.Sprintf("%d/%d", delivered, placed.Load()), lat.duplicates(), p50, p99,
+		fmt.Sprintf("%.2f cores", cpuSeconds/loadTime.Seconds()), cpuSeconds*1e6/float64(max(1, delivered)))
+}
+
+// pprofAddr picks a port for the server's PPROF_ADDR when SHOP_BENCH_HEAP_PROFILE asks for a
+// heap profile of the subscribed server.
+func pprofAddr(b *testing.B) string {
+	if os.Getenv("SHOP_BENCH_HEAP_PROFILE") == "" {
+		return ""
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// saveHeapProfile writes the server's heap profile (after a collection) to path.
+func saveHeapProfile(b *testing.B, proc *shopProcess, path string) {
+	var addr string
+	for _, kv := range proc.cmd.Env {
+		if v, ok := strings.CutPrefix(kv, "PPROF_ADDR="); ok && v != "" {
+			addr = v
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.Fatal(err)
+	}
 }
 
 type benchOrder struct{ id, created int64 }
@@ -341,6 +558,15 @@ func (c *benchClient) closedEarly() bool {
 }
 
 func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, error) {
+	sub := fmt.Sprintf(`{"type":"subscribe","id":"1","payload":{"query":"subscription($id: ID!, $after: ID) { orderStatusChanged(orderId: $id, after: $after) { id status at } }","variables":{"id":%q,"after":%q}}}`,
+		gid("Order", o.id), gid("OrderStatusEvent", o.created))
+	return dialSubscriber(url, token, sub, lat)
+}
+
+// dialSubscriber opens a socket, initialises it with token, sends the subscribe message sub
+// and records the latency of every event it receives (any subscription field with `id` and
+// `at`), and every duplicate.
+func dialSubscriber(url, token, sub string, lat *latencies) (*benchClient, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1)+"/graphql",
@@ -356,14 +582,13 @@ func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, e
 		_ = conn.CloseNow()
 		return nil, fmt.Errorf("init: %v %s", err, data)
 	}
-	q := fmt.Sprintf(`{"type":"subscribe","id":"1","payload":{"query":"subscription($id: ID!, $after: ID) { orderStatusChanged(orderId: $id, after: $after) { id status at } }","variables":{"id":%q,"after":%q}}}`,
-		gid("Order", o.id), gid("OrderStatusEvent", o.created))
-	if err := write(q); err != nil {
+	if err := write(sub); err != nil {
 		return nil, err
 	}
 	c := &benchClient{conn: conn, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
+		seen := map[string]bool{}
 		for {
 			_, data, err := conn.Read(context.Background())
 			if err != nil {
@@ -373,7 +598,10 @@ func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, e
 			var m struct {
 				Type    string
 				Payload struct {
-					Data struct{ OrderStatusChanged struct{ At time.Time } }
+					Data map[string]struct {
+						ID string
+						At time.Time
+					}
 				}
 			}
 			if json.Unmarshal(data, &m) != nil {
@@ -383,13 +611,19 @@ func dialBench(url, token string, o benchOrder, lat *latencies) (*benchClient, e
 			case "ping":
 				_ = conn.Write(context.Background(), websocket.MessageText, []byte(`{"type":"pong"}`))
 			case "next":
-				if m.Payload.Data.OrderStatusChanged.At.IsZero() {
-					if lat.fail(string(data)) <= 3 {
-						fmt.Fprintf(os.Stderr, "subscription error: %s\n", data)
+				for _, e := range m.Payload.Data {
+					switch {
+					case e.At.IsZero():
+						if lat.fail(string(data)) <= 3 {
+							fmt.Fprintf(os.Stderr, "subscription error: %s\n", data)
+						}
+					case seen[e.ID]:
+						lat.duplicate()
+					default:
+						seen[e.ID] = true
+						lat.add(now.Sub(e.At))
 					}
-					continue
 				}
-				lat.add(now.Sub(m.Payload.Data.OrderStatusChanged.At))
 			case "error", "complete":
 				if lat.fail(string(data)) <= 3 {
 					fmt.Fprintf(os.Stderr, "subscription ended: %s\n", data)
@@ -405,7 +639,12 @@ type latencies struct {
 	d      []time.Duration
 	at     []time.Time // when each was received
 	failed int
+	dups   int // events a subscriber received twice
 }
+
+func (l *latencies) duplicate() { l.mu.Lock(); l.dups++; l.mu.Unlock() }
+
+func (l *latencies) duplicates() int { l.mu.Lock(); defer l.mu.Unlock(); return l.dups }
 
 // timeline returns, per window of the load, how many events arrived and their worst latency.
 func (l *latencies) timeline(start time.Time, window time.Duration) string {

@@ -149,7 +149,8 @@ func (b *Broker) Start(ctx context.Context) {
 // Connected reports whether the Redis subscription is up.
 func (b *Broker) Connected() bool { return b.connected.Load() }
 
-// Subscribers returns how many subscriptions are live in this process.
+// Subscribers returns how many subscriptions are live in this process: set up (replayed
+// when asked) and receiving; one still reading the database does not count yet.
 func (b *Broker) Subscribers() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -321,7 +322,6 @@ func (b *Broker) subscribe(ctx context.Context, s *subscriber) error {
 	default:
 		b.byUser[s.viewer.UserID] = append(b.byUser[s.viewer.UserID], s)
 	}
-	b.count++
 	b.mu.Unlock()
 	context.AfterFunc(ctx, func() {
 		b.remove(s)
@@ -353,9 +353,30 @@ func (b *Broker) remove(s *subscriber) {
 			delete(b.byUser, s.viewer.UserID)
 		}
 	}
-	if ok {
+	if ok && s.counted {
 		b.count--
 	}
+}
+
+// counted makes a subscriber that went live count among the live subscriptions, unless it
+// was removed meanwhile.
+func (b *Broker) counted(s *subscriber) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.registered(s) {
+		s.counted = true
+		b.count++
+	}
+}
+
+func (b *Broker) registered(s *subscriber) bool {
+	switch {
+	case s.orderID != 0:
+		return slices.Contains(b.byOrder[s.orderID], s)
+	case s.viewer.Role == store.RoleAdmin:
+		return slices.Contains(b.admins, s)
+	}
+	return slices.Contains(b.byUser[s.viewer.UserID], s)
 }
 
 // OrderEvents subscribes to the events of one order until ctx ends. With afterID > 0 it
@@ -395,6 +416,7 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 		return nil, err
 	}
 	v := s.goLive(last, withAudience(replay, store.OrderEvent{}))
+	b.counted(s)
 	s.subscribed()
 	if v == overflow {
 		b.overflow(s)
@@ -444,6 +466,7 @@ func (b *Broker) ViewerEvents(ctx context.Context, v store.Viewer) (<-chan *stor
 	}
 	ch := s.ch
 	verdict := s.goLive(store.OrderStatusEvent{}, nil)
+	b.counted(s)
 	s.subscribed()
 	if verdict == overflow {
 		b.overflow(s)

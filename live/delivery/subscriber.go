@@ -18,6 +18,10 @@ type subscriber struct {
 	// cuts the subscriber off; without one (SSE) an overflow just closes ch.
 	listener Listener
 
+	// counted is set once the subscriber went live and counts in Broker.Subscribers;
+	// guarded by the broker's lock.
+	counted bool
+
 	mu     sync.Mutex
 	closed bool
 	// Replay: until live is set, dispatched events wait in pending, so the events read from
