@@ -124,7 +124,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// share a Redis server never meet (pub/sub ignores the Redis database number).
 	prefix := cmp.Or(cfg.RedisPrefix, "shop:"+st.Namespace()+":")
 	if cfg.Cache {
-		st.SetCache(store.NewCache(rdb, prefix, cacheTTL, cacheTimeout, log))
+		cache := store.NewCache(rdb, prefix, cacheTTL, cacheTimeout, log)
+		if rdb.Replicated() {
+			cache.RequireReplicaAcks(1) // an invalidation must outlive a failover
+		}
+		st.SetCache(cache)
 	}
 	st.SetWriteMarks(rdb, prefix, cacheTimeout, log) // read-your-writes across processes, with replicas
 	if cfg.AdminEmail != "" {

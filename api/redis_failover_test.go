@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -460,4 +461,50 @@ func receiveEvents(t *testing.T, c *wsClient, n int) []wsMsg {
 		}
 	}
 	return got
+}
+
+// TestCacheInvalidationWaitsForTheReplica checks that through Sentinel an invalidation counts
+// only once a replica holds it (WAIT): a master that died before replicating a tombstone would
+// hand its promoted replica the entry the tombstone replaced, stale for the cache's TTL. With
+// the replica stopped (SIGSTOP), the invalidation is not acknowledged: it is counted as a
+// cache failure and retried, and this process reads the product from the database meanwhile.
+func TestCacheInvalidationWaitsForTheReplica(t *testing.T) {
+	sr := startSentinelRedis(t)
+	env := newTestEnv(t, config{DatabaseURL: storetest.PostgresURL(t), RedisURL: sr.url(),
+		RedisPrefix: storetest.Name("acks") + ":"})
+	merchant := env.signUp("MERCHANT")
+	product := env.createProduct(merchant, "Kettle", 1500, 10)
+	env.product(product) // in the cache now
+	env.product(product)
+	update := func(price int) {
+		t.Helper()
+		var out struct{ UpdateProduct mutationPayload }
+		env.as(merchant.Token).must(opUpdateProduct, map[string]any{"in": map[string]any{"id": product, "price": price}}, &out)
+	}
+	update(1600) // replicated at once: no failure
+	if n := metricValue(t, env, "shop_cache_errors_total"); n != 0 {
+		t.Fatalf("shop_cache_errors_total = %v with the replica attached, want 0", n)
+	}
+
+	sr.mu.Lock()
+	replica := sr.procs[sr.replicaPort].Process
+	sr.mu.Unlock()
+	if err := replica.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = replica.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	update(1700)
+	if n := metricValue(t, env, "shop_cache_errors_total"); n < 1 {
+		t.Fatalf("shop_cache_errors_total = %v after an invalidation no replica acknowledged, want ≥ 1", n)
+	}
+	if got := env.product(product).Price.Amount; got != 1700 {
+		t.Fatalf("price = %d while the invalidation is unacknowledged, want 1700", got)
+	}
 }

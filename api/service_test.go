@@ -101,7 +101,11 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	reg.MustRegister(observe.Pool(s.Store.PoolStats)...)
 	s.prefix = cmp.Or(cfg.RedisPrefix, "shop:"+s.Store.Namespace()+":")
 	if !cfg.NoCache {
-		s.Store.SetCache(store.NewCache(s.Redis, s.prefix, 10*time.Minute, 300*time.Millisecond, log))
+		cache := store.NewCache(s.Redis, s.prefix, 10*time.Minute, 300*time.Millisecond, log)
+		if s.Redis.Replicated() {
+			cache.RequireReplicaAcks(1)
+		}
+		s.Store.SetCache(cache)
 	}
 	s.Store.SetWriteMarks(s.Redis, s.prefix, 300*time.Millisecond, log)
 	if cfg.AdminEmail != "" {

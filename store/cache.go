@@ -36,6 +36,10 @@ type Cache struct {
 	ttl     time.Duration
 	timeout time.Duration
 	log     *slog.Logger
+	// acks is how many Redis replicas must hold an invalidation before it counts (WAIT):
+	// with Sentinel, a master that dies before replicating a tombstone would otherwise hand
+	// its promoted replica the stale entry the tombstone replaced.
+	acks int
 
 	hits, misses, errors atomic.Int64
 
@@ -69,6 +73,14 @@ func NewCache(rdb redis.UniversalClient, prefix string, ttl, timeout time.Durati
 	return &Cache{rdb: rdb, prefix: prefix + "cache:" + cacheSchema + ":", ttl: ttl, timeout: timeout, log: log,
 		flights: map[string]chan struct{}{}, pending: map[string]time.Time{}}
 }
+
+// RequireReplicaAcks makes an invalidation wait until n replicas of the Redis master hold it;
+// one that does not get there in time is retried like one that failed, and this process
+// reads its keys from the database meanwhile. For a master with replicas (Sentinel).
+func (c *Cache) RequireReplicaAcks(n int) { c.acks = n }
+
+// errNotReplicated is an invalidation that fewer replicas than required acknowledged.
+var errNotReplicated = errors.New("invalidation not acknowledged by the Redis replicas in time")
 
 func (c *Cache) key(kind string, id int64) string {
 	return c.prefix + kind + ":" + strconv.FormatInt(id, 10)
@@ -308,12 +320,22 @@ func (c *Cache) invalidate(ctx context.Context, kind string, ids ...int64) {
 func (c *Cache) bury(ctx context.Context, keys []string) error {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
+	var acked *redis.Cmd
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range keys {
 			p.Set(ctx, k, tombstone(), tombstoneTTL)
 		}
+		if c.acks > 0 {
+			// WAIT's timeout stays inside the call's own deadline.
+			acked = p.Do(ctx, "WAIT", c.acks, (c.timeout / 2).Milliseconds())
+		}
 		return nil
 	})
+	if err == nil && acked != nil {
+		if n, werr := acked.Int64(); werr != nil || n < int64(c.acks) {
+			err = errNotReplicated
+		}
+	}
 	return err
 }
 

@@ -56,7 +56,13 @@ type Conn struct {
 	// of their own (pub/sub).
 	newClient func() *redis.Client
 	closers   []func()
+	// replicated: the master has replicas a Sentinel may promote.
+	replicated bool
 }
+
+// Replicated reports whether Redis is a master with replicas that Sentinel may promote: writes
+// that must survive a failover (cache invalidations) should wait for a replica to hold them.
+func (c *Conn) Replicated() bool { return c.replicated }
 
 // Open connects to cfg.URL, or starts the in-process stand-in when it is empty. The client
 // has short timeouts, one retry, and a circuit breaker: after a few consecutive failures
@@ -81,6 +87,7 @@ func Open(cfg Config, log *slog.Logger) (*Conn, error) {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
 		c.newClient = failover(opts)
+		c.replicated = true
 	default:
 		opts, err := redis.ParseURL(cfg.URL)
 		if err != nil {
