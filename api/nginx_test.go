@@ -85,14 +85,8 @@ func startNginx(t *testing.T, procs ...*shopProcess) *nginxProxy {
 		}
 	})
 	// nginx answers /healthz itself (404: probes are not for the internet) once it listens.
-	eventually(t, 10*time.Second, func() bool {
-		resp, err := http.Get(n.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusNotFound
-	}, "nginx on %s:\n%s", n.url, n.log)
+	eventually(t, 10*time.Second, func() bool { return answers(n.url+"/healthz", http.StatusNotFound) },
+		"nginx on %s:\n%s", n.url, n.log)
 	return n
 }
 

@@ -208,22 +208,9 @@ func liveFanout(b *testing.B, bin string) (string, string) {
 			}
 		}()
 	}
-	// Paced by the clock, not a ticker (which drops ticks on a busy machine): behind
-	// schedule, the next changes go out at once.
-	interval := time.Second / time.Duration(rate)
-	for k := range total {
-		if d := time.Until(loadStart.Add(time.Duration(k) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-		jobs <- k
-	}
-	close(jobs)
+	pace(jobs, loadStart, rate, total)
 	writers.Wait()
-	// Wait for delivery to drain.
-	deadline := time.Now().Add(30 * time.Second)
-	for lat.count() < int(expected.Load()) && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	drain(lat, int(expected.Load()))
 	loadTime := time.Since(loadStart)
 	cpu := float64(cpuTicks(b, pid)-cpuBefore) / 100 / loadTime.Seconds() // USER_HZ is 100
 	selfCPU := float64(cpuTicks(b, os.Getpid())-selfBefore) / 100 / loadTime.Seconds()
@@ -408,19 +395,9 @@ func liveDashboard(b *testing.B, proc *shopProcess, dbURL string, st *store.Stor
 			}
 		}()
 	}
-	interval := time.Second / time.Duration(rate)
-	for k := range total {
-		if d := time.Until(loadStart.Add(time.Duration(k) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-		jobs <- k
-	}
-	close(jobs)
+	pace(jobs, loadStart, rate, total)
 	placers.Wait()
-	deadline := time.Now().Add(30 * time.Second)
-	for lat.count() < int(placed.Load()) && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	drain(lat, int(placed.Load()))
 	loadTime := time.Since(loadStart)
 	cpuSeconds := float64(cpuTicks(b, pid)-cpuBefore) / 100
 	p50, p99, _ := lat.percentiles()
@@ -800,4 +777,26 @@ func scrape(url, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// pace sends 0…total-1 to jobs at rate a second from start, then closes it. Paced by the
+// clock, not a ticker (which drops ticks on a busy machine): behind schedule, the next jobs
+// go out at once.
+func pace(jobs chan<- int, start time.Time, rate, total int) {
+	interval := time.Second / time.Duration(rate)
+	for k := range total {
+		if d := time.Until(start.Add(time.Duration(k) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		jobs <- k
+	}
+	close(jobs)
+}
+
+// drain waits up to 30 s for lat to hold want deliveries.
+func drain(lat interface{ count() int }, want int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for lat.count() < want && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
 }

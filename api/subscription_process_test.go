@@ -69,14 +69,7 @@ func startShopProcessOn(t testing.TB, bin string, port int, env ...string) *shop
 			t.Logf("server log:\n%s", p.log)
 		}
 	})
-	eventually(t, 20*time.Second, func() bool {
-		resp, err := http.Get(p.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "server on %s", p.url)
+	eventually(t, 20*time.Second, func() bool { return answers(p.url+"/healthz", http.StatusOK) }, "server on %s", p.url)
 	return p
 }
 
@@ -135,4 +128,14 @@ func TestTwoServerProcesses(t *testing.T) {
 			t.Fatalf("resumed on B: %+v, want %s", e, want)
 		}
 	}
+}
+
+// answers reports whether a GET of url answers with status.
+func answers(url string, status int) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == status
 }
