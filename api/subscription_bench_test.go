@@ -35,18 +35,20 @@ import (
 //	ulimit -n 20000
 //	DATABASE_URL=... REDIS_URL=... go test ./api -run '^$' -bench LiveFanout -benchtime 1x -timeout 30m
 //
+// It reports the server's memory per subscriber (RSS delta / count), delivery latency from
+// commit to client (p50/p99), and the server's CPU.
+//
 // SHOP_BENCH_SUBSCRIBERS (19000), SHOP_BENCH_RATE (events/s, 1000) and SHOP_BENCH_SECONDS (30)
 // change its size (orders beyond the subscribers' are seeded when the load needs more than
 // three changes an order); SHOP_BENCH_HEAP_PROFILE=file saves the subscribed server's heap
-// profile (to file.this, file.old); the dashboard case that follows (liveDashboard) has variables of its own; SHOP_BENCH_SERVER_GOGC, _GOMEMLIMIT and _GODEBUG (gctrace=1) tune and
-// trace the server's garbage collector. SHOP_BENCH_OLD_SERVER names another build of the
+// profile (to file.this, file.old); the dashboard case that follows (liveDashboard) has
+// variables of its own; SHOP_BENCH_SERVER_GOGC, _GOMEMLIMIT and _GODEBUG (gctrace=1) tune
+// and trace the server's garbage collector. SHOP_BENCH_OLD_SERVER names another build of the
 // server (e.g. of an older commit) to run the same benchmark against, for a before/after
 // table from one run:
 //
 //	git worktree add /tmp/old <commit> && (cd /tmp/old && go build -o /tmp/shop-old .)
-//	SHOP_BENCH_OLD_SERVER=/tmp/shop-old go test ./api -run '^$' -bench LiveFanout -benchtime 1x -timeout 60m It reports the server's memory per subscriber (RSS delta / count),
-//
-// delivery latency from commit to client (p50/p99), and the server's CPU.
+//	SHOP_BENCH_OLD_SERVER=/tmp/shop-old go test ./api -run '^$' -bench LiveFanout -benchtime 1x -timeout 60m
 func BenchmarkLiveFanout(b *testing.B) {
 	servers := []struct{ name, bin string }{{"this", buildShopServer(b)}}
 	if old := os.Getenv("SHOP_BENCH_OLD_SERVER"); old != "" {
