@@ -305,9 +305,16 @@ func (b *Broker) overflow(s *subscriber) {
 // ErrClosed is returned by Subscribe once the broker shuts down.
 var ErrClosed = errors.New("live: shutting down")
 
-// subscribe registers s (not yet live) and arranges its removal when ctx ends.
-func (b *Broker) subscribe(ctx context.Context, s *subscriber) error {
-	s.ch = make(chan *store.OrderStatusEvent, b.cfg.Buffer)
+// orderBuffer bounds the buffer of an orderStatusChanged subscriber: an order has at most
+// four status events (PENDING, PAID, SHIPPED, DELIVERED; the transitions form no cycle), so
+// eight hold its whole life and a replay, and the 56 slots of Buffer it would not use are
+// half a KiB for every watching phone.
+const orderBuffer = 8
+
+// subscribe registers s (not yet live) with a buffer of capacity events, and arranges its
+// removal when ctx ends.
+func (b *Broker) subscribe(ctx context.Context, s *subscriber, capacity int) error {
+	s.ch = make(chan *store.OrderStatusEvent, capacity)
 	s.listener = listenerFrom(ctx)
 	b.mu.Lock()
 	if b.closed {
@@ -387,7 +394,7 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 	s := &subscriber{orderID: orderID}
 	// Subscribe first, then read the database: an event committed in between is both
 	// pending and read, and the merge by ID keeps one copy.
-	if err := b.subscribe(ctx, s); err != nil {
+	if err := b.subscribe(ctx, s, min(b.cfg.Buffer, orderBuffer)); err != nil {
 		return nil, err
 	}
 	ch := s.ch
@@ -461,7 +468,7 @@ func withAudience(events []store.OrderStatusEvent, like store.OrderEvent) []stor
 // ViewerEvents subscribes to the events of every order v may see in `orders` until ctx ends.
 func (b *Broker) ViewerEvents(ctx context.Context, v store.Viewer) (<-chan *store.OrderStatusEvent, error) {
 	s := &subscriber{viewer: v}
-	if err := b.subscribe(ctx, s); err != nil {
+	if err := b.subscribe(ctx, s, b.cfg.Buffer); err != nil {
 		return nil, err
 	}
 	ch := s.ch

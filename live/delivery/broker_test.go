@@ -116,7 +116,7 @@ func TestReplayMergesWithLiveEventsWithoutGapOrDuplicate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := &subscriber{orderID: 10}
-	if err := b.subscribe(ctx, s); err != nil {
+	if err := b.subscribe(ctx, s, b.cfg.Buffer); err != nil {
 		t.Fatal(err)
 	}
 	// Live events arrive while the replay reads the database: 4 (also read) and 5 (not yet).
