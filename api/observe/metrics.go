@@ -126,17 +126,19 @@ var _ interface {
 func (*operationObserver) ExtensionName() string                   { return "Observer" }
 func (*operationObserver) Validate(graphql.ExecutableSchema) error { return nil }
 
-// InterceptOperation traces each operation and counts running subscriptions.
+// InterceptOperation traces each operation and counts running subscriptions. A
+// subscription's span covers its set-up (resolver, registration, replay): one left open for
+// the subscription's life would reach a trace backend hours late, and hold its memory for
+// every watching phone meanwhile.
 func (o *operationObserver) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ctx, end := o.startSpan(ctx, opCtx)
 	if opCtx.Operation != nil && opCtx.Operation.Operation == ast.Subscription {
 		o.m.activeSubscriptions.Inc()
-		context.AfterFunc(ctx, func() {
-			o.m.activeSubscriptions.Dec()
-			end(nil)
-		})
-		return next(ctx)
+		context.AfterFunc(ctx, o.m.activeSubscriptions.Dec)
+		h := next(ctx)
+		end(nil)
+		return h
 	}
 	h := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
