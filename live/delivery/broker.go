@@ -311,15 +311,17 @@ var ErrClosed = errors.New("live: shutting down")
 // half a KiB for every watching phone.
 const orderBuffer = 8
 
-// subscribe registers s (not yet live) with a buffer of capacity events, and arranges its
-// removal when ctx ends.
-func (b *Broker) subscribe(ctx context.Context, s *subscriber, capacity int) error {
-	s.ch = make(chan *store.OrderStatusEvent, capacity)
+// subscribe registers s (not yet live) with a buffer of capacity events, arranges its
+// removal when ctx ends, and returns its channel: read it from here, not from s, which a
+// context already ended closes (and clears) at once.
+func (b *Broker) subscribe(ctx context.Context, s *subscriber, capacity int) (<-chan *store.OrderStatusEvent, error) {
+	ch := make(chan *store.OrderStatusEvent, capacity)
+	s.ch = ch
 	s.listener = listenerFrom(ctx)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	switch {
 	case s.orderID != 0:
@@ -334,7 +336,7 @@ func (b *Broker) subscribe(ctx context.Context, s *subscriber, capacity int) err
 		b.remove(s)
 		s.close()
 	})
-	return nil
+	return ch, nil
 }
 
 func (b *Broker) remove(s *subscriber) {
@@ -394,13 +396,12 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 	s := &subscriber{orderID: orderID}
 	// Subscribe first, then read the database: an event committed in between is both
 	// pending and read, and the merge by ID keeps one copy.
-	if err := b.subscribe(ctx, s, min(b.cfg.Buffer, orderBuffer)); err != nil {
+	ch, err := b.subscribe(ctx, s, min(b.cfg.Buffer, orderBuffer))
+	if err != nil {
 		return nil, err
 	}
-	ch := s.ch
 	var last store.OrderStatusEvent
 	var replay []store.OrderStatusEvent
-	var err error
 	onShortStack(func() {
 		if afterID > 0 {
 			// One query: the cursor's event (when it is one of this order's) and those after it.
@@ -468,10 +469,10 @@ func withAudience(events []store.OrderStatusEvent, like store.OrderEvent) []stor
 // ViewerEvents subscribes to the events of every order v may see in `orders` until ctx ends.
 func (b *Broker) ViewerEvents(ctx context.Context, v store.Viewer) (<-chan *store.OrderStatusEvent, error) {
 	s := &subscriber{viewer: v}
-	if err := b.subscribe(ctx, s, b.cfg.Buffer); err != nil {
+	ch, err := b.subscribe(ctx, s, b.cfg.Buffer)
+	if err != nil {
 		return nil, err
 	}
-	ch := s.ch
 	verdict := s.goLive(store.OrderStatusEvent{}, nil)
 	b.counted(s)
 	s.subscribed()

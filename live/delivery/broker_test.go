@@ -116,7 +116,8 @@ func TestReplayMergesWithLiveEventsWithoutGapOrDuplicate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := &subscriber{orderID: 10}
-	if err := b.subscribe(ctx, s, b.cfg.Buffer); err != nil {
+	ch, err := b.subscribe(ctx, s, b.cfg.Buffer)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Live events arrive while the replay reads the database: 4 (also read) and 5 (not yet).
@@ -124,7 +125,7 @@ func TestReplayMergesWithLiveEventsWithoutGapOrDuplicate(t *testing.T) {
 	b.dispatch(ctx, all[4])
 	replay, _ := b.store.FindOrderEventsFrom(ctx, 10, 2)
 	s.goLive(all[0].OrderStatusEvent, withAudience(replay, store.OrderEvent{}))
-	if got := receive(t, s.ch, 3); got[0] != 3 || got[1] != 4 || got[2] != 5 {
+	if got := receive(t, ch, 3); got[0] != 3 || got[1] != 4 || got[2] != 5 {
 		t.Fatalf("got %v, want 3 4 5", got)
 	}
 }
