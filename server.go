@@ -169,6 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Log:              log,
 		Introspection:    cfg.Introspection,
 		Production:       cfg.Production,
+		ReplicaReads:     len(cfg.Store.ReplicaURLs) > 0,
 	})
 
 	mux := http.NewServeMux()

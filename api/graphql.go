@@ -36,6 +36,9 @@ type GraphQLConfig struct {
 	Log    *slog.Logger
 	// Introspection answers __schema and __type; Production hides field suggestions.
 	Introspection, Production bool
+	// ReplicaReads lets queries and mutations read the store's replicas for their caller
+	// (DATABASE_REPLICA_URLS); without replicas nothing is wrapped around operations.
+	ReplicaReads bool
 }
 
 // NewGraphQL builds the GraphQL handler: its transports (the first that matches a request
@@ -61,7 +64,9 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
 	}
 	srv.Use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
-	srv.AroundOperations(replicaReads)
+	if cfg.ReplicaReads {
+		srv.AroundOperations(replicaReads)
+	}
 	srv.SetDisableSuggestion(cfg.Production)
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(Recover(cfg.Log))

@@ -134,6 +134,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 		Log:              log,
 		Introspection:    cfg.Introspection,
 		Production:       cfg.Production,
+		ReplicaReads:     len(cfg.ReplicaURLs) > 0,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api.Chain(gql,
