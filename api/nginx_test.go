@@ -296,41 +296,11 @@ func TestBehindNginx(t *testing.T) {
 
 		// The same over server-sent events, which nginx must not buffer.
 		subs = liveSubscribers(t, procs)
-		body, _ := json.Marshal(map[string]any{"query": subOrder, "variables": map[string]any{"id": s.order}})
-		req, _ := http.NewRequest(http.MethodPost, nginx.url+"/graphql", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "text/event-stream")
-		req.Header.Set("Authorization", "Bearer "+s.customer.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/event-stream") {
-			t.Fatalf("SSE through nginx: HTTP %d, content type %q", resp.StatusCode, ct)
-		}
+		events := openSSE(t, nginx.url, s.customer.Token, subOrder, map[string]any{"id": s.order})
 		sseOn := holder(t, procs, subs)
 		procs[(sseOn+1)%3].client(t).moveOrderTo(s.merchant, s.order, "SHIPPED")
-		events := make(chan string, 16)
-		go func() {
-			defer close(events)
-			sc := bufio.NewScanner(resp.Body)
-			for sc.Scan() {
-				if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-					events <- data
-				}
-			}
-		}()
-		select {
-		case data := <-events:
-			var p struct {
-				Data struct{ OrderStatusChanged liveEvent }
-			}
-			if err := json.Unmarshal([]byte(data), &p); err != nil || p.Data.OrderStatusChanged.Status != "SHIPPED" {
-				t.Fatalf("SSE event %s (%v), want SHIPPED", data, err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("no SSE event through nginx within 10 s")
+		if e := nextSSEEvent(t, events); e.Status != "SHIPPED" {
+			t.Fatalf("SSE event through nginx %+v, want SHIPPED", e)
 		}
 		if e := ws.event("1"); e.Status != "SHIPPED" {
 			t.Fatalf("WebSocket event %+v, want SHIPPED", e)
