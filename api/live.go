@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/shop/api/api/guard"
+	"github.com/shop/api/api/observe"
 	"github.com/shop/api/api/redisconn"
 	"github.com/shop/api/auth"
 	"github.com/shop/api/live/delivery"
@@ -69,7 +72,7 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 	tokens *auth.Tokens, newLoaders func() *loaders.Loaders, reg prometheus.Registerer, log *slog.Logger) (*Live, error) {
 	cfg = cfg.withDefaults()
 	sockets, err := socket.NewSockets(socket.Config{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout,
-		PingInterval: cfg.PingInterval, SendBuffer: cfg.SendBuffer})
+		PingInterval: cfg.PingInterval, SendBuffer: cfg.SendBuffer, Detach: socketContext})
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +106,11 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_live_sockets", Help: "Open GraphQL WebSockets."},
 			func() float64 { return float64(l.Sockets.Open()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_live_subscribers", Help: "Live subscriptions in this process."},
+			func() float64 { return float64(l.Broker.Subscribers()) }),
+		// The same count under the name dashboards know; counted by the broker, so that a
+		// subscription needs no hook on its context.
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_graphql_active_subscriptions",
+			Help: "Subscriptions running now, over WebSocket and server-sent events."},
 			func() float64 { return float64(l.Broker.Subscribers()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_events_delivered_total", Help: "Events handed to subscribers."},
 			func() float64 { return float64(l.Broker.Delivered.Load()) }),
@@ -174,6 +182,14 @@ func (l *Live) initSocket(ctx context.Context, payload map[string]any) (context.
 		return auth.WithViewer(ctx, viewer), nil
 	}
 	return ctx, nil
+}
+
+// socketContext keeps of a WebSocket's upgrade request what its operations read: the
+// request ID (logs), the client's address (rate limits), and the viewer or token error of
+// its Authorization header.
+func socketContext(r *http.Request) context.Context {
+	from := r.Context()
+	return auth.Carry(guard.CarryClientIP(observe.CarryRequestID(context.Background(), from), from), from)
 }
 
 // Shutdown ends live subscriptions so clients reconnect to another process: WebSockets

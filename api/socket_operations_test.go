@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/shop/api/api/guard"
 )
 
 // Queries and mutations may travel over the socket too (graphql-transport-ws allows it).
@@ -39,4 +41,34 @@ func TestSocketQueriesReadFreshData(t *testing.T) {
 			t.Fatalf("stock after an order = %d, want 6: the socket's query read stale data", got)
 		}
 	})
+}
+
+// An operation over a socket is charged to its client's address, the same budget as its
+// HTTP requests: the socket keeps that of its upgrade request (and not the rest of
+// net/http's context) for the connection's life.
+func TestSocketOperationsShareTheClientsBudget(t *testing.T) {
+	t.Parallel()
+	const query = `{ products(first: 100) { nodes { id name } } }` // 301 points
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			liveConfig(&cfg)
+			cfg.RateLimit = guard.RateLimit{PointsPerMinute: 1500}
+			env := newTestEnv(t, cfg)
+			overHTTP, _ := throttle(env.anon().post(query, nil))["currentlyAvailable"].(float64)
+
+			c := env.connectSocket("")
+			c.subscribe("1", query, nil)
+			m := c.next(10 * time.Second)
+			var r gqlResponse
+			if m.Type != "next" || json.Unmarshal(m.Payload, &r) != nil {
+				t.Fatalf("query over socket: %s %s", m.Type, m.Payload)
+			}
+			overSocket, _ := throttle(r)["currentlyAvailable"].(float64)
+			// The bucket leaks back 25 points a second.
+			if overSocket > overHTTP-301+50 || overSocket < overHTTP-301-120 {
+				t.Fatalf("currentlyAvailable %v over the socket after %v over HTTP: not the same budget", overSocket, overHTTP)
+			}
+		})
+	}
 }

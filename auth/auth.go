@@ -127,6 +127,18 @@ func WithTokenError(ctx context.Context, err error) context.Context {
 	return context.WithValue(ctx, tokenErrKey{}, err)
 }
 
+// Carry returns dst carrying the viewer (a copy: signing in later changes only one of
+// them) and the token error of src.
+func Carry(dst, src context.Context) context.Context {
+	if s, ok := src.Value(viewerKey{}).(*session); ok {
+		dst = WithViewer(dst, *s.viewer.Load())
+	}
+	if err := TokenError(src); err != nil {
+		dst = WithTokenError(dst, err)
+	}
+	return dst
+}
+
 // TokenError returns the error of an invalid token sent with a WebSocket upgrade, or nil.
 func TokenError(ctx context.Context) error {
 	err, _ := ctx.Value(tokenErrKey{}).(error)

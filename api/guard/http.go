@@ -171,6 +171,14 @@ func ClientIP(ctx context.Context) string {
 	return ip
 }
 
+// CarryClientIP returns dst carrying the caller's IP address of src.
+func CarryClientIP(dst, src context.Context) context.Context {
+	if ip := ClientIP(src); ip != "" {
+		return context.WithValue(dst, clientIPKey{}, ip)
+	}
+	return dst
+}
+
 // httpHints carry what the GraphQL layer wants of the HTTP response, which it cannot write
 // itself: gqlgen's transports own the ResponseWriter.
 type httpHints struct {

@@ -38,15 +38,14 @@ func Handler(reg *prometheus.Registry) http.Handler {
 // Metrics are the service's own Prometheus metrics of GraphQL operations, and of the
 // features that carry on without Redis (SQL statements and cache hits: see Data).
 type Metrics struct {
-	log                 *slog.Logger
-	requests            *prometheus.CounterVec
-	duration            *prometheus.HistogramVec
-	errors              *prometheus.CounterVec
-	rateLimited         *prometheus.CounterVec
-	degraded            *prometheus.CounterVec
-	apq                 *prometheus.CounterVec
-	activeSubscriptions prometheus.Gauge
-	names               operationNames
+	log         *slog.Logger
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	errors      *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
+	degraded    *prometheus.CounterVec
+	apq         *prometheus.CounterVec
+	names       operationNames
 }
 
 // NewMetrics registers the metrics in reg; log receives the degraded-mode warnings.
@@ -78,13 +77,9 @@ func NewMetrics(reg prometheus.Registerer, log *slog.Logger) *Metrics {
 			Name: "shop_persisted_query_lookups_total",
 			Help: "Automatic persisted query lookups by result: hit_local, hit_redis or miss.",
 		}, []string{"result"}),
-		activeSubscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "shop_graphql_active_subscriptions",
-			Help: "Subscriptions running now, over WebSocket and server-sent events.",
-		}),
 		names: operationNames{seen: map[string]bool{}},
 	}
-	reg.MustRegister(m.requests, m.duration, m.errors, m.rateLimited, m.degraded, m.apq, m.activeSubscriptions)
+	reg.MustRegister(m.requests, m.duration, m.errors, m.rateLimited, m.degraded, m.apq)
 	return m
 }
 
@@ -126,18 +121,18 @@ var _ interface {
 func (*operationObserver) ExtensionName() string                   { return "Observer" }
 func (*operationObserver) Validate(graphql.ExecutableSchema) error { return nil }
 
-// InterceptOperation traces each operation and counts running subscriptions. A
-// subscription's span covers its set-up (resolver, registration, replay): one left open for
-// the subscription's life would reach a trace backend hours late, and hold its memory for
-// every watching phone meanwhile.
+// InterceptOperation traces each operation. A subscription's span covers its set-up
+// (resolver, registration, replay): one left open for the subscription's life would reach a
+// trace backend hours late, and hold its memory for every watching phone meanwhile. For the
+// same reason a subscription keeps none of its set-up's statistics (the cost extension's
+// map).
 func (o *operationObserver) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ctx, end := o.startSpan(ctx, opCtx)
 	if opCtx.Operation != nil && opCtx.Operation.Operation == ast.Subscription {
-		o.m.activeSubscriptions.Inc()
-		context.AfterFunc(ctx, o.m.activeSubscriptions.Dec)
 		h := next(ctx)
 		end(nil)
+		opCtx.Stats = graphql.Stats{}
 		return h
 	}
 	h := next(ctx)

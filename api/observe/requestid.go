@@ -16,6 +16,14 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+// CarryRequestID returns dst carrying the request ID of src.
+func CarryRequestID(dst, src context.Context) context.Context {
+	if id := RequestID(src); id != "" {
+		return context.WithValue(dst, requestIDKey{}, id)
+	}
+	return dst
+}
+
 var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // WithRequestID gives every request an ID, the caller's X-Request-Id when it is sane, and

@@ -312,7 +312,8 @@ var ErrClosed = errors.New("live: shutting down")
 const orderBuffer = 8
 
 // subscribe registers s (not yet live) with a buffer of capacity events, arranges its
-// removal when ctx ends, and returns its channel: read it from here, not from s, which a
+// removal when ctx ends (or, with a listener, when the transport says: see
+// Listener.Subscribed), and returns its channel: read it from here, not from s, which a
 // context already ended closes (and clears) at once.
 func (b *Broker) subscribe(ctx context.Context, s *subscriber, capacity int) (<-chan *store.OrderStatusEvent, error) {
 	ch := make(chan *store.OrderStatusEvent, capacity)
@@ -332,10 +333,12 @@ func (b *Broker) subscribe(ctx context.Context, s *subscriber, capacity int) (<-
 		b.byUser[s.viewer.UserID] = append(b.byUser[s.viewer.UserID], s)
 	}
 	b.mu.Unlock()
-	context.AfterFunc(ctx, func() {
-		b.remove(s)
-		s.close()
-	})
+	if s.listener == nil {
+		context.AfterFunc(ctx, func() {
+			b.remove(s)
+			s.close()
+		})
+	}
 	return ch, nil
 }
 
@@ -388,7 +391,8 @@ func (b *Broker) registered(s *subscriber) bool {
 	return slices.Contains(b.byUser[s.viewer.UserID], s)
 }
 
-// OrderEvents subscribes to the events of one order until ctx ends. With afterID > 0 it
+// OrderEvents subscribes to the events of one order until ctx ends (with a Listener in ctx:
+// until its stop). With afterID > 0 it
 // first replays the order's events after that one, and returns INVALID (field "after") when
 // afterID is not an event of the order; otherwise it sends only events committed from now
 // on. Visibility is the caller's to check.
@@ -425,7 +429,7 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 	}
 	v := s.goLive(last, withAudience(replay, store.OrderEvent{}))
 	b.counted(s)
-	s.subscribed()
+	s.subscribed(b)
 	if v == overflow {
 		b.overflow(s)
 	}
@@ -466,16 +470,17 @@ func withAudience(events []store.OrderStatusEvent, like store.OrderEvent) []stor
 	return out
 }
 
-// ViewerEvents subscribes to the events of every order v may see in `orders` until ctx ends.
+// ViewerEvents subscribes to the events of every order v may see in `orders` until ctx ends
+// (with a Listener in ctx: until its stop).
 func (b *Broker) ViewerEvents(ctx context.Context, v store.Viewer) (<-chan *store.OrderStatusEvent, error) {
-	s := &subscriber{viewer: v}
+	s := &subscriber{viewer: v, recent: &recentIDs{}}
 	ch, err := b.subscribe(ctx, s, b.cfg.Buffer)
 	if err != nil {
 		return nil, err
 	}
 	verdict := s.goLive(store.OrderStatusEvent{}, nil)
 	b.counted(s)
-	s.subscribed()
+	s.subscribed(b)
 	if verdict == overflow {
 		b.overflow(s)
 	}

@@ -195,11 +195,14 @@ func TestIDSetIsBounded(t *testing.T) {
 }
 
 // listenerSpy records what a subscription tells its transport.
-type listenerSpy struct{ subscribed, ready, overflows atomic.Int64 }
+type listenerSpy struct {
+	subscribed, ready, overflows atomic.Int64
+	stop                         func()
+}
 
-func (l *listenerSpy) Subscribed() { l.subscribed.Add(1) }
-func (l *listenerSpy) Ready()      { l.ready.Add(1) }
-func (l *listenerSpy) Overflow()   { l.overflows.Add(1) }
+func (l *listenerSpy) Subscribed(stop func()) { l.subscribed.Add(1); l.stop = stop }
+func (l *listenerSpy) Ready()                 { l.ready.Add(1) }
+func (l *listenerSpy) Overflow()              { l.overflows.Add(1) }
 
 // A transport that drives subscriptions itself hears of each event after it is in the
 // channel (so its receive never blocks) and of an overflow, which cuts the subscriber off
@@ -208,7 +211,7 @@ func TestListenerHearsOfEventsAndOverflow(t *testing.T) {
 	all := lifecycle()
 	b := newTestBroker(nil, 1)
 	spy := &listenerSpy{}
-	ctx, cancel := context.WithCancel(WithListener(context.Background(), spy))
+	ctx := WithListener(context.Background(), spy)
 	ch, err := b.ViewerEvents(ctx, store.Viewer{UserID: 7, Role: store.RoleCustomer})
 	if err != nil {
 		t.Fatal(err)
@@ -221,13 +224,36 @@ func TestListenerHearsOfEventsAndOverflow(t *testing.T) {
 	if spy.overflows.Load() != 1 || b.Overflows.Load() != 1 || b.Subscribers() != 0 {
 		t.Fatalf("overflows %d/%d, subscribers %d", spy.overflows.Load(), b.Overflows.Load(), b.Subscribers())
 	}
-	cancel() // the transport ends the connection: the channel closes, announced by Ready
-	for deadline := time.Now().Add(5 * time.Second); spy.ready.Load() != 2; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("ready %d, want 2", spy.ready.Load())
-		}
+	spy.stop() // the transport ends the connection: the channel closes, announced by Ready
+	if spy.ready.Load() != 2 {
+		t.Fatalf("ready %d, want 2", spy.ready.Load())
 	}
 	<-ch
+	if _, ok := <-ch; ok {
+		t.Fatal("channel still open")
+	}
+}
+
+// A subscription with a listener lives until the transport stops it, not until its context
+// ends: the transport ties no cancellable context to each operation.
+func TestListenerStopsTheSubscription(t *testing.T) {
+	b := newTestBroker(nil, 4)
+	spy := &listenerSpy{}
+	ctx, cancel := context.WithCancel(WithListener(context.Background(), spy))
+	ch, err := b.OrderEvents(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	time.Sleep(10 * time.Millisecond) // an AfterFunc on ctx would have run by now
+	if b.Subscribers() != 1 || spy.ready.Load() != 0 {
+		t.Fatalf("subscribers %d, ready %d after the context ended", b.Subscribers(), spy.ready.Load())
+	}
+	spy.stop()
+	spy.stop() // a second stop is harmless
+	if b.Subscribers() != 0 || spy.ready.Load() != 1 {
+		t.Fatalf("subscribers %d, ready %d after stop", b.Subscribers(), spy.ready.Load())
+	}
 	if _, ok := <-ch; ok {
 		t.Fatal("channel still open")
 	}

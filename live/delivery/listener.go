@@ -11,7 +11,13 @@ type Listener interface {
 	// returned to the resolver: every value in that channel, and its closing, is
 	// announced by Ready (also those that came before Subscribed). A set-up that fails
 	// never calls it: the resolver's error is then the operation's one result.
-	Subscribed()
+	//
+	// stop ends the subscription: the broker forgets it and closes its channel. A
+	// subscription with a listener is not tied to its context (a cancellable context per
+	// operation, and the broker's hook on it, are a fifth of a watching phone's memory):
+	// the transport calls stop when the operation ends, however it ends. It may call it
+	// more than once.
+	Subscribed(stop func())
 	// Ready is called once for every event put into the subscription's channel, after it
 	// is there, and once more after the channel is closed: a receive after each Ready
 	// never blocks.

@@ -32,9 +32,14 @@ type subscriber struct {
 	// lastID are duplicates, and one whose previous status is not lastStatus reveals a gap.
 	lastID     int64
 	lastStatus store.OrderStatus
-	// recent holds the IDs last delivered to a myOrderEvents subscriber, to drop duplicates.
-	recent [16]int64
-	next   int
+	// recent holds the IDs last delivered to a myOrderEvents subscriber, to drop duplicates;
+	// nil for orderStatusChanged, whose watchers are most subscribers.
+	recent *recentIDs
+}
+
+type recentIDs struct {
+	ids  [16]int64
+	next int
 }
 
 // verdict is what a subscriber does with a dispatched event.
@@ -69,7 +74,7 @@ func (s *subscriber) deliverLocked(e store.OrderEvent) verdict {
 		if e.PreviousStatus != nil && *e.PreviousStatus != s.lastStatus {
 			return gap
 		}
-	} else if slices.Contains(s.recent[:], e.ID) {
+	} else if slices.Contains(s.recent.ids[:], e.ID) {
 		return dropped
 	}
 	ev := e.OrderStatusEvent
@@ -82,8 +87,8 @@ func (s *subscriber) deliverLocked(e store.OrderEvent) verdict {
 	if s.orderID != 0 {
 		s.lastID, s.lastStatus = e.ID, e.Status
 	} else {
-		s.recent[s.next] = e.ID
-		s.next = (s.next + 1) % len(s.recent)
+		s.recent.ids[s.recent.next] = e.ID
+		s.recent.next = (s.recent.next + 1) % len(s.recent.ids)
 	}
 	return delivered
 }
@@ -165,10 +170,13 @@ func (s *subscriber) close() {
 	s.ready(1)
 }
 
-// subscribed tells the listener that the subscription is set up.
-func (s *subscriber) subscribed() {
+// subscribed tells the listener that the subscription is set up, and how to end it.
+func (s *subscriber) subscribed(b *Broker) {
 	if s.listener != nil {
-		s.listener.Subscribed()
+		s.listener.Subscribed(func() {
+			b.remove(s)
+			s.close()
+		})
 	}
 }
 

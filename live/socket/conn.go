@@ -22,7 +22,7 @@ type socket struct {
 	exec        graphql.GraphExecutor
 	init        InitFunc
 	wsc         *websocket.Conn
-	cancel      context.CancelFunc // ends ctx, and with it every operation
+	cancel      context.CancelFunc // ends ctx, and with it the operations' set-ups
 	headers     http.Header
 	transportWS bool
 	slot        int // in the heartbeat wheel; guarded by the wheel's lock
@@ -43,7 +43,7 @@ type socket struct {
 	initSeen     bool
 	closing      bool
 	awaitingPong bool // set by each ping, cleared by the answer
-	ops          map[string]*operation
+	ops          opSet
 }
 
 // envelope is a client message of either subprotocol.
@@ -125,6 +125,7 @@ func (s *socket) connectionInit(raw json.RawMessage) {
 	}
 	s.initSeen = true
 	s.initTimer.Stop()
+	s.initTimer = nil // a stopped timer is still 200 bytes a socket
 	ctx := s.ctx
 	s.mu.Unlock()
 	var payload map[string]any
@@ -167,26 +168,38 @@ func (s *socket) startOperation(id string, payload json.RawMessage) {
 		s.closeWith(CloseBadRequest, "Invalid message received")
 		return
 	}
-	if _, ok := s.ops[id]; ok {
+	if s.ops.get(id) != nil {
 		s.mu.Unlock()
 		s.closeWith(CloseDuplicateID, truncate("Subscriber for "+id+" already exists"))
 		return
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	op := &operation{s: s.sockets, sock: s, id: id, ctx: ctx, cancel: cancel}
-	if s.ops == nil {
-		s.ops = map[string]*operation{}
-	}
-	s.ops[id] = op
+	op := &operation{s: s.sockets, sock: s, id: id}
+	s.ops.add(op)
 	s.mu.Unlock()
 	s.sockets.setups.submit(func() { op.setUp(payload) })
+}
+
+// context is the socket's context, in which its operations run.
+func (s *socket) context() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ctx
+}
+
+// endOperations ends every operation, sending nothing: the socket is closing.
+func (s *socket) endOperations() {
+	s.mu.Lock()
+	ops := s.ops.clear()
+	s.mu.Unlock()
+	for _, op := range ops {
+		op.end()
+	}
 }
 
 // stopOperation ends the client's operation id; nothing more is sent for it.
 func (s *socket) stopOperation(id string) {
 	s.mu.Lock()
-	op := s.ops[id]
-	delete(s.ops, id)
+	op := s.ops.remove(id, nil)
 	s.mu.Unlock()
 	if op != nil {
 		op.stop()
@@ -196,9 +209,7 @@ func (s *socket) stopOperation(id string) {
 // release frees id once op is over, so that the client may use it again.
 func (s *socket) release(id string, op *operation) {
 	s.mu.Lock()
-	if s.ops[id] == op {
-		delete(s.ops, id)
-	}
+	s.ops.remove(id, op)
 	s.mu.Unlock()
 }
 
@@ -286,6 +297,7 @@ func (s *socket) closeWith(code int, reason string) bool {
 	s.mu.Unlock()
 	s.sockets.beats.remove(s)
 	s.cancel()
+	s.endOperations()
 	buf := make([]byte, 2+len(reason))
 	binary.BigEndian.PutUint16(buf, uint16(code))
 	copy(buf[2:], reason)
@@ -301,6 +313,7 @@ func (s *socket) peerClosed(code int, reason string) {
 	s.closing = true
 	s.mu.Unlock()
 	s.cancel()
+	s.endOperations()
 	if !answer {
 		return
 	}
@@ -323,9 +336,9 @@ func (s *socket) gone() {
 	s.stopTimers()
 	s.mu.Lock()
 	s.closing = true
-	s.ops = nil
 	s.mu.Unlock()
 	s.cancel()
+	s.endOperations()
 	s.sockets.forget(s)
 }
 

@@ -19,16 +19,19 @@ import (
 // parks nothing: the broker calls Ready after each event it put in the subscription's
 // channel, and only then is gqlgen's response handler run, on an event worker, where the
 // receive it does cannot block.
+//
+// An operation runs in its socket's context: no cancellable context of its own, which with
+// the hooks on it would cost every watching phone a KiB. Ending it stops its subscription
+// (Subscribed's stop); a set-up still reading the database ends with the socket.
 type operation struct {
-	s      *Sockets
-	sock   *socket
-	id     string
-	ctx    context.Context
-	cancel context.CancelFunc
+	s    *Sockets
+	sock *socket
+	id   string
 
 	mu         sync.Mutex
 	handler    graphql.ResponseHandler
 	handlerCtx context.Context
+	stopSub    func() // ends the live subscription; nil until Subscribed
 	subscribed bool
 	pending    int  // Ready calls not yet answered by a run of the handler
 	scheduled  bool // a drain is queued or running
@@ -41,7 +44,7 @@ var _ delivery.Listener = (*operation)(nil)
 // its resolver, which registers with the broker and replays from the database.
 func (op *operation) setUp(payload json.RawMessage) {
 	s := op.sock
-	ctx := graphql.StartOperationTrace(op.ctx)
+	ctx := graphql.StartOperationTrace(s.context())
 	start := graphql.Now()
 	params := &graphql.RawParams{}
 	if err := json.Unmarshal(payload, params); err != nil {
@@ -91,9 +94,14 @@ func (op *operation) setUp(payload json.RawMessage) {
 }
 
 // Subscribed implements delivery.Listener.
-func (op *operation) Subscribed() {
+func (op *operation) Subscribed(stop func()) {
 	op.mu.Lock()
-	op.subscribed = true
+	if op.finished { // the client or the socket ended it during the set-up
+		op.mu.Unlock()
+		stop()
+		return
+	}
+	op.subscribed, op.stopSub = true, stop
 	op.mu.Unlock()
 }
 
@@ -178,11 +186,15 @@ func (op *operation) end() bool {
 	op.mu.Lock()
 	done := op.finished
 	op.finished = true
+	stop := op.stopSub
+	op.stopSub, op.handler, op.handlerCtx = nil, nil, nil
 	op.mu.Unlock()
 	if done {
 		return false
 	}
-	op.cancel()
+	if stop != nil {
+		stop()
+	}
 	// Free the ID before telling the client, who may reuse it at once.
 	op.sock.release(op.id, op)
 	return true

@@ -9,6 +9,7 @@ package socket
 import (
 	"context"
 	"errors"
+	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -59,9 +60,18 @@ type Config struct {
 	SetupWorkers, EventWorkers int
 	// ReadLimit is the largest message a client may send (1 MiB).
 	ReadLimit int
+	// Detach makes a socket's context, which its operations run in for the connection's
+	// life, from the upgrade request. By default it is the request's context without its
+	// cancellation; a service that copies the values it needs into a fresh one keeps
+	// net/http's own out of every watching phone (its connection's and request's contexts,
+	// the local address: half a KiB).
+	Detach func(r *http.Request) context.Context
 }
 
 func (c Config) withDefaults() Config {
+	if c.Detach == nil {
+		c.Detach = func(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
+	}
 	if c.InitTimeout <= 0 {
 		c.InitTimeout = 10 * time.Second
 	}

@@ -91,7 +91,7 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 	}
 	// The connection's context outlives the request's, which net/http cancels once this
 	// handler returns; its values (request ID, viewer, token error) stay.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(ss.cfg.Detach(r))
 	s := &socket{
 		sockets:     ss,
 		exec:        exec,
