@@ -49,7 +49,7 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	// Live transports come before POST: an SSE request is a POST too.
 	cfg.Live.install(srv)
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(post{})
 	srv.SetQueryCache(cfg.Operations.Documents())
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})

@@ -1,0 +1,128 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// post is gqlgen's POST transport (transport.POST with its defaults: the same content types,
+// status codes and errors) writing each response without encoding its data again. gqlgen
+// writes a response with json.Marshal, which validates and compacts the data its executor
+// has just written as compact JSON: 4% of a storefront read's CPU, and a copy of the body.
+type post struct{ transport.POST }
+
+func (post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx := r.Context()
+	contentType := responseContentType(r.Header.Get("Accept"))
+	w.Header().Set("Content-Type", contentType)
+	start := graphql.Now()
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("could not read request body: %+v", err)}))
+		return
+	}
+	var params graphql.RawParams
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&params); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{
+			gqlerror.Errorf("json request body could not be decoded: %+v body:%s", err, body)}))
+		return
+	}
+	params.Headers = r.Header
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	rc, opErr := exec.CreateOperationContext(ctx, &params)
+	if opErr != nil {
+		status := http.StatusOK
+		if errcode.GetErrorKind(opErr) == errcode.KindProtocol {
+			status = http.StatusUnprocessableEntity
+			if contentType == graphQLResponseJSON {
+				status = http.StatusBadRequest
+			}
+		}
+		w.WriteHeader(status)
+		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), opErr))
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, rc)
+	writeResponse(w, responses(ctx))
+}
+
+const graphQLResponseJSON = "application/graphql-response+json"
+
+// responseContentType is what the client's Accept header asks for, as gqlgen decides it:
+// application/json unless it names application/graphql-response+json first, or names
+// neither nor a wildcard.
+func responseContentType(accept string) string {
+	if accept == "" {
+		return "application/json"
+	}
+	for part := range strings.SplitSeq(accept, ",") {
+		mediaType, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mediaType {
+		case "*/*", "application/*", "application/json":
+			return "application/json"
+		case graphQLResponseJSON:
+			return graphQLResponseJSON
+		}
+	}
+	return graphQLResponseJSON
+}
+
+// writeResponse writes resp as json.Marshal would, with its data as the executor wrote it.
+func writeResponse(w io.Writer, resp *graphql.Response) {
+	var head, tail []byte
+	var err error
+	if len(resp.Errors) > 0 {
+		if head, err = json.Marshal(resp.Errors); err != nil {
+			writeInternalError(w)
+			return
+		}
+	}
+	rest := struct {
+		Label      string         `json:"label,omitempty"`
+		Path       ast.Path       `json:"path,omitempty"`
+		HasNext    *bool          `json:"hasNext,omitempty"`
+		Extensions map[string]any `json:"extensions,omitempty"`
+	}{resp.Label, resp.Path, resp.HasNext, resp.Extensions}
+	if tail, err = json.Marshal(rest); err != nil {
+		writeInternalError(w)
+		return
+	}
+	// {"errors":…,"data":…,…}: the data goes out as it is, the rest around it.
+	start := make([]byte, 0, len(head)+20)
+	start = append(start, '{')
+	if head != nil {
+		start = append(append(append(start, `"errors":`...), head...), ',')
+	}
+	start = append(start, `"data":`...)
+	data := resp.Data
+	if len(data) == 0 {
+		data = []byte("null")
+	}
+	end := []byte{'}'}
+	if len(tail) > 2 { // not {}
+		end = append([]byte{','}, tail[1:]...)
+	}
+	_, _ = w.Write(start)
+	_, _ = w.Write(data)
+	_, _ = w.Write(end)
+}
+
+func writeInternalError(w io.Writer) {
+	_, _ = io.WriteString(w, `{"errors":[{"message":"internal system error"}],"data":null}`)
+}
