@@ -89,14 +89,15 @@ type Loaders struct {
 	customerOrderN   lazy[childKey, int]
 	merchantProductN lazy[childKey, int]
 
-	stats   *store.RequestStats
-	mu      sync.Mutex
-	batches map[string][]int
+	stats    *store.RequestStats
+	mu       sync.Mutex
+	batches  map[string][]int
+	windowed map[string][]int
 }
 
 // New returns fresh loaders reading from s.
 func New(s Store, cfg Config) *Loaders {
-	l := &Loaders{store: s, stats: &store.RequestStats{}, batches: map[string][]int{}}
+	l := &Loaders{store: s, stats: &store.RequestStats{}, batches: map[string][]int{}, windowed: map[string][]int{}}
 	lazily(&l.users, l, cfg, "user", byID(s.FindUsersByIDs, func(u store.User) int64 { return u.ID }))
 	lazily(&l.products, l, cfg, "product", byID(s.FindProductsByIDs, func(p store.Product) int64 { return p.ID }))
 	lazily(&l.orders, l, cfg, "order", byID(s.FindOrdersByIDs, func(o store.Order) int64 { return o.ID }))
@@ -143,7 +144,18 @@ func lazily[K comparable, V any](z *lazy[K, V], l *Loaders, cfg Config, name str
 	if cfg.PerItem {
 		z.maxBatch = 1
 	}
-	z.build = func() *dataloader.Loader[K, V] { return newLoader(cfg, z.fetch, z.cache) }
+	z.build = func() *dataloader.Loader[K, V] { return newLoader(cfg, fromWindow(l, name, z.fetch), z.cache) }
+}
+
+// fromWindow wraps fetch, the loader's own batch function, to record the size of every
+// batch the loader's window sends (Whole reads call fetch directly).
+func fromWindow[K comparable, V any](l *Loaders, name string, fetch dataloader.BatchFunc[K, V]) dataloader.BatchFunc[K, V] {
+	return func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+		l.mu.Lock()
+		l.windowed[name] = append(l.windowed[name], len(keys))
+		l.mu.Unlock()
+		return fetch(ctx, keys)
+	}
 }
 
 // counted wraps fetch to record the size of every batch it is sent.
@@ -180,15 +192,21 @@ type Report struct {
 	CacheHits, CacheMisses int
 	// Batches lists, per loader, the size of each batch it sent.
 	Batches map[string][]int
+	// Windowed lists, per loader, the size of each of those batches that its batch window
+	// sent (when the window closed or filled up); the others were Whole reads, sent at once.
+	Windowed map[string][]int
 }
 
 // Report returns what the operation of these loaders cost so far.
 func (l *Loaders) Report() Report {
-	r := Report{Statements: l.stats.Statements(), SQL: l.stats.SQL(), Batches: map[string][]int{}}
+	r := Report{Statements: l.stats.Statements(), SQL: l.stats.SQL(), Batches: map[string][]int{}, Windowed: map[string][]int{}}
 	r.CacheHits, r.CacheMisses = l.stats.Cache()
 	l.mu.Lock()
 	for k, v := range l.batches {
 		r.Batches[k] = append([]int(nil), v...)
+	}
+	for k, v := range l.windowed {
+		r.Windowed[k] = append([]int(nil), v...)
 	}
 	l.mu.Unlock()
 	return r

@@ -286,3 +286,24 @@ func encoded(c store.Cursors) []string {
 	}
 	return s
 }
+
+// A Whole read is sent at once, a Partial one through the batch window, and the report
+// tells them apart.
+func TestReportTellsWindowedBatches(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s seeded) {
+		ctx, l := operation(s.store, batching)
+		if _, errs := loaders.Users(ctx, s.shop.CustomerIDs, loaders.Whole); errs != nil {
+			t.Fatal(errs)
+		}
+		if _, errs := loaders.Users(ctx, s.shop.MerchantIDs, loaders.Partial); errs != nil {
+			t.Fatal(errs)
+		}
+		rep := l.Report()
+		if want := []int{len(s.shop.CustomerIDs), len(s.shop.MerchantIDs)}; !slices.Equal(rep.Batches["user"], want) {
+			t.Errorf("user batches %v, want %v", rep.Batches["user"], want)
+		}
+		if want := []int{len(s.shop.MerchantIDs)}; !slices.Equal(rep.Windowed["user"], want) {
+			t.Errorf("user batches from the window %v, want %v (the Partial one only)", rep.Windowed["user"], want)
+		}
+	})
+}
