@@ -225,6 +225,38 @@ func TestStatementsDoNotGrowWithThePage(t *testing.T) {
 	}
 }
 
+// TestOneOrderReadsItsMerchantsTogether: the merchants of one order's products are one
+// statement, not one per line. gqlgen resolves the product of each line on its own, so each
+// product's merchant is one key of a level the other lines share.
+func TestOneOrderReadsItsMerchantsTogether(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			seeded := seedPages(t, env)
+			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+			resp, rep := env.measure(t, customer, `query($o: ID!) { order(id: $o) { items { product { name merchant { id name } } } } }`,
+				map[string]any{"o": gid("Order", seeded.OrderIDs[0][0])})
+			var one struct {
+				Order struct {
+					Items []struct {
+						Product struct{ Merchant struct{ ID string } }
+					}
+				}
+			}
+			resp.Decode(t, &one)
+			merchants := map[string]bool{}
+			for _, it := range one.Order.Items {
+				merchants[it.Product.Merchant.ID] = true
+			}
+			if len(one.Order.Items) != 3 || len(merchants) < 2 {
+				t.Fatalf("the order should have 3 lines of at least 2 merchants: %s", resp.Data)
+			}
+			requireTables(t, "one order", rep, "orders", "order_items", "products", "users")
+		})
+	}
+}
+
 // TestWarmCacheSkipsLookups: with the cache warm, W1 and W2 read no user or product from the
 // database, and answer exactly what they answered cold.
 func TestWarmCacheSkipsLookups(t *testing.T) {

@@ -13,20 +13,26 @@ import (
 // level's only one.
 
 // level says whether a batch resolver's parents are all of their level: when no list
-// encloses theirs (products(first: 50) → merchant), or they are not in a list at all.
-// Nested lists (the items of each order of a page) are Partial: they meet in the loaders'
-// window, so that the products of every order are read together.
+// encloses them (order(id:) → customer), or they are the elements of the one list that does
+// (products(first: 50) → merchant). Otherwise they are Partial and meet their siblings in the
+// loaders' window: the parents of one list among several (the items of each order of a
+// page), or a parent that is no list's element under a list (the product of each item of an
+// order: gqlgen calls Product.merchant's batch resolver once per item, with that one product).
 func level(ctx context.Context) loaders.Level {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return loaders.Whole
+	}
 	lists := 0
-	for fc := graphql.GetFieldContext(ctx); fc != nil; fc = fc.Parent {
-		if fc.Index != nil {
+	for f := fc; f != nil; f = f.Parent {
+		if f.Index != nil {
 			lists++
 		}
 	}
-	if lists > 1 {
-		return loaders.Partial
+	if lists == 0 || lists == 1 && fc.Parent != nil && fc.Parent.Index != nil {
+		return loaders.Whole
 	}
-	return loaders.Whole
+	return loaders.Partial
 }
 
 // keys maps parents to the keys of what they refer to.
