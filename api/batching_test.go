@@ -257,6 +257,53 @@ func TestOneOrderReadsItsMerchantsTogether(t *testing.T) {
 	}
 }
 
+// requireNoWindow fails unless no loader of the request sent a batch from its batch window:
+// every level was read at once, or found in the request's cache.
+func requireNoWindow(t *testing.T, what string, rep loaders.Report) {
+	t.Helper()
+	if len(rep.Windowed) != 0 {
+		t.Fatalf("%s: loaders waited for the batch window, batches %v (all batches %v); SQL:\n%s", what, rep.Windowed, rep.Batches,
+			jsonLines(rep.SQL))
+	}
+}
+
+// TestLoneRootFieldsDoNotWait: a query's only root field, and the fields below it outside
+// any list, are their level's only keys: they are read at once, without the batch window.
+// Several root fields still share it.
+func TestLoneRootFieldsDoNotWait(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			seeded := seedPages(t, env)
+			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+			p0, p1 := gid("Product", seeded.ProductIDs[0]), gid("Product", seeded.ProductIDs[1])
+			for _, c := range []struct {
+				name, query string
+				vars        map[string]any
+				tables      []string
+			}{
+				{"me", `{ me { name orders(first: 5) { totalCount nodes { id } } products { totalCount } } }`, nil,
+					[]string{"users", "orders", "orders", "products", "products"}},
+				{"order", `query($o: ID!) { order(id: $o) { status customer { name } } }`,
+					map[string]any{"o": gid("Order", seeded.OrderIDs[0][0])}, []string{"orders", "order_items", "users"}},
+				{"product", `query($p: ID!) { product(id: $p) { name merchant { name } } }`, map[string]any{"p": p0},
+					[]string{"products", "users"}},
+			} {
+				_, rep := env.measure(t, customer, c.query, c.vars)
+				requireTables(t, c.name, rep, c.tables...)
+				requireNoWindow(t, c.name, rep)
+			}
+			_, rep := env.measure(t, customer, `query($a: ID!, $b: ID!) { a: product(id: $a) { name } b: product(id: $b) { name } }`,
+				map[string]any{"a": p0, "b": p1})
+			requireTables(t, "two products", rep, "products")
+			if got := rep.Windowed["product"]; !slices.Equal(got, []int{2}) {
+				t.Fatalf("two root products: window batches %v, want one of 2", got)
+			}
+		})
+	}
+}
+
 // TestWarmCacheSkipsLookups: with the cache warm, W1 and W2 read no user or product from the
 // database, and answer exactly what they answered cold.
 func TestWarmCacheSkipsLookups(t *testing.T) {

@@ -58,9 +58,10 @@ func HistoryOf(ctx context.Context, orderIDs []int64, level Level) ([][]store.Or
 	return many(ctx, &For(ctx).history, orderIDs, level)
 }
 
-// OrderMerchants returns the merchants with a product in an order, for visibility checks.
-func OrderMerchants(ctx context.Context, orderID int64) ([]int64, error) {
-	items, err := Items(ctx, orderID)
+// OrderMerchants returns the merchants with a product in an order, for visibility checks,
+// reading the order's items as level says.
+func OrderMerchants(ctx context.Context, orderID int64, level Level) ([]int64, error) {
+	items, err := one(ctx, &For(ctx).items, orderID, level)
 	if err != nil {
 		return nil, err
 	}
@@ -87,25 +88,27 @@ func Forget(ctx context.Context, productIDs ...int64) {
 
 // CustomerOrders returns a page of the orders a customer placed, newest first, only those in
 // status when it is set. Pages of many customers asked for with the same arguments are read
-// in one statement. A bad page size or cursor is INVALID. It does not check who may see them.
-func CustomerOrders(ctx context.Context, customerID int64, status *store.OrderStatus, page store.PageArgs) (*store.OrderPage, error) {
+// in one statement (level Partial: the customer is one of several parents of its level). A
+// bad page size or cursor is INVALID. It does not check who may see them.
+func CustomerOrders(ctx context.Context, customerID int64, status *store.OrderStatus, page store.PageArgs, level Level) (*store.OrderPage, error) {
 	k := childKey{parent: customerID, first: page.First, after: page.After}
 	if status != nil {
 		k.status = *status
 	}
-	return For(ctx).customerOrders.get().Load(ctx, k)()
+	return one(ctx, &For(ctx).customerOrders, k, level)
 }
 
 // MerchantProducts returns a page of a merchant's products, newest first. Pages of many
-// merchants asked for with the same arguments are read in one statement. A bad page size or
-// cursor is INVALID.
-func MerchantProducts(ctx context.Context, merchantID int64, page store.PageArgs) (*store.ProductPage, error) {
-	return For(ctx).merchantProducts.get().Load(ctx, childKey{parent: merchantID, first: page.First, after: page.After})()
+// merchants asked for with the same arguments are read in one statement (level Partial). A
+// bad page size or cursor is INVALID.
+func MerchantProducts(ctx context.Context, merchantID int64, page store.PageArgs, level Level) (*store.ProductPage, error) {
+	return one(ctx, &For(ctx).merchantProducts, childKey{parent: merchantID, first: page.First, after: page.After}, level)
 }
 
-// OrderCount returns how many orders match f: batched across parents when f selects one
-// customer's orders (the totalCount of User.orders), a statement of its own otherwise.
-func OrderCount(ctx context.Context, f store.OrderFilter) (int, error) {
+// OrderCount returns how many orders match f. When f selects one customer's orders (the
+// totalCount of User.orders) the count is read as level says (Partial: the counts of every
+// customer of the level in one statement); any other filter is a statement of its own.
+func OrderCount(ctx context.Context, f store.OrderFilter, level Level) (int, error) {
 	l := For(ctx)
 	if f.CustomerID == nil || f.VisibleTo != nil {
 		return l.store.CountOrders(ctx, f)
@@ -114,16 +117,16 @@ func OrderCount(ctx context.Context, f store.OrderFilter) (int, error) {
 	if f.Status != nil {
 		k.status = *f.Status
 	}
-	return l.customerOrderN.get().Load(ctx, k)()
+	return one(ctx, &l.customerOrderN, k, level)
 }
 
-// ProductCount returns how many products match f: batched across parents when f selects
-// one merchant's products and nothing else (the totalCount of User.products), a statement of
-// its own otherwise.
-func ProductCount(ctx context.Context, f store.ProductFilter) (int, error) {
+// ProductCount returns how many products match f. When f selects one merchant's products
+// and nothing else (the totalCount of User.products) the count is read as level says, as
+// OrderCount does; any other filter is a statement of its own.
+func ProductCount(ctx context.Context, f store.ProductFilter, level Level) (int, error) {
 	l := For(ctx)
 	if f.MerchantID == nil || f.Search != nil || f.MinPrice != nil || f.MaxPrice != nil || f.InStock != nil {
 		return l.store.CountProducts(ctx, f)
 	}
-	return l.merchantProductN.get().Load(ctx, childKey{parent: *f.MerchantID})()
+	return one(ctx, &l.merchantProductN, childKey{parent: *f.MerchantID}, level)
 }

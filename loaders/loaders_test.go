@@ -161,7 +161,7 @@ func TestPageLoadersGroupByArguments(t *testing.T) {
 		}
 		ctx, l := operation(s.store, batching)
 		pages, errs := loadAll(ctx, keys, func(ctx context.Context, k pageKey) (*store.OrderPage, error) {
-			return loaders.CustomerOrders(ctx, k.customer, k.status, store.PageArgs{First: k.first})
+			return loaders.CustomerOrders(ctx, k.customer, k.status, store.PageArgs{First: k.first}, loaders.Partial)
 		})
 		for i, k := range keys {
 			want, err := s.store.FindOrders(context.Background(), store.OrderFilter{CustomerID: &k.customer, Status: k.status}, store.PageArgs{First: k.first})
@@ -177,7 +177,7 @@ func TestPageLoadersGroupByArguments(t *testing.T) {
 		}
 
 		counts, errs := loadAll(ctx, s.shop.CustomerIDs, func(ctx context.Context, c int64) (int, error) {
-			return loaders.OrderCount(ctx, store.OrderFilter{CustomerID: &c})
+			return loaders.OrderCount(ctx, store.OrderFilter{CustomerID: &c}, loaders.Partial)
 		})
 		for i := range s.shop.CustomerIDs {
 			if errs[i] != nil || counts[i] != len(s.shop.OrderIDs[i]) {
@@ -185,10 +185,10 @@ func TestPageLoadersGroupByArguments(t *testing.T) {
 			}
 		}
 		products, errs := loadAll(ctx, s.shop.MerchantIDs, func(ctx context.Context, m int64) (*store.ProductPage, error) {
-			return loaders.MerchantProducts(ctx, m, store.PageArgs{First: 3})
+			return loaders.MerchantProducts(ctx, m, store.PageArgs{First: 3}, loaders.Partial)
 		})
 		productN, nerrs := loadAll(ctx, s.shop.MerchantIDs, func(ctx context.Context, m int64) (int, error) {
-			return loaders.ProductCount(ctx, store.ProductFilter{MerchantID: &m})
+			return loaders.ProductCount(ctx, store.ProductFilter{MerchantID: &m}, loaders.Partial)
 		})
 		for i, m := range s.shop.MerchantIDs {
 			if errs[i] != nil || nerrs[i] != nil || len(products[i].Products) != 3 || !products[i].HasNext || productN[i] != 4 {
@@ -205,14 +205,14 @@ func TestPageLoadersGroupByArguments(t *testing.T) {
 		}
 		// A filter no loader batches is a statement of its own.
 		search := "Product"
-		if _, err := loaders.ProductCount(ctx, store.ProductFilter{MerchantID: &s.shop.MerchantIDs[0], Search: &search}); err != nil {
+		if _, err := loaders.ProductCount(ctx, store.ProductFilter{MerchantID: &s.shop.MerchantIDs[0], Search: &search}, loaders.Partial); err != nil {
 			t.Fatal(err)
 		}
 		if n := l.Report().Statements; n != 8 {
 			t.Errorf("%d statements after an unbatched count, want 8", n)
 		}
 		// A bad page argument fails its keys only.
-		if _, err := loaders.CustomerOrders(ctx, s.shop.CustomerIDs[0], nil, store.PageArgs{First: 1, After: "nonsense"}); store.ErrorCode(err) != store.CodeInvalid {
+		if _, err := loaders.CustomerOrders(ctx, s.shop.CustomerIDs[0], nil, store.PageArgs{First: 1, After: "nonsense"}, loaders.Whole); store.ErrorCode(err) != store.CodeInvalid {
 			t.Errorf("a bad cursor: %v, want INVALID", err)
 		}
 	})

@@ -6,14 +6,16 @@ import (
 	"github.com/graph-gophers/dataloader/v7"
 )
 
-// Level says what a batch resolver's keys are. gqlgen hands a batch resolver the parents of
-// one list; when no list encloses that one, they are every parent of their level and nothing
-// is gained by waiting for more.
+// Level says what a resolver's keys are. gqlgen hands a batch resolver the parents of one
+// list; when no list encloses that one, they are every parent of their level and nothing is
+// gained by waiting for more. So is the one parent of a field that no list encloses, when no
+// other root field of the operation resolves beside it.
 type Level bool
 
 const (
 	// Partial keys are those of one list among sibling lists (the items of one order of a
-	// page): they join the loader's batch window, so that every list's keys go in one read.
+	// page), or of one parent among siblings: they join the loader's batch window, so that
+	// every list's keys go in one read.
 	Partial Level = false
 	// Whole keys are all the level will ask for: what the loader has not cached is read at
 	// once, without a window, and kept in its cache.
@@ -84,4 +86,17 @@ func many[K comparable, V any](ctx context.Context, z *lazy[K, V], keys []K, lev
 		}
 	}
 	return vals, errs
+}
+
+// one loads key through z, for a resolver of one parent: through the batch window when
+// level is Partial, at once when it is Whole.
+func one[K comparable, V any](ctx context.Context, z *lazy[K, V], key K, level Level) (V, error) {
+	if level == Partial {
+		return z.get().Load(ctx, key)()
+	}
+	vals, errs := many(ctx, z, []K{key}, Whole)
+	if errs != nil {
+		return vals[0], errs[0]
+	}
+	return vals[0], nil
 }

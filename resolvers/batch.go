@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/shop/api/loaders"
 )
@@ -12,12 +13,14 @@ import (
 // needs no goroutine per parent to find its keys, and no batch window when that list is the
 // level's only one.
 
-// level says whether a batch resolver's parents are all of their level: when no list
-// encloses them (order(id:) → customer), or they are the elements of the one list that does
-// (products(first: 50) → merchant). Otherwise they are Partial and meet their siblings in the
-// loaders' window: the parents of one list among several (the items of each order of a
-// page), or a parent that is no list's element under a list (the product of each item of an
-// order: gqlgen calls Product.merchant's batch resolver once per item, with that one product).
+// level says whether the parents of a resolver (a batch resolver's, or the one of a field
+// resolver) are all of their level: when no list encloses them and the operation has no
+// other root field (me → orders), or they are the elements of the one list that encloses them
+// (products(first: 50) → merchant). Otherwise they are Partial and meet their siblings in
+// the loaders' window: the parents under each of several root fields (node(id:) of several
+// IDs), the parents of one list among several (the items of each order of a page), or a
+// parent that is no list's element under a list (the product of each item of an order:
+// gqlgen calls Product.merchant's batch resolver once per item, with that one product).
 func level(ctx context.Context) loaders.Level {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil {
@@ -29,10 +32,36 @@ func level(ctx context.Context) loaders.Level {
 			lists++
 		}
 	}
-	if lists == 0 || lists == 1 && fc.Parent != nil && fc.Parent.Index != nil {
+	if lists == 0 && alone(ctx) || lists == 1 && fc.Parent != nil && fc.Parent.Index != nil {
 		return loaders.Whole
 	}
 	return loaders.Partial
+}
+
+// alone says whether the operation's root field is the only one that could load with it: a
+// query's root fields resolve concurrently and share the window (node(id:) of several IDs is
+// one statement), a mutation's resolve one after another, a subscription has one.
+func alone(ctx context.Context) bool {
+	if !graphql.HasOperationContext(ctx) {
+		return true
+	}
+	op := graphql.GetOperationContext(ctx).Operation
+	if op == nil || op.Operation != ast.Query {
+		return true
+	}
+	if len(op.SelectionSet) != 1 {
+		return false
+	}
+	_, field := op.SelectionSet[0].(*ast.Field)
+	return field
+}
+
+// only returns the value and error of the one key of a load.
+func only[V any](vals []V, errs []error) (V, error) {
+	if errs != nil {
+		return vals[0], errs[0]
+	}
+	return vals[0], nil
 }
 
 // keys maps parents to the keys of what they refer to.

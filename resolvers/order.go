@@ -14,11 +14,12 @@ func visibleOrder(ctx context.Context, id int64) (store.Order, error) {
 	if v.Anonymous() {
 		return store.Order{}, unauthenticated()
 	}
-	o, err := loaders.Order(ctx, id)
+	lvl := level(ctx)
+	o, err := only(loaders.Orders(ctx, []int64{id}, lvl))
 	if err != nil {
 		return store.Order{}, err
 	}
-	merchants, err := loaders.OrderMerchants(ctx, id)
+	merchants, err := loaders.OrderMerchants(ctx, id, lvl)
 	if err != nil {
 		return store.Order{}, err
 	}
@@ -41,7 +42,7 @@ func forgetOrderProducts(ctx context.Context, o store.Order) {
 	if o.ID == 0 {
 		return
 	}
-	items, err := loaders.Items(ctx, o.ID)
+	items, err := only(loaders.ItemsOf(ctx, []int64{o.ID}, level(ctx)))
 	if err != nil {
 		return
 	}

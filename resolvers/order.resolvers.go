@@ -75,7 +75,7 @@ func (r *orderConnectionResolver) PageInfo(ctx context.Context, obj *store.Order
 
 // TotalCount is the resolver for the totalCount field.
 func (r *orderConnectionResolver) TotalCount(ctx context.Context, obj *store.OrderPage) (int, error) {
-	return loaders.OrderCount(ctx, obj.Filter)
+	return loaders.OrderCount(ctx, obj.Filter, level(ctx))
 }
 
 // Product is the batch resolver for the product field.

@@ -55,12 +55,12 @@ func (r *productConnectionResolver) PageInfo(ctx context.Context, obj *store.Pro
 
 // TotalCount is the resolver for the totalCount field.
 func (r *productConnectionResolver) TotalCount(ctx context.Context, obj *store.ProductPage) (int, error) {
-	return loaders.ProductCount(ctx, obj.Filter)
+	return loaders.ProductCount(ctx, obj.Filter, level(ctx))
 }
 
 // Product is the resolver for the product field.
 func (r *queryResolver) Product(ctx context.Context, id string) (*store.Product, error) {
-	p, err := loaders.Product(ctx, localID(kindProduct, id))
+	p, err := only(loaders.Products(ctx, []int64{localID(kindProduct, id)}, level(ctx)))
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func (r *mutationResolver) LogIn(ctx context.Context, input model.LogInInput) (*
 
 // User is the resolver for the user field.
 func (r *queryResolver) User(ctx context.Context, id string) (*store.User, error) {
-	u, err := loaders.User(ctx, localID(kindUser, id))
+	u, err := only(loaders.Users(ctx, []int64{localID(kindUser, id)}, level(ctx)))
 	if err != nil {
 		return nil, err
 	}
@@ -55,12 +55,12 @@ func (r *userResolver) Orders(ctx context.Context, obj *store.User, first *int, 
 	if !store.CanSeePrivate(viewer(ctx), obj.ID) {
 		return nil, forbidden("only the user themself and admins see their orders")
 	}
-	return loaders.CustomerOrders(ctx, obj.ID, status, pageArgs(first, after))
+	return loaders.CustomerOrders(ctx, obj.ID, status, pageArgs(first, after), level(ctx))
 }
 
 // Products is the resolver for the products field.
 func (r *userResolver) Products(ctx context.Context, obj *store.User, first *int, after *string) (*store.ProductPage, error) {
-	return loaders.MerchantProducts(ctx, obj.ID, pageArgs(first, after))
+	return loaders.MerchantProducts(ctx, obj.ID, pageArgs(first, after), level(ctx))
 }
 
 // User returns graph.UserResolver implementation.
