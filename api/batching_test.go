@@ -207,6 +207,8 @@ func TestStatementsDoNotGrowWithThePage(t *testing.T) {
 				// me, its orders, their items and history, the items' products, their merchants.
 				requireTables(t, "W2 first "+strconv.Itoa(n), rep,
 					"users", "orders", "order_items", "order_status_events", "products", "users")
+				// Every level read at once: the items' read its products and their merchants.
+				requireNoWindow(t, "W2 first "+strconv.Itoa(n), rep)
 
 				resp, rep = env.measure(t, "", queryW1, map[string]any{"n": n})
 				var w1 w1Data
@@ -215,6 +217,7 @@ func TestStatementsDoNotGrowWithThePage(t *testing.T) {
 					t.Fatalf("W1 first %d: %d products", n, got)
 				}
 				requireTables(t, "W1 first "+strconv.Itoa(n), rep, "products", "users")
+				requireNoWindow(t, "W1 first "+strconv.Itoa(n), rep)
 				for _, name := range []string{"user"} {
 					if got := rep.Batches[name]; len(got) != 1 {
 						t.Fatalf("W1 first %d: %s loader sent batches %v, want one", n, name, got)
@@ -253,6 +256,7 @@ func TestOneOrderReadsItsMerchantsTogether(t *testing.T) {
 				t.Fatalf("the order should have 3 lines of at least 2 merchants: %s", resp.Data)
 			}
 			requireTables(t, "one order", rep, "orders", "order_items", "products", "users")
+			requireNoWindow(t, "one order", rep)
 		})
 	}
 }
@@ -304,6 +308,66 @@ func TestLoneRootFieldsDoNotWait(t *testing.T) {
 	}
 }
 
+// TestNestedLevelsReadWhatTheQueryAsks: the items of a page's orders read the products
+// their selection asks for, and the merchants below those, through fragments and aliases,
+// and nothing that @include leaves out or the query does not name; the events of a page's
+// orders answer their order from the page. No level waits for the batch window.
+func TestNestedLevelsReadWhatTheQueryAsks(t *testing.T) {
+	t.Parallel()
+	const lines = `query($n: Int!, $merchant: Boolean!) { me { orders(first: $n) { nodes { id lines: items { ...line } } } } }
+		fragment line on OrderItem { quantity ... on OrderItem { p: product { name ... @include(if: $merchant) { m: merchant { name } } } } }`
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			seeded := seedPages(t, env)
+			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+			for _, c := range []struct {
+				name, query string
+				vars        map[string]any
+				tables      []string
+			}{
+				{"fragments and aliases", lines, map[string]any{"n": 20, "merchant": true},
+					[]string{"users", "orders", "order_items", "products", "users"}},
+				{"merchant left out", lines, map[string]any{"n": 20, "merchant": false},
+					[]string{"users", "orders", "order_items", "products"}},
+				{"no product", `{ me { orders(first: 20) { nodes { items { quantity } } } } }`, nil,
+					[]string{"users", "orders", "order_items"}},
+				{"history's order", `{ me { orders(first: 20) { nodes { id history { status order { id status } } } } } }`, nil,
+					[]string{"users", "orders", "order_status_events"}},
+			} {
+				resp, rep := env.measure(t, customer, c.query, c.vars)
+				requireTables(t, c.name, rep, c.tables...)
+				requireNoWindow(t, c.name, rep)
+				if c.name != "fragments and aliases" {
+					continue
+				}
+				var got struct {
+					Me struct {
+						Orders struct {
+							Nodes []struct {
+								Lines []struct {
+									P struct {
+										Name string
+										M    struct{ Name string }
+									}
+								}
+							}
+						}
+					}
+				}
+				resp.Decode(t, &got)
+				for _, o := range got.Me.Orders.Nodes {
+					for _, l := range o.Lines {
+						if l.P.Name == "" || l.P.M.Name == "" {
+							t.Fatalf("%s: a line without its product or merchant: %s", c.name, resp.Data)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestWarmCacheSkipsLookups: with the cache warm, W1 and W2 read no user or product from the
 // database, and answer exactly what they answered cold.
 func TestWarmCacheSkipsLookups(t *testing.T) {
@@ -318,11 +382,13 @@ func TestWarmCacheSkipsLookups(t *testing.T) {
 
 			cold, rep := env.measure(t, customer, queryW2, vars)
 			requireTables(t, "W2 cold", rep, "users", "orders", "order_items", "order_status_events", "products", "users")
+			requireNoWindow(t, "W2 cold", rep)
 			if rep.CacheMisses == 0 {
 				t.Fatalf("W2 cold: no cache misses counted: %+v", rep)
 			}
 			warm, rep := env.measure(t, customer, queryW2, vars)
 			requireTables(t, "W2 warm", rep, "orders", "order_items", "order_status_events")
+			requireNoWindow(t, "W2 warm", rep)
 			if rep.CacheMisses != 0 || rep.CacheHits == 0 {
 				t.Fatalf("W2 warm: %d hits, %d misses", rep.CacheHits, rep.CacheMisses)
 			}
@@ -335,6 +401,7 @@ func TestWarmCacheSkipsLookups(t *testing.T) {
 			requireTables(t, "W1 cold", rep, "products", "users")
 			warm, rep = env.measure(t, "", queryW1, vars)
 			requireTables(t, "W1 warm", rep, "products")
+			requireNoWindow(t, "W1 warm", rep)
 			if !bytes.Equal(cold.Data, warm.Data) {
 				t.Fatalf("W1 warm answer differs from cold:\n%s\n%s", cold.Data, warm.Data)
 			}

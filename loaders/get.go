@@ -78,6 +78,14 @@ func OrderMerchants(ctx context.Context, orderID int64, level Level) ([]int64, e
 	return ids, nil
 }
 
+// PrimeOrders caches orders the operation already holds, so that loading them reads nothing.
+func PrimeOrders(ctx context.Context, orders []*store.Order) {
+	loader := For(ctx).orders.get()
+	for _, o := range orders {
+		loader.Prime(ctx, o.ID, *o)
+	}
+}
+
 // Forget drops cached products, so a mutation's payload shows the stock it changed.
 func Forget(ctx context.Context, productIDs ...int64) {
 	products := For(ctx).products.get()

@@ -307,3 +307,25 @@ func TestReportTellsWindowedBatches(t *testing.T) {
 		}
 	})
 }
+
+// A Whole read (a batch resolver's, or a prefetch of the level below it) caches what it
+// found only: a key it could not read is read again by the next load that asks for it, which
+// reports its own NOT_FOUND; found keys cost nothing more.
+func TestWholeReadCachesOnlyWhatItFound(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s seeded) {
+		const unknown = 999_999
+		ctx, l := operation(s.store, batching)
+		ids := []int64{s.shop.ProductIDs[0], unknown, s.shop.ProductIDs[1]}
+		if _, errs := loaders.Products(ctx, ids, loaders.Whole); errs == nil || errs[0] != nil || store.ErrorCode(errs[1]) != store.CodeNotFound || errs[2] != nil {
+			t.Fatalf("errors %v, want NOT_FOUND for the unknown key alone", errs)
+		}
+		got, errs := loaders.Products(ctx, ids, loaders.Partial)
+		if errs == nil || errs[0] != nil || store.ErrorCode(errs[1]) != store.CodeNotFound || errs[2] != nil || got[2].ID != ids[2] {
+			t.Fatalf("after the Whole read: %+v, %v", got, errs)
+		}
+		rep := l.Report()
+		if !slices.Equal(rep.Batches["product"], []int{3, 1}) || !slices.Equal(rep.Windowed["product"], []int{1}) {
+			t.Errorf("product batches %v (window %v), want [3 1] with the unknown key alone through the window", rep.Batches["product"], rep.Windowed["product"])
+		}
+	})
+}

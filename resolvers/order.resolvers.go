@@ -44,13 +44,21 @@ func (r *orderResolver) Customer(ctx context.Context, objs []*store.Order) ([]*s
 
 // Items is the batch resolver for the items field.
 func (r *orderResolver) Items(ctx context.Context, objs []*store.Order) ([][]store.OrderItem, error) {
-	items, errs := loaders.ItemsOf(ctx, keys(objs, func(o *store.Order) int64 { return o.ID }), level(ctx))
+	lvl := level(ctx)
+	items, errs := loaders.ItemsOf(ctx, keys(objs, func(o *store.Order) int64 { return o.ID }), lvl)
+	if lvl == loaders.Whole {
+		prefetchItems(ctx, items, here(ctx))
+	}
 	return items, batchErrors(errs)
 }
 
 // History is the batch resolver for the history field.
 func (r *orderResolver) History(ctx context.Context, objs []*store.Order) ([][]store.OrderStatusEvent, error) {
-	events, errs := loaders.HistoryOf(ctx, keys(objs, func(o *store.Order) int64 { return o.ID }), level(ctx))
+	lvl := level(ctx)
+	events, errs := loaders.HistoryOf(ctx, keys(objs, func(o *store.Order) int64 { return o.ID }), lvl)
+	if lvl == loaders.Whole {
+		prefetchHistory(ctx, objs, here(ctx))
+	}
 	return events, batchErrors(errs)
 }
 
@@ -80,7 +88,12 @@ func (r *orderConnectionResolver) TotalCount(ctx context.Context, obj *store.Ord
 
 // Product is the batch resolver for the product field.
 func (r *orderItemResolver) Product(ctx context.Context, objs []*store.OrderItem) ([]*store.Product, error) {
-	return pointers(loaders.Products(ctx, keys(objs, func(i *store.OrderItem) int64 { return i.ProductID }), level(ctx)))
+	lvl := level(ctx)
+	products, errs := loaders.Products(ctx, keys(objs, func(i *store.OrderItem) int64 { return i.ProductID }), lvl)
+	if lvl == loaders.Whole {
+		prefetchProducts(ctx, products, here(ctx))
+	}
+	return pointers(products, errs)
 }
 
 // Order is the batch resolver for the order field.
