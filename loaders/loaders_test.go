@@ -41,18 +41,23 @@ func forEachBackend(t *testing.T, test func(t *testing.T, s seeded)) {
 	} {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := b.cfg(t)
-			cfg.PasswordCost = bcrypt.MinCost
-			st, err := store.Open(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			shop := storetest.Seed(t, st, storetest.Shop{Merchants: 3, ProductsPerMerchant: 4, Stock: 50, Customers: 4,
-				OrdersOf: func(c int) int { return (c + 1) % 4 }, ItemsOf: func(o int) int { return 1 + o%3 }})
-			test(t, seeded{st, shop})
+			test(t, seed(t, b.cfg(t)))
 		})
 	}
+}
+
+// seed opens a store on cfg and seeds it as forEachBackend describes.
+func seed(t *testing.T, cfg store.Config) seeded {
+	t.Helper()
+	cfg.PasswordCost = bcrypt.MinCost
+	st, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	shop := storetest.Seed(t, st, storetest.Shop{Merchants: 3, ProductsPerMerchant: 4, Stock: 50, Customers: 4,
+		OrdersOf: func(c int) int { return (c + 1) % 4 }, ItemsOf: func(o int) int { return 1 + o%3 }})
+	return seeded{st, shop}
 }
 
 // loadAll calls load for every key in its own goroutine, as gqlgen resolves the elements of
@@ -328,4 +333,27 @@ func TestWholeReadCachesOnlyWhatItFound(t *testing.T) {
 			t.Errorf("product batches %v (window %v), want [3 1] with the unknown key alone through the window", rep.Batches["product"], rep.Windowed["product"])
 		}
 	})
+}
+
+// Keys already cached cost a Partial load neither the batch window nor an allocation each:
+// below a Whole level that prefetched, every key of every list is cached. (Allocations are
+// counted alone, on the embedded backend: the cache is the same on both.)
+func TestPartialLoadOfCachedKeys(t *testing.T) {
+	s := seed(t, store.Config{SQLitePath: storetest.SQLitePath(t)})
+	ctx, l := operation(s.store, batching)
+	ids := s.shop.ProductIDs
+	if _, errs := loaders.Products(ctx, ids, loaders.Whole); errs != nil {
+		t.Fatal(errs)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if got, errs := loaders.Products(ctx, ids, loaders.Partial); errs != nil || got[len(ids)-1].ID != ids[len(ids)-1] {
+			t.Fatal(errs)
+		}
+	})
+	if allocs > 1 {
+		t.Errorf("a Partial load of %d cached keys allocates %.0f times, want once (its result)", len(ids), allocs)
+	}
+	if rep := l.Report(); len(rep.Windowed) != 0 || rep.Statements != 1 {
+		t.Errorf("%d statements, window batches %v; want the Whole read alone", rep.Statements, rep.Windowed)
+	}
 }

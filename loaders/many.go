@@ -34,13 +34,30 @@ func many[K comparable, V any](ctx context.Context, z *lazy[K, V], keys []K, lev
 		errs[i] = err
 	}
 	if level == Partial {
-		// Load queues every key before any thunk waits: one window for all of them, and no
-		// goroutine per key as dataloader's LoadMany would start.
-		thunks := make([]dataloader.Thunk[V], len(keys))
+		// A cached key is answered from the cache: Load would allocate a channel and a thunk
+		// for it and take the loader's lock, and below a Whole level that prefetched (see
+		// resolvers) every key is cached. Load queues the others before any thunk waits: one
+		// window for all of them, and no goroutine per key as dataloader's LoadMany would start.
+		var thunks []dataloader.Thunk[V]
 		for i, k := range keys {
-			thunks[i] = loader.Load(ctx, k)
+			thunk, ok := z.cache.Get(ctx, k)
+			if !ok {
+				if thunks == nil {
+					thunks = make([]dataloader.Thunk[V], len(keys))
+				}
+				thunks[i] = loader.Load(ctx, k)
+				continue
+			}
+			v, err := thunk()
+			vals[i] = v
+			if err != nil {
+				fail(i, err)
+			}
 		}
 		for i, thunk := range thunks {
+			if thunk == nil {
+				continue
+			}
 			v, err := thunk()
 			vals[i] = v
 			if err != nil {
@@ -92,7 +109,11 @@ func many[K comparable, V any](ctx context.Context, z *lazy[K, V], keys []K, lev
 // level is Partial, at once when it is Whole.
 func one[K comparable, V any](ctx context.Context, z *lazy[K, V], key K, level Level) (V, error) {
 	if level == Partial {
-		return z.get().Load(ctx, key)()
+		loader := z.get()
+		if thunk, ok := z.cache.Get(ctx, key); ok {
+			return thunk()
+		}
+		return loader.Load(ctx, key)()
 	}
 	vals, errs := many(ctx, z, []K{key}, Whole)
 	if errs != nil {
