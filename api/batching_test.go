@@ -76,8 +76,19 @@ func (c *costRecorder) wait(t *testing.T, id string) loaders.Report {
 	}
 }
 
-// measure sends a query as token ("" for anonymous) and returns its response and cost.
+// measure sends a query as token ("" for anonymous) and returns its response and cost,
+// failing the test on any error in the response.
 func (e *costEnv) measure(t *testing.T, token, query string, vars map[string]any) (gqlResponse, loaders.Report) {
+	t.Helper()
+	resp, rep := e.cost(t, token, query, vars)
+	if len(resp.Errors) > 0 {
+		t.Fatalf("unexpected errors: %+v", resp.Errors)
+	}
+	return resp, rep
+}
+
+// cost sends a query as measure does, errors or not.
+func (e *costEnv) cost(t *testing.T, token, query string, vars map[string]any) (gqlResponse, loaders.Report) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
@@ -88,9 +99,6 @@ func (e *costEnv) measure(t *testing.T, token, query string, vars map[string]any
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp := e.do(req)
-	if len(resp.Errors) > 0 {
-		t.Fatalf("unexpected errors: %+v", resp.Errors)
-	}
 	return resp, e.reports.wait(t, id)
 }
 
@@ -425,6 +433,7 @@ func TestChildPagesOfManyParents(t *testing.T) {
 			resp, rep := env.measure(t, "", `{ products(first: 50) { nodes { merchant { id
 				products(first: 5) { totalCount nodes { id } pageInfo { hasNextPage endCursor } } } } } }`, nil)
 			requireTables(t, "merchant products", rep, "products", "users", "products", "products")
+			requireNoWindow(t, "merchant products", rep)
 			var merchants struct {
 				Products struct {
 					Nodes []struct {
@@ -503,6 +512,7 @@ func TestChildPagesOfManyParents(t *testing.T) {
 			resp, rep = env.measure(t, login.LogIn.Token, `{ orders(first: 60) { nodes { customer { id
 				orders(first: 3, status: PENDING) { totalCount nodes { id } pageInfo { hasNextPage } } } } } }`, nil)
 			requireTables(t, "customer orders", rep, "orders", "users", "orders", "orders")
+			requireNoWindow(t, "customer orders", rep)
 			var customers struct {
 				Orders struct {
 					Nodes []struct {
@@ -539,6 +549,42 @@ func TestChildPagesOfManyParents(t *testing.T) {
 			if len(seen) < 2 {
 				t.Fatalf("only %d customers in the page", len(seen))
 			}
+		})
+	}
+}
+
+// TestPagesOfOthersAreNotRead: the customers of a merchant's orders keep their orders to
+// themselves (FORBIDDEN, each for its own customer), and reading their pages ahead of
+// User.orders does not read them either.
+func TestPagesOfOthersAreNotRead(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			seeded := seedPages(t, env)
+			merchant := env.tokenFor(t, seeded.MerchantIDs[0], store.RoleMerchant)
+			resp, rep := env.cost(t, merchant, `{ orders(first: 20) { nodes { customer { name orders(first: 3) { totalCount nodes { id } } } } } }`, nil)
+			var data struct {
+				Orders struct {
+					Nodes []struct {
+						Customer struct {
+							Name   string
+							Orders *struct{ TotalCount int }
+						}
+					}
+				}
+			}
+			resp.Decode(t, &data)
+			if len(data.Orders.Nodes) == 0 || len(resp.Errors) != len(data.Orders.Nodes) {
+				t.Fatalf("%d orders, %d errors, want one FORBIDDEN each: %+v", len(data.Orders.Nodes), len(resp.Errors), resp.Errors)
+			}
+			for i, n := range data.Orders.Nodes {
+				if n.Customer.Name == "" || n.Customer.Orders != nil || resp.Errors[i].Extensions["code"] != "FORBIDDEN" {
+					t.Fatalf("order %d: %+v, error %+v", i, n.Customer, resp.Errors[i])
+				}
+			}
+			requireTables(t, "others' orders", rep, "orders", "users")
+			requireNoWindow(t, "others' orders", rep)
 		})
 	}
 }

@@ -68,6 +68,27 @@ type childKey struct {
 	status store.OrderStatus // "" for any status
 }
 
+// orderPage names a page of a customer's orders, only those in status when it is set.
+func orderPage(customerID int64, status *store.OrderStatus, page store.PageArgs) childKey {
+	k := orderCount(customerID, status)
+	k.first, k.after = page.First, page.After
+	return k
+}
+
+// orderCount names the count of a customer's orders, only those in status when it is set.
+func orderCount(customerID int64, status *store.OrderStatus) childKey {
+	k := childKey{parent: customerID}
+	if status != nil {
+		k.status = *status
+	}
+	return k
+}
+
+// productPage names a page of a merchant's products.
+func productPage(merchantID int64, page store.PageArgs) childKey {
+	return childKey{parent: merchantID, first: page.First, after: page.After}
+}
+
 func (k childKey) page() store.PageArgs { return store.PageArgs{First: k.first, After: k.after} }
 
 func (k childKey) statusFilter() *store.OrderStatus {

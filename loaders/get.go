@@ -99,18 +99,33 @@ func Forget(ctx context.Context, productIDs ...int64) {
 // in one statement (level Partial: the customer is one of several parents of its level). A
 // bad page size or cursor is INVALID. It does not check who may see them.
 func CustomerOrders(ctx context.Context, customerID int64, status *store.OrderStatus, page store.PageArgs, level Level) (*store.OrderPage, error) {
-	k := childKey{parent: customerID, first: page.First, after: page.After}
-	if status != nil {
-		k.status = *status
+	return one(ctx, &For(ctx).customerOrders, orderPage(customerID, status, page), level)
+}
+
+// CustomerOrdersOf returns the page of each of these customers, as CustomerOrders does for one.
+func CustomerOrdersOf(ctx context.Context, customerIDs []int64, status *store.OrderStatus, page store.PageArgs, level Level) ([]*store.OrderPage, []error) {
+	ks := make([]childKey, len(customerIDs))
+	for i, id := range customerIDs {
+		ks[i] = orderPage(id, status, page)
 	}
-	return one(ctx, &For(ctx).customerOrders, k, level)
+	return many(ctx, &For(ctx).customerOrders, ks, level)
 }
 
 // MerchantProducts returns a page of a merchant's products, newest first. Pages of many
 // merchants asked for with the same arguments are read in one statement (level Partial). A
 // bad page size or cursor is INVALID.
 func MerchantProducts(ctx context.Context, merchantID int64, page store.PageArgs, level Level) (*store.ProductPage, error) {
-	return one(ctx, &For(ctx).merchantProducts, childKey{parent: merchantID, first: page.First, after: page.After}, level)
+	return one(ctx, &For(ctx).merchantProducts, productPage(merchantID, page), level)
+}
+
+// MerchantProductsOf returns the page of each of these merchants, as MerchantProducts does
+// for one.
+func MerchantProductsOf(ctx context.Context, merchantIDs []int64, page store.PageArgs, level Level) ([]*store.ProductPage, []error) {
+	ks := make([]childKey, len(merchantIDs))
+	for i, id := range merchantIDs {
+		ks[i] = productPage(id, page)
+	}
+	return many(ctx, &For(ctx).merchantProducts, ks, level)
 }
 
 // OrderCount returns how many orders match f. When f selects one customer's orders (the
@@ -121,11 +136,17 @@ func OrderCount(ctx context.Context, f store.OrderFilter, level Level) (int, err
 	if f.CustomerID == nil || f.VisibleTo != nil {
 		return l.store.CountOrders(ctx, f)
 	}
-	k := childKey{parent: *f.CustomerID}
-	if f.Status != nil {
-		k.status = *f.Status
+	return one(ctx, &l.customerOrderN, orderCount(*f.CustomerID, f.Status), level)
+}
+
+// CustomerOrderCounts returns how many orders each of these customers placed (only those in
+// status when it is set), as OrderCount does for one customer's.
+func CustomerOrderCounts(ctx context.Context, customerIDs []int64, status *store.OrderStatus, level Level) ([]int, []error) {
+	ks := make([]childKey, len(customerIDs))
+	for i, id := range customerIDs {
+		ks[i] = orderCount(id, status)
 	}
-	return one(ctx, &l.customerOrderN, k, level)
+	return many(ctx, &For(ctx).customerOrderN, ks, level)
 }
 
 // ProductCount returns how many products match f. When f selects one merchant's products
@@ -137,4 +158,14 @@ func ProductCount(ctx context.Context, f store.ProductFilter, level Level) (int,
 		return l.store.CountProducts(ctx, f)
 	}
 	return one(ctx, &l.merchantProductN, childKey{parent: *f.MerchantID}, level)
+}
+
+// MerchantProductCounts returns how many products each of these merchants sells, as
+// ProductCount does for one merchant's.
+func MerchantProductCounts(ctx context.Context, merchantIDs []int64, level Level) ([]int, []error) {
+	ks := make([]childKey, len(merchantIDs))
+	for i, id := range merchantIDs {
+		ks[i] = childKey{parent: id}
+	}
+	return many(ctx, &For(ctx).merchantProductN, ks, level)
 }

@@ -39,7 +39,12 @@ func (r *mutationResolver) UpdateOrderStatus(ctx context.Context, input model.Up
 
 // Customer is the batch resolver for the customer field.
 func (r *orderResolver) Customer(ctx context.Context, objs []*store.Order) ([]*store.User, error) {
-	return pointers(loaders.Users(ctx, keys(objs, func(o *store.Order) int64 { return o.CustomerID }), level(ctx)))
+	lvl := level(ctx)
+	customers, errs := loaders.Users(ctx, keys(objs, func(o *store.Order) int64 { return o.CustomerID }), lvl)
+	if lvl == loaders.Whole {
+		prefetchPages(ctx, customers)
+	}
+	return pointers(customers, errs)
 }
 
 // Items is the batch resolver for the items field.

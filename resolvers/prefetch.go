@@ -18,15 +18,19 @@ import (
 //
 // A prefetch reports nothing: a key it could not read stays out of the cache, and the call
 // that needs it reads it again through the window and reports its error for that key alone.
-// It reads only what the calls below would read, and visibility is checked by those calls as
-// before: none of the relations prefetched here has a rule of its own.
+// It reads only what those calls would read, which still check visibility as before: of the
+// relations prefetched here only User.orders has a rule, and its pages are read only where
+// the rule lets the caller see them.
 
 // The types a selection's fragments may name for an object of each type, as the generated
 // executor passes them to graphql.CollectFields (which then answers from its cache).
 var (
-	orderItemTypes = []string{"OrderItem"}
-	productTypes   = []string{"Product", "Node"}
-	eventTypes     = []string{"OrderStatusEvent"}
+	orderItemTypes   = []string{"OrderItem"}
+	productTypes     = []string{"Product", "Node"}
+	eventTypes       = []string{"OrderStatusEvent"}
+	userTypes        = []string{"User", "Node"}
+	orderPageTypes   = []string{"OrderConnection"}
+	productPageTypes = []string{"ProductConnection"}
 )
 
 // asked returns the fields named name that the selections of fields ask for on an object of
@@ -91,5 +95,59 @@ func prefetchProducts(ctx context.Context, products []store.Product, fields []gr
 func prefetchHistory(ctx context.Context, orders []*store.Order, fields []graphql.CollectedField) {
 	if len(asked(ctx, fields, eventTypes, "order")) > 0 {
 		loaders.PrimeOrders(ctx, orders)
+	}
+}
+
+// prefetchPages reads the pages of products and of orders that the field being resolved (of
+// type User: Order.customer, Product.merchant) asks for of users, and their totalCount when
+// it asks: gqlgen resolves them user by user. Pages of orders are read only for the users
+// whose orders the caller may see: User.orders answers FORBIDDEN for the others, reading
+// nothing.
+func prefetchPages(ctx context.Context, users []store.User) {
+	fc := graphql.GetFieldContext(ctx)
+	fields := []graphql.CollectedField{fc.Field}
+	products, orders := asked(ctx, fields, userTypes, "products"), asked(ctx, fields, userTypes, "orders")
+	if len(products) == 0 && len(orders) == 0 {
+		return
+	}
+	var all, visible []int64
+	v := viewer(ctx)
+	for _, u := range users {
+		if u.ID == 0 { // not found: its own call reports it
+			continue
+		}
+		all = append(all, u.ID)
+		if store.CanSeePrivate(v, u.ID) {
+			visible = append(visible, u.ID)
+		}
+	}
+	// fc.Child parses a field's arguments as gqlgen does when it resolves the field, and
+	// reports their errors: the field reports them itself, so none may reach the response
+	// from here.
+	quiet := graphql.WithFreshResponseContext(ctx)
+	for _, f := range products {
+		args, err := fc.Child(quiet, f)
+		if err != nil || len(all) == 0 {
+			continue
+		}
+		first, _ := args.Args["first"].(*int)
+		after, _ := args.Args["after"].(*string)
+		loaders.MerchantProductsOf(ctx, all, pageArgs(first, after), loaders.Whole)
+		if len(asked(ctx, []graphql.CollectedField{f}, productPageTypes, "totalCount")) > 0 {
+			loaders.MerchantProductCounts(ctx, all, loaders.Whole)
+		}
+	}
+	for _, f := range orders {
+		args, err := fc.Child(quiet, f)
+		if err != nil || len(visible) == 0 {
+			continue
+		}
+		first, _ := args.Args["first"].(*int)
+		after, _ := args.Args["after"].(*string)
+		status, _ := args.Args["status"].(*store.OrderStatus)
+		loaders.CustomerOrdersOf(ctx, visible, status, pageArgs(first, after), loaders.Whole)
+		if len(asked(ctx, []graphql.CollectedField{f}, orderPageTypes, "totalCount")) > 0 {
+			loaders.CustomerOrderCounts(ctx, visible, status, loaders.Whole)
+		}
 	}
 }

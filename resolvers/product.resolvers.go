@@ -31,7 +31,12 @@ func (r *mutationResolver) UpdateProduct(ctx context.Context, input model.Update
 
 // Merchant is the batch resolver for the merchant field.
 func (r *productResolver) Merchant(ctx context.Context, objs []*store.Product) ([]*store.User, error) {
-	return pointers(loaders.Users(ctx, keys(objs, func(p *store.Product) int64 { return p.MerchantID }), level(ctx)))
+	lvl := level(ctx)
+	merchants, errs := loaders.Users(ctx, keys(objs, func(p *store.Product) int64 { return p.MerchantID }), lvl)
+	if lvl == loaders.Whole {
+		prefetchPages(ctx, merchants)
+	}
+	return pointers(merchants, errs)
 }
 
 // Edges is the resolver for the edges field.
