@@ -92,12 +92,12 @@ type Loaders struct {
 	stats    *store.RequestStats
 	mu       sync.Mutex
 	batches  map[string][]int
-	windowed map[string][]int
+	windowed map[string][]int // made by the first such batch: most requests send none
 }
 
 // New returns fresh loaders reading from s.
 func New(s Store, cfg Config) *Loaders {
-	l := &Loaders{store: s, stats: &store.RequestStats{}, batches: map[string][]int{}, windowed: map[string][]int{}}
+	l := &Loaders{store: s, stats: &store.RequestStats{}, batches: map[string][]int{}}
 	lazily(&l.users, l, cfg, "user", byID(s.FindUsersByIDs, func(u store.User) int64 { return u.ID }))
 	lazily(&l.products, l, cfg, "product", byID(s.FindProductsByIDs, func(p store.Product) int64 { return p.ID }))
 	lazily(&l.orders, l, cfg, "order", byID(s.FindOrdersByIDs, func(o store.Order) int64 { return o.ID }))
@@ -152,6 +152,9 @@ func lazily[K comparable, V any](z *lazy[K, V], l *Loaders, cfg Config, name str
 func fromWindow[K comparable, V any](l *Loaders, name string, fetch dataloader.BatchFunc[K, V]) dataloader.BatchFunc[K, V] {
 	return func(ctx context.Context, keys []K) []*dataloader.Result[V] {
 		l.mu.Lock()
+		if l.windowed == nil {
+			l.windowed = map[string][]int{}
+		}
 		l.windowed[name] = append(l.windowed[name], len(keys))
 		l.mu.Unlock()
 		return fetch(ctx, keys)
@@ -194,18 +197,22 @@ type Report struct {
 	Batches map[string][]int
 	// Windowed lists, per loader, the size of each of those batches that its batch window
 	// sent (when the window closed or filled up); the others were Whole reads, sent at once.
+	// It is nil when no batch waited for a window.
 	Windowed map[string][]int
 }
 
 // Report returns what the operation of these loaders cost so far.
 func (l *Loaders) Report() Report {
-	r := Report{Statements: l.stats.Statements(), SQL: l.stats.SQL(), Batches: map[string][]int{}, Windowed: map[string][]int{}}
+	r := Report{Statements: l.stats.Statements(), SQL: l.stats.SQL(), Batches: map[string][]int{}}
 	r.CacheHits, r.CacheMisses = l.stats.Cache()
 	l.mu.Lock()
 	for k, v := range l.batches {
 		r.Batches[k] = append([]int(nil), v...)
 	}
 	for k, v := range l.windowed {
+		if r.Windowed == nil {
+			r.Windowed = map[string][]int{}
+		}
 		r.Windowed[k] = append([]int(nil), v...)
 	}
 	l.mu.Unlock()
