@@ -7,7 +7,7 @@
 package main
 
 //go:generate go tool gqlgen generate
-//go:generate go run ./graph/internal/lazydefer graph/generated.go
+//go:generate go run ./graph/internal/tuneexec graph/generated.go
 
 import (
 	"cmp"

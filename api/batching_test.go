@@ -589,6 +589,26 @@ func TestPagesOfOthersAreNotRead(t *testing.T) {
 	}
 }
 
+// TestListsWaitForTheWindowOnce: a list resolves its elements one after another (no
+// goroutine each) until one waits for the batch window; the rest then go concurrently and
+// meet in one window. Here each event's order asks for its items, which nothing read
+// ahead: the first order's wait is one batch, the other four orders' one more, where
+// elements resolved one by one would wait once each.
+func TestListsWaitForTheWindowOnce(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			seeded := seedPages(t, env)
+			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+			_, rep := env.measure(t, customer, `{ me { orders(first: 5) { nodes { history { order { items { product { name } } } } } } } }`, nil)
+			if got := rep.Windowed["items"]; !slices.Equal(got, []int{1, 4}) {
+				t.Fatalf("items batches from the window %v, want [1 4] (all batches %v)", got, rep.Batches)
+			}
+		})
+	}
+}
+
 // TestNodesBatchedWithPerKeyNotFound: node(id:) and product(id:) of several IDs in one
 // request share one statement per type, and an unknown ID is NOT_FOUND for itself alone.
 func TestNodesBatchedWithPerKeyNotFound(t *testing.T) {

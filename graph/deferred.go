@@ -7,7 +7,7 @@ import (
 )
 
 // deferredGroup stands for graphql.NewDeferredGroup in the generated executor (see
-// internal/lazydefer): the group is built only when a field of the object is deferred. An
+// internal/tuneexec): the group is built only when a field of the object is deferred. An
 // empty group is what the executor's code for fields without @defer expects: it reads the
 // group only for a deferred field, and processes it only when it has deferred labels.
 func deferredGroup(ctx context.Context, fields []graphql.CollectedField) graphql.DeferredGroup {

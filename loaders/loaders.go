@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -93,6 +94,7 @@ type Loaders struct {
 	mu       sync.Mutex
 	batches  map[string][]int
 	windowed map[string][]int // made by the first such batch: most requests send none
+	windows  atomic.Int64     // batches the window sent
 }
 
 // New returns fresh loaders reading from s.
@@ -151,6 +153,7 @@ func lazily[K comparable, V any](z *lazy[K, V], l *Loaders, cfg Config, name str
 // batch the loader's window sends (Whole reads call fetch directly).
 func fromWindow[K comparable, V any](l *Loaders, name string, fetch dataloader.BatchFunc[K, V]) dataloader.BatchFunc[K, V] {
 	return func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+		l.windows.Add(1)
 		l.mu.Lock()
 		if l.windowed == nil {
 			l.windowed = map[string][]int{}
@@ -249,6 +252,21 @@ func For(ctx context.Context) *Loaders {
 		panic("loaders: none in context")
 	}
 	return l
+}
+
+// Lookup returns the loaders in ctx, nil when there are none.
+func Lookup(ctx context.Context) *Loaders {
+	l, _ := ctx.Value(ctxKey{}).(*Loaders)
+	return l
+}
+
+// Windows is how many batches the loaders' batch window has sent so far: each one was
+// waited for. Nil loaders have sent none.
+func (l *Loaders) Windows() int64 {
+	if l == nil {
+		return 0
+	}
+	return l.windows.Load()
 }
 
 // Has reports whether ctx carries loaders.

@@ -1,0 +1,62 @@
+package graph
+
+import (
+	"context"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/shop/api/loaders"
+)
+
+// marshalList stands for graphql.MarshalSliceConcurrently in the generated executor (see
+// internal/tuneexec). gqlgen resolves each element of a list in a goroutine of its own,
+// whose stack then grows as it descends the element's fields; with batch resolvers and the
+// loaders' read-ahead most lists wait for nothing, and those goroutines were the larger part
+// of a storefront read's CPU. Here the elements are resolved one after another in the
+// caller's goroutine until one of them waits for the loaders' batch window: its siblings
+// would then each wait in turn, so the rest go concurrently, as gqlgen would have them, and
+// meet in one window. (The executor's worker_limit, unset here, bounds only gqlgen's path.)
+func marshalList(ctx context.Context, n int, workerLimit int64, omitPanicHandler bool,
+	marshal func(context.Context, int) graphql.Marshaler) graphql.Array {
+	l := loaders.Lookup(ctx)
+	if n <= 1 || l == nil {
+		return graphql.MarshalSliceConcurrently(ctx, n, workerLimit, omitPanicHandler, marshal)
+	}
+	ret := make(graphql.Array, n)
+	for i := range n {
+		windows := l.Windows()
+		ret[i] = marshalElement(ctx, i, omitPanicHandler, marshal)
+		if l.Windows() != windows {
+			marshalRest(ctx, ret, i+1, omitPanicHandler, marshal)
+			break
+		}
+	}
+	return ret
+}
+
+// marshalRest resolves the elements from first on concurrently, a goroutine each.
+func marshalRest(ctx context.Context, ret graphql.Array, first int, omitPanicHandler bool,
+	marshal func(context.Context, int) graphql.Marshaler) {
+	var wg sync.WaitGroup
+	for i := first; i < len(ret); i++ {
+		wg.Go(func() { ret[i] = marshalElement(ctx, i, omitPanicHandler, marshal) })
+	}
+	wg.Wait()
+}
+
+// marshalElement resolves element i in its own field context, its panic becoming the
+// element's error as in gqlgen.
+func marshalElement(ctx context.Context, i int, omitPanicHandler bool,
+	marshal func(context.Context, int) graphql.Marshaler) (m graphql.Marshaler) {
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
+	if !omitPanicHandler {
+		defer func() {
+			if r := recover(); r != nil {
+				graphql.AddError(ctx, graphql.Recover(ctx, r))
+				m = graphql.Null
+			}
+		}()
+	}
+	return marshal(ctx, i)
+}
