@@ -103,24 +103,23 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 		writeInternalError(w)
 		return
 	}
-	// {"errors":…,"data":…,…}: the data goes out as it is, the rest around it.
-	start := make([]byte, 0, len(head)+20)
-	start = append(start, '{')
+	// {"errors":…,"data":…,…}: the data goes in as it is, the rest around it, and out in one
+	// write (guard's response writer reworks a request error's body as a whole).
+	buf := make([]byte, 0, len(head)+len(resp.Data)+len(tail)+16)
+	buf = append(buf, '{')
 	if head != nil {
-		start = append(append(append(start, `"errors":`...), head...), ',')
+		buf = append(append(append(buf, `"errors":`...), head...), ',')
 	}
-	start = append(start, `"data":`...)
-	data := resp.Data
-	if len(data) == 0 {
-		data = []byte("null")
+	buf = append(buf, `"data":`...)
+	if len(resp.Data) == 0 {
+		buf = append(buf, "null"...)
+	} else {
+		buf = append(buf, resp.Data...)
 	}
-	end := []byte{'}'}
 	if len(tail) > 2 { // not {}
-		end = append([]byte{','}, tail[1:]...)
+		buf = append(append(buf, ','), tail[1:len(tail)-1]...)
 	}
-	_, _ = w.Write(start)
-	_, _ = w.Write(data)
-	_, _ = w.Write(end)
+	_, _ = w.Write(append(buf, '}'))
 }
 
 func writeInternalError(w io.Writer) {
