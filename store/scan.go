@@ -2,9 +2,15 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
+	"gorm.io/plugin/dbresolver"
 )
 
 // The batch reads are the hottest statements of the service, and gorm's reflective Find
@@ -39,14 +45,24 @@ func findRows[R any, P scannable[R]](q *gorm.DB, op string) ([]R, error) {
 	return findAll[R, R, P](q, op, func(r R) R { return r })
 }
 
-// findAll runs q for R's columns and returns the rows converted to domain values.
+// findAll runs q for R's columns and returns the rows converted to domain values. A read
+// whose connection broke while its rows were streaming (a replica stopped mid-read: the
+// replica set retries only a query that failed to start) runs once more on the primary.
 func findAll[R, T any, P scannable[R]](q *gorm.DB, op string, convert func(R) T) ([]T, error) {
+	out, err := scanAll[R, T, P](q, convert)
+	if err != nil && brokenConnection(err) && q.Statement.Context.Err() == nil {
+		out, err = scanAll[R, T, P](q.Clauses(dbresolver.Write), convert)
+	}
+	return out, translate(op, err)
+}
+
+func scanAll[R, T any, P scannable[R]](q *gorm.DB, convert func(R) T) ([]T, error) {
 	// The statement's deadline, which gorm's row callbacks cannot end, ends with the rows.
 	ctx, cancel := context.WithCancel(q.Statement.Context)
 	defer cancel()
 	rows, err := q.WithContext(ctx).Model(new(R)).Select(selectList[R, P]()).Rows()
 	if err != nil {
-		return nil, translate(op, err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []T
@@ -58,12 +74,24 @@ func findAll[R, T any, P scannable[R]](q *gorm.DB, op string, convert func(R) T)
 			dest = append(dest, c.dest)
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, translate(op, err)
+			return nil, err
 		}
 		out = append(out, convert(r))
 	}
-	if err := rows.Err(); err != nil {
-		return nil, translate(op, err)
+	return out, rows.Err()
+}
+
+// brokenConnection reports whether err is the connection's rather than the statement's: the
+// server went away or is shutting down (57P01–03; 57014, a cancelled statement, is not).
+func brokenConnection(err error) bool {
+	if pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false // the statement's deadline or the caller's: not worth a second try
 	}
-	return out, nil
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var netErr net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, driver.ErrBadConn) ||
+		errors.As(err, &netErr)
 }
