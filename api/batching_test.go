@@ -610,6 +610,49 @@ func TestListsWaitForTheWindowOnce(t *testing.T) {
 	}
 }
 
+// TestPlacedOrderReadsNothingBack: placeOrder's payload shows the items and the products'
+// new stock from what its transaction wrote: the products locked and updated, the order,
+// its items and its event written, and only the merchants read.
+func TestPlacedOrderReadsNothingBack(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			seeded := seedPages(t, env)
+			customer := env.tokenFor(t, seeded.CustomerIDs[1], store.RoleCustomer)
+			resp, rep := env.measure(t, customer, `mutation($a: ID!, $b: ID!) {
+				placeOrder(input: {items: [{productId: $a, quantity: 2}, {productId: $b, quantity: 1}]}) {
+					order { id items { quantity product { name stock merchant { name } } } } userErrors { code } } }`,
+				map[string]any{"a": gid("Product", seeded.ProductIDs[0]), "b": gid("Product", seeded.ProductIDs[40])})
+			var out struct {
+				PlaceOrder struct {
+					Order struct {
+						Items []struct {
+							Quantity int
+							Product  struct {
+								Name     string
+								Stock    int
+								Merchant struct{ Name string }
+							}
+						}
+					}
+				}
+			}
+			resp.Decode(t, &out)
+			items := out.PlaceOrder.Order.Items
+			if len(items) != 2 || items[0].Product.Stock != 1000-2 || items[1].Product.Stock != 1000-1 ||
+				items[0].Product.Name == "" || items[1].Product.Merchant.Name == "" {
+				t.Fatalf("payload %+v, want the products' new stock", items)
+			}
+			// Locking and updating the products, writing the order, its items and its event,
+			// and reading the merchants: six statements, none of them a read of what was written.
+			if rep.Statements != 6 {
+				t.Fatalf("placed order: %d statements, want 6; SQL:\n%s", rep.Statements, jsonLines(rep.SQL))
+			}
+		})
+	}
+}
+
 // TestNodesBatchedWithPerKeyNotFound: node(id:) and product(id:) of several IDs in one
 // request share one statement per type, and an unknown ID is NOT_FOUND for itself alone.
 func TestNodesBatchedWithPerKeyNotFound(t *testing.T) {

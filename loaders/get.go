@@ -86,6 +86,19 @@ func PrimeOrders(ctx context.Context, orders []*store.Order) {
 	}
 }
 
+// PrimePlaced caches what placing an order wrote (its items, its products with their new
+// stock), so that the order's payload reads none of it back.
+func PrimePlaced(ctx context.Context, p store.Placed) {
+	l := For(ctx)
+	if p.Items != nil {
+		l.items.get().Clear(ctx, p.Order.ID).Prime(ctx, p.Order.ID, p.Items)
+	}
+	products := l.products.get()
+	for _, pr := range p.Products {
+		products.Clear(ctx, pr.ID).Prime(ctx, pr.ID, pr)
+	}
+}
+
 // Forget drops cached products, so a mutation's payload shows the stock it changed.
 func Forget(ctx context.Context, productIDs ...int64) {
 	products := For(ctx).products.get()

@@ -18,9 +18,13 @@ func (r *mutationResolver) PlaceOrder(ctx context.Context, input model.PlaceOrde
 	if input.IdempotencyKey != nil {
 		in.IdempotencyKey = *input.IdempotencyKey
 	}
-	o, err := r.Store.PlaceOrder(ctx, viewer(ctx), in)
-	forgetProducts(ctx, in.Lines)
-	return orderPayload(o, err)
+	placed, err := r.Store.Place(ctx, viewer(ctx), in)
+	if placed.Products != nil {
+		loaders.PrimePlaced(ctx, placed)
+	} else {
+		forgetProducts(ctx, in.Lines)
+	}
+	return orderPayload(placed.Order, err)
 }
 
 // CancelOrder is the resolver for the cancelOrder field.

@@ -18,7 +18,7 @@ type Store interface {
 	UpdateProduct(ctx context.Context, v store.Viewer, id int64, ch store.ProductChanges) (store.Product, error)
 	FindProducts(ctx context.Context, f store.ProductFilter, sort store.ProductSort, page store.PageArgs) (*store.ProductPage, error)
 	CountProducts(ctx context.Context, f store.ProductFilter) (int, error)
-	PlaceOrder(ctx context.Context, v store.Viewer, in store.NewOrder) (store.Order, error)
+	Place(ctx context.Context, v store.Viewer, in store.NewOrder) (store.Placed, error)
 	CancelOrder(ctx context.Context, v store.Viewer, id int64) (store.Order, error)
 	UpdateOrderStatus(ctx context.Context, v store.Viewer, id int64, status store.OrderStatus, note *string) (store.Order, error)
 	FindOrders(ctx context.Context, f store.OrderFilter, page store.PageArgs) (*store.OrderPage, error)

@@ -142,22 +142,38 @@ var errKeyTaken = errors.New("idempotency key taken")
 // for each short line and IDEMPOTENCY_CONFLICT when the key was used for other items. Repeating
 // a key with the same items returns the order placed the first time.
 func (s *Store) PlaceOrder(ctx context.Context, viewer Viewer, in NewOrder) (Order, error) {
+	p, err := s.Place(ctx, viewer, in)
+	return p.Order, err
+}
+
+// Placed is an order PlaceOrder placed, with what its transaction wrote: the order's items
+// and its products as the order left them. A payload can show them without reading them
+// back. Both are nil for the repeat of an idempotent order, which wrote nothing.
+type Placed struct {
+	Order    Order
+	Items    []OrderItem
+	Products []Product
+}
+
+// Place is PlaceOrder returning what the order wrote.
+func (s *Store) Place(ctx context.Context, viewer Viewer, in NewOrder) (Placed, error) {
 	if err := checkSignedIn(viewer); err != nil {
-		return Order{}, err
+		return Placed{}, err
 	}
 	lines, err := in.combine()
 	if err != nil {
-		return Order{}, err
+		return Placed{}, err
 	}
 	hash := requestHash(lines)
 	if in.IdempotencyKey != "" {
 		if o, err := s.repeatedOrder(ctx, viewer.UserID, in.IdempotencyKey, hash); err == nil || ErrorCode(err) != CodeNotFound {
-			return o, err
+			return Placed{Order: o}, err
 		}
 	}
 	var order orderRow
 	var event OrderStatusEvent
 	var items []orderItemRow
+	var products []Product
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := s.now()
 		if in.IdempotencyKey != "" {
@@ -172,7 +188,7 @@ func (s *Store) PlaceOrder(ctx context.Context, viewer Viewer, in NewOrder) (Ord
 			}
 		}
 		var err error
-		if items, err = takeStock(tx, lines, now); err != nil {
+		if items, products, err = takeStock(tx, lines, now); err != nil {
 			return err
 		}
 		total := 0
@@ -205,14 +221,19 @@ func (s *Store) PlaceOrder(ctx context.Context, viewer Viewer, in NewOrder) (Ord
 		return err
 	})
 	if errors.Is(err, errKeyTaken) {
-		return s.repeatedOrder(ctx, viewer.UserID, in.IdempotencyKey, hash)
+		o, err := s.repeatedOrder(ctx, viewer.UserID, in.IdempotencyKey, hash)
+		return Placed{Order: o}, err
 	}
 	if err != nil {
-		return Order{}, translate("place order", err)
+		return Placed{}, translate("place order", err)
 	}
 	s.committed(ctx, order, items, event, true)
 	s.wrote(ctx, viewer.UserID)
-	return order.toOrder(), nil
+	placed := Placed{Order: order.toOrder(), Items: make([]OrderItem, len(items)), Products: products}
+	for i, it := range items {
+		placed.Items[i] = it.toItem()
+	}
+	return placed, nil
 }
 
 // committed tells the cache and the event sink of a committed order write: the products
@@ -254,21 +275,22 @@ func (s *Store) repeatedOrder(ctx context.Context, userID int64, key, hash strin
 // deadlocking; SQLite runs one write transaction at a time anyway), checks every line
 // against the locked stock, and takes them all in one UPDATE: two statements whatever the
 // number of lines, where an update per line cost a round trip each. It returns the order's
-// items, priced as the locked rows have them, or NOT_FOUND errors for every unknown product,
-// else INSUFFICIENT_STOCK errors for every short line, in line order.
-func takeStock(tx *gorm.DB, lines []combinedLine, now time.Time) ([]orderItemRow, error) {
+// items, priced as the locked rows have them, and its products as it leaves them; or
+// NOT_FOUND errors for every unknown product, else INSUFFICIENT_STOCK errors for every short
+// line, in line order.
+func takeStock(tx *gorm.DB, lines []combinedLine, now time.Time) ([]orderItemRow, []Product, error) {
 	ids := make([]int64, len(lines))
 	for i, l := range lines {
 		ids[i] = l.ProductID
 	}
 	slices.Sort(ids)
-	q := tx.Select("id", "merchant_id", "price", "stock").Where("id IN ?", ids).Order("id")
+	q := tx.Where("id IN ?", ids).Order("id")
 	if tx.Dialector.Name() == "postgres" {
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
 	var products []productRow
 	if err := q.Find(&products).Error; err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byID := make(map[int64]productRow, len(products))
 	for _, p := range products {
@@ -281,7 +303,7 @@ func takeStock(tx *gorm.DB, lines []combinedLine, now time.Time) ([]orderItemRow
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, nil, errs
 	}
 	items := make([]orderItemRow, len(lines))
 	cases, args := make([]string, 0, len(lines)), make([]any, 0, 2*len(lines))
@@ -297,19 +319,26 @@ func takeStock(tx *gorm.DB, lines []combinedLine, now time.Time) ([]orderItemRow
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, nil, errs
 	}
 	taken := gorm.Expr("CASE id "+strings.Join(cases, " ")+" END", args...)
 	res := tx.Model(&productRow{}).Where("id IN ? AND stock >= ?", ids, taken).
 		Updates(map[string]any{"stock": gorm.Expr("stock - ?", taken), "updated_at": now})
 	if res.Error != nil {
-		return nil, res.Error
+		return nil, nil, res.Error
 	}
 	if res.RowsAffected != int64(len(lines)) {
 		// The rows are locked: this cannot happen, and must not oversell if it did.
-		return nil, fmt.Errorf("take stock: %d of %d products updated under lock", res.RowsAffected, len(lines))
+		return nil, nil, fmt.Errorf("take stock: %d of %d products updated under lock", res.RowsAffected, len(lines))
 	}
-	return items, nil
+	left := make([]Product, len(lines))
+	for i, l := range lines {
+		p := byID[l.ProductID]
+		p.Stock -= l.Quantity
+		p.UpdatedAt = now
+		left[i] = p.toProduct()
+	}
+	return items, left, nil
 }
 
 func merchantsOf(items []orderItemRow) []int64 {
