@@ -6,29 +6,30 @@ import (
 	"github.com/shop/api/store"
 )
 
-// User returns the user with this ID, or NOT_FOUND.
-func User(ctx context.Context, id int64) (store.User, error) {
-	return For(ctx).users.get().Load(ctx, id)()
+// User returns the user with this ID, or NOT_FOUND; level as for Users.
+func User(ctx context.Context, id int64, level Level) (store.User, error) {
+	return one(ctx, &For(ctx).users, id, level)
 }
 
-// Product returns the product with this ID, or NOT_FOUND.
-func Product(ctx context.Context, id int64) (store.Product, error) {
-	return For(ctx).products.get().Load(ctx, id)()
+// Product returns the product with this ID, or NOT_FOUND; level as for Users.
+func Product(ctx context.Context, id int64, level Level) (store.Product, error) {
+	return one(ctx, &For(ctx).products, id, level)
 }
 
-// Order returns the order with this ID, or NOT_FOUND. It does not check who may see it.
-func Order(ctx context.Context, id int64) (store.Order, error) {
-	return For(ctx).orders.get().Load(ctx, id)()
+// Order returns the order with this ID, or NOT_FOUND; level as for Users. It does not check
+// who may see it.
+func Order(ctx context.Context, id int64, level Level) (store.Order, error) {
+	return one(ctx, &For(ctx).orders, id, level)
 }
 
-// Items returns an order's lines in placing order.
-func Items(ctx context.Context, orderID int64) ([]store.OrderItem, error) {
-	return For(ctx).items.get().Load(ctx, orderID)()
+// Items returns an order's lines in placing order; level as for Users.
+func Items(ctx context.Context, orderID int64, level Level) ([]store.OrderItem, error) {
+	return one(ctx, &For(ctx).items, orderID, level)
 }
 
-// History returns an order's status events, oldest first.
-func History(ctx context.Context, orderID int64) ([]store.OrderStatusEvent, error) {
-	return For(ctx).history.get().Load(ctx, orderID)()
+// History returns an order's status events, oldest first; level as for Users.
+func History(ctx context.Context, orderID int64, level Level) ([]store.OrderStatusEvent, error) {
+	return one(ctx, &For(ctx).history, orderID, level)
 }
 
 // Users returns the users with these IDs in order; errs is nil unless one is missing
@@ -61,7 +62,7 @@ func HistoryOf(ctx context.Context, orderIDs []int64, level Level) ([][]store.Or
 // OrderMerchants returns the merchants with a product in an order, for visibility checks,
 // reading the order's items as level says.
 func OrderMerchants(ctx context.Context, orderID int64, level Level) ([]int64, error) {
-	items, err := one(ctx, &For(ctx).items, orderID, level)
+	items, err := Items(ctx, orderID, level)
 	if err != nil {
 		return nil, err
 	}

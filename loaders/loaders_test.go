@@ -72,6 +72,11 @@ func loadAll[K, V any](ctx context.Context, keys []K, load func(context.Context,
 	return vals, errs
 }
 
+// partial loads one key through the batch window, as a resolver among siblings does.
+func partial[K, V any](load func(context.Context, K, loaders.Level) (V, error)) func(context.Context, K) (V, error) {
+	return func(ctx context.Context, k K) (V, error) { return load(ctx, k, loaders.Partial) }
+}
+
 // operation returns a context with fresh loaders for s, as the middleware gives a request.
 func operation(s *store.Store, cfg loaders.Config) (context.Context, *loaders.Loaders) {
 	l := loaders.New(s, cfg)
@@ -87,7 +92,7 @@ func TestByIDLoadersAnswerEachKey(t *testing.T) {
 		slices.Reverse(users)
 		users = append(users, s.shop.MerchantIDs...)
 		ctx, l := operation(s.store, batching)
-		got, errs := loadAll(ctx, users, loaders.User)
+		got, errs := loadAll(ctx, users, partial(loaders.User))
 		for i, id := range users {
 			switch {
 			case id == unknown && store.ErrorCode(errs[i]) != store.CodeNotFound:
@@ -97,14 +102,14 @@ func TestByIDLoadersAnswerEachKey(t *testing.T) {
 			}
 		}
 		products := append([]int64{unknown}, s.shop.ProductIDs...)
-		gotProducts, errs := loadAll(ctx, products, loaders.Product)
+		gotProducts, errs := loadAll(ctx, products, partial(loaders.Product))
 		for i, id := range products {
 			if (id == unknown) != (store.ErrorCode(errs[i]) == store.CodeNotFound) || (id != unknown && gotProducts[i].ID != id) {
 				t.Errorf("product %d: got %d, %v", id, gotProducts[i].ID, errs[i])
 			}
 		}
 		orders := append(flatten(s.shop.OrderIDs), unknown)
-		gotOrders, errs := loadAll(ctx, orders, loaders.Order)
+		gotOrders, errs := loadAll(ctx, orders, partial(loaders.Order))
 		for i, id := range orders {
 			if (id == unknown) != (store.ErrorCode(errs[i]) == store.CodeNotFound) || (id != unknown && gotOrders[i].ID != id) {
 				t.Errorf("order %d: got %d, %v", id, gotOrders[i].ID, errs[i])
@@ -115,7 +120,7 @@ func TestByIDLoadersAnswerEachKey(t *testing.T) {
 			t.Errorf("%d statements, user batches %v; want 3 statements and one batch of %d", rep.Statements, rep.Batches["user"], len(users))
 		}
 		// Loaded keys are answered from the operation's cache.
-		if _, err := loaders.User(ctx, s.shop.CustomerIDs[0]); err != nil || l.Report().Statements != 3 {
+		if _, err := loaders.User(ctx, s.shop.CustomerIDs[0], loaders.Partial); err != nil || l.Report().Statements != 3 {
 			t.Errorf("a repeated key cost a statement: %d, %v", l.Report().Statements, err)
 		}
 	})
@@ -127,8 +132,8 @@ func TestGroupedLoadersGiveEachParentItsChildren(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s seeded) {
 		orders := append(flatten(s.shop.OrderIDs), 999_999)
 		ctx, l := operation(s.store, batching)
-		items, errs := loadAll(ctx, orders, loaders.Items)
-		history, herrs := loadAll(ctx, orders, loaders.History)
+		items, errs := loadAll(ctx, orders, partial(loaders.Items))
+		history, herrs := loadAll(ctx, orders, partial(loaders.History))
 		for i, id := range orders {
 			if errs[i] != nil || herrs[i] != nil {
 				t.Fatalf("order %d: %v, %v", id, errs[i], herrs[i])
@@ -227,7 +232,7 @@ func TestPageLoadersGroupByArguments(t *testing.T) {
 func TestPerItemSendsEveryKeyAlone(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s seeded) {
 		ctx, l := operation(s.store, loaders.Config{PerItem: true})
-		if _, errs := loadAll(ctx, s.shop.ProductIDs, loaders.Product); slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		if _, errs := loadAll(ctx, s.shop.ProductIDs, partial(loaders.Product)); slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
 			t.Fatal(errs)
 		}
 		if n := l.Report().Statements; n != len(s.shop.ProductIDs) {
@@ -247,7 +252,7 @@ func TestMiddleware(t *testing.T) {
 		h := loaders.Middleware(s.store, cfg)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			had = append(had, loaders.Has(r.Context()))
 			if loaders.Has(r.Context()) {
-				if _, err := loaders.User(r.Context(), s.shop.CustomerIDs[0]); err != nil {
+				if _, err := loaders.User(r.Context(), s.shop.CustomerIDs[0], loaders.Partial); err != nil {
 					t.Error(err)
 				}
 			}

@@ -56,14 +56,6 @@ func alone(ctx context.Context) bool {
 	return field
 }
 
-// only returns the value and error of the one key of a load.
-func only[V any](vals []V, errs []error) (V, error) {
-	if errs != nil {
-		return vals[0], errs[0]
-	}
-	return vals[0], nil
-}
-
 // keys maps parents to the keys of what they refer to.
 func keys[P any](parents []*P, key func(*P) int64) []int64 {
 	ks := make([]int64, len(parents))

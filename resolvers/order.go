@@ -15,7 +15,7 @@ func visibleOrder(ctx context.Context, id int64) (store.Order, error) {
 		return store.Order{}, unauthenticated()
 	}
 	lvl := level(ctx)
-	o, err := only(loaders.Orders(ctx, []int64{id}, lvl))
+	o, err := loaders.Order(ctx, id, lvl)
 	if err != nil {
 		return store.Order{}, err
 	}
@@ -46,7 +46,7 @@ func forgetOrderProducts(ctx context.Context, o store.Order) {
 	if o.ID == 0 {
 		return
 	}
-	items, err := only(loaders.ItemsOf(ctx, []int64{o.ID}, level(ctx)))
+	items, err := loaders.Items(ctx, o.ID, level(ctx))
 	if err != nil {
 		return
 	}

@@ -65,7 +65,7 @@ func (r *productConnectionResolver) TotalCount(ctx context.Context, obj *store.P
 
 // Product is the resolver for the product field.
 func (r *queryResolver) Product(ctx context.Context, id string) (*store.Product, error) {
-	p, err := only(loaders.Products(ctx, []int64{localID(kindProduct, id)}, level(ctx)))
+	p, err := loaders.Product(ctx, localID(kindProduct, id), level(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func (r *queryResolver) Me(ctx context.Context) (*store.User, error) {
 	if v.Anonymous() {
 		return nil, nil
 	}
-	u, err := only(loaders.Users(ctx, []int64{v.UserID}, level(ctx)))
+	u, err := loaders.User(ctx, v.UserID, level(ctx))
 	if store.ErrorCode(err) == store.CodeNotFound {
 		return nil, nil // a valid token of a deleted account
 	}

@@ -35,7 +35,7 @@ func (r *mutationResolver) LogIn(ctx context.Context, input model.LogInInput) (*
 
 // User is the resolver for the user field.
 func (r *queryResolver) User(ctx context.Context, id string) (*store.User, error) {
-	u, err := only(loaders.Users(ctx, []int64{localID(kindUser, id)}, level(ctx)))
+	u, err := loaders.User(ctx, localID(kindUser, id), level(ctx))
 	if err != nil {
 		return nil, err
 	}
