@@ -334,12 +334,15 @@ func (b *Broker) subscribe(ctx context.Context, s *subscriber, capacity int) (<-
 	}
 	b.mu.Unlock()
 	if s.listener == nil {
-		context.AfterFunc(ctx, func() {
-			b.remove(s)
-			s.close()
-		})
+		context.AfterFunc(ctx, func() { b.unsubscribe(s) })
 	}
 	return ch, nil
+}
+
+// unsubscribe ends s: the broker forgets it and its channel closes.
+func (b *Broker) unsubscribe(s *subscriber) {
+	b.remove(s)
+	s.close()
 }
 
 func (b *Broker) remove(s *subscriber) {
@@ -423,8 +426,7 @@ func (b *Broker) OrderEvents(ctx context.Context, orderID, afterID int64) (<-cha
 		}
 	})
 	if err != nil {
-		b.remove(s)
-		s.close()
+		b.unsubscribe(s)
 		return nil, err
 	}
 	v := s.goLive(last, withAudience(replay, store.OrderEvent{}))

@@ -173,10 +173,7 @@ func (s *subscriber) close() {
 // subscribed tells the listener that the subscription is set up, and how to end it.
 func (s *subscriber) subscribed(b *Broker) {
 	if s.listener != nil {
-		s.listener.Subscribed(func() {
-			b.remove(s)
-			s.close()
-		})
+		s.listener.Subscribed(func() { b.unsubscribe(s) })
 	}
 }
 
