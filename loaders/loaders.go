@@ -261,19 +261,11 @@ func Lookup(ctx context.Context) *Loaders {
 }
 
 // Windows is how many batches the loaders' batch window has sent so far: each one was
-// waited for. Nil loaders have sent none.
-func (l *Loaders) Windows() int64 {
-	if l == nil {
-		return 0
-	}
-	return l.windows.Load()
-}
+// waited for.
+func (l *Loaders) Windows() int64 { return l.windows.Load() }
 
 // Has reports whether ctx carries loaders.
-func Has(ctx context.Context) bool {
-	_, ok := ctx.Value(ctxKey{}).(*Loaders)
-	return ok
-}
+func Has(ctx context.Context) bool { return Lookup(ctx) != nil }
 
 // Middleware gives every HTTP request fresh loaders, and reports what the request cost to
 // cfg.Observe. Keep it off WebSocket upgrades: a connection outlives any cache, so each
