@@ -177,6 +177,18 @@ type w1Data struct {
 
 // seedPages seeds 5 merchants of 30 products and 12 customers: the first with 100 orders of
 // 3 items, customer i with i orders.
+// forEachSeededBackend runs test on each backend against a service without the cache,
+// seeded by seedPages.
+func forEachSeededBackend(t *testing.T, test func(t *testing.T, env *costEnv, seeded storetest.Seeded)) {
+	t.Helper()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			test(t, env, seedPages(t, env))
+		})
+	}
+}
+
 func seedPages(t *testing.T, env *costEnv) storetest.Seeded {
 	t.Helper()
 	return storetest.Seed(t, env.svc.Store, storetest.Shop{
@@ -195,45 +207,41 @@ func seedPages(t *testing.T, env *costEnv) storetest.Seeded {
 // the same for a page of 20 as for a page of 100.
 func TestStatementsDoNotGrowWithThePage(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			env := newCostEnv(t, b.config(t), false)
-			seeded := seedPages(t, env)
-			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
-			for _, n := range []int{20, 100} {
-				resp, rep := env.measure(t, customer, queryW2, map[string]any{"n": n})
-				var w2 w2Data
-				resp.Decode(t, &w2)
-				if got := len(w2.Me.Orders.Nodes); got != n {
-					t.Fatalf("W2 first %d: %d orders", n, got)
-				}
-				for _, o := range w2.Me.Orders.Nodes {
-					if len(o.Items) != 3 || len(o.History) != 1 || o.Items[0].Product.Name == "" {
-						t.Fatalf("W2 first %d: order %s has %d items, %d events", n, o.ID, len(o.Items), len(o.History))
-					}
-				}
-				// me, its orders, their items and history, the items' products, their merchants.
-				requireTables(t, "W2 first "+strconv.Itoa(n), rep,
-					"users", "orders", "order_items", "order_status_events", "products", "users")
-				// Every level read at once: the items' read its products and their merchants.
-				requireNoWindow(t, "W2 first "+strconv.Itoa(n), rep)
-
-				resp, rep = env.measure(t, "", queryW1, map[string]any{"n": n})
-				var w1 w1Data
-				resp.Decode(t, &w1)
-				if got := len(w1.Products.Nodes); got != n {
-					t.Fatalf("W1 first %d: %d products", n, got)
-				}
-				requireTables(t, "W1 first "+strconv.Itoa(n), rep, "products", "users")
-				requireNoWindow(t, "W1 first "+strconv.Itoa(n), rep)
-				for _, name := range []string{"user"} {
-					if got := rep.Batches[name]; len(got) != 1 {
-						t.Fatalf("W1 first %d: %s loader sent batches %v, want one", n, name, got)
-					}
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+		for _, n := range []int{20, 100} {
+			resp, rep := env.measure(t, customer, queryW2, map[string]any{"n": n})
+			var w2 w2Data
+			resp.Decode(t, &w2)
+			if got := len(w2.Me.Orders.Nodes); got != n {
+				t.Fatalf("W2 first %d: %d orders", n, got)
+			}
+			for _, o := range w2.Me.Orders.Nodes {
+				if len(o.Items) != 3 || len(o.History) != 1 || o.Items[0].Product.Name == "" {
+					t.Fatalf("W2 first %d: order %s has %d items, %d events", n, o.ID, len(o.Items), len(o.History))
 				}
 			}
-		})
-	}
+			// me, its orders, their items and history, the items' products, their merchants.
+			requireTables(t, "W2 first "+strconv.Itoa(n), rep,
+				"users", "orders", "order_items", "order_status_events", "products", "users")
+			// Every level read at once: the items' read its products and their merchants.
+			requireNoWindow(t, "W2 first "+strconv.Itoa(n), rep)
+
+			resp, rep = env.measure(t, "", queryW1, map[string]any{"n": n})
+			var w1 w1Data
+			resp.Decode(t, &w1)
+			if got := len(w1.Products.Nodes); got != n {
+				t.Fatalf("W1 first %d: %d products", n, got)
+			}
+			requireTables(t, "W1 first "+strconv.Itoa(n), rep, "products", "users")
+			requireNoWindow(t, "W1 first "+strconv.Itoa(n), rep)
+			for _, name := range []string{"user"} {
+				if got := rep.Batches[name]; len(got) != 1 {
+					t.Fatalf("W1 first %d: %s loader sent batches %v, want one", n, name, got)
+				}
+			}
+		}
+	})
 }
 
 // TestOneOrderReadsItsMerchantsTogether: the merchants of one order's products are one
@@ -241,32 +249,28 @@ func TestStatementsDoNotGrowWithThePage(t *testing.T) {
 // product's merchant is one key of a level the other lines share.
 func TestOneOrderReadsItsMerchantsTogether(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			env := newCostEnv(t, b.config(t), false)
-			seeded := seedPages(t, env)
-			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
-			resp, rep := env.measure(t, customer, `query($o: ID!) { order(id: $o) { items { product { name merchant { id name } } } } }`,
-				map[string]any{"o": gid("Order", seeded.OrderIDs[0][0])})
-			var one struct {
-				Order struct {
-					Items []struct {
-						Product struct{ Merchant struct{ ID string } }
-					}
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+		resp, rep := env.measure(t, customer, `query($o: ID!) { order(id: $o) { items { product { name merchant { id name } } } } }`,
+			map[string]any{"o": gid("Order", seeded.OrderIDs[0][0])})
+		var one struct {
+			Order struct {
+				Items []struct {
+					Product struct{ Merchant struct{ ID string } }
 				}
 			}
-			resp.Decode(t, &one)
-			merchants := map[string]bool{}
-			for _, it := range one.Order.Items {
-				merchants[it.Product.Merchant.ID] = true
-			}
-			if len(one.Order.Items) != 3 || len(merchants) < 2 {
-				t.Fatalf("the order should have 3 lines of at least 2 merchants: %s", resp.Data)
-			}
-			requireTables(t, "one order", rep, "orders", "order_items", "products", "users")
-			requireNoWindow(t, "one order", rep)
-		})
-	}
+		}
+		resp.Decode(t, &one)
+		merchants := map[string]bool{}
+		for _, it := range one.Order.Items {
+			merchants[it.Product.Merchant.ID] = true
+		}
+		if len(one.Order.Items) != 3 || len(merchants) < 2 {
+			t.Fatalf("the order should have 3 lines of at least 2 merchants: %s", resp.Data)
+		}
+		requireTables(t, "one order", rep, "orders", "order_items", "products", "users")
+		requireNoWindow(t, "one order", rep)
+	})
 }
 
 // requireNoWindow fails unless no loader of the request sent a batch from its batch window:
@@ -284,37 +288,33 @@ func requireNoWindow(t *testing.T, what string, rep loaders.Report) {
 // Several root fields still share it.
 func TestLoneRootFieldsDoNotWait(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			env := newCostEnv(t, b.config(t), false)
-			seeded := seedPages(t, env)
-			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
-			p0, p1 := gid("Product", seeded.ProductIDs[0]), gid("Product", seeded.ProductIDs[1])
-			for _, c := range []struct {
-				name, query string
-				vars        map[string]any
-				tables      []string
-			}{
-				{"me", `{ me { name orders(first: 5) { totalCount nodes { id } } products { totalCount } } }`, nil,
-					[]string{"users", "orders", "orders", "products", "products"}},
-				{"order", `query($o: ID!) { order(id: $o) { status customer { name } } }`,
-					// Its customer needs no merchants of the order to see it.
-					map[string]any{"o": gid("Order", seeded.OrderIDs[0][0])}, []string{"orders", "users"}},
-				{"product", `query($p: ID!) { product(id: $p) { name merchant { name } } }`, map[string]any{"p": p0},
-					[]string{"products", "users"}},
-			} {
-				_, rep := env.measure(t, customer, c.query, c.vars)
-				requireTables(t, c.name, rep, c.tables...)
-				requireNoWindow(t, c.name, rep)
-			}
-			_, rep := env.measure(t, customer, `query($a: ID!, $b: ID!) { a: product(id: $a) { name } b: product(id: $b) { name } }`,
-				map[string]any{"a": p0, "b": p1})
-			requireTables(t, "two products", rep, "products")
-			if got := rep.Windowed["product"]; !slices.Equal(got, []int{2}) {
-				t.Fatalf("two root products: window batches %v, want one of 2", got)
-			}
-		})
-	}
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+		p0, p1 := gid("Product", seeded.ProductIDs[0]), gid("Product", seeded.ProductIDs[1])
+		for _, c := range []struct {
+			name, query string
+			vars        map[string]any
+			tables      []string
+		}{
+			{"me", `{ me { name orders(first: 5) { totalCount nodes { id } } products { totalCount } } }`, nil,
+				[]string{"users", "orders", "orders", "products", "products"}},
+			{"order", `query($o: ID!) { order(id: $o) { status customer { name } } }`,
+				// Its customer needs no merchants of the order to see it.
+				map[string]any{"o": gid("Order", seeded.OrderIDs[0][0])}, []string{"orders", "users"}},
+			{"product", `query($p: ID!) { product(id: $p) { name merchant { name } } }`, map[string]any{"p": p0},
+				[]string{"products", "users"}},
+		} {
+			_, rep := env.measure(t, customer, c.query, c.vars)
+			requireTables(t, c.name, rep, c.tables...)
+			requireNoWindow(t, c.name, rep)
+		}
+		_, rep := env.measure(t, customer, `query($a: ID!, $b: ID!) { a: product(id: $a) { name } b: product(id: $b) { name } }`,
+			map[string]any{"a": p0, "b": p1})
+		requireTables(t, "two products", rep, "products")
+		if got := rep.Windowed["product"]; !slices.Equal(got, []int{2}) {
+			t.Fatalf("two root products: window batches %v, want one of 2", got)
+		}
+	})
 }
 
 // TestNestedLevelsReadWhatTheQueryAsks: the items of a page's orders read the products
@@ -325,56 +325,52 @@ func TestNestedLevelsReadWhatTheQueryAsks(t *testing.T) {
 	t.Parallel()
 	const lines = `query($n: Int!, $merchant: Boolean!) { me { orders(first: $n) { nodes { id lines: items { ...line } } } } }
 		fragment line on OrderItem { quantity ... on OrderItem { p: product { name ... @include(if: $merchant) { m: merchant { name } } } } }`
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			env := newCostEnv(t, b.config(t), false)
-			seeded := seedPages(t, env)
-			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
-			for _, c := range []struct {
-				name, query string
-				vars        map[string]any
-				tables      []string
-			}{
-				{"fragments and aliases", lines, map[string]any{"n": 20, "merchant": true},
-					[]string{"users", "orders", "order_items", "products", "users"}},
-				{"merchant left out", lines, map[string]any{"n": 20, "merchant": false},
-					[]string{"users", "orders", "order_items", "products"}},
-				{"no product", `{ me { orders(first: 20) { nodes { items { quantity } } } } }`, nil,
-					[]string{"users", "orders", "order_items"}},
-				{"history's order", `{ me { orders(first: 20) { nodes { id history { status order { id status } } } } } }`, nil,
-					[]string{"users", "orders", "order_status_events"}},
-			} {
-				resp, rep := env.measure(t, customer, c.query, c.vars)
-				requireTables(t, c.name, rep, c.tables...)
-				requireNoWindow(t, c.name, rep)
-				if c.name != "fragments and aliases" {
-					continue
-				}
-				var got struct {
-					Me struct {
-						Orders struct {
-							Nodes []struct {
-								Lines []struct {
-									P struct {
-										Name string
-										M    struct{ Name string }
-									}
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+		for _, c := range []struct {
+			name, query string
+			vars        map[string]any
+			tables      []string
+		}{
+			{"fragments and aliases", lines, map[string]any{"n": 20, "merchant": true},
+				[]string{"users", "orders", "order_items", "products", "users"}},
+			{"merchant left out", lines, map[string]any{"n": 20, "merchant": false},
+				[]string{"users", "orders", "order_items", "products"}},
+			{"no product", `{ me { orders(first: 20) { nodes { items { quantity } } } } }`, nil,
+				[]string{"users", "orders", "order_items"}},
+			{"history's order", `{ me { orders(first: 20) { nodes { id history { status order { id status } } } } } }`, nil,
+				[]string{"users", "orders", "order_status_events"}},
+		} {
+			resp, rep := env.measure(t, customer, c.query, c.vars)
+			requireTables(t, c.name, rep, c.tables...)
+			requireNoWindow(t, c.name, rep)
+			if c.name != "fragments and aliases" {
+				continue
+			}
+			var got struct {
+				Me struct {
+					Orders struct {
+						Nodes []struct {
+							Lines []struct {
+								P struct {
+									Name string
+									M    struct{ Name string }
 								}
 							}
 						}
 					}
 				}
-				resp.Decode(t, &got)
-				for _, o := range got.Me.Orders.Nodes {
-					for _, l := range o.Lines {
-						if l.P.Name == "" || l.P.M.Name == "" {
-							t.Fatalf("%s: a line without its product or merchant: %s", c.name, resp.Data)
-						}
+			}
+			resp.Decode(t, &got)
+			for _, o := range got.Me.Orders.Nodes {
+				for _, l := range o.Lines {
+					if l.P.Name == "" || l.P.M.Name == "" {
+						t.Fatalf("%s: a line without its product or merchant: %s", c.name, resp.Data)
 					}
 				}
 			}
-		})
-	}
+		}
+	})
 }
 
 // TestWarmCacheSkipsLookups: with the cache warm, W1 and W2 read no user or product from the
@@ -559,35 +555,31 @@ func TestChildPagesOfManyParents(t *testing.T) {
 // User.orders does not read them either.
 func TestPagesOfOthersAreNotRead(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			env := newCostEnv(t, b.config(t), false)
-			seeded := seedPages(t, env)
-			merchant := env.tokenFor(t, seeded.MerchantIDs[0], store.RoleMerchant)
-			resp, rep := env.cost(t, merchant, `{ orders(first: 20) { nodes { customer { name orders(first: 3) { totalCount nodes { id } } } } } }`, nil)
-			var data struct {
-				Orders struct {
-					Nodes []struct {
-						Customer struct {
-							Name   string
-							Orders *struct{ TotalCount int }
-						}
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		merchant := env.tokenFor(t, seeded.MerchantIDs[0], store.RoleMerchant)
+		resp, rep := env.cost(t, merchant, `{ orders(first: 20) { nodes { customer { name orders(first: 3) { totalCount nodes { id } } } } } }`, nil)
+		var data struct {
+			Orders struct {
+				Nodes []struct {
+					Customer struct {
+						Name   string
+						Orders *struct{ TotalCount int }
 					}
 				}
 			}
-			resp.Decode(t, &data)
-			if len(data.Orders.Nodes) == 0 || len(resp.Errors) != len(data.Orders.Nodes) {
-				t.Fatalf("%d orders, %d errors, want one FORBIDDEN each: %+v", len(data.Orders.Nodes), len(resp.Errors), resp.Errors)
+		}
+		resp.Decode(t, &data)
+		if len(data.Orders.Nodes) == 0 || len(resp.Errors) != len(data.Orders.Nodes) {
+			t.Fatalf("%d orders, %d errors, want one FORBIDDEN each: %+v", len(data.Orders.Nodes), len(resp.Errors), resp.Errors)
+		}
+		for i, n := range data.Orders.Nodes {
+			if n.Customer.Name == "" || n.Customer.Orders != nil || resp.Errors[i].Extensions["code"] != "FORBIDDEN" {
+				t.Fatalf("order %d: %+v, error %+v", i, n.Customer, resp.Errors[i])
 			}
-			for i, n := range data.Orders.Nodes {
-				if n.Customer.Name == "" || n.Customer.Orders != nil || resp.Errors[i].Extensions["code"] != "FORBIDDEN" {
-					t.Fatalf("order %d: %+v, error %+v", i, n.Customer, resp.Errors[i])
-				}
-			}
-			requireTables(t, "others' orders", rep, "orders", "users")
-			requireNoWindow(t, "others' orders", rep)
-		})
-	}
+		}
+		requireTables(t, "others' orders", rep, "orders", "users")
+		requireNoWindow(t, "others' orders", rep)
+	})
 }
 
 // TestListsWaitForTheWindowOnce: a list resolves its elements one after another (no
@@ -597,17 +589,13 @@ func TestPagesOfOthersAreNotRead(t *testing.T) {
 // elements resolved one by one would wait once each.
 func TestListsWaitForTheWindowOnce(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			env := newCostEnv(t, b.config(t), false)
-			seeded := seedPages(t, env)
-			customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
-			_, rep := env.measure(t, customer, `{ me { orders(first: 5) { nodes { history { order { items { product { name } } } } } } } }`, nil)
-			if got := rep.Windowed["items"]; !slices.Equal(got, []int{1, 4}) {
-				t.Fatalf("items batches from the window %v, want [1 4] (all batches %v)", got, rep.Batches)
-			}
-		})
-	}
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+		_, rep := env.measure(t, customer, `{ me { orders(first: 5) { nodes { history { order { items { product { name } } } } } } } }`, nil)
+		if got := rep.Windowed["items"]; !slices.Equal(got, []int{1, 4}) {
+			t.Fatalf("items batches from the window %v, want [1 4] (all batches %v)", got, rep.Batches)
+		}
+	})
 }
 
 // TestPlacedOrderReadsNothingBack: placeOrder's payload shows the items and the products'
@@ -615,82 +603,74 @@ func TestListsWaitForTheWindowOnce(t *testing.T) {
 // its items and its event written, and only the merchants read.
 func TestPlacedOrderReadsNothingBack(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			env := newCostEnv(t, b.config(t), false)
-			seeded := seedPages(t, env)
-			customer := env.tokenFor(t, seeded.CustomerIDs[1], store.RoleCustomer)
-			resp, rep := env.measure(t, customer, `mutation($a: ID!, $b: ID!) {
-				placeOrder(input: {items: [{productId: $a, quantity: 2}, {productId: $b, quantity: 1}]}) {
-					order { id items { quantity product { name stock merchant { name } } } } userErrors { code } } }`,
-				map[string]any{"a": gid("Product", seeded.ProductIDs[0]), "b": gid("Product", seeded.ProductIDs[40])})
-			var out struct {
-				PlaceOrder struct {
-					Order struct {
-						Items []struct {
-							Quantity int
-							Product  struct {
-								Name     string
-								Stock    int
-								Merchant struct{ Name string }
-							}
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		customer := env.tokenFor(t, seeded.CustomerIDs[1], store.RoleCustomer)
+		resp, rep := env.measure(t, customer, `mutation($a: ID!, $b: ID!) {
+			placeOrder(input: {items: [{productId: $a, quantity: 2}, {productId: $b, quantity: 1}]}) {
+				order { id items { quantity product { name stock merchant { name } } } } userErrors { code } } }`,
+			map[string]any{"a": gid("Product", seeded.ProductIDs[0]), "b": gid("Product", seeded.ProductIDs[40])})
+		var out struct {
+			PlaceOrder struct {
+				Order struct {
+					Items []struct {
+						Quantity int
+						Product  struct {
+							Name     string
+							Stock    int
+							Merchant struct{ Name string }
 						}
 					}
 				}
 			}
-			resp.Decode(t, &out)
-			items := out.PlaceOrder.Order.Items
-			if len(items) != 2 || items[0].Product.Stock != 1000-2 || items[1].Product.Stock != 1000-1 ||
-				items[0].Product.Name == "" || items[1].Product.Merchant.Name == "" {
-				t.Fatalf("payload %+v, want the products' new stock", items)
-			}
-			// Locking and updating the products, writing the order, its items and its event,
-			// and reading the merchants: six statements, none of them a read of what was written.
-			if rep.Statements != 6 {
-				t.Fatalf("placed order: %d statements, want 6; SQL:\n%s", rep.Statements, jsonLines(rep.SQL))
-			}
-		})
-	}
+		}
+		resp.Decode(t, &out)
+		items := out.PlaceOrder.Order.Items
+		if len(items) != 2 || items[0].Product.Stock != 1000-2 || items[1].Product.Stock != 1000-1 ||
+			items[0].Product.Name == "" || items[1].Product.Merchant.Name == "" {
+			t.Fatalf("payload %+v, want the products' new stock", items)
+		}
+		// Locking and updating the products, writing the order, its items and its event,
+		// and reading the merchants: six statements, none of them a read of what was written.
+		if rep.Statements != 6 {
+			t.Fatalf("placed order: %d statements, want 6; SQL:\n%s", rep.Statements, jsonLines(rep.SQL))
+		}
+	})
 }
 
 // TestNodesBatchedWithPerKeyNotFound: node(id:) and product(id:) of several IDs in one
 // request share one statement per type, and an unknown ID is NOT_FOUND for itself alone.
 func TestNodesBatchedWithPerKeyNotFound(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			env := newCostEnv(t, b.config(t), false)
-			seeded := seedPages(t, env)
-			body, _ := json.Marshal(map[string]any{"query": `query($p1: ID!, $p2: ID!, $u: ID!, $missing: ID!) {
-				a: node(id: $p1) { id ... on Product { name } }
-				b: node(id: $p2) { id ... on Product { name } }
-				c: node(id: $u) { id ... on User { name } }
-				d: product(id: $missing) { name } }`,
-				"variables": map[string]any{"p1": gid("Product", seeded.ProductIDs[0]), "p2": gid("Product", seeded.ProductIDs[40]),
-					"u": gid("User", seeded.CustomerIDs[3]), "missing": gid("Product", 1<<40)}})
-			req, _ := http.NewRequest(http.MethodPost, env.srv.URL+"/graphql", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			id := storetest.Name("req")
-			req.Header.Set("X-Request-Id", id)
-			resp := env.do(req)
-			rep := env.reports.wait(t, id)
-			var data struct {
-				A, B, C struct{ ID, Name string }
-				D       *struct{ Name string }
-			}
-			resp.Decode(t, &data)
-			if data.A.Name == "" || data.B.Name == "" || data.C.Name == "" || data.D != nil {
-				t.Fatalf("data: %s", resp.Data)
-			}
-			if len(resp.Errors) != 1 || resp.Code() != "NOT_FOUND" || len(resp.Errors[0].Path) != 1 || resp.Errors[0].Path[0] != "d" {
-				t.Fatalf("errors: %+v", resp.Errors)
-			}
-			if got := rep.Batches["product"]; !slices.Equal(got, []int{3}) {
-				t.Fatalf("product batches %v, want one of 3; SQL:\n%s", got, jsonLines(rep.SQL))
-			}
-			requireTables(t, "nodes", rep, "products", "users")
-		})
-	}
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		body, _ := json.Marshal(map[string]any{"query": `query($p1: ID!, $p2: ID!, $u: ID!, $missing: ID!) {
+			a: node(id: $p1) { id ... on Product { name } }
+			b: node(id: $p2) { id ... on Product { name } }
+			c: node(id: $u) { id ... on User { name } }
+			d: product(id: $missing) { name } }`,
+			"variables": map[string]any{"p1": gid("Product", seeded.ProductIDs[0]), "p2": gid("Product", seeded.ProductIDs[40]),
+				"u": gid("User", seeded.CustomerIDs[3]), "missing": gid("Product", 1<<40)}})
+		req, _ := http.NewRequest(http.MethodPost, env.srv.URL+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		id := storetest.Name("req")
+		req.Header.Set("X-Request-Id", id)
+		resp := env.do(req)
+		rep := env.reports.wait(t, id)
+		var data struct {
+			A, B, C struct{ ID, Name string }
+			D       *struct{ Name string }
+		}
+		resp.Decode(t, &data)
+		if data.A.Name == "" || data.B.Name == "" || data.C.Name == "" || data.D != nil {
+			t.Fatalf("data: %s", resp.Data)
+		}
+		if len(resp.Errors) != 1 || resp.Code() != "NOT_FOUND" || len(resp.Errors[0].Path) != 1 || resp.Errors[0].Path[0] != "d" {
+			t.Fatalf("errors: %+v", resp.Errors)
+		}
+		if got := rep.Batches["product"]; !slices.Equal(got, []int{3}) {
+			t.Fatalf("product batches %v, want one of 3; SQL:\n%s", got, jsonLines(rep.SQL))
+		}
+		requireTables(t, "nodes", rep, "products", "users")
+	})
 }
 
 // dropCache deletes the service's cache entries, so the next request is cold again.
