@@ -6,6 +6,7 @@
 package api
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -51,19 +52,20 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(post{})
 	srv.SetQueryCache(cfg.Operations.Documents())
+	use := func(ext graphql.HandlerExtension) { useExtension(srv, ext) }
 	if cfg.Introspection {
-		srv.Use(extension.Introspection{})
+		use(extension.Introspection{})
 	}
 	if cfg.Trusted != nil {
 		// First: it turns an id into its text before the shape limits look at the text.
-		srv.Use(cfg.Trusted)
+		use(cfg.Trusted)
 	}
-	cfg.Operations.Install(srv)
+	cfg.Operations.Install(srv, use)
 	if cfg.Trusted == nil {
 		// After the limits, so that only queries that passed the shape limits are stored.
-		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
+		use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
 	}
-	srv.Use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
+	use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
 	if cfg.ReplicaReads {
 		srv.AroundOperations(replicaReads)
 	}
@@ -71,6 +73,16 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(Recover(cfg.Log))
 	return srv
+}
+
+// useExtension installs ext on srv, refusing field middleware: the executor marshals plain
+// leaf fields without running it (graph/internal/tuneexec), so it would see only some of
+// the fields. Field-level concerns belong in the resolver or a root-field interceptor.
+func useExtension(srv *handler.Server, ext graphql.HandlerExtension) {
+	if _, ok := ext.(graphql.FieldInterceptor); ok {
+		panic(fmt.Sprintf("api: extension %s intercepts fields, which plain leaf fields skip", ext.ExtensionName()))
+	}
+	srv.Use(ext)
 }
 
 // Chain wraps h in middleware, the first outermost.

@@ -126,11 +126,11 @@ func (o *Operations) Documents() *lru.LRU[*ast.QueryDocument] { return o.docs }
 // tokens, aliases or too deep is refused before gqlgen validates it (validation itself is
 // what such documents attack), one that costs too much right after validation. Every
 // refusal is COMPLEXITY_LIMIT_EXCEEDED. The token limit is also set on gqlgen's parser
-// (CVE-2023-49559) as a second line.
-func (o *Operations) Install(srv *handler.Server) {
+// (CVE-2023-49559) as a second line. use installs each extension on srv.
+func (o *Operations) Install(srv *handler.Server, use func(graphql.HandlerExtension)) {
 	srv.SetParserTokenLimit(o.limits.MaxTokens + 1)
-	srv.Use(&shapeLimit{limits: o.limits, known: o.docs})
-	srv.Use(&costLimit{budget: o.budget, max: o.limits.MaxCost})
+	use(&shapeLimit{limits: o.limits, known: o.docs})
+	use(&costLimit{budget: o.budget, max: o.limits.MaxCost})
 }
 
 // shapeLimit checks a document's tokens, depth and aliases before it is validated.

@@ -3,11 +3,17 @@
 // instead are in package graph, each with its reasons:
 //
 //   - an object builds its @defer group only when one of its fields is deferred
-//     (deferredGroup, graph/deferred.go);
+//     (deferredGroup, graph/deferred.go), and is written without gqlgen's per-field copies
+//     unless it has deferred fields (marshalObject, graph/object.go);
 //   - a list resolves its elements one after another until one waits for the loaders'
-//     batch window, instead of a goroutine per element (marshalList, graph/lists.go).
+//     batch window, instead of a goroutine per element (marshalList, graph/lists.go);
+//   - a batch resolver finds its parent's index without building the response path
+//     (batchParentsFor, graph/batch.go);
+//   - a plain leaf field (a struct field or a method without context or error, of a scalar
+//     or enum whose marshaler never yields null) is marshaled at once, without the field
+//     context, closures and boxing of graphql.ResolveField (see plainLeaf below).
 //
-// `go generate` runs it after gqlgen. It fails when gqlgen's code no longer has a line it
+// `go generate` runs it after gqlgen. It fails when gqlgen's code no longer has what it
 // rewrites, so that a gqlgen upgrade cannot drop a change unnoticed.
 package main
 
@@ -15,12 +21,41 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"regexp"
 )
 
 var rewrites = []struct{ from, to string }{
 	{"deferred := graphql.NewDeferredGroup(ctx)", "deferred := deferredGroup(ctx, fields)"},
 	{"graphql.MarshalSliceConcurrently(", "marshalList("},
+	{"graphql.BatchParentsFor[", "batchParentsFor["},
+	{"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n",
+		"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn marshalObject(out, fields, len(deferred.Defers))\n}\n"},
 }
+
+// plainLeaf matches a field function whose value is a struct field or a method of obj that
+// takes no context and returns no error, with no field middleware of its own (gqlgen's
+// middleware argument is nil: no directive), marshaled by a marshal function of a value
+// (not pointer or list) type. Such a field can fail in no way that needs its own field
+// context: the field's path in an error, the field middleware and its recorded result are
+// all that ResolveField adds, and the service installs no field middleware (api.NewGraphQL
+// refuses a FieldInterceptor). A panic still ends in the nearest enclosing field's recover.
+var plainLeaf = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _\w+\(ctx context\.Context, field graphql\.CollectedField, obj \S+\) \(ret graphql\.Marshaler\) \{\n)` +
+	`\treturn graphql\.ResolveField\(\n\t\tctx,\n\t\tec\.OperationContext,\n\t\tfield,\n` +
+	`\t\tfunc\(ctx context\.Context, field graphql\.CollectedField\) \(\*graphql\.FieldContext, error\) \{\n\t\t\treturn ec\.fieldContext_\w+\(ctx, field\)\n\t\t\},\n` +
+	`\t\tfunc\(ctx context\.Context\) \(any, error\) \{\n\t\t\treturn (obj\.\w+(?:\(\))?), nil\n\t\t\},\n` +
+	`\t\tnil,\n` +
+	`\t\tfunc\(ctx context\.Context, selections ast\.SelectionSet, v [^*\[\s]\S*\) graphql\.Marshaler \{\n\t\t\treturn ec\.(marshalN[^\s(]+)\(ctx, selections, v\)\n\t\t\},\n` +
+	`\t\ttrue,\n\t\ttrue,\n\t\)\n\}\n`)
+
+// neverNull matches a marshal function of a value type that wraps one of gqlgen's scalar
+// marshalers that never return graphql.Null (Time does, for the zero time), or an enum's
+// name table: its null check, the one place it reads the field context, cannot fire.
+var neverNull = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (marshalN[^\s(]+)\(ctx context\.Context, sel ast\.SelectionSet, v [^*\[\s]\S*\) graphql\.Marshaler \{\n` +
+	`\t_ = sel\n\tres := graphql\.Marshal(?:String|ID|Int|Int32|Int64|Boolean|Float)\((?:v|marshalN[^\s\[]+\[v\])\)\n`)
+
+// minPlainLeaves is fewer than the schema's plain leaf fields: if gqlgen's code changes so
+// that fewer match, the rewrite has stopped applying.
+const minPlainLeaves = 25
 
 func main() {
 	if err := rewrite(os.Args[1]); err != nil {
@@ -39,6 +74,22 @@ func rewrite(path string) error {
 			return fmt.Errorf("%s has no %q: gqlgen changed, see package graph", path, r.from)
 		}
 		src = bytes.ReplaceAll(src, []byte(r.from), []byte(r.to))
+	}
+	safe := map[string]bool{}
+	for _, m := range neverNull.FindAllSubmatch(src, -1) {
+		safe[string(m[1])] = true
+	}
+	leaves := 0
+	src = plainLeaf.ReplaceAllFunc(src, func(fn []byte) []byte {
+		m := plainLeaf.FindSubmatch(fn)
+		if !safe[string(m[3])] {
+			return fn
+		}
+		leaves++
+		return fmt.Appendf(nil, "%s\treturn ec.%s(ctx, field.Selections, %s)\n}\n", m[1], m[3], m[2])
+	})
+	if leaves < minPlainLeaves {
+		return fmt.Errorf("%s: %d plain leaf fields rewritten, expected at least %d: gqlgen changed, see tuneexec", path, leaves, minPlainLeaves)
 	}
 	return os.WriteFile(path, src, 0o644)
 }

@@ -1,0 +1,56 @@
+package graph
+
+import (
+	"io"
+
+	"github.com/99designs/gqlgen/graphql"
+)
+
+// marshalObject stands for the field set an object's function in the generated executor
+// returns (see internal/tuneexec). gqlgen's FieldSet writes itself through an iterator that
+// copies every CollectedField to the heap and a map of the aliases it wrote, two allocations
+// a field and one an object, which a page of products repeats for each of its objects. An
+// object without deferred fields is written here from the same fields and values instead;
+// one with them keeps its FieldSet, which its @defer views read.
+func marshalObject(out *graphql.FieldSet, fields []graphql.CollectedField, defers int) graphql.Marshaler {
+	if defers > 0 {
+		return out
+	}
+	return &object{fields: fields, values: out.Values}
+}
+
+// object is an object's fields and their values, written as one JSON object.
+type object struct {
+	fields []graphql.CollectedField
+	values []graphql.Marshaler
+}
+
+func (o *object) MarshalGQL(w io.Writer) {
+	_, _ = io.WriteString(w, "{")
+	for i := range o.fields {
+		alias := o.fields[i].Alias
+		if o.written(i, alias) {
+			continue // as FieldSet: an alias is written once
+		}
+		if i > 0 {
+			_, _ = io.WriteString(w, ",")
+		}
+		// A GraphQL name needs no escaping: [_A-Za-z][_0-9A-Za-z]*.
+		_, _ = io.WriteString(w, `"`)
+		_, _ = io.WriteString(w, alias)
+		_, _ = io.WriteString(w, `":`)
+		o.values[i].MarshalGQL(w)
+	}
+	_, _ = io.WriteString(w, "}")
+}
+
+// written reports whether a field before i has alias. CollectFields merges the fields of
+// one alias, so this is a guard that FieldSet keeps too, over a handful of fields.
+func (o *object) written(i int, alias string) bool {
+	for j := range i {
+		if o.fields[j].Alias == alias {
+			return true
+		}
+	}
+	return false
+}
