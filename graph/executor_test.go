@@ -1,0 +1,69 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// TestParentIndexIsGqlgens compares parentIndex with graphql.BatchParentIndex over the
+// field-context chains the executor builds: a field of a list element, of an object under
+// an element, of an element of a nested list, and with contexts that name nothing.
+func TestParentIndexIsGqlgens(t *testing.T) {
+	field := func(name string) *graphql.FieldContext {
+		return &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: name, Alias: name}}}
+	}
+	index := func(i int) *graphql.FieldContext { return &graphql.FieldContext{Index: &i} }
+	chain := func(fcs ...*graphql.FieldContext) context.Context {
+		ctx := context.Background()
+		for i, fc := range fcs {
+			if i > 0 {
+				fc.Parent = fcs[i-1]
+			}
+			ctx = graphql.WithFieldContext(ctx, fc)
+		}
+		return ctx
+	}
+	for name, ctx := range map[string]context.Context{
+		"element's field":         chain(field("products"), field("nodes"), index(7), field("merchant")),
+		"object under an element": chain(field("me"), field("orders"), index(2), field("total"), field("currency")),
+		"nested list":             chain(field("orders"), index(1), field("items"), index(4), field("product")),
+		"anonymous contexts":      chain(&graphql.FieldContext{Object: "Query"}, field("nodes"), index(3), &graphql.FieldContext{}, field("merchant")),
+		"root field":              chain(&graphql.FieldContext{Object: "Query"}, field("me")),
+		"no field context":        context.Background(),
+		"index last":              chain(field("nodes"), index(5)),
+	} {
+		wantIdx, wantOK := graphql.BatchParentIndex(ctx)
+		idx, ok := parentIndex(ctx)
+		if idx != wantIdx || ok != wantOK {
+			t.Errorf("%s: parentIndex = %d, %v; gqlgen's %d, %v", name, idx, ok, wantIdx, wantOK)
+		}
+	}
+}
+
+// TestObjectWritesAsFieldSet holds marshalObject's writer to what gqlgen's FieldSet writes,
+// a repeated alias included.
+func TestObjectWritesAsFieldSet(t *testing.T) {
+	fields := []graphql.CollectedField{
+		{Field: &ast.Field{Alias: "id"}}, {Field: &ast.Field{Alias: "name"}},
+		{Field: &ast.Field{Alias: "id"}}, {Field: &ast.Field{Alias: "price"}},
+	}
+	values := []graphql.Marshaler{graphql.MarshalID("UHJvZHVjdDox"), graphql.MarshalString(`a "quoted" name`),
+		graphql.MarshalID("other"), graphql.Null}
+	for _, fields := range [][]graphql.CollectedField{fields, fields[:1], nil} {
+		set := graphql.NewFieldSet(fields)
+		copy(set.Values, values)
+		var want, got bytes.Buffer
+		set.MarshalGQL(&want)
+		marshalObject(set, fields, 0).MarshalGQL(&got)
+		if got.String() != want.String() {
+			t.Errorf("marshalObject wrote %s, FieldSet %s", got.String(), want.String())
+		}
+		if m := marshalObject(set, fields, 1); m != graphql.Marshaler(set) {
+			t.Errorf("with deferred fields marshalObject returned %T, not the field set", m)
+		}
+	}
+}
