@@ -114,6 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	cfg.Store.Tracer = tracer.Provider()
 	cfg.Store.Log = log
+	store.SetCurrency(cfg.Currency)
 	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
 		return err
@@ -159,7 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	budget := guard.NewBudget(rdb, prefix, cfg.RateLimit, metrics)
 	httpGuard := guard.NewHTTP(cfg.HTTP)
 	gql := api.NewGraphQL(api.GraphQLConfig{
-		Resolvers: &resolvers.Resolver{Store: st, Tokens: tokens, Currency: cfg.Currency,
+		Resolvers: &resolvers.Resolver{Store: st, Tokens: tokens,
 			Events: liveDelivery.Broker, Logins: budget, NewLoaders: newLoaders},
 		Operations:       guard.NewOperations(cfg.Limits, budget),
 		PersistedQueries: api.NewPersistedQueries(rdb, prefix, metrics),

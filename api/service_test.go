@@ -123,7 +123,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
 	gql := api.NewGraphQL(api.GraphQLConfig{
-		Resolvers: &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens, Currency: "USD",
+		Resolvers: &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens,
 			Events: s.live.Broker, Logins: budget, NewLoaders: newLoaders},
 		Operations:       guard.NewOperations(cfg.Limits, budget),
 		PersistedQueries: api.NewPersistedQueries(s.Redis, s.prefix, metrics),

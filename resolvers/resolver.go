@@ -38,11 +38,10 @@ type Logins interface {
 
 // Resolver is the root of every resolver; it holds the service's dependencies.
 type Resolver struct {
-	Store    Store
-	Tokens   *auth.Tokens
-	Currency string
-	Events   Events
-	Logins   Logins
+	Store  Store
+	Tokens *auth.Tokens
+	Events Events
+	Logins Logins
 	// NewLoaders returns fresh loaders, for work outside a request's (subscriptions).
 	NewLoaders func() *loaders.Loaders
 }

@@ -8,12 +8,6 @@ import (
 	"github.com/shop/api/store"
 )
 
-// Currency is the resolver for the currency field: the shop's one currency, a setting of the
-// process rather than data. The only resolver of Money, so gqlgen runs it inline.
-func (r *moneyResolver) Currency(ctx context.Context, obj *store.Money) (string, error) {
-	return r.Resolver.Currency, nil
-}
-
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (store.Node, error) {
 	kind, _, _ := parseGlobalID(id)
@@ -41,9 +35,6 @@ func (r *queryResolver) Me(ctx context.Context) (*store.User, error) {
 	return &u, err
 }
 
-// Money returns graph.MoneyResolver implementation.
-func (r *Resolver) Money() graph.MoneyResolver { return &moneyResolver{r} }
-
 // Mutation returns graph.MutationResolver implementation.
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
@@ -54,7 +45,6 @@ func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
 type (
-	moneyResolver        struct{ *Resolver }
 	mutationResolver     struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	subscriptionResolver struct{ *Resolver }

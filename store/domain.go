@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Role is what a user may do.
 type Role string
@@ -29,6 +32,17 @@ type Money int
 
 // Amount is m in minor units: the GraphQL Money's amount, read without a resolver.
 func (m Money) Amount() int { return int(m) }
+
+// Currency is the shop's currency code: the GraphQL Money's currency, a setting of the
+// process (SetCurrency) rather than data, read without a resolver.
+func (Money) Currency() string { return *currency.Load() }
+
+var currency atomic.Pointer[string]
+
+func init() { SetCurrency("USD") }
+
+// SetCurrency sets the shop's currency (CURRENCY), once at start-up.
+func SetCurrency(code string) { currency.Store(&code) }
 
 // User is an account. Its password hash never leaves the store.
 type User struct {
