@@ -67,3 +67,20 @@ func TestObjectWritesAsFieldSet(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainSelections(t *testing.T) {
+	field := &ast.Field{Name: "amount"}
+	for _, c := range []struct {
+		sel  ast.SelectionSet
+		want bool
+	}{
+		{ast.SelectionSet{field, &ast.Field{Name: "currency"}}, true},
+		{nil, true},
+		{ast.SelectionSet{field, &ast.InlineFragment{}}, false},
+		{ast.SelectionSet{&ast.FragmentSpread{Name: "M"}}, false},
+	} {
+		if got := plainSelections(c.sel); got != c.want {
+			t.Errorf("plainSelections(%d selections) = %v, want %v", len(c.sel), got, c.want)
+		}
+	}
+}

@@ -2196,6 +2196,9 @@ func (ec *executionContext) fieldContext_Order_status(_ context.Context, field g
 }
 
 func (ec *executionContext) _Order_total(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if plainSelections(field.Selections) {
+		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Total)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2549,6 +2552,9 @@ func (ec *executionContext) fieldContext_OrderItem_quantity(_ context.Context, f
 }
 
 func (ec *executionContext) _OrderItem_unitPrice(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
+	if plainSelections(field.Selections) {
+		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.UnitPrice)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2581,6 +2587,9 @@ func (ec *executionContext) fieldContext_OrderItem_unitPrice(_ context.Context, 
 }
 
 func (ec *executionContext) _OrderItem_subtotal(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
+	if plainSelections(field.Selections) {
+		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Subtotal())
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2896,6 +2905,9 @@ func (ec *executionContext) fieldContext_Product_description(_ context.Context, 
 }
 
 func (ec *executionContext) _Product_price(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
+	if plainSelections(field.Selections) {
+		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Price)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,

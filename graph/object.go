@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // marshalObject stands for the field set an object's function in the generated executor
@@ -53,4 +54,17 @@ func (o *object) written(i int, alias string) bool {
 		}
 	}
 	return false
+}
+
+// plainSelections reports whether sel holds fields only: no fragment, so no @defer, which
+// the spec allows on fragments alone. A plain object's field is then marshaled without a
+// field context of its own (see internal/tuneexec): its fields are plain leaves, which
+// never report an error whose path would need it.
+func plainSelections(sel ast.SelectionSet) bool {
+	for _, s := range sel {
+		if _, ok := s.(*ast.Field); !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -11,7 +11,10 @@
 //     (batchParentsFor, graph/batch.go);
 //   - a plain leaf field (a struct field or a method without context or error, of a scalar
 //     or enum whose marshaler never yields null) is marshaled at once, without the field
-//     context, closures and boxing of graphql.ResolveField (see plainLeaf below).
+//     context, closures and boxing of graphql.ResolveField (see plainLeaf below), and so is
+//     a plain field of an object whose own fields are all plain leaves (a price's Money)
+//     when its selection holds no fragment, the only place a @defer could sit
+//     (plainSelections, graph/object.go).
 //
 // `go generate` runs it after gqlgen. It fails when gqlgen's code no longer has what it
 // rewrites, so that a gqlgen upgrade cannot drop a change unnoticed.
@@ -53,9 +56,25 @@ var plainLeaf = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _\w+\(c
 var neverNull = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (marshalN[^\s(]+)\(ctx context\.Context, sel ast\.SelectionSet, v [^*\[\s]\S*\) graphql\.Marshaler \{\n` +
 	`\t_ = sel\n\tres := graphql\.Marshal(?:String|ID|Int|Int32|Int64|Boolean|Float)\((?:v|marshalN[^\s\[]+\[v\])\)\n`)
 
+// object matches an object's function, its body up to the function's end.
+var object = regexp.MustCompile(`(?ms)^func \(ec \*executionContext\) (_\w+)\(ctx context\.Context, sel ast\.SelectionSet, obj \S+\) graphql\.Marshaler \{\n(.*?)\n\}\n`)
+
+// objectField matches a field's call in an object's function.
+var objectField = regexp.MustCompile(`ec\.(_\w+)\(ctx, field, obj\)`)
+
+// objectValue matches the marshal function of an object held by value.
+var objectValue = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (marshalN[^\s(]+)\(ctx context\.Context, sel ast\.SelectionSet, v [^*\[\s]\S*\) graphql\.Marshaler \{\n\treturn ec\.(_\w+)\(ctx, sel, &v\)\n\}\n`)
+
+// fieldFunc matches a field function's name in its declaration.
+var fieldFunc = regexp.MustCompile(`^func \(ec \*executionContext\) (_\w+)\(`)
+
 // minPlainLeaves is fewer than the schema's plain leaf fields: if gqlgen's code changes so
 // that fewer match, the rewrite has stopped applying.
 const minPlainLeaves = 25
+
+// minPlainObjects is the fields of Money held by value: a product's price, an order's
+// total, an item's unit price and subtotal.
+const minPlainObjects = 4
 
 func main() {
 	if err := rewrite(os.Args[1]); err != nil {
@@ -79,17 +98,48 @@ func rewrite(path string) error {
 	for _, m := range neverNull.FindAllSubmatch(src, -1) {
 		safe[string(m[1])] = true
 	}
-	leaves := 0
+	leaves := map[string]bool{}
 	src = plainLeaf.ReplaceAllFunc(src, func(fn []byte) []byte {
 		m := plainLeaf.FindSubmatch(fn)
 		if !safe[string(m[3])] {
 			return fn
 		}
-		leaves++
+		leaves[string(fieldFunc.FindSubmatch(m[1])[1])] = true
 		return fmt.Appendf(nil, "%s\treturn ec.%s(ctx, field.Selections, %s)\n}\n", m[1], m[3], m[2])
 	})
-	if leaves < minPlainLeaves {
-		return fmt.Errorf("%s: %d plain leaf fields rewritten, expected at least %d: gqlgen changed, see tuneexec", path, leaves, minPlainLeaves)
+	if len(leaves) < minPlainLeaves {
+		return fmt.Errorf("%s: %d plain leaf fields rewritten, expected at least %d: gqlgen changed, see tuneexec", path, len(leaves), minPlainLeaves)
+	}
+
+	// An object is plain when every field of it is a plain leaf: none can fail, wait or
+	// be deferred but through a fragment.
+	plainObjects := map[string]bool{}
+	for _, m := range object.FindAllSubmatch(src, -1) {
+		calls := objectField.FindAllSubmatch(m[2], -1)
+		plain := len(calls) > 0 && !bytes.Contains(m[2], []byte("Concurrently("))
+		for _, c := range calls {
+			plain = plain && leaves[string(c[1])]
+		}
+		plainObjects[string(m[1])] = plain
+	}
+	plainValues := map[string]bool{}
+	for _, m := range objectValue.FindAllSubmatch(src, -1) {
+		if plainObjects[string(m[2])] {
+			plainValues[string(m[1])] = true
+		}
+	}
+	objects := 0
+	src = plainLeaf.ReplaceAllFunc(src, func(fn []byte) []byte {
+		m := plainLeaf.FindSubmatch(fn)
+		if !plainValues[string(m[3])] {
+			return fn
+		}
+		objects++
+		return fmt.Appendf(nil, "%s\tif plainSelections(field.Selections) {\n\t\treturn ec.%s(ctx, field.Selections, %s)\n\t}\n%s",
+			m[1], m[3], m[2], fn[len(m[1]):])
+	})
+	if objects < minPlainObjects {
+		return fmt.Errorf("%s: %d plain object fields rewritten, expected at least %d: gqlgen changed, see tuneexec", path, objects, minPlainObjects)
 	}
 	return os.WriteFile(path, src, 0o644)
 }
