@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -14,6 +15,7 @@ type batchParents[P any] struct {
 	Index    ast.PathIndex
 	IndexMap map[int]int
 	group    *graphql.BatchParentGroup
+	results  *batchResults
 }
 
 // FieldResult resolves the field once for the whole group, as graphql.BatchParents does.
@@ -22,7 +24,64 @@ func (b batchParents[P]) FieldResult(field graphql.CollectedField, resolve func(
 	if key == "" {
 		key = field.Name
 	}
-	return b.group.GetFieldResult(key, resolve)
+	if b.results == nil {
+		return b.group.GetFieldResult(key, resolve)
+	}
+	return b.results.get(key, resolve)
+}
+
+// withBatchParentValues stands for graphql.WithBatchParentValues: it registers the list's
+// elements as the batch parents of typeName, and beside them the list's batch results.
+// gqlgen's group allocates a result, a channel and a map entry for every parent that asks
+// for a field, to keep the first; these are allocated once a field.
+func withBatchParentValues[T any](ctx context.Context, typeName string, v []T) context.Context {
+	ctx = graphql.WithBatchParentValues(ctx, typeName, v)
+	prev, _ := ctx.Value(batchResultsKey{}).(*batchResults)
+	return context.WithValue(ctx, batchResultsKey{}, &batchResults{group: graphql.GetBatchParentGroup(ctx, typeName), outer: prev})
+}
+
+type batchResultsKey struct{}
+
+// batchResults are the results of a list's batch fields, shared by its elements; outer
+// are those of the lists around it.
+type batchResults struct {
+	group   *graphql.BatchParentGroup
+	outer   *batchResults
+	mu      sync.Mutex
+	results []*batchResult
+}
+
+type batchResult struct {
+	key  string
+	done chan struct{}
+	graphql.BatchFieldResult
+}
+
+// resultsOf returns the results of group's list, nil when ctx has none.
+func resultsOf(ctx context.Context, group *graphql.BatchParentGroup) *batchResults {
+	r, _ := ctx.Value(batchResultsKey{}).(*batchResults)
+	for r != nil && r.group != group {
+		r = r.outer
+	}
+	return r
+}
+
+// get returns key's result, resolving it if no sibling has: the others wait for it.
+func (s *batchResults) get(key string, resolve func() (any, error)) *graphql.BatchFieldResult {
+	s.mu.Lock()
+	for _, r := range s.results {
+		if r.key == key {
+			s.mu.Unlock()
+			<-r.done
+			return &r.BatchFieldResult
+		}
+	}
+	r := &batchResult{key: key, done: make(chan struct{})}
+	s.results = append(s.results, r)
+	s.mu.Unlock()
+	defer close(r.done) // a panic leaves the waiters an empty result, as gqlgen's group does
+	r.Results, r.Err = resolve()
+	return &r.BatchFieldResult
 }
 
 // batchParentsFor stands for graphql.BatchParentsFor, which finds the parent's index in the
@@ -42,7 +101,8 @@ func batchParentsFor[P any](ctx context.Context, typeName string) (batchParents[
 	if !ok {
 		return batchParents[P]{}, false
 	}
-	return batchParents[P]{Parents: parents, Index: idx, IndexMap: group.IndexMap, group: group}, true
+	return batchParents[P]{Parents: parents, Index: idx, IndexMap: group.IndexMap, group: group,
+		results: resultsOf(ctx, group)}, true
 }
 
 // parentIndex is graphql.BatchParentIndex: the path's next-to-last element, when it is an

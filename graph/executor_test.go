@@ -84,3 +84,44 @@ func TestPlainSelections(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchResultsShared: the elements of a list share one call of a batch field, which
+// the others wait for, and a field of an outer list's type finds that list's results.
+func TestBatchResultsShared(t *testing.T) {
+	// graphql.WithFieldContext makes the context's field context the new one's parent.
+	field := func(ctx context.Context, name string) context.Context {
+		return graphql.WithFieldContext(ctx, &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: name, Alias: name}}})
+	}
+	element := func(ctx context.Context, i int) context.Context {
+		return graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
+	}
+	ctx := withBatchParentValues(field(context.Background(), "orders"), "Order", []int{10, 20, 30})
+
+	calls := 0
+	resolve := func() (any, error) { calls++; return []string{"a", "b", "c"}, nil }
+	results := make(chan *graphql.BatchFieldResult, 3)
+	for i := range 3 {
+		go func() {
+			batch, ok := batchParentsFor[*int](field(element(ctx, i), "customer"), "Order")
+			if !ok || int(batch.Index) != i || *batch.Parents[i] != 10*(i+1) || batch.results == nil {
+				t.Errorf("element %d: batch %+v, %v", i, batch, ok)
+			}
+			results <- batch.FieldResult(graphql.CollectedField{Field: &ast.Field{Name: "customer"}}, resolve)
+		}()
+	}
+	first := <-results
+	for range 2 {
+		if r := <-results; r != first {
+			t.Errorf("siblings got different results")
+		}
+	}
+	if calls != 1 || len(first.Results.([]string)) != 3 {
+		t.Errorf("batch field resolved %d times, results %v", calls, first.Results)
+	}
+
+	// Within an order's items, the orders' results are still found.
+	inner := withBatchParentValues(field(element(ctx, 0), "items"), "OrderItem", []int{1})
+	if got := resultsOf(inner, graphql.GetBatchParentGroup(inner, "Order")); got == nil || got.group != graphql.GetBatchParentGroup(ctx, "Order") {
+		t.Errorf("the orders' results not found inside an order's items: %v", got)
+	}
+}

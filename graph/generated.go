@@ -6786,11 +6786,11 @@ func (ec *executionContext) marshalNOrder2githubᚗcomᚋshopᚋapiᚋstoreᚐOr
 }
 
 func (ec *executionContext) marshalNOrder2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Order) graphql.Marshaler {
-	ctx = graphql.WithBatchParentValues(ctx, "Order", v)
+	ctx = withBatchParentValues(ctx, "Order", v)
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNOrder2githubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, sel, v[i])
+		return ec._Order(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -6836,7 +6836,7 @@ func (ec *executionContext) marshalNOrderEdge2ᚕgithubᚗcomᚋshopᚋapiᚋgra
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNOrderEdge2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐOrderEdge(ctx, sel, v[i])
+		return ec._OrderEdge(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -6853,11 +6853,11 @@ func (ec *executionContext) marshalNOrderItem2githubᚗcomᚋshopᚋapiᚋstore�
 }
 
 func (ec *executionContext) marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx context.Context, sel ast.SelectionSet, v []store.OrderItem) graphql.Marshaler {
-	ctx = graphql.WithBatchParentValues(ctx, "OrderItem", v)
+	ctx = withBatchParentValues(ctx, "OrderItem", v)
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNOrderItem2githubᚗcomᚋshopᚋapiᚋstoreᚐOrderItem(ctx, sel, v[i])
+		return ec._OrderItem(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -6925,11 +6925,11 @@ func (ec *executionContext) marshalNOrderStatusEvent2githubᚗcomᚋshopᚋapi�
 }
 
 func (ec *executionContext) marshalNOrderStatusEvent2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEventᚄ(ctx context.Context, sel ast.SelectionSet, v []store.OrderStatusEvent) graphql.Marshaler {
-	ctx = graphql.WithBatchParentValues(ctx, "OrderStatusEvent", v)
+	ctx = withBatchParentValues(ctx, "OrderStatusEvent", v)
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNOrderStatusEvent2githubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEvent(ctx, sel, v[i])
+		return ec._OrderStatusEvent(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -6967,11 +6967,11 @@ func (ec *executionContext) marshalNProduct2githubᚗcomᚋshopᚋapiᚋstoreᚐ
 }
 
 func (ec *executionContext) marshalNProduct2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐProductᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Product) graphql.Marshaler {
-	ctx = graphql.WithBatchParentValues(ctx, "Product", v)
+	ctx = withBatchParentValues(ctx, "Product", v)
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNProduct2githubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, sel, v[i])
+		return ec._Product(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -7007,7 +7007,7 @@ func (ec *executionContext) marshalNProductEdge2ᚕgithubᚗcomᚋshopᚋapiᚋg
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNProductEdge2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐProductEdge(ctx, sel, v[i])
+		return ec._ProductEdge(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -7116,7 +7116,7 @@ func (ec *executionContext) marshalNUserError2ᚕgithubᚗcomᚋshopᚋapiᚋgra
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNUserError2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐUserError(ctx, sel, v[i])
+		return ec._UserError(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -7146,7 +7146,7 @@ func (ec *executionContext) marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgq
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx, sel, v[i])
+		return ec.___Directive(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -7218,7 +7218,7 @@ func (ec *executionContext) marshalN__InputValue2ᚕgithubᚗcomᚋ99designsᚋg
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
+		return ec.___InputValue(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -7246,7 +7246,7 @@ func (ec *executionContext) marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgen�
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])
+		return ec.___Type(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -7546,7 +7546,7 @@ func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgq
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalN__EnumValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValue(ctx, sel, v[i])
+		return ec.___EnumValue(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -7565,7 +7565,7 @@ func (ec *executionContext) marshalO__Field2ᚕgithubᚗcomᚋ99designsᚋgqlgen
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalN__Field2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐField(ctx, sel, v[i])
+		return ec.___Field(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -7584,7 +7584,7 @@ func (ec *executionContext) marshalO__InputValue2ᚕgithubᚗcomᚋ99designsᚋg
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
+		return ec.___InputValue(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {
@@ -7603,7 +7603,7 @@ func (ec *executionContext) marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgen�
 	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])
+		return ec.___Type(ctx, sel, &v[i])
 	})
 
 	for _, e := range ret {

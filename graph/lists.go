@@ -45,11 +45,19 @@ func marshalRest(ctx context.Context, ret graphql.Array, first int, omitPanicHan
 	wg.Wait()
 }
 
+// element is a list element's field context with the index it points to, one allocation.
+type element struct {
+	fc    graphql.FieldContext
+	index int
+}
+
 // marshalElement resolves element i in its own field context, its panic becoming the
 // element's error as in gqlgen.
 func marshalElement(ctx context.Context, i int, omitPanicHandler bool,
 	marshal func(context.Context, int) graphql.Marshaler) (m graphql.Marshaler) {
-	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
+	e := &element{index: i}
+	e.fc.Index = &e.index
+	ctx = graphql.WithFieldContext(ctx, &e.fc)
 	if !omitPanicHandler {
 		defer func() {
 			if r := recover(); r != nil {

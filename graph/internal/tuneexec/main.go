@@ -7,8 +7,11 @@
 //     unless it has deferred fields (marshalObject, graph/object.go);
 //   - a list resolves its elements one after another until one waits for the loaders'
 //     batch window, instead of a goroutine per element (marshalList, graph/lists.go);
-//   - a batch resolver finds its parent's index without building the response path
-//     (batchParentsFor, graph/batch.go);
+//   - a list of objects held by value hands each object's function the element's address
+//     instead of a copy on the heap;
+//   - a batch resolver finds its parent's index without building the response path, and
+//     its siblings share the list's result without an allocation each (batchParentsFor
+//     and withBatchParentValues, graph/batch.go);
 //   - a plain leaf field (a struct field or a method without context or error, of a scalar
 //     or enum whose marshaler never yields null) is marshaled at once, without the field
 //     context, closures and boxing of graphql.ResolveField (see plainLeaf below), and so is
@@ -31,6 +34,7 @@ var rewrites = []struct{ from, to string }{
 	{"deferred := graphql.NewDeferredGroup(ctx)", "deferred := deferredGroup(ctx, fields)"},
 	{"graphql.MarshalSliceConcurrently(", "marshalList("},
 	{"graphql.BatchParentsFor[", "batchParentsFor["},
+	{"graphql.WithBatchParentValues(", "withBatchParentValues("},
 	{"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n",
 		"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn marshalObject(out, fields, len(deferred.Defers))\n}\n"},
 }
@@ -65,12 +69,18 @@ var objectField = regexp.MustCompile(`ec\.(_\w+)\(ctx, field, obj\)`)
 // objectValue matches the marshal function of an object held by value.
 var objectValue = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (marshalN[^\s(]+)\(ctx context\.Context, sel ast\.SelectionSet, v [^*\[\s]\S*\) graphql\.Marshaler \{\n\treturn ec\.(_\w+)\(ctx, sel, &v\)\n\}\n`)
 
+// listElement matches a list's call of its element's marshal function.
+var listElement = regexp.MustCompile(`return ec\.(marshalN[^\s(]+)\(ctx, sel, v\[i\]\)`)
+
 // fieldFunc matches a field function's name in its declaration.
 var fieldFunc = regexp.MustCompile(`^func \(ec \*executionContext\) (_\w+)\(`)
 
 // minPlainLeaves is fewer than the schema's plain leaf fields: if gqlgen's code changes so
 // that fewer match, the rewrite has stopped applying.
 const minPlainLeaves = 25
+
+// minListsByValue is the lists of orders, items, events, products and their edges.
+const minListsByValue = 6
 
 // minPlainObjects is the fields of Money held by value: a product's price, an order's
 // total, an item's unit price and subtotal.
@@ -128,6 +138,26 @@ func rewrite(path string) error {
 			plainValues[string(m[1])] = true
 		}
 	}
+	// A list of objects held by value passes each element's address, as its batch parents
+	// do, rather than a copy that the object's function takes the address of.
+	byValue := map[string]string{}
+	for _, m := range objectValue.FindAllSubmatch(src, -1) {
+		byValue[string(m[1])] = string(m[2])
+	}
+	elements := 0
+	src = listElement.ReplaceAllFunc(src, func(call []byte) []byte {
+		m := listElement.FindSubmatch(call)
+		obj, ok := byValue[string(m[1])]
+		if !ok {
+			return call
+		}
+		elements++
+		return fmt.Appendf(nil, "return ec.%s(ctx, sel, &v[i])", obj)
+	})
+	if elements < minListsByValue {
+		return fmt.Errorf("%s: %d lists of objects by value rewritten, expected at least %d: gqlgen changed, see tuneexec", path, elements, minListsByValue)
+	}
+
 	objects := 0
 	src = plainLeaf.ReplaceAllFunc(src, func(fn []byte) []byte {
 		m := plainLeaf.FindSubmatch(fn)
