@@ -3,6 +3,8 @@ package graph
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -123,5 +125,70 @@ func TestBatchResultsShared(t *testing.T) {
 	inner := withBatchParentValues(field(element(ctx, 0), "items"), "OrderItem", []int{1})
 	if got := resultsOf(inner, graphql.GetBatchParentGroup(inner, "Order")); got == nil || got.group != graphql.GetBatchParentGroup(ctx, "Order") {
 		t.Errorf("the orders' results not found inside an order's items: %v", got)
+	}
+}
+
+func TestMarshalIntIsGqlgens(t *testing.T) {
+	for _, i := range []int{0, 7, 255, 256, -1, 1 << 40, -(1 << 62)} {
+		var want, got, other bytes.Buffer
+		graphql.MarshalInt(i).MarshalGQL(&want)
+		marshalInt(i).MarshalGQL(&got)
+		marshalInt(i).MarshalGQL(struct{ io.Writer }{&other}) // not a *bytes.Buffer
+		if got.String() != want.String() || other.String() != want.String() {
+			t.Errorf("marshalInt(%d) wrote %q and %q, gqlgen %q", i, got.String(), other.String(), want.String())
+		}
+	}
+}
+
+func TestMarshalDataCopiesOut(t *testing.T) {
+	first := marshalData(graphql.MarshalString("first"))
+	second := marshalData(graphql.MarshalString("second, from the same pooled buffer"))
+	if string(first) != `"first"` || string(second) != `"second, from the same pooled buffer"` {
+		t.Fatalf("marshalData wrote %s and %s", first, second)
+	}
+}
+
+func TestPlainObjectHoldsItsValues(t *testing.T) {
+	for _, n := range []int{0, 2, 4, 5, 9} {
+		fields := make([]graphql.CollectedField, n)
+		for i := range fields {
+			fields[i] = graphql.CollectedField{Field: &ast.Field{Alias: fmt.Sprintf("f%d", i)}}
+		}
+		o := newPlainObject(fields)
+		if len(o.Values) != n || cap(o.Values) != n {
+			t.Fatalf("%d fields: %d values (capacity %d)", n, len(o.Values), cap(o.Values))
+		}
+		set := graphql.NewFieldSet(fields)
+		for i := range n {
+			o.Values[i] = graphql.MarshalInt(i)
+			set.Values[i] = graphql.MarshalInt(i)
+		}
+		var want, got bytes.Buffer
+		set.MarshalGQL(&want)
+		o.MarshalGQL(&got)
+		if got.String() != want.String() {
+			t.Errorf("plain object wrote %s, FieldSet %s", got.String(), want.String())
+		}
+	}
+}
+
+// TestCollectedFieldsCacheByAddress: an operation's objects of one selection set and type
+// share the fields gqlgen collects; another type's list of implementors is another entry.
+func TestCollectedFieldsCacheByAddress(t *testing.T) {
+	doc := &ast.QueryDocument{}
+	oc := &graphql.OperationContext{Doc: doc, Variables: map[string]any{}}
+	sel := ast.SelectionSet{&ast.Field{Name: "id", Alias: "id"}, &ast.Field{Name: "name", Alias: "name"}}
+	var c collectedFields
+	products, users := []string{"Product", "Node"}, []string{"User", "Node"}
+	first := c.of(oc, sel, products)
+	if again := c.of(oc, sel, products); &again[0] != &first[0] {
+		t.Errorf("the same selection and type collected twice")
+	}
+	if other := c.of(oc, sel, users); len(c.fields) != 2 || len(other) != 2 {
+		t.Errorf("another type: %d entries, %d fields", len(c.fields), len(other))
+	}
+	want := graphql.CollectFields(oc, sel, products)
+	if len(first) != len(want) || first[0].Alias != want[0].Alias || first[1].Alias != want[1].Alias {
+		t.Errorf("collected %v, gqlgen %v", first, want)
 	}
 }

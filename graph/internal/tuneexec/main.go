@@ -7,6 +7,10 @@
 //     unless it has deferred fields (marshalObject, graph/object.go);
 //   - a list resolves its elements one after another until one waits for the loaders'
 //     batch window, instead of a goroutine per element (marshalList, graph/lists.go);
+//   - an object whose fields are all plain leaves is one allocation, not a FieldSet
+//     (newPlainObject, graph/object.go); an object's fields are collected once an
+//     operation without gqlgen's hashed key (collectedFields, graph/collect.go); a query's
+//     data is written into a pooled buffer (marshalData, graph/data.go);
 //   - a list of objects held by value hands each object's function the element's address
 //     instead of a copy on the heap;
 //   - a batch resolver finds its parent's index without building the response path, and
@@ -35,6 +39,11 @@ var rewrites = []struct{ from, to string }{
 	{"graphql.MarshalSliceConcurrently(", "marshalList("},
 	{"graphql.BatchParentsFor[", "batchParentsFor["},
 	{"graphql.WithBatchParentValues(", "withBatchParentValues("},
+	{"graphql.CollectFields(ec.OperationContext, sel, ", "ec.collected.of(ec.OperationContext, sel, "},
+	{"type executionContext struct {\n\t*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]\n}",
+		"type executionContext struct {\n\t*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]\n\tcollected collectedFields\n}"},
+	{"\t\t\tvar buf bytes.Buffer\n\t\t\tdata.MarshalGQL(&buf)\n\t\t\tresponse.Data = buf.Bytes()\n",
+		"\t\t\tresponse.Data = marshalData(data)\n"},
 	{"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n",
 		"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn marshalObject(out, fields, len(deferred.Defers))\n}\n"},
 }
@@ -115,6 +124,9 @@ func rewrite(path string) error {
 			return fn
 		}
 		leaves[string(fieldFunc.FindSubmatch(m[1])[1])] = true
+		if string(m[3]) == "marshalNInt2int" {
+			return fmt.Appendf(nil, "%s\treturn marshalInt(%s)\n}\n", m[1], m[2])
+		}
 		return fmt.Appendf(nil, "%s\treturn ec.%s(ctx, field.Selections, %s)\n}\n", m[1], m[3], m[2])
 	})
 	if len(leaves) < minPlainLeaves {
@@ -131,6 +143,19 @@ func rewrite(path string) error {
 			plain = plain && leaves[string(c[1])]
 		}
 		plainObjects[string(m[1])] = plain
+	}
+	plain := 0
+	src = object.ReplaceAllFunc(src, func(fn []byte) []byte {
+		m := object.FindSubmatch(fn)
+		if !plainObjects[string(m[1])] {
+			return fn
+		}
+		plain++
+		fn = bytes.Replace(fn, []byte("out := graphql.NewFieldSet(fields)"), []byte("out := newPlainObject(fields)"), 1)
+		return bytes.Replace(fn, []byte("return marshalObject(out, fields, len(deferred.Defers))"), []byte("return out"), 1)
+	})
+	if plain == 0 {
+		return fmt.Errorf("%s: no plain object: gqlgen changed, see tuneexec", path)
 	}
 	plainValues := map[string]bool{}
 	for _, m := range objectValue.FindAllSubmatch(src, -1) {

@@ -1,0 +1,45 @@
+package graph
+
+import (
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// collectedFields stands for graphql.CollectFields in the generated executor's objects
+// (see internal/tuneexec), one per operation: gqlgen caches the fields it collects too, but
+// keys them by a hash of the object's type names, an allocation for each object it
+// resolves. Here the key is the selection set and the type's list of implementors, which
+// is a variable of the generated code: their addresses say which they are.
+type collectedFields struct {
+	mu     sync.Mutex
+	fields map[collectKey][]graphql.CollectedField
+}
+
+type collectKey struct {
+	sel       *ast.Selection
+	n         int
+	satisfies *string
+}
+
+func (c *collectedFields) of(oc *graphql.OperationContext, sel ast.SelectionSet, satisfies []string) []graphql.CollectedField {
+	if len(sel) == 0 || len(satisfies) == 0 {
+		return graphql.CollectFields(oc, sel, satisfies)
+	}
+	key := collectKey{sel: &sel[0], n: len(sel), satisfies: &satisfies[0]}
+	c.mu.Lock()
+	fields, ok := c.fields[key]
+	c.mu.Unlock()
+	if ok {
+		return fields
+	}
+	fields = graphql.CollectFields(oc, sel, satisfies)
+	c.mu.Lock()
+	if c.fields == nil {
+		c.fields = make(map[collectKey][]graphql.CollectedField)
+	}
+	c.fields[key] = fields
+	c.mu.Unlock()
+	return fields
+}
