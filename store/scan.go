@@ -65,14 +65,17 @@ func scanAll[R, T any, P scannable[R]](q *gorm.DB, convert func(R) T) ([]T, erro
 		return nil, err
 	}
 	defer rows.Close()
+	// One row is scanned into again and again: every column is written for every row (a
+	// NULL too), and convert copies it out, so the row and its destinations are allocated
+	// once a read, not once a row.
+	var r R
+	cols := P(&r).columns()
+	dest := make([]any, len(cols))
+	for i, c := range cols {
+		dest[i] = c.dest
+	}
 	var out []T
-	var dest []any
 	for rows.Next() {
-		var r R
-		dest = dest[:0]
-		for _, c := range P(&r).columns() {
-			dest = append(dest, c.dest)
-		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
