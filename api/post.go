@@ -6,7 +6,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -93,19 +95,23 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 			return
 		}
 	}
-	rest := struct {
-		Label      string         `json:"label,omitempty"`
-		Path       ast.Path       `json:"path,omitempty"`
-		HasNext    *bool          `json:"hasNext,omitempty"`
-		Extensions map[string]any `json:"extensions,omitempty"`
-	}{resp.Label, resp.Path, resp.HasNext, resp.Extensions}
-	if tail, err = json.Marshal(rest); err != nil {
-		writeInternalError(w)
-		return
+	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil || len(resp.Extensions) > 0 {
+		rest := struct {
+			Label      string         `json:"label,omitempty"`
+			Path       ast.Path       `json:"path,omitempty"`
+			HasNext    *bool          `json:"hasNext,omitempty"`
+			Extensions map[string]any `json:"extensions,omitempty"`
+		}{resp.Label, resp.Path, resp.HasNext, resp.Extensions}
+		if tail, err = json.Marshal(rest); err != nil {
+			writeInternalError(w)
+			return
+		}
 	}
 	// {"errors":…,"data":…,…}: the data goes in as it is, the rest around it, and out in one
-	// write (guard's response writer reworks a request error's body as a whole).
-	buf := make([]byte, 0, len(head)+len(resp.Data)+len(tail)+16)
+	// write (guard's response writer reworks a request error's body as a whole), from a
+	// pooled buffer: a Writer keeps nothing of what it is given.
+	pooled := responseBuffers.Get().(*[]byte)
+	buf := slices.Grow((*pooled)[:0], len(head)+len(resp.Data)+len(tail)+16)
 	buf = append(buf, '{')
 	if head != nil {
 		buf = append(append(append(buf, `"errors":`...), head...), ',')
@@ -119,8 +125,18 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 	if len(tail) > 2 { // not {}
 		buf = append(append(buf, ','), tail[1:len(tail)-1]...)
 	}
-	_, _ = w.Write(append(buf, '}'))
+	buf = append(buf, '}')
+	_, _ = w.Write(buf)
+	if cap(buf) <= maxPooledResponse {
+		*pooled = buf[:0]
+		responseBuffers.Put(pooled)
+	}
 }
+
+// maxPooledResponse bounds the buffers kept for responses: a rare huge one is left to the GC.
+const maxPooledResponse = 1 << 20
+
+var responseBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 func writeInternalError(w io.Writer) {
 	_, _ = io.WriteString(w, `{"errors":[{"message":"internal system error"}],"data":null}`)
