@@ -42,3 +42,32 @@ func (i intValue) MarshalGQL(w io.Writer) {
 	}
 	_, _ = io.WriteString(w, strconv.Itoa(int(i)))
 }
+
+// marshalStringField stands for graphql.MarshalString in plain leaf fields that read a
+// struct field: it holds the field's address, which an interface holds without an
+// allocation, where gqlgen's closure over the string is one. The objects the executor
+// resolves are not changed while it writes them.
+func marshalStringField(s *string) graphql.Marshaler { return stringField{s} }
+
+type stringField struct{ s *string }
+
+func (f stringField) MarshalGQL(w io.Writer) { graphql.MarshalString(*f.s).MarshalGQL(w) }
+
+// marshalGlobalID stands for graphql.MarshalID of an object's GlobalID(): the ID is
+// encoded into the response as it is written, where gqlgen's marshaler holds a string
+// encoded beforehand and a closure over it, two allocations.
+func marshalGlobalID[P globalIDAppender](p P) graphql.Marshaler { return globalID[P]{p} }
+
+type globalIDAppender interface{ AppendGlobalID([]byte) []byte }
+
+// globalID holds a pointer alone, which an interface holds without an allocation.
+type globalID[P globalIDAppender] struct{ p P }
+
+func (g globalID[P]) MarshalGQL(w io.Writer) {
+	// base64url needs no escaping in a JSON string.
+	if buf, ok := w.(*bytes.Buffer); ok { // the executor's, always
+		_, _ = buf.Write(append(g.p.AppendGlobalID(append(buf.AvailableBuffer(), '"')), '"'))
+		return
+	}
+	_, _ = w.Write(append(g.p.AppendGlobalID([]byte{'"'}), '"'))
+}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/shop/api/store"
 )
 
 // TestParentIndexIsGqlgens compares parentIndex with graphql.BatchParentIndex over the
@@ -190,5 +192,25 @@ func TestCollectedFieldsCacheByAddress(t *testing.T) {
 	want := graphql.CollectFields(oc, sel, products)
 	if len(first) != len(want) || first[0].Alias != want[0].Alias || first[1].Alias != want[1].Alias {
 		t.Errorf("collected %v, gqlgen %v", first, want)
+	}
+}
+
+func TestLeafWritersAreGqlgens(t *testing.T) {
+	name := "a \"quoted\"\tname\x01 ünïcode"
+	product := &store.Product{ID: 1 << 40}
+	for _, c := range []struct {
+		got, want graphql.Marshaler
+	}{
+		{marshalStringField(&name), graphql.MarshalString(name)},
+		{marshalGlobalID(product), graphql.MarshalID(product.GlobalID())},
+		{marshalGlobalID(&store.User{ID: 7}), graphql.MarshalID(store.User{ID: 7}.GlobalID())},
+	} {
+		var want, got, other bytes.Buffer
+		c.want.MarshalGQL(&want)
+		c.got.MarshalGQL(&got)
+		c.got.MarshalGQL(struct{ io.Writer }{&other}) // not a *bytes.Buffer
+		if got.String() != want.String() || other.String() != want.String() {
+			t.Errorf("wrote %s and %s, gqlgen %s", got.String(), other.String(), want.String())
+		}
 	}
 }

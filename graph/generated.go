@@ -2071,7 +2071,7 @@ func (ec *executionContext) fieldContext_Mutation_logIn(ctx context.Context, fie
 }
 
 func (ec *executionContext) _Order_id(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())
+	return marshalGlobalID(obj)
 }
 func (ec *executionContext) fieldContext_Order_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Order", field, true, false, "ID")
@@ -2109,10 +2109,9 @@ func (ec *executionContext) fieldContext_Order_customer(_ context.Context, field
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_Order_customer(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
-	resolver := ec.Resolvers.Order()
 	if batch, ok := batchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
-			return resolver.Customer(ctx, batch.Parents)
+			return ec.Resolvers.Order().Customer(ctx, batch.Parents)
 		})
 		return graphql.ResolveBatchGroupResult[*store.User](
 			ctx,
@@ -2123,7 +2122,7 @@ func (ec *executionContext) resolveBatch_Order_customer(ctx context.Context, fie
 			batch.IndexMap,
 		)
 	}
-	results, err := resolver.Customer(ctx, []*store.Order{obj})
+	results, err := ec.Resolvers.Order().Customer(ctx, []*store.Order{obj})
 	return graphql.ResolveBatchSingleResult[*store.User](
 		ctx,
 		results,
@@ -2164,10 +2163,9 @@ func (ec *executionContext) fieldContext_Order_items(_ context.Context, field gr
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_Order_items(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
-	resolver := ec.Resolvers.Order()
 	if batch, ok := batchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
-			return resolver.Items(ctx, batch.Parents)
+			return ec.Resolvers.Order().Items(ctx, batch.Parents)
 		})
 		return graphql.ResolveBatchGroupResult[[]store.OrderItem](
 			ctx,
@@ -2178,7 +2176,7 @@ func (ec *executionContext) resolveBatch_Order_items(ctx context.Context, field 
 			batch.IndexMap,
 		)
 	}
-	results, err := resolver.Items(ctx, []*store.Order{obj})
+	results, err := ec.Resolvers.Order().Items(ctx, []*store.Order{obj})
 	return graphql.ResolveBatchSingleResult[[]store.OrderItem](
 		ctx,
 		results,
@@ -2307,10 +2305,9 @@ func (ec *executionContext) fieldContext_Order_history(_ context.Context, field 
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_Order_history(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
-	resolver := ec.Resolvers.Order()
 	if batch, ok := batchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
-			return resolver.History(ctx, batch.Parents)
+			return ec.Resolvers.Order().History(ctx, batch.Parents)
 		})
 		return graphql.ResolveBatchGroupResult[[]store.OrderStatusEvent](
 			ctx,
@@ -2321,7 +2318,7 @@ func (ec *executionContext) resolveBatch_Order_history(ctx context.Context, fiel
 			batch.IndexMap,
 		)
 	}
-	results, err := resolver.History(ctx, []*store.Order{obj})
+	results, err := ec.Resolvers.Order().History(ctx, []*store.Order{obj})
 	return graphql.ResolveBatchSingleResult[[]store.OrderStatusEvent](
 		ctx,
 		results,
@@ -2450,7 +2447,7 @@ func (ec *executionContext) fieldContext_OrderConnection_totalCount(_ context.Co
 }
 
 func (ec *executionContext) _OrderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderEdge) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	return marshalStringField(&obj.Cursor)
 }
 func (ec *executionContext) fieldContext_OrderEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderEdge", field, false, false, "String")
@@ -2520,10 +2517,9 @@ func (ec *executionContext) fieldContext_OrderItem_product(_ context.Context, fi
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_OrderItem_product(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (any, error) {
-	resolver := ec.Resolvers.OrderItem()
 	if batch, ok := batchParentsFor[*store.OrderItem](ctx, "OrderItem"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
-			return resolver.Product(ctx, batch.Parents)
+			return ec.Resolvers.OrderItem().Product(ctx, batch.Parents)
 		})
 		return graphql.ResolveBatchGroupResult[*store.Product](
 			ctx,
@@ -2534,7 +2530,7 @@ func (ec *executionContext) resolveBatch_OrderItem_product(ctx context.Context, 
 			batch.IndexMap,
 		)
 	}
-	results, err := resolver.Product(ctx, []*store.OrderItem{obj})
+	results, err := ec.Resolvers.OrderItem().Product(ctx, []*store.OrderItem{obj})
 	return graphql.ResolveBatchSingleResult[*store.Product](
 		ctx,
 		results,
@@ -2685,7 +2681,7 @@ func (ec *executionContext) fieldContext_OrderPayload_userErrors(_ context.Conte
 }
 
 func (ec *executionContext) _OrderStatusEvent_id(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())
+	return marshalGlobalID(obj)
 }
 func (ec *executionContext) fieldContext_OrderStatusEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderStatusEvent", field, true, false, "ID")
@@ -2723,10 +2719,9 @@ func (ec *executionContext) fieldContext_OrderStatusEvent_order(_ context.Contex
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_OrderStatusEvent_order(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (any, error) {
-	resolver := ec.Resolvers.OrderStatusEvent()
 	if batch, ok := batchParentsFor[*store.OrderStatusEvent](ctx, "OrderStatusEvent"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
-			return resolver.Order(ctx, batch.Parents)
+			return ec.Resolvers.OrderStatusEvent().Order(ctx, batch.Parents)
 		})
 		return graphql.ResolveBatchGroupResult[*store.Order](
 			ctx,
@@ -2737,7 +2732,7 @@ func (ec *executionContext) resolveBatch_OrderStatusEvent_order(ctx context.Cont
 			batch.IndexMap,
 		)
 	}
-	results, err := resolver.Order(ctx, []*store.OrderStatusEvent{obj})
+	results, err := ec.Resolvers.OrderStatusEvent().Order(ctx, []*store.OrderStatusEvent{obj})
 	return graphql.ResolveBatchSingleResult[*store.Order](
 		ctx,
 		results,
@@ -2883,21 +2878,21 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 }
 
 func (ec *executionContext) _Product_id(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())
+	return marshalGlobalID(obj)
 }
 func (ec *executionContext) fieldContext_Product_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Product_name(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return marshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext_Product_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "String")
 }
 
 func (ec *executionContext) _Product_description(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Description)
+	return marshalStringField(&obj.Description)
 }
 func (ec *executionContext) fieldContext_Product_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "String")
@@ -2977,10 +2972,9 @@ func (ec *executionContext) fieldContext_Product_merchant(_ context.Context, fie
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_Product_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Product) (any, error) {
-	resolver := ec.Resolvers.Product()
 	if batch, ok := batchParentsFor[*store.Product](ctx, "Product"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
-			return resolver.Merchant(ctx, batch.Parents)
+			return ec.Resolvers.Product().Merchant(ctx, batch.Parents)
 		})
 		return graphql.ResolveBatchGroupResult[*store.User](
 			ctx,
@@ -2991,7 +2985,7 @@ func (ec *executionContext) resolveBatch_Product_merchant(ctx context.Context, f
 			batch.IndexMap,
 		)
 	}
-	results, err := resolver.Merchant(ctx, []*store.Product{obj})
+	results, err := ec.Resolvers.Product().Merchant(ctx, []*store.Product{obj})
 	return graphql.ResolveBatchSingleResult[*store.User](
 		ctx,
 		results,
@@ -3166,7 +3160,7 @@ func (ec *executionContext) fieldContext_ProductConnection_totalCount(_ context.
 }
 
 func (ec *executionContext) _ProductEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ProductEdge) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	return marshalStringField(&obj.Cursor)
 }
 func (ec *executionContext) fieldContext_ProductEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ProductEdge", field, false, false, "String")
@@ -3717,14 +3711,14 @@ func (ec *executionContext) fieldContext_Subscription_myOrderEvents(_ context.Co
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *store.User) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())
+	return marshalGlobalID(obj)
 }
 func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, true, false, "ID")
 }
 
 func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *store.User) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return marshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext_User_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
@@ -3895,7 +3889,7 @@ func (ec *executionContext) fieldContext_UserError_field(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserError_message(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Message)
+	return marshalStringField(&obj.Message)
 }
 func (ec *executionContext) fieldContext_UserError_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserError", field, false, false, "String")
@@ -3925,7 +3919,7 @@ func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return marshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___Directive_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__Directive", field, false, false, "String")
@@ -4029,7 +4023,7 @@ func (ec *executionContext) fieldContext___Directive_args(ctx context.Context, f
 }
 
 func (ec *executionContext) ___EnumValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.EnumValue) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return marshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___EnumValue_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__EnumValue", field, false, false, "String")
@@ -4089,7 +4083,7 @@ func (ec *executionContext) fieldContext___EnumValue_deprecationReason(_ context
 }
 
 func (ec *executionContext) ___Field_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return marshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___Field_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__Field", field, false, false, "String")
@@ -4225,7 +4219,7 @@ func (ec *executionContext) fieldContext___Field_deprecationReason(_ context.Con
 }
 
 func (ec *executionContext) ___InputValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return marshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___InputValue_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__InputValue", field, false, false, "String")

@@ -20,9 +20,13 @@ const (
 
 // GlobalID returns the opaque global ID of an object of this kind.
 func GlobalID(kind string, id int64) string {
+	return string(AppendGlobalID(nil, kind, id))
+}
+
+// AppendGlobalID appends the global ID of an object of this kind to b.
+func AppendGlobalID(b []byte, kind string, id int64) []byte {
 	var raw [40]byte // the longest kind, a colon and an int64 fit
-	b := strconv.AppendInt(append(append(raw[:0], kind...), ':'), id, 10)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return base64.RawURLEncoding.AppendEncode(b, strconv.AppendInt(append(append(raw[:0], kind...), ':'), id, 10))
 }
 
 // ParseGlobalID returns the kind and database ID of a global ID; ok is false when it is
@@ -59,3 +63,15 @@ func (o Order) GlobalID() string { return GlobalID(KindOrder, o.ID) }
 
 // GlobalID is the event's global ID.
 func (e OrderStatusEvent) GlobalID() string { return GlobalID(KindEvent, e.ID) }
+
+// AppendGlobalID appends the user's global ID to b.
+func (u *User) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindUser, u.ID) }
+
+// AppendGlobalID appends the product's global ID to b.
+func (p *Product) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindProduct, p.ID) }
+
+// AppendGlobalID appends the order's global ID to b.
+func (o *Order) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindOrder, o.ID) }
+
+// AppendGlobalID appends the event's global ID to b.
+func (e *OrderStatusEvent) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindEvent, e.ID) }

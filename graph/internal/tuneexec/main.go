@@ -13,7 +13,10 @@
 //     data is written into a pooled buffer (marshalData, graph/data.go);
 //   - a list of objects held by value hands each object's function the element's address
 //     instead of a copy on the heap;
-//   - a batch resolver finds its parent's index without building the response path, and
+//   - a plain leaf's string field, int or global ID is written from the object without a
+//     closure or a string of its own (marshalStringField, marshalInt, marshalGlobalID,
+//     graph/data.go);
+//   - a batch resolver asks for its resolver root once a list, finds its parent's index without building the response path, and
 //     its siblings share the list's result without an allocation each (batchParentsFor
 //     and withBatchParentValues, graph/batch.go);
 //   - a plain leaf field (a struct field or a method without context or error, of a scalar
@@ -81,12 +84,19 @@ var objectValue = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (marsh
 // listElement matches a list's call of its element's marshal function.
 var listElement = regexp.MustCompile(`return ec\.(marshalN[^\s(]+)\(ctx, sel, v\[i\]\)`)
 
+// batchResolver matches a batch resolver's function and its resolver root.
+var batchResolver = regexp.MustCompile(`(?ms)^func \(ec \*executionContext\) resolveBatch_\w+\(.*?\n(\tresolver := ec\.Resolvers\.(\w+)\(\)\n).*?\n\}\n`)
+
 // fieldFunc matches a field function's name in its declaration.
 var fieldFunc = regexp.MustCompile(`^func \(ec \*executionContext\) (_\w+)\(`)
 
 // minPlainLeaves is fewer than the schema's plain leaf fields: if gqlgen's code changes so
 // that fewer match, the rewrite has stopped applying.
 const minPlainLeaves = 25
+
+// minBatchResolvers is the schema's relations: Order's customer, items and history, an
+// item's product, an event's order, a product's merchant.
+const minBatchResolvers = 6
 
 // minListsByValue is the lists of orders, items, events, products and their edges.
 const minListsByValue = 6
@@ -124,13 +134,32 @@ func rewrite(path string) error {
 			return fn
 		}
 		leaves[string(fieldFunc.FindSubmatch(m[1])[1])] = true
-		if string(m[3]) == "marshalNInt2int" {
-			return fmt.Appendf(nil, "%s\treturn marshalInt(%s)\n}\n", m[1], m[2])
+		value, method := string(m[2]), bytes.HasSuffix(m[2], []byte("()"))
+		switch {
+		case string(m[3]) == "marshalNInt2int":
+			return fmt.Appendf(nil, "%s\treturn marshalInt(%s)\n}\n", m[1], value)
+		case string(m[3]) == "marshalNString2string" && !method:
+			return fmt.Appendf(nil, "%s\treturn marshalStringField(&%s)\n}\n", m[1], value)
+		case string(m[3]) == "marshalNID2string" && value == "obj.GlobalID()":
+			return fmt.Appendf(nil, "%s\treturn marshalGlobalID(obj)\n}\n", m[1])
 		}
 		return fmt.Appendf(nil, "%s\treturn ec.%s(ctx, field.Selections, %s)\n}\n", m[1], m[3], m[2])
 	})
 	if len(leaves) < minPlainLeaves {
 		return fmt.Errorf("%s: %d plain leaf fields rewritten, expected at least %d: gqlgen changed, see tuneexec", path, len(leaves), minPlainLeaves)
+	}
+
+	// A batch resolver asks for its resolver root (an allocation) only when it calls it:
+	// once a list, not once a parent.
+	roots := 0
+	src = batchResolver.ReplaceAllFunc(src, func(fn []byte) []byte {
+		m := batchResolver.FindSubmatch(fn)
+		roots++
+		fn = bytes.Replace(fn, m[1], nil, 1)
+		return bytes.ReplaceAll(fn, []byte("resolver."), fmt.Appendf(nil, "ec.Resolvers.%s().", m[2]))
+	})
+	if roots < minBatchResolvers {
+		return fmt.Errorf("%s: %d batch resolvers rewritten, expected at least %d: gqlgen changed, see tuneexec", path, roots, minBatchResolvers)
 	}
 
 	// An object is plain when every field of it is a plain leaf: none can fail, wait or
