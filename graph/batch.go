@@ -66,6 +66,67 @@ func resultsOf(ctx context.Context, group *graphql.BatchParentGroup) *batchResul
 	return r
 }
 
+// ready returns key's result if it has been resolved, nil otherwise: it never waits.
+func (s *batchResults) ready(key string) *graphql.BatchFieldResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.results {
+		if r.key == key {
+			select {
+			case <-r.done:
+				return &r.BatchFieldResult
+			default:
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// batchedObject stands for the field context and resolver machinery of a batch field
+// whose value is an object (a product's merchant; see internal/tuneexec), for the parents
+// after the first: it returns the parent's object when the list's batch has been resolved
+// without an error, the object is there, and the field asks for nothing but plain leaves
+// of it (plain, by name) with no fragment. Such a field can fail in no way that needs a
+// path of its own. Otherwise ok is false and the field is resolved as gqlgen would.
+func batchedObject[P, T any](ctx context.Context, typeName string, field graphql.CollectedField, plain map[string]bool) (v *T, ok bool) {
+	if !plainSelections(field.Selections) {
+		return nil, false
+	}
+	for _, sel := range field.Selections {
+		if !plain[sel.(*ast.Field).Name] {
+			return nil, false
+		}
+	}
+	// ctx is the parent's, not yet the field's: the parent's index ends its path.
+	group := graphql.GetBatchParentGroup(ctx, typeName)
+	if group == nil || group.IndexMap != nil {
+		return nil, false
+	}
+	parents, ok := group.Parents.([]P)
+	if !ok {
+		return nil, false
+	}
+	idx, ok := parentIndex(ctx, 0)
+	results := resultsOf(ctx, group)
+	if !ok || results == nil {
+		return nil, false
+	}
+	key := field.Alias
+	if key == "" {
+		key = field.Name
+	}
+	r := results.ready(key)
+	if r == nil || r.Err != nil {
+		return nil, false
+	}
+	values, ok := r.Results.([]*T)
+	if !ok || len(values) != len(parents) || int(idx) >= len(values) || values[idx] == nil {
+		return nil, false
+	}
+	return values[idx], true
+}
+
 // get returns key's result, resolving it if no sibling has: the others wait for it.
 func (s *batchResults) get(key string, resolve func() (any, error)) *graphql.BatchFieldResult {
 	s.mu.Lock()
@@ -97,7 +158,7 @@ func batchParentsFor[P any](ctx context.Context, typeName string) (batchParents[
 	if !ok {
 		return batchParents[P]{}, false
 	}
-	idx, ok := parentIndex(ctx)
+	idx, ok := parentIndex(ctx, 1)
 	if !ok {
 		return batchParents[P]{}, false
 	}
@@ -105,25 +166,27 @@ func batchParentsFor[P any](ctx context.Context, typeName string) (batchParents[
 		results: resultsOf(ctx, group)}, true
 }
 
-// parentIndex is graphql.BatchParentIndex: the path's next-to-last element, when it is an
-// index. The path skips field contexts that have neither an index nor a field.
-func parentIndex(ctx context.Context) (ast.PathIndex, bool) {
+// parentIndex is the element of ctx's path that after elements come before its end, when
+// it is an index: with after 1, graphql.BatchParentIndex, the index of the parent of a
+// field being resolved. The path skips field contexts that have neither an index nor a
+// field.
+func parentIndex(ctx context.Context, after int) (ast.PathIndex, bool) {
 	if graphql.GetPathContext(ctx) != nil {
+		if after != 1 {
+			return 0, false
+		}
 		return graphql.BatchParentIndex(ctx) // a path of input arguments: gqlgen's way
 	}
 	seen := 0
 	for fc := graphql.GetFieldContext(ctx); fc != nil; fc = fc.Parent {
-		switch {
-		case fc.Index != nil:
-			if seen == 1 {
-				return ast.PathIndex(*fc.Index), true
-			}
-		case fc.Field.Field != nil:
-			if seen == 1 {
+		if fc.Index == nil && fc.Field.Field == nil {
+			continue
+		}
+		if seen == after {
+			if fc.Index == nil {
 				return 0, false
 			}
-		default:
-			continue
+			return ast.PathIndex(*fc.Index), true
 		}
 		seen++
 	}

@@ -41,7 +41,7 @@ func TestParentIndexIsGqlgens(t *testing.T) {
 		"index last":              chain(field("nodes"), index(5)),
 	} {
 		wantIdx, wantOK := graphql.BatchParentIndex(ctx)
-		idx, ok := parentIndex(ctx)
+		idx, ok := parentIndex(ctx, 1)
 		if idx != wantIdx || ok != wantOK {
 			t.Errorf("%s: parentIndex = %d, %v; gqlgen's %d, %v", name, idx, ok, wantIdx, wantOK)
 		}
@@ -212,5 +212,48 @@ func TestLeafWritersAreGqlgens(t *testing.T) {
 		if got.String() != want.String() || other.String() != want.String() {
 			t.Errorf("wrote %s and %s, gqlgen %s", got.String(), other.String(), want.String())
 		}
+	}
+}
+
+// TestBatchedObject: a parent after the first takes its object from the list's resolved
+// batch, unless the batch is not resolved yet, failed, lacks the object, or the field asks
+// for more than plain leaves.
+func TestBatchedObject(t *testing.T) {
+	element := func(ctx context.Context, i int) context.Context {
+		return graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
+	}
+	nodes := graphql.WithFieldContext(context.Background(), &graphql.FieldContext{
+		Field: graphql.CollectedField{Field: &ast.Field{Name: "nodes", Alias: "nodes"}}})
+	ctx := withBatchParentValues(nodes, "Product", []store.Product{{ID: 1}, {ID: 2}, {ID: 3}})
+	merchant := graphql.CollectedField{Field: &ast.Field{Name: "merchant", Alias: "merchant",
+		SelectionSet: ast.SelectionSet{&ast.Field{Name: "id"}, &ast.Field{Name: "name"}}}}
+	plain := map[string]bool{"__typename": true, "id": true, "name": true}
+	if _, ok := batchedObject[*store.Product, store.User](element(ctx, 1), "Product", merchant, plain); ok {
+		t.Fatal("an object before the batch is resolved")
+	}
+	users := []*store.User{{ID: 10}, nil, {ID: 30}}
+	results := resultsOf(ctx, graphql.GetBatchParentGroup(ctx, "Product"))
+	results.get("merchant", func() (any, error) { return users, nil })
+	for i, want := range users {
+		v, ok := batchedObject[*store.Product, store.User](element(ctx, i), "Product", merchant, plain)
+		if ok != (want != nil) || (ok && v != want) {
+			t.Errorf("parent %d: %v, %v; want %v", i, v, ok, want)
+		}
+	}
+	email := merchant
+	email.Selections = ast.SelectionSet{&ast.Field{Name: "id"}, &ast.Field{Name: "email"}}
+	fragment := merchant
+	fragment.Selections = ast.SelectionSet{&ast.InlineFragment{}}
+	for name, f := range map[string]graphql.CollectedField{"a resolver field": email, "a fragment": fragment} {
+		if _, ok := batchedObject[*store.Product, store.User](element(ctx, 0), "Product", f, plain); ok {
+			t.Errorf("with %s: an object", name)
+		}
+	}
+	failed := withBatchParentValues(nodes, "Product", []store.Product{{ID: 1}})
+	resultsOf(failed, graphql.GetBatchParentGroup(failed, "Product")).get("merchant", func() (any, error) {
+		return []*store.User{{ID: 10}}, fmt.Errorf("down")
+	})
+	if _, ok := batchedObject[*store.Product, store.User](element(failed, 0), "Product", merchant, plain); ok {
+		t.Error("an object of a failed batch")
 	}
 }

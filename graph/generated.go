@@ -2078,6 +2078,9 @@ func (ec *executionContext) fieldContext_Order_id(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Order_customer(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if v, ok := batchedObject[*store.Order, store.User](ctx, "Order", field, plainFields_User); ok {
+		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2486,6 +2489,9 @@ func (ec *executionContext) fieldContext_OrderEdge_node(_ context.Context, field
 }
 
 func (ec *executionContext) _OrderItem_product(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
+	if v, ok := batchedObject[*store.OrderItem, store.Product](ctx, "OrderItem", field, plainFields_Product); ok {
+		return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2688,6 +2694,9 @@ func (ec *executionContext) fieldContext_OrderStatusEvent_id(_ context.Context, 
 }
 
 func (ec *executionContext) _OrderStatusEvent_order(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (ret graphql.Marshaler) {
+	if v, ok := batchedObject[*store.OrderStatusEvent, store.Order](ctx, "OrderStatusEvent", field, plainFields_Order); ok {
+		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2941,6 +2950,9 @@ func (ec *executionContext) fieldContext_Product_stock(_ context.Context, field 
 }
 
 func (ec *executionContext) _Product_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
+	if v, ok := batchedObject[*store.Product, store.User](ctx, "Product", field, plainFields_User); ok {
+		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7616,3 +7628,12 @@ func (ec *executionContext) marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgen�
 }
 
 // endregion ***************************** type.gotpl *****************************
+
+// plainFields_User are the plain leaf fields of User (see graph/batch.go's batchedObject).
+var plainFields_User = map[string]bool{"__typename": true, "id": true, "name": true, "role": true}
+
+// plainFields_Product are the plain leaf fields of Product (see graph/batch.go's batchedObject).
+var plainFields_Product = map[string]bool{"__typename": true, "id": true, "name": true, "description": true, "stock": true}
+
+// plainFields_Order are the plain leaf fields of Order (see graph/batch.go's batchedObject).
+var plainFields_Order = map[string]bool{"__typename": true, "id": true, "status": true}

@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 )
 
 var rewrites = []struct{ from, to string }{
@@ -84,6 +85,21 @@ var objectValue = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (marsh
 // listElement matches a list's call of its element's marshal function.
 var listElement = regexp.MustCompile(`return ec\.(marshalN[^\s(]+)\(ctx, sel, v\[i\]\)`)
 
+// objectCase matches a case of an object's function that sets a field's value at once.
+var objectCase = regexp.MustCompile(`(?m)^\t\tcase "(\w+)":\n\t\t\tout\.Values\[i\] = ec\.(_\w+)\(ctx, field, obj\)\n`)
+
+// objectPointer matches the marshal function of a non-null object held by pointer.
+var objectPointer = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (marshalN[^\s(]+)\(ctx context\.Context, sel ast\.SelectionSet, v \*\S+\) graphql\.Marshaler \{\n\tif v == nil \{\n\t\tgraphql\.AddInvalidNullError\(ctx, "\w+!"\)\n\t\treturn graphql\.Null\n\t\}\n\treturn ec\.(_\w+)\(ctx, sel, v\)\n\}\n`)
+
+// batchField matches a batch resolver's field function: its header, the parent's type and
+// name, and the value's pointer type and marshal function.
+var batchField = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _(\w+)_\w+\(ctx context\.Context, field graphql\.CollectedField, obj (\S+)\) \(ret graphql\.Marshaler\) \{\n)` +
+	`\treturn graphql\.ResolveField\(\n\t\tctx,\n\t\tec\.OperationContext,\n\t\tfield,\n` +
+	`\t\tfunc\(ctx context\.Context, field graphql\.CollectedField\) \(\*graphql\.FieldContext, error\) \{\n\t\t\treturn ec\.fieldContext_\w+\(ctx, field\)\n\t\t\},\n` +
+	`\t\tfunc\(ctx context\.Context\) \(any, error\) \{\n\t\t\treturn ec\.resolveBatch_\w+\(ctx, field, obj\)\n\t\t\},\n` +
+	`\t\tnil,\n` +
+	`\t\tfunc\(ctx context\.Context, selections ast\.SelectionSet, v (\*(\S+))\) graphql\.Marshaler \{\n\t\t\treturn ec\.(marshalN[^\s(]+)\(ctx, selections, v\)\n`)
+
 // batchResolver matches a batch resolver's function and its resolver root.
 var batchResolver = regexp.MustCompile(`(?ms)^func \(ec \*executionContext\) resolveBatch_\w+\(.*?\n(\tresolver := ec\.Resolvers\.(\w+)\(\)\n).*?\n\}\n`)
 
@@ -93,6 +109,10 @@ var fieldFunc = regexp.MustCompile(`^func \(ec \*executionContext\) (_\w+)\(`)
 // minPlainLeaves is fewer than the schema's plain leaf fields: if gqlgen's code changes so
 // that fewer match, the rewrite has stopped applying.
 const minPlainLeaves = 25
+
+// minBatchedObjects is the relations to one object: an order's customer, an item's
+// product, an event's order, a product's merchant.
+const minBatchedObjects = 4
 
 // minBatchResolvers is the schema's relations: Order's customer, items and history, an
 // item's product, an event's order, a product's merchant.
@@ -186,6 +206,45 @@ func rewrite(path string) error {
 	if plain == 0 {
 		return fmt.Errorf("%s: no plain object: gqlgen changed, see tuneexec", path)
 	}
+	// A batch field whose value is an object, once its list's batch is resolved, needs no
+	// field context when it asks for plain leaves alone (batchedObject, graph/batch.go).
+	plainFields := map[string][]string{} // object function → its plain leaf fields
+	for _, m := range object.FindAllSubmatch(src, -1) {
+		names := []string{`"__typename": true`}
+		for _, c := range objectCase.FindAllSubmatch(m[2], -1) {
+			if leaves[string(c[2])] {
+				names = append(names, fmt.Sprintf("%q: true", c[1]))
+			}
+		}
+		plainFields[string(m[1])] = names
+	}
+	objectOf := map[string]string{} // marshal function of a non-null object pointer → object function
+	for _, m := range objectPointer.FindAllSubmatch(src, -1) {
+		objectOf[string(m[1])] = string(m[2])
+	}
+	var tables []byte
+	batched := 0
+	src = batchField.ReplaceAllFunc(src, func(fn []byte) []byte {
+		m := batchField.FindSubmatch(fn)
+		parent, parentType, valueType, marshal := m[2], m[3], m[5], string(m[6])
+		obj, ok := objectOf[marshal]
+		if !ok {
+			return fn
+		}
+		batched++
+		table := "plainFields" + obj
+		if !bytes.Contains(tables, []byte("var "+table+" ")) {
+			tables = fmt.Appendf(tables, "\n// %s are the plain leaf fields of %s (see graph/batch.go's batchedObject).\nvar %s = map[string]bool{%s}\n",
+				table, obj[1:], table, strings.Join(plainFields[obj], ", "))
+		}
+		return fmt.Appendf(nil, "%s\tif v, ok := batchedObject[%s, %s](ctx, %q, field, %s); ok {\n\t\treturn ec.%s(ctx, field.Selections, v)\n\t}\n%s",
+			m[1], parentType, valueType, parent, table, marshal, fn[len(m[1]):])
+	})
+	if batched < minBatchedObjects {
+		return fmt.Errorf("%s: %d batch fields of objects rewritten, expected at least %d: gqlgen changed, see tuneexec", path, batched, minBatchedObjects)
+	}
+	src = append(src, tables...)
+
 	plainValues := map[string]bool{}
 	for _, m := range objectValue.FindAllSubmatch(src, -1) {
 		if plainObjects[string(m[2])] {
