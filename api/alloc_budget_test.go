@@ -26,11 +26,14 @@ import (
 // batch window. Without a @defer group per object (graph/deferred.go): W1 9,487 and 7,914;
 // W2 12,369 and 10,776. Once W2's nested levels stopped waiting for the window (a Whole
 // level reads the levels below it, cached keys skip dataloader's Load): W2 11,962 and
-// 10,372. The race detector adds 2–4% (sync.Pool drops items under it), inside the
-// headroom, so the budgets hold under -race too.
+// 10,372. With the executor's plain fields, objects and batch results rewritten
+// (graph/internal/tuneexec), Money's currency a method, rows scanned into one row and
+// pooled response buffers: W1 3,385 and 1,812; W2 6,717 and 5,127. The race detector adds
+// 2–4% (sync.Pool drops items under it), inside the headroom, so the budgets hold under
+// -race too.
 const (
-	w1AllocBudget = 11_900 // W1: products(first: 50) with merchants
-	w2AllocBudget = 15_000 // W2: an order history of 20 orders, items, products, history
+	w1AllocBudget = 4_300 // W1: products(first: 50) with merchants
+	w2AllocBudget = 8_400 // W2: an order history of 20 orders, items, products, history
 )
 
 // allocRuns is how many requests each figure averages.
