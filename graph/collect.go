@@ -11,7 +11,9 @@ import (
 // (see internal/tuneexec), one per operation: gqlgen caches the fields it collects too, but
 // keys them by a hash of the object's type names, an allocation for each object it
 // resolves. Here the key is the selection set and the type's list of implementors, which
-// is a variable of the generated code: their addresses say which they are.
+// is a variable of the generated code: their addresses say which they are. A subscription
+// lives as long as its phone watches and is left to gqlgen's cache alone, so that it does
+// not hold a second one.
 type collectedFields struct {
 	mu     sync.Mutex
 	fields map[collectKey][]graphql.CollectedField
@@ -24,7 +26,7 @@ type collectKey struct {
 }
 
 func (c *collectedFields) of(oc *graphql.OperationContext, sel ast.SelectionSet, satisfies []string) []graphql.CollectedField {
-	if len(sel) == 0 || len(satisfies) == 0 {
+	if len(sel) == 0 || len(satisfies) == 0 || oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
 		return graphql.CollectFields(oc, sel, satisfies)
 	}
 	key := collectKey{sel: &sel[0], n: len(sel), satisfies: &satisfies[0]}

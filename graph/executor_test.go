@@ -189,6 +189,11 @@ func TestCollectedFieldsCacheByAddress(t *testing.T) {
 	if other := c.of(oc, sel, users); len(c.fields) != 2 || len(other) != 2 {
 		t.Errorf("another type: %d entries, %d fields", len(c.fields), len(other))
 	}
+	var live collectedFields
+	sub := &graphql.OperationContext{Doc: doc, Variables: map[string]any{}, Operation: &ast.OperationDefinition{Operation: ast.Subscription}}
+	if got := live.of(sub, sel, products); len(got) != 2 || live.fields != nil {
+		t.Errorf("a subscription's fields: %d, cached %v", len(got), live.fields)
+	}
 	want := graphql.CollectFields(oc, sel, products)
 	if len(first) != len(want) || first[0].Alias != want[0].Alias || first[1].Alias != want[1].Alias {
 		t.Errorf("collected %v, gqlgen %v", first, want)

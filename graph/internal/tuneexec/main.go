@@ -137,9 +137,18 @@ func rewrite(path string) error {
 	if err != nil {
 		return err
 	}
+	if src, err = tune(src); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, src, 0o644)
+}
+
+// tune applies every rewrite to the executor's source, in order: each later one reads what
+// the earlier ones made of the fields.
+func tune(src []byte) ([]byte, error) {
 	for _, r := range rewrites {
 		if !bytes.Contains(src, []byte(r.from)) {
-			return fmt.Errorf("%s has no %q: gqlgen changed, see package graph", path, r.from)
+			return nil, fmt.Errorf("no %q: gqlgen changed, see package graph", r.from)
 		}
 		src = bytes.ReplaceAll(src, []byte(r.from), []byte(r.to))
 	}
@@ -147,39 +156,34 @@ func rewrite(path string) error {
 	for _, m := range neverNull.FindAllSubmatch(src, -1) {
 		safe[string(m[1])] = true
 	}
-	leaves := map[string]bool{}
-	src = plainLeaf.ReplaceAllFunc(src, func(fn []byte) []byte {
-		m := plainLeaf.FindSubmatch(fn)
+	leaves := map[string]bool{} // field functions rewritten as plain leaves
+	src, err := replaceAll(src, plainLeaf, minPlainLeaves, "plain leaf fields", func(_ []byte, m [][]byte) ([]byte, bool) {
 		if !safe[string(m[3])] {
-			return fn
+			return nil, false
 		}
 		leaves[string(fieldFunc.FindSubmatch(m[1])[1])] = true
 		value, method := string(m[2]), bytes.HasSuffix(m[2], []byte("()"))
 		switch {
 		case string(m[3]) == "marshalNInt2int":
-			return fmt.Appendf(nil, "%s\treturn marshalInt(%s)\n}\n", m[1], value)
+			return fmt.Appendf(nil, "%s\treturn marshalInt(%s)\n}\n", m[1], value), true
 		case string(m[3]) == "marshalNString2string" && !method:
-			return fmt.Appendf(nil, "%s\treturn marshalStringField(&%s)\n}\n", m[1], value)
+			return fmt.Appendf(nil, "%s\treturn marshalStringField(&%s)\n}\n", m[1], value), true
 		case string(m[3]) == "marshalNID2string" && value == "obj.GlobalID()":
-			return fmt.Appendf(nil, "%s\treturn marshalGlobalID(obj)\n}\n", m[1])
+			return fmt.Appendf(nil, "%s\treturn marshalGlobalID(obj)\n}\n", m[1]), true
 		}
-		return fmt.Appendf(nil, "%s\treturn ec.%s(ctx, field.Selections, %s)\n}\n", m[1], m[3], m[2])
+		return fmt.Appendf(nil, "%s\treturn ec.%s(ctx, field.Selections, %s)\n}\n", m[1], m[3], m[2]), true
 	})
-	if len(leaves) < minPlainLeaves {
-		return fmt.Errorf("%s: %d plain leaf fields rewritten, expected at least %d: gqlgen changed, see tuneexec", path, len(leaves), minPlainLeaves)
+	if err != nil {
+		return nil, err
 	}
 
 	// A batch resolver asks for its resolver root (an allocation) only when it calls it:
 	// once a list, not once a parent.
-	roots := 0
-	src = batchResolver.ReplaceAllFunc(src, func(fn []byte) []byte {
-		m := batchResolver.FindSubmatch(fn)
-		roots++
+	if src, err = replaceAll(src, batchResolver, minBatchResolvers, "batch resolvers", func(fn []byte, m [][]byte) ([]byte, bool) {
 		fn = bytes.Replace(fn, m[1], nil, 1)
-		return bytes.ReplaceAll(fn, []byte("resolver."), fmt.Appendf(nil, "ec.Resolvers.%s().", m[2]))
-	})
-	if roots < minBatchResolvers {
-		return fmt.Errorf("%s: %d batch resolvers rewritten, expected at least %d: gqlgen changed, see tuneexec", path, roots, minBatchResolvers)
+		return bytes.ReplaceAll(fn, []byte("resolver."), fmt.Appendf(nil, "ec.Resolvers.%s().", m[2])), true
+	}); err != nil {
+		return nil, err
 	}
 
 	// An object is plain when every field of it is a plain leaf: none can fail, wait or
@@ -193,21 +197,47 @@ func rewrite(path string) error {
 		}
 		plainObjects[string(m[1])] = plain
 	}
-	plain := 0
-	src = object.ReplaceAllFunc(src, func(fn []byte) []byte {
-		m := object.FindSubmatch(fn)
+	if src, err = replaceAll(src, object, 1, "plain objects", func(fn []byte, m [][]byte) ([]byte, bool) {
 		if !plainObjects[string(m[1])] {
-			return fn
+			return nil, false
 		}
-		plain++
 		fn = bytes.Replace(fn, []byte("out := graphql.NewFieldSet(fields)"), []byte("out := newPlainObject(fields)"), 1)
-		return bytes.Replace(fn, []byte("return marshalObject(out, fields, len(deferred.Defers))"), []byte("return out"), 1)
-	})
-	if plain == 0 {
-		return fmt.Errorf("%s: no plain object: gqlgen changed, see tuneexec", path)
+		return bytes.Replace(fn, []byte("return marshalObject(out, fields, len(deferred.Defers))"), []byte("return out"), 1), true
+	}); err != nil {
+		return nil, err
 	}
-	// A batch field whose value is an object, once its list's batch is resolved, needs no
-	// field context when it asks for plain leaves alone (batchedObject, graph/batch.go).
+
+	if src, err = batchedObjects(src, leaves); err != nil {
+		return nil, err
+	}
+
+	// A list of objects held by value passes each element's address, as its batch parents
+	// do, rather than a copy that the object's function takes the address of.
+	byValue := map[string]string{} // marshal function of an object by value → object function
+	for _, m := range objectValue.FindAllSubmatch(src, -1) {
+		byValue[string(m[1])] = string(m[2])
+	}
+	if src, err = replaceAll(src, listElement, minListsByValue, "lists of objects by value", func(_ []byte, m [][]byte) ([]byte, bool) {
+		obj, ok := byValue[string(m[1])]
+		return fmt.Appendf(nil, "return ec.%s(ctx, sel, &v[i])", obj), ok
+	}); err != nil {
+		return nil, err
+	}
+
+	// A plain object held by value needs no field context without a fragment.
+	return replaceAll(src, plainLeaf, minPlainObjects, "plain object fields", func(fn []byte, m [][]byte) ([]byte, bool) {
+		if !plainObjects[byValue[string(m[3])]] {
+			return nil, false
+		}
+		return fmt.Appendf(nil, "%s\tif plainSelections(field.Selections) {\n\t\treturn ec.%s(ctx, field.Selections, %s)\n\t}\n%s",
+			m[1], m[3], m[2], fn[len(m[1]):]), true
+	})
+}
+
+// batchedObjects rewrites a batch field whose value is an object: once its list's batch is
+// resolved, it needs no field context when it asks for plain leaves alone (batchedObject,
+// graph/batch.go). Each value type's plain leaf fields become a table after the code.
+func batchedObjects(src []byte, leaves map[string]bool) ([]byte, error) {
 	plainFields := map[string][]string{} // object function → its plain leaf fields
 	for _, m := range object.FindAllSubmatch(src, -1) {
 		names := []string{`"__typename": true`}
@@ -223,66 +253,38 @@ func rewrite(path string) error {
 		objectOf[string(m[1])] = string(m[2])
 	}
 	var tables []byte
-	batched := 0
-	src = batchField.ReplaceAllFunc(src, func(fn []byte) []byte {
-		m := batchField.FindSubmatch(fn)
+	src, err := replaceAll(src, batchField, minBatchedObjects, "batch fields of objects", func(fn []byte, m [][]byte) ([]byte, bool) {
 		parent, parentType, valueType, marshal := m[2], m[3], m[5], string(m[6])
 		obj, ok := objectOf[marshal]
 		if !ok {
-			return fn
+			return nil, false
 		}
-		batched++
 		table := "plainFields" + obj
 		if !bytes.Contains(tables, []byte("var "+table+" ")) {
 			tables = fmt.Appendf(tables, "\n// %s are the plain leaf fields of %s (see graph/batch.go's batchedObject).\nvar %s = map[string]bool{%s}\n",
 				table, obj[1:], table, strings.Join(plainFields[obj], ", "))
 		}
 		return fmt.Appendf(nil, "%s\tif v, ok := batchedObject[%s, %s](ctx, %q, field, %s); ok {\n\t\treturn ec.%s(ctx, field.Selections, v)\n\t}\n%s",
-			m[1], parentType, valueType, parent, table, marshal, fn[len(m[1]):])
+			m[1], parentType, valueType, parent, table, marshal, fn[len(m[1]):]), true
 	})
-	if batched < minBatchedObjects {
-		return fmt.Errorf("%s: %d batch fields of objects rewritten, expected at least %d: gqlgen changed, see tuneexec", path, batched, minBatchedObjects)
-	}
-	src = append(src, tables...)
+	return append(src, tables...), err
+}
 
-	plainValues := map[string]bool{}
-	for _, m := range objectValue.FindAllSubmatch(src, -1) {
-		if plainObjects[string(m[2])] {
-			plainValues[string(m[1])] = true
-		}
-	}
-	// A list of objects held by value passes each element's address, as its batch parents
-	// do, rather than a copy that the object's function takes the address of.
-	byValue := map[string]string{}
-	for _, m := range objectValue.FindAllSubmatch(src, -1) {
-		byValue[string(m[1])] = string(m[2])
-	}
-	elements := 0
-	src = listElement.ReplaceAllFunc(src, func(call []byte) []byte {
-		m := listElement.FindSubmatch(call)
-		obj, ok := byValue[string(m[1])]
+// replaceAll replaces each match of re in src with what f makes of it (the match and its
+// submatches) where f says ok, and fails when fewer than min are: gqlgen's code has changed
+// under the rewrite.
+func replaceAll(src []byte, re *regexp.Regexp, min int, what string, f func(match []byte, sub [][]byte) ([]byte, bool)) ([]byte, error) {
+	n := 0
+	src = re.ReplaceAllFunc(src, func(match []byte) []byte {
+		out, ok := f(match, re.FindSubmatch(match))
 		if !ok {
-			return call
+			return match
 		}
-		elements++
-		return fmt.Appendf(nil, "return ec.%s(ctx, sel, &v[i])", obj)
+		n++
+		return out
 	})
-	if elements < minListsByValue {
-		return fmt.Errorf("%s: %d lists of objects by value rewritten, expected at least %d: gqlgen changed, see tuneexec", path, elements, minListsByValue)
+	if n < min {
+		return nil, fmt.Errorf("%d %s rewritten, expected at least %d: gqlgen changed, see tuneexec", n, what, min)
 	}
-
-	objects := 0
-	src = plainLeaf.ReplaceAllFunc(src, func(fn []byte) []byte {
-		m := plainLeaf.FindSubmatch(fn)
-		if !plainValues[string(m[3])] {
-			return fn
-		}
-		objects++
-		return fmt.Appendf(nil, "%s\tif plainSelections(field.Selections) {\n\t\treturn ec.%s(ctx, field.Selections, %s)\n\t}\n%s",
-			m[1], m[3], m[2], fn[len(m[1]):])
-	})
-	if objects < minPlainObjects {
-		return fmt.Errorf("%s: %d plain object fields rewritten, expected at least %d: gqlgen changed, see tuneexec", path, objects, minPlainObjects)
-	}
-	return os.WriteFile(path, src, 0o644)
+	return src, nil
 }
