@@ -20,7 +20,8 @@ const (
 
 // GlobalID returns the opaque global ID of an object of this kind.
 func GlobalID(kind string, id int64) string {
-	return string(AppendGlobalID(nil, kind, id))
+	var b [64]byte // base64 of the longest raw ID (40 bytes): one allocation, the string
+	return string(AppendGlobalID(b[:0], kind, id))
 }
 
 // AppendGlobalID appends the global ID of an object of this kind to b.
