@@ -20,14 +20,18 @@ type batchParents[P any] struct {
 
 // FieldResult resolves the field once for the whole group, as graphql.BatchParents does.
 func (b batchParents[P]) FieldResult(field graphql.CollectedField, resolve func() (any, error)) *graphql.BatchFieldResult {
-	key := field.Alias
-	if key == "" {
-		key = field.Name
-	}
 	if b.results == nil {
-		return b.group.GetFieldResult(key, resolve)
+		return b.group.GetFieldResult(resultKey(field), resolve)
 	}
-	return b.results.get(key, resolve)
+	return b.results.get(resultKey(field), resolve)
+}
+
+// resultKey is what a batch field's result is kept under: its response key, as gqlgen's.
+func resultKey(field graphql.CollectedField) string {
+	if field.Alias != "" {
+		return field.Alias
+	}
+	return field.Name
 }
 
 // withBatchParentValues stands for graphql.WithBatchParentValues: it registers the list's
@@ -66,21 +70,30 @@ func resultsOf(ctx context.Context, group *graphql.BatchParentGroup) *batchResul
 	return r
 }
 
-// ready returns key's result if it has been resolved, nil otherwise: it never waits.
-func (s *batchResults) ready(key string) *graphql.BatchFieldResult {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// lookup returns key's result, resolved or in flight, nil if none; s.mu is held.
+func (s *batchResults) lookup(key string) *batchResult {
 	for _, r := range s.results {
 		if r.key == key {
-			select {
-			case <-r.done:
-				return &r.BatchFieldResult
-			default:
-				return nil
-			}
+			return r
 		}
 	}
 	return nil
+}
+
+// ready returns key's result if it has been resolved, nil otherwise: it never waits.
+func (s *batchResults) ready(key string) *graphql.BatchFieldResult {
+	s.mu.Lock()
+	r := s.lookup(key)
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	select {
+	case <-r.done:
+		return &r.BatchFieldResult
+	default:
+		return nil
+	}
 }
 
 // batchedObject stands for the field context and resolver machinery of a batch field
@@ -99,43 +112,28 @@ func batchedObject[P, T any](ctx context.Context, typeName string, field graphql
 		}
 	}
 	// ctx is the parent's, not yet the field's: the parent's index ends its path.
-	group := graphql.GetBatchParentGroup(ctx, typeName)
-	if group == nil || group.IndexMap != nil {
+	batch, ok := batchOf[P](ctx, typeName, 0)
+	if !ok || batch.IndexMap != nil || batch.results == nil {
 		return nil, false
 	}
-	parents, ok := group.Parents.([]P)
-	if !ok {
-		return nil, false
-	}
-	idx, ok := parentIndex(ctx, 0)
-	results := resultsOf(ctx, group)
-	if !ok || results == nil {
-		return nil, false
-	}
-	key := field.Alias
-	if key == "" {
-		key = field.Name
-	}
-	r := results.ready(key)
+	r := batch.results.ready(resultKey(field))
 	if r == nil || r.Err != nil {
 		return nil, false
 	}
 	values, ok := r.Results.([]*T)
-	if !ok || len(values) != len(parents) || int(idx) >= len(values) || values[idx] == nil {
+	if !ok || len(values) != len(batch.Parents) || int(batch.Index) >= len(values) || values[batch.Index] == nil {
 		return nil, false
 	}
-	return values[idx], true
+	return values[batch.Index], true
 }
 
 // get returns key's result, resolving it if no sibling has: the others wait for it.
 func (s *batchResults) get(key string, resolve func() (any, error)) *graphql.BatchFieldResult {
 	s.mu.Lock()
-	for _, r := range s.results {
-		if r.key == key {
-			s.mu.Unlock()
-			<-r.done
-			return &r.BatchFieldResult
-		}
+	if r := s.lookup(key); r != nil {
+		s.mu.Unlock()
+		<-r.done
+		return &r.BatchFieldResult
 	}
 	r := &batchResult{key: key, done: make(chan struct{})}
 	s.results = append(s.results, r)
@@ -150,6 +148,12 @@ func (s *batchResults) get(key string, resolve func() (any, error)) *graphql.Bat
 // every parent of every batch resolver. The index is the nearest list element above the
 // field, read here from the field contexts themselves.
 func batchParentsFor[P any](ctx context.Context, typeName string) (batchParents[P], bool) {
+	return batchOf[P](ctx, typeName, 1)
+}
+
+// batchOf returns typeName's batch and the parent's place in it, the index that after
+// elements come before the end of ctx's path (see parentIndex).
+func batchOf[P any](ctx context.Context, typeName string, after int) (batchParents[P], bool) {
 	group := graphql.GetBatchParentGroup(ctx, typeName)
 	if group == nil {
 		return batchParents[P]{}, false
@@ -158,7 +162,7 @@ func batchParentsFor[P any](ctx context.Context, typeName string) (batchParents[
 	if !ok {
 		return batchParents[P]{}, false
 	}
-	idx, ok := parentIndex(ctx, 1)
+	idx, ok := parentIndex(ctx, after)
 	if !ok {
 		return batchParents[P]{}, false
 	}

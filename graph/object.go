@@ -25,18 +25,22 @@ func marshalObject(out *graphql.FieldSet, fields []graphql.CollectedField, defer
 type object struct {
 	fields []graphql.CollectedField
 	Values []graphql.Marshaler
-	// Invalids and Dispatch are what a plain object's function (whose fields are all plain
-	// leaves) reads of the FieldSet that object stands for there (see newPlainObject).
+}
+
+// plainObject stands for the FieldSet in the function of an object whose fields are all
+// plain leaves (a Money; see internal/tuneexec), with what that function reads of it:
+// Values, Invalids and Dispatch. Such fields are never resolved concurrently or deferred,
+// so the object needs none of the FieldSet's machinery, and its fields and values take one
+// allocation instead of three.
+type plainObject struct {
+	object
 	Invalids uint32
 	inline   [4]graphql.Marshaler
 }
 
-// newPlainObject stands for graphql.NewFieldSet in the function of an object whose fields
-// are all plain leaves (a Money; see internal/tuneexec): such fields are never resolved
-// concurrently or deferred, so the object needs none of the FieldSet's machinery, and its
-// fields and values take one allocation instead of three.
-func newPlainObject(fields []graphql.CollectedField) *object {
-	o := &object{fields: fields}
+// newPlainObject stands for graphql.NewFieldSet in a plain object's function.
+func newPlainObject(fields []graphql.CollectedField) *plainObject {
+	o := &plainObject{object: object{fields: fields}}
 	if len(fields) <= len(o.inline) {
 		o.Values = o.inline[:len(fields):len(fields)]
 	} else {
@@ -46,7 +50,7 @@ func newPlainObject(fields []graphql.CollectedField) *object {
 }
 
 // Dispatch resolves nothing: a plain object has no concurrent fields.
-func (*object) Dispatch(context.Context) {}
+func (*plainObject) Dispatch(context.Context) {}
 
 func (o *object) MarshalGQL(w io.Writer) {
 	_, _ = io.WriteString(w, "{")
