@@ -2,29 +2,27 @@
 // generated code is costlier than a storefront read can afford; the functions it calls
 // instead are in package graph, each with its reasons:
 //
-//   - an object builds its @defer group only when one of its fields is deferred
-//     (deferredGroup, graph/deferred.go), and is written without gqlgen's per-field copies
-//     unless it has deferred fields (marshalObject, graph/object.go);
-//   - a list resolves its elements one after another until one waits for the loaders'
-//     batch window, instead of a goroutine per element (marshalList, graph/lists.go);
-//   - an object whose fields are all plain leaves is one allocation, not a FieldSet
-//     (newPlainObject, graph/object.go); an object's fields are collected once an
-//     operation without gqlgen's hashed key (collectedFields, graph/collect.go); a query's
-//     data is written into a pooled buffer (marshalData, graph/data.go);
-//   - a list of objects held by value hands each object's function the element's address
-//     instead of a copy on the heap;
-//   - a plain leaf's string field, int or global ID is written from the object without a
-//     closure or a string of its own (marshalStringField, marshalInt, marshalGlobalID,
-//     graph/data.go);
-//   - a batch resolver asks for its resolver root once a list, finds its parent's index without building the response path, and
-//     its siblings share the list's result without an allocation each (batchParentsFor
-//     and withBatchParentValues, graph/batch.go);
 //   - a plain leaf field (a struct field or a method without context or error, of a scalar
 //     or enum whose marshaler never yields null) is marshaled at once, without the field
-//     context, closures and boxing of graphql.ResolveField (see plainLeaf below), and so is
-//     a plain field of an object whose own fields are all plain leaves (a price's Money)
-//     when its selection holds no fragment, the only place a @defer could sit
-//     (plainSelections, graph/object.go).
+//     context, closures and boxing of graphql.ResolveField (see plainLeaf below); its
+//     string field, int or global ID is written from the object without a closure or a
+//     string of its own (marshalStringField, marshalInt, marshalGlobalID, graph/data.go);
+//   - an object whose fields are all plain leaves (a Money) is one allocation, not a
+//     FieldSet (newPlainObject, graph/object.go), and a field holding one by value is
+//     marshaled at once when its selection holds no fragment, the only place a @defer
+//     could sit (plainSelections);
+//   - an object builds its @defer group only when one of its fields is deferred
+//     (deferredGroup, graph/deferred.go), is written without gqlgen's per-field copies
+//     unless it has deferred fields (marshalObject, graph/object.go), and has its fields
+//     collected once an operation without gqlgen's hashed key (graph/collect.go);
+//   - a list resolves its elements one after another until one waits for the loaders'
+//     batch window, instead of a goroutine per element (marshalList, graph/lists.go), and
+//     hands an object held by value its element's address instead of a copy on the heap;
+//   - a batch resolver asks for its resolver root once a list, finds its parent's index
+//     without building the response path, and shares the list's result without an
+//     allocation per parent; a batch field's object for the parents after the first is
+//     taken from that result when it asks for plain leaves only (graph/batch.go);
+//   - a query's data is written into a pooled buffer (marshalData, graph/data.go).
 //
 // `go generate` runs it after gqlgen. It fails when gqlgen's code no longer has what it
 // rewrites, so that a gqlgen upgrade cannot drop a change unnoticed.
@@ -52,6 +50,13 @@ var rewrites = []struct{ from, to string }{
 		"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn marshalObject(out, fields, len(deferred.Defers))\n}\n"},
 }
 
+// resolveFieldHead is the rest of a field function's header (its parent's type the second
+// submatch, the header the first) and the start of its call of graphql.ResolveField, up to
+// the resolver: what plainLeaf and batchField share.
+const resolveFieldHead = `\(ctx context\.Context, field graphql\.CollectedField, obj (\S+)\) \(ret graphql\.Marshaler\) \{\n)` +
+	`\treturn graphql\.ResolveField\(\n\t\tctx,\n\t\tec\.OperationContext,\n\t\tfield,\n` +
+	`\t\tfunc\(ctx context\.Context, field graphql\.CollectedField\) \(\*graphql\.FieldContext, error\) \{\n\t\t\treturn ec\.fieldContext_\w+\(ctx, field\)\n\t\t\},\n`
+
 // plainLeaf matches a field function whose value is a struct field or a method of obj that
 // takes no context and returns no error, with no field middleware of its own (gqlgen's
 // middleware argument is nil: no directive), marshaled by a marshal function of a value
@@ -59,9 +64,7 @@ var rewrites = []struct{ from, to string }{
 // context: the field's path in an error, the field middleware and its recorded result are
 // all that ResolveField adds, and the service installs no field middleware (api.NewGraphQL
 // refuses a FieldInterceptor). A panic still ends in the nearest enclosing field's recover.
-var plainLeaf = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _\w+\(ctx context\.Context, field graphql\.CollectedField, obj \S+\) \(ret graphql\.Marshaler\) \{\n)` +
-	`\treturn graphql\.ResolveField\(\n\t\tctx,\n\t\tec\.OperationContext,\n\t\tfield,\n` +
-	`\t\tfunc\(ctx context\.Context, field graphql\.CollectedField\) \(\*graphql\.FieldContext, error\) \{\n\t\t\treturn ec\.fieldContext_\w+\(ctx, field\)\n\t\t\},\n` +
+var plainLeaf = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _\w+` + resolveFieldHead +
 	`\t\tfunc\(ctx context\.Context\) \(any, error\) \{\n\t\t\treturn (obj\.\w+(?:\(\))?), nil\n\t\t\},\n` +
 	`\t\tnil,\n` +
 	`\t\tfunc\(ctx context\.Context, selections ast\.SelectionSet, v [^*\[\s]\S*\) graphql\.Marshaler \{\n\t\t\treturn ec\.(marshalN[^\s(]+)\(ctx, selections, v\)\n\t\t\},\n` +
@@ -93,9 +96,7 @@ var objectPointer = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (mar
 
 // batchField matches a batch resolver's field function: its header, the parent's type and
 // name, and the value's pointer type and marshal function.
-var batchField = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _(\w+)_\w+\(ctx context\.Context, field graphql\.CollectedField, obj (\S+)\) \(ret graphql\.Marshaler\) \{\n)` +
-	`\treturn graphql\.ResolveField\(\n\t\tctx,\n\t\tec\.OperationContext,\n\t\tfield,\n` +
-	`\t\tfunc\(ctx context\.Context, field graphql\.CollectedField\) \(\*graphql\.FieldContext, error\) \{\n\t\t\treturn ec\.fieldContext_\w+\(ctx, field\)\n\t\t\},\n` +
+var batchField = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _(\w+)_\w+` + resolveFieldHead +
 	`\t\tfunc\(ctx context\.Context\) \(any, error\) \{\n\t\t\treturn ec\.resolveBatch_\w+\(ctx, field, obj\)\n\t\t\},\n` +
 	`\t\tnil,\n` +
 	`\t\tfunc\(ctx context\.Context, selections ast\.SelectionSet, v (\*(\S+))\) graphql\.Marshaler \{\n\t\t\treturn ec\.(marshalN[^\s(]+)\(ctx, selections, v\)\n`)
@@ -158,20 +159,20 @@ func tune(src []byte) ([]byte, error) {
 	}
 	leaves := map[string]bool{} // field functions rewritten as plain leaves
 	src, err := replaceAll(src, plainLeaf, minPlainLeaves, "plain leaf fields", func(_ []byte, m [][]byte) ([]byte, bool) {
-		if !safe[string(m[3])] {
+		head, value, marshal := m[1], string(m[3]), string(m[4])
+		if !safe[marshal] {
 			return nil, false
 		}
-		leaves[string(fieldFunc.FindSubmatch(m[1])[1])] = true
-		value, method := string(m[2]), bytes.HasSuffix(m[2], []byte("()"))
-		switch {
-		case string(m[3]) == "marshalNInt2int":
-			return fmt.Appendf(nil, "%s\treturn marshalInt(%s)\n}\n", m[1], value), true
-		case string(m[3]) == "marshalNString2string" && !method:
-			return fmt.Appendf(nil, "%s\treturn marshalStringField(&%s)\n}\n", m[1], value), true
-		case string(m[3]) == "marshalNID2string" && value == "obj.GlobalID()":
-			return fmt.Appendf(nil, "%s\treturn marshalGlobalID(obj)\n}\n", m[1]), true
+		leaves[string(fieldFunc.FindSubmatch(head)[1])] = true
+		switch method := strings.HasSuffix(value, "()"); {
+		case marshal == "marshalNInt2int":
+			return fmt.Appendf(nil, "%s\treturn marshalInt(%s)\n}\n", head, value), true
+		case marshal == "marshalNString2string" && !method:
+			return fmt.Appendf(nil, "%s\treturn marshalStringField(&%s)\n}\n", head, value), true
+		case marshal == "marshalNID2string" && value == "obj.GlobalID()":
+			return fmt.Appendf(nil, "%s\treturn marshalGlobalID(obj)\n}\n", head), true
 		}
-		return fmt.Appendf(nil, "%s\treturn ec.%s(ctx, field.Selections, %s)\n}\n", m[1], m[3], m[2]), true
+		return fmt.Appendf(nil, "%s\treturn ec.%s(ctx, field.Selections, %s)\n}\n", head, marshal, value), true
 	})
 	if err != nil {
 		return nil, err
@@ -226,11 +227,12 @@ func tune(src []byte) ([]byte, error) {
 
 	// A plain object held by value needs no field context without a fragment.
 	return replaceAll(src, plainLeaf, minPlainObjects, "plain object fields", func(fn []byte, m [][]byte) ([]byte, bool) {
-		if !plainObjects[byValue[string(m[3])]] {
+		head, value, marshal := m[1], m[3], m[4]
+		if !plainObjects[byValue[string(marshal)]] {
 			return nil, false
 		}
 		return fmt.Appendf(nil, "%s\tif plainSelections(field.Selections) {\n\t\treturn ec.%s(ctx, field.Selections, %s)\n\t}\n%s",
-			m[1], m[3], m[2], fn[len(m[1]):]), true
+			head, marshal, value, fn[len(head):]), true
 	})
 }
 
