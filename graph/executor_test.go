@@ -23,11 +23,8 @@ func TestParentIndexIsGqlgens(t *testing.T) {
 	index := func(i int) *graphql.FieldContext { return &graphql.FieldContext{Index: &i} }
 	chain := func(fcs ...*graphql.FieldContext) context.Context {
 		ctx := context.Background()
-		for i, fc := range fcs {
-			if i > 0 {
-				fc.Parent = fcs[i-1]
-			}
-			ctx = graphql.WithFieldContext(ctx, fc)
+		for _, fc := range fcs {
+			ctx = graphql.WithFieldContext(ctx, fc) // makes the one before its parent
 		}
 		return ctx
 	}
@@ -91,22 +88,25 @@ func TestPlainSelections(t *testing.T) {
 
 // TestBatchResultsShared: the elements of a list share one call of a batch field, which
 // the others wait for, and a field of an outer list's type finds that list's results.
+// withField and withElement add a field's and a list element's context to ctx, as the
+// executor does (graphql.WithFieldContext makes ctx's field context the new one's parent).
+func withField(ctx context.Context, name string) context.Context {
+	return graphql.WithFieldContext(ctx, &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: name, Alias: name}}})
+}
+
+func withElement(ctx context.Context, i int) context.Context {
+	return graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
+}
+
 func TestBatchResultsShared(t *testing.T) {
-	// graphql.WithFieldContext makes the context's field context the new one's parent.
-	field := func(ctx context.Context, name string) context.Context {
-		return graphql.WithFieldContext(ctx, &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: name, Alias: name}}})
-	}
-	element := func(ctx context.Context, i int) context.Context {
-		return graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
-	}
-	ctx := withBatchParentValues(field(context.Background(), "orders"), "Order", []int{10, 20, 30})
+	ctx := withBatchParentValues(withField(context.Background(), "orders"), "Order", []int{10, 20, 30})
 
 	calls := 0
 	resolve := func() (any, error) { calls++; return []string{"a", "b", "c"}, nil }
 	results := make(chan *graphql.BatchFieldResult, 3)
 	for i := range 3 {
 		go func() {
-			batch, ok := batchParentsFor[*int](field(element(ctx, i), "customer"), "Order")
+			batch, ok := batchParentsFor[*int](withField(withElement(ctx, i), "customer"), "Order")
 			if !ok || int(batch.Index) != i || *batch.Parents[i] != 10*(i+1) || batch.results == nil {
 				t.Errorf("element %d: batch %+v, %v", i, batch, ok)
 			}
@@ -124,7 +124,7 @@ func TestBatchResultsShared(t *testing.T) {
 	}
 
 	// Within an order's items, the orders' results are still found.
-	inner := withBatchParentValues(field(element(ctx, 0), "items"), "OrderItem", []int{1})
+	inner := withBatchParentValues(withField(withElement(ctx, 0), "items"), "OrderItem", []int{1})
 	if got := resultsOf(inner, graphql.GetBatchParentGroup(inner, "Order")); got == nil || got.group != graphql.GetBatchParentGroup(ctx, "Order") {
 		t.Errorf("the orders' results not found inside an order's items: %v", got)
 	}
@@ -224,23 +224,19 @@ func TestLeafWritersAreGqlgens(t *testing.T) {
 // batch, unless the batch is not resolved yet, failed, lacks the object, or the field asks
 // for more than plain leaves.
 func TestBatchedObject(t *testing.T) {
-	element := func(ctx context.Context, i int) context.Context {
-		return graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
-	}
-	nodes := graphql.WithFieldContext(context.Background(), &graphql.FieldContext{
-		Field: graphql.CollectedField{Field: &ast.Field{Name: "nodes", Alias: "nodes"}}})
+	nodes := withField(context.Background(), "nodes")
 	ctx := withBatchParentValues(nodes, "Product", []store.Product{{ID: 1}, {ID: 2}, {ID: 3}})
 	merchant := graphql.CollectedField{Field: &ast.Field{Name: "merchant", Alias: "merchant",
 		SelectionSet: ast.SelectionSet{&ast.Field{Name: "id"}, &ast.Field{Name: "name"}}}}
 	plain := map[string]bool{"__typename": true, "id": true, "name": true}
-	if _, ok := batchedObject[*store.Product, store.User](element(ctx, 1), "Product", merchant, plain); ok {
+	if _, ok := batchedObject[*store.Product, store.User](withElement(ctx, 1), "Product", merchant, plain); ok {
 		t.Fatal("an object before the batch is resolved")
 	}
 	users := []*store.User{{ID: 10}, nil, {ID: 30}}
 	results := resultsOf(ctx, graphql.GetBatchParentGroup(ctx, "Product"))
 	results.get("merchant", func() (any, error) { return users, nil })
 	for i, want := range users {
-		v, ok := batchedObject[*store.Product, store.User](element(ctx, i), "Product", merchant, plain)
+		v, ok := batchedObject[*store.Product, store.User](withElement(ctx, i), "Product", merchant, plain)
 		if ok != (want != nil) || (ok && v != want) {
 			t.Errorf("parent %d: %v, %v; want %v", i, v, ok, want)
 		}
@@ -250,7 +246,7 @@ func TestBatchedObject(t *testing.T) {
 	fragment := merchant
 	fragment.Selections = ast.SelectionSet{&ast.InlineFragment{}}
 	for name, f := range map[string]graphql.CollectedField{"a resolver field": email, "a fragment": fragment} {
-		if _, ok := batchedObject[*store.Product, store.User](element(ctx, 0), "Product", f, plain); ok {
+		if _, ok := batchedObject[*store.Product, store.User](withElement(ctx, 0), "Product", f, plain); ok {
 			t.Errorf("with %s: an object", name)
 		}
 	}
@@ -258,7 +254,7 @@ func TestBatchedObject(t *testing.T) {
 	resultsOf(failed, graphql.GetBatchParentGroup(failed, "Product")).get("merchant", func() (any, error) {
 		return []*store.User{{ID: 10}}, fmt.Errorf("down")
 	})
-	if _, ok := batchedObject[*store.Product, store.User](element(failed, 0), "Product", merchant, plain); ok {
+	if _, ok := batchedObject[*store.Product, store.User](withElement(failed, 0), "Product", merchant, plain); ok {
 		t.Error("an object of a failed batch")
 	}
 }
