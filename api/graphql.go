@@ -49,7 +49,7 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	// Live transports come before POST: an SSE request is a POST too.
 	cfg.Live.install(srv)
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(get{})
 	srv.AddTransport(post{})
 	srv.SetQueryCache(cfg.Operations.Documents())
 	use := func(ext graphql.HandlerExtension) { useExtension(srv, ext) }

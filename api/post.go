@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"mime"
@@ -58,7 +59,34 @@ func (post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeResponse(w, responses(ctx))
+	writeResponse(w, orEnded(ctx, exec, responses(ctx)))
+}
+
+// orEnded is resp, or when gqlgen answered nil, its end of a stream, an error response:
+// gqlgen answers nil when the request's context ended before the operation ran (the client
+// left, or the request's deadline passed while it waited), and its own transports then
+// send a body of null, which is no GraphQL response.
+func orEnded(ctx context.Context, exec graphql.GraphExecutor, resp *graphql.Response) *graphql.Response {
+	if resp != nil {
+		return resp
+	}
+	return exec.DispatchError(ctx, gqlerror.List{{Message: "the request ended before its operation ran", Err: context.Cause(ctx)}})
+}
+
+// get is gqlgen's GET transport answering a request that ended before its operation ran
+// with an error, as post does.
+type get struct{ transport.GET }
+
+func (g get) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	g.GET.Do(w, r, ended{exec})
+}
+
+// ended is an executor whose single response is never nil (see orEnded).
+type ended struct{ graphql.GraphExecutor }
+
+func (e ended) DispatchOperation(ctx context.Context, rc *graphql.OperationContext) (graphql.ResponseHandler, context.Context) {
+	responses, ctx := e.GraphExecutor.DispatchOperation(ctx, rc)
+	return func(ctx context.Context) *graphql.Response { return orEnded(ctx, e.GraphExecutor, responses(ctx)) }, ctx
 }
 
 const graphQLResponseJSON = "application/graphql-response+json"

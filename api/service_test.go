@@ -37,6 +37,7 @@ type config struct {
 	Limits           guard.Limits
 	RateLimit        guard.RateLimit
 	StatementTimeout time.Duration
+	RequestTimeout   time.Duration
 	RedisBreakerOpen time.Duration
 	CORSOrigins      []string
 	TrustedProxies   []netip.Prefix
@@ -121,7 +122,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	}
 	s.closers = append(s.closers, s.live.Close)
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
-	httpGuard := guard.NewHTTP(guard.HTTPConfig{CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
+	httpGuard := guard.NewHTTP(guard.HTTPConfig{RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens,
 			Events: s.live.Broker, Logins: budget, NewLoaders: newLoaders},
