@@ -29,7 +29,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	// Unset, every limit and timeout is left to its package's default (zero here)...
 	if c.Limits != (guard.Limits{}) || c.HTTP.RequestTimeout != 0 || c.Store.StatementTimeout != 0 ||
-		c.Store.MaxConns != 0 || c.Redis.BreakerOpen != 0 || c.RedisPrefix != "" {
+		c.Store.MaxConns != 0 || c.Redis.BreakerOpen != 0 || c.RedisPrefix != "" || c.GCHeapFloorMiB != defaultGCHeapFloorMiB {
 		t.Errorf("defaults written here instead of in their packages: %+v", c)
 	}
 	// ...but the rate limits, off in a zero guard.RateLimit, are on.
@@ -72,13 +72,13 @@ func TestLoadConfigProduction(t *testing.T) {
 func TestLoadConfigHardening(t *testing.T) {
 	c, err := loadConfig(env("MAX_QUERY_DEPTH", "8", "RATE_LIMIT_POINTS_PER_MINUTE", "0", "CORS_ORIGINS", "https://a.example, https://b.example",
 		"REQUEST_TIMEOUT", "3s", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7,fd00::/8",
-		"DB_MAX_CONNS", "5", "REDIS_PREFIX", "tenant-a"), quiet)
+		"DB_MAX_CONNS", "5", "REDIS_PREFIX", "tenant-a", "GC_HEAP_FLOOR_MIB", "0"), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Limits.MaxDepth != 8 || c.RateLimit.PointsPerMinute != 0 || len(c.HTTP.CORSOrigins) != 2 || c.HTTP.CORSOrigins[1] != "https://b.example" ||
 		c.HTTP.RequestTimeout != 3*time.Second || !c.Tracing || fmt.Sprint(c.HTTP.TrustedProxies) != "[10.0.0.0/8 192.168.1.7/32 fd00::/8]" ||
-		c.Store.MaxConns != 5 || c.RedisPrefix != "tenant-a:" {
+		c.Store.MaxConns != 5 || c.RedisPrefix != "tenant-a:" || c.GCHeapFloorMiB != 0 {
 		t.Errorf("config %+v", c)
 	}
 	if c, _ := loadConfig(env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", "OTEL_SDK_DISABLED", "true"), quiet); c.Tracing {
@@ -86,6 +86,7 @@ func TestLoadConfigHardening(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"MAX_QUERY_COST", "lots"},
+		{"GC_HEAP_FLOOR_MIB", "128MiB"},
 		{"REQUEST_TIMEOUT", "soon"},
 		{"RATE_LIMIT_POINTS_PER_MINUTE", "100"}, // below the cost of the costliest operation
 		{"RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", "100"},

@@ -24,6 +24,8 @@ package api_test
 //	BENCH_PPROF     PPROF_ADDR for the current tree's server (e.g. 127.0.0.1:6060)
 //	BENCH_PROFILE_DIR  with BENCH_PPROF: a CPU profile of the current tree's server over each
 //	                cell, written there as <workload>-c<concurrency>.pprof
+//	BENCH_NEW_ENV   space-separated KEY=value settings added to the current tree's server's
+//	                environment (e.g. GOGC=400 beside BENCH_OLD_REF=HEAD, to price a setting)
 //	BENCH_WORKLOADS, BENCH_CONCURRENCY  comma-separated subsets (default W1,W2,W3 and 1,8,32)
 //
 // The rate limit stays on, as production pays for it, but at benchRateLimit points a minute:
@@ -141,6 +143,9 @@ func BenchmarkServerProcess(b *testing.B) {
 		}
 		if addr := os.Getenv("BENCH_PPROF"); addr != "" && bd.name == "new" {
 			env = append(env, "PPROF_ADDR="+addr)
+		}
+		if extra := os.Getenv("BENCH_NEW_ENV"); extra != "" && bd.name == "new" {
+			env = append(env, strings.Fields(extra)...)
 		}
 		bd.srv = startBenchServer(b, bin, env)
 	}
