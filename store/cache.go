@@ -126,10 +126,11 @@ type lookup struct {
 // split decodes the values MGET returned for want: found entries, and the misses with what
 // Redis held for them (a tombstone, an undecodable entry, or nothing).
 func split[T any](c *Cache, codec entryCodec[T], want []lookup, vals []any) (found []T, missing []lookup) {
+	found = make([]T, 0, len(want))
 	for i, l := range want {
 		s, _ := vals[i].(string)
 		if s != "" && !c.isPending(l.key) {
-			if v, err := codec.unmarshal([]byte(s)); err == nil {
+			if v, err := codec.unmarshal(s); err == nil {
 				found = append(found, v)
 				continue
 			}
