@@ -2,13 +2,17 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shop/api/api/guard"
 )
@@ -186,4 +190,60 @@ func TestAnonymousBudgetPerClientAddress(t *testing.T) {
 			}
 		})
 	}
+}
+
+// costCharges counts the rate-limit scripts env's process runs in Redis for cost buckets.
+type costCharges struct{ n atomic.Int64 }
+
+func (*costCharges) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*costCharges) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (c *costCharges) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if name := cmd.Name(); (name == "evalsha" || name == "eval") && !redis.HasErrorPrefix(err, "NOSCRIPT") &&
+			strings.Contains(fmt.Sprint(cmd.Args()...), ":cost:") {
+			c.n.Add(1)
+		}
+		return err
+	}
+}
+
+// A caller far from their budget's end is charged in leases: after its first two operations
+// a process asks Redis nothing until its lease is spent, the budget it reports still falls by
+// each operation's cost, and the other process sees what the lease took.
+func TestRateLimitLeases(t *testing.T) {
+	t.Parallel()
+	// A 60,000-point bucket leaks 1,000 points a second; a lease is 600 of them.
+	forEachBackendPair(t, config{RateLimit: guard.RateLimit{PointsPerMinute: 60_000}}, func(t *testing.T, a, b *testEnv) {
+		charges := &costCharges{}
+		a.svc.Redis.AddHook(charges)
+		const query = `{ products(first: 1) { nodes { id } } }`
+		costOf := func(r gqlResponse) (cost, available float64) {
+			if len(r.Errors) > 0 {
+				t.Fatalf("errors: %v", r.Errors)
+			}
+			c, _ := r.Extensions["cost"].(map[string]any)
+			cost, _ = c["requested"].(float64)
+			available, _ = throttle(r)["currentlyAvailable"].(float64)
+			return cost, available
+		}
+		prev := 60_000.0
+		for i := range 30 {
+			cost, got := costOf(a.anon().post(query, nil))
+			if got > prev-cost+20 || got < prev-cost-2 { // redis_rate rounds down
+				t.Errorf("request %d of cost %v: currentlyAvailable %v after %v", i+1, cost, got, prev)
+			}
+			prev = got
+		}
+		if n := charges.n.Load(); n != 2 {
+			t.Errorf("30 operations charged Redis %d times; want 2 (the first, then one with a lease)", n)
+		}
+		// b charges Redis and finds the lease a holds taken from the shared bucket.
+		cost, got := costOf(b.anon().post(query, nil))
+		if got > 60_000-600-3*cost+50 {
+			t.Errorf("the other process sees %v points left: a's lease of 600 was not taken from Redis", got)
+		}
+	})
 }

@@ -68,6 +68,7 @@ type throttleStatus struct {
 type Budget struct {
 	cfg     RateLimit
 	limiter *redis_rate.Limiter
+	leases  leases
 	prefix  string
 	metrics *observe.Metrics
 }
@@ -97,37 +98,50 @@ func addressKey(ip string) string {
 	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
-// chargeCost takes cost points from the caller's bucket. It returns what is left, or a
-// RATE_LIMITED error (and the request's HTTP status becomes 429 with Retry-After). When
-// Redis cannot be asked the operation is allowed: a Redis outage must not stop the shop.
+// chargeCost takes cost points from the caller's bucket, from this process's lease of it
+// where it can (see leases). It returns what is left, or a RATE_LIMITED error (and the
+// request's HTTP status becomes 429 with Retry-After). When Redis cannot be asked the
+// operation is allowed: a Redis outage must not stop the shop.
 func (s *Budget) chargeCost(ctx context.Context, cost int) (*throttleStatus, *gqlerror.Error) {
 	key, perMinute := s.callerBucket(ctx)
 	if perMinute <= 0 {
 		return nil, nil
 	}
 	limit := redis_rate.PerMinute(perMinute)
-	res, err := s.limiter.AllowN(ctx, s.prefix+"cost:"+key, limit, cost)
+	status := func(available int) *throttleStatus {
+		return &throttleStatus{MaximumAvailable: limit.Burst, CurrentlyAvailable: available,
+			RestoreRate: float64(limit.Rate) / limit.Period.Seconds()}
+	}
+	bucket, now := s.prefix+"cost:"+key, time.Now()
+	if available, ok := s.leases.spend(bucket, cost, now); ok {
+		return status(available), nil
+	}
+	c := s.leases.plan(bucket, cost, limit.Burst/leaseShare, limit.Burst/leaseFloor, now)
+	res, err := s.limiter.AllowN(ctx, bucket, limit, c.points(cost))
+	if err == nil && res.Allowed == 0 && c.lease > 0 {
+		// Other processes spent what this one last saw: ask for the cost alone.
+		c.lease = 0
+		res, err = s.limiter.AllowN(ctx, bucket, limit, c.points(cost))
+	}
 	if err != nil {
+		s.leases.refused(c, -1)
 		s.rateLimitUnavailable(ctx, err)
 		return nil, nil
 	}
-	status := &throttleStatus{
-		MaximumAvailable:   limit.Burst,
-		CurrentlyAvailable: res.Remaining,
-		RestoreRate:        float64(limit.Rate) / limit.Period.Seconds(),
-	}
 	// redis_rate answers Allowed 0 for a request of 0 points: such an operation (the
 	// playground's schema fetch) costs nothing and is never refused.
-	if res.Allowed == 0 && cost > 0 {
+	if res.Allowed == 0 && c.points(cost) > 0 {
+		s.leases.refused(c, res.Remaining)
 		retry := res.RetryAfter
 		if retry < 0 {
 			// The cost exceeds the whole bucket: it can never be allowed.
 			retry = limit.Period
 		}
-		return status, s.rateLimited(ctx, "cost", retry, "rate limit exceeded: the operation costs %d points and %d are available; retry in %s",
-			cost, res.Remaining, retry.Round(time.Second))
+		available := res.Remaining + c.leftover
+		return status(available), s.rateLimited(ctx, "cost", retry, "rate limit exceeded: the operation costs %d points and %d are available; retry in %s",
+			cost, available, retry.Round(time.Second))
 	}
-	return status, nil
+	return status(s.leases.paid(c, res.Remaining, now)), nil
 }
 
 // rateLimited returns a RATE_LIMITED error and marks the HTTP response 429 with Retry-After.
