@@ -691,3 +691,26 @@ func dropCache(t *testing.T, env *costEnv) {
 		}
 	}
 }
+
+// TestObjectFieldsMeetInTheWindow: an object's resolver fields run one after another (no
+// goroutine each) until one waits for the batch window, and the rest then go concurrently
+// (graph/later.go). Two root fields share the window, so each order's items, history and
+// customer wait for it: the two orders' items still meet in one batch, and so do their
+// histories, where one goroutine resolving both orders' fields in turn would send batches
+// of one.
+func TestObjectFieldsMeetInTheWindow(t *testing.T) {
+	t.Parallel()
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+		orders := seeded.OrderIDs[0]
+		_, rep := env.measure(t, customer, `query($a: ID!, $b: ID!) {
+			a: node(id: $a) { ... on Order { items { quantity } history { status } customer { name } } }
+			b: node(id: $b) { ... on Order { items { quantity } history { status } customer { name } } } }`,
+			map[string]any{"a": gid("Order", orders[0]), "b": gid("Order", orders[1])})
+		for _, loader := range []string{"items", "history"} {
+			if got := rep.Windowed[loader]; !slices.Equal(got, []int{2}) {
+				t.Errorf("%s batches from the window %v, want [2] (all batches %v)", loader, got, rep.Batches)
+			}
+		}
+	})
+}

@@ -17,6 +17,9 @@ import (
 type collectedFields struct {
 	mu     sync.Mutex
 	fields map[collectKey][]graphql.CollectedField
+	// waited holds the collected fields of objects whose concurrent fields waited for the
+	// loaders' batch window (see laterFields), by the address of their first field.
+	waited map[*graphql.CollectedField]bool
 }
 
 type collectKey struct {
@@ -44,4 +47,21 @@ func (c *collectedFields) of(oc *graphql.OperationContext, sel ast.SelectionSet,
 	c.fields[key] = fields
 	c.mu.Unlock()
 	return fields
+}
+
+// hasWaited reports whether an object of these collected fields waited for the window.
+func (c *collectedFields) hasWaited(fields []graphql.CollectedField) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waited[&fields[0]]
+}
+
+// markWaited records that an object of these collected fields waited for the window.
+func (c *collectedFields) markWaited(fields []graphql.CollectedField) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.waited == nil {
+		c.waited = map[*graphql.CollectedField]bool{}
+	}
+	c.waited[&fields[0]] = true
 }

@@ -5599,6 +5599,7 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 	fields := ec.collected.of(ec.OperationContext, sel, orderImplementors)
 
 	out := graphql.NewFieldSet(fields)
+	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -5610,13 +5611,13 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "customer":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_customer(ctx, field, obj)
 				})
 		case "items":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_items(ctx, field, obj)
@@ -5642,7 +5643,7 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "history":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_history(ctx, field, obj)
@@ -5651,7 +5652,7 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	out.Dispatch(ctx)
+	later.dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -5670,31 +5671,32 @@ func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.Select
 	fields := ec.collected.of(ec.OperationContext, sel, orderConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
+	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("OrderConnection")
 		case "edges":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_edges(ctx, field, obj)
 				})
 		case "nodes":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_nodes(ctx, field, obj)
 				})
 		case "pageInfo":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_pageInfo(ctx, field, obj)
 				})
 		case "totalCount":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_totalCount(ctx, field, obj)
@@ -5703,7 +5705,7 @@ func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.Select
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	out.Dispatch(ctx)
+	later.dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -5760,13 +5762,14 @@ func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet
 	fields := ec.collected.of(ec.OperationContext, sel, orderItemImplementors)
 
 	out := graphql.NewFieldSet(fields)
+	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("OrderItem")
 		case "product":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderItem_product(ctx, field, obj)
@@ -5790,7 +5793,7 @@ func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	out.Dispatch(ctx)
+	later.dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -5847,6 +5850,7 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 	fields := ec.collected.of(ec.OperationContext, sel, orderStatusEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
+	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -5858,7 +5862,7 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "order":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderStatusEvent_order(ctx, field, obj)
@@ -5887,7 +5891,7 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	out.Dispatch(ctx)
+	later.dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -5954,6 +5958,7 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 	fields := ec.collected.of(ec.OperationContext, sel, productImplementors)
 
 	out := graphql.NewFieldSet(fields)
+	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -5985,7 +5990,7 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "merchant":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Product_merchant(ctx, field, obj)
@@ -6004,7 +6009,7 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	out.Dispatch(ctx)
+	later.dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -6023,31 +6028,32 @@ func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.Sele
 	fields := ec.collected.of(ec.OperationContext, sel, productConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
+	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("ProductConnection")
 		case "edges":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_edges(ctx, field, obj)
 				})
 		case "nodes":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_nodes(ctx, field, obj)
 				})
 		case "pageInfo":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_pageInfo(ctx, field, obj)
 				})
 		case "totalCount":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_totalCount(ctx, field, obj)
@@ -6056,7 +6062,7 @@ func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.Sele
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	out.Dispatch(ctx)
+	later.dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -6265,6 +6271,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 	fields := ec.collected.of(ec.OperationContext, sel, userImplementors)
 
 	out := graphql.NewFieldSet(fields)
+	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6281,7 +6288,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "email":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_email(ctx, field, obj)
@@ -6297,13 +6304,13 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "orders":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_orders(ctx, field, obj)
 				})
 		case "products":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+			later.add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_products(ctx, field, obj)
@@ -6312,7 +6319,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	out.Dispatch(ctx)
+	later.dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}

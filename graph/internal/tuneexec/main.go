@@ -22,6 +22,9 @@
 //     without building the response path, and shares the list's result without an
 //     allocation per parent; a batch field's object for the parents after the first is
 //     taken from that result when it asks for plain leaves only (graph/batch.go);
+//   - an object's concurrent fields run one after another until one waits for the loaders'
+//     batch window, instead of a goroutine for each but the first (laterFields,
+//     graph/later.go);
 //   - a query's data is written into a pooled buffer (marshalData, graph/data.go).
 //
 // `go generate` runs it after gqlgen. It fails when gqlgen's code no longer has what it
@@ -122,6 +125,17 @@ const minBatchResolvers = 6
 // minListsByValue is the lists of orders, items, events, products and their edges.
 const minListsByValue = 6
 
+// laterRewrites hand an object's concurrent fields to laterFields (graph/later.go).
+var laterRewrites = []struct{ from, to string }{
+	{"\tout := graphql.NewFieldSet(fields)\n", "\tout := graphql.NewFieldSet(fields)\n\tvar later laterFields\n"},
+	{"out.ResolveConcurrently(ec.OperationContext, &deferred, i,", "later.add(ec.OperationContext, &deferred, out, field, i,"},
+	{"\tout.Dispatch(ctx)\n", "\tlater.dispatch(ctx, out, &ec.collected, fields)\n"},
+}
+
+// minConcurrentObjects is the objects with resolver fields: User, Product, Order, OrderItem,
+// OrderStatusEvent and the two connections.
+const minConcurrentObjects = 7
+
 // minPlainObjects is the fields of Money held by value: a product's price, an order's
 // total, an item's unit price and subtotal.
 const minPlainObjects = 4
@@ -209,6 +223,22 @@ func tune(src []byte) ([]byte, error) {
 	}
 
 	if src, err = batchedObjects(src, leaves); err != nil {
+		return nil, err
+	}
+
+	// An object's concurrent fields run one after another until one waits for the window.
+	if src, err = replaceAll(src, object, minConcurrentObjects, "objects with concurrent fields", func(fn []byte, _ [][]byte) ([]byte, bool) {
+		if !bytes.Contains(fn, []byte("out.ResolveConcurrently(")) {
+			return nil, false
+		}
+		for _, r := range laterRewrites {
+			if !bytes.Contains(fn, []byte(r.from)) {
+				return nil, false
+			}
+			fn = bytes.ReplaceAll(fn, []byte(r.from), []byte(r.to))
+		}
+		return fn, true
+	}); err != nil {
 		return nil, err
 	}
 

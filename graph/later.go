@@ -1,0 +1,139 @@
+package graph
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/shop/api/loaders"
+)
+
+// laterFields stands for an object's FieldSet in resolving its concurrent fields, the
+// resolver fields, in the generated executor (see internal/tuneexec). gqlgen runs the first
+// of them in the object's goroutine and each other in a goroutine of its own, whose stack
+// grows as it descends: an order's items and history were 20 goroutines a page of orders,
+// though the loaders' read-ahead left them nothing to wait for. Here, as a list's elements
+// (marshalList), they run one after another until one waits for the loaders' batch window;
+// the rest then go concurrently, as gqlgen would have them. The price is that of lists: a
+// shape that waits pays one window more for its first object, never one per object. A
+// deferred field is left to gqlgen's FieldSet, which its @defer group reads.
+//
+// The generated code keeps one in a local variable per object, which stays on the stack:
+// the fields are in an inline array, and more in a slice, never a slice of the array.
+type laterFields struct {
+	oc     *graphql.OperationContext
+	n      int
+	inline [4]laterField
+	more   []laterField
+}
+
+// laterField is a concurrent field of an object: the arguments gqlgen's
+// FieldSet.ResolveConcurrently takes.
+type laterField struct {
+	i                         int
+	recoverFromPanic, nonNull bool
+	resolve                   func(context.Context) graphql.Marshaler
+}
+
+// add stands for out.ResolveConcurrently: it keeps field i for dispatch unless deferred.
+func (l *laterFields) add(oc *graphql.OperationContext, deferred *graphql.DeferredGroup, out *graphql.FieldSet,
+	field graphql.CollectedField, i int, recoverFromPanic, nonNull bool, resolve func(context.Context) graphql.Marshaler) {
+	if field.IsDeferred() {
+		out.ResolveConcurrently(oc, deferred, i, recoverFromPanic, nonNull, resolve)
+		return
+	}
+	f := laterField{i: i, recoverFromPanic: recoverFromPanic, nonNull: nonNull, resolve: resolve}
+	if l.n < len(l.inline) {
+		l.inline[l.n] = f
+	} else {
+		l.more = append(l.more, f)
+	}
+	l.oc = oc
+	l.n++
+}
+
+// field returns the kth field add kept.
+func (l *laterFields) field(k int) laterField {
+	if k < len(l.inline) {
+		return l.inline[k]
+	}
+	return l.more[k-len(l.inline)]
+}
+
+// dispatch stands for out.Dispatch: it resolves the fields add kept into out. Once an
+// object of these collected fields has waited for the window, the objects of the operation
+// that follow (a list's other elements) resolve theirs concurrently at once, so that they
+// meet in one window.
+func (l *laterFields) dispatch(ctx context.Context, out *graphql.FieldSet, collected *collectedFields, fields []graphql.CollectedField) {
+	out.Dispatch(ctx) // nothing but what gqlgen scheduled itself
+	if l.n == 0 {
+		return
+	}
+	ld := loaders.Lookup(ctx)
+	if ld == nil || collected.hasWaited(fields) {
+		// No window to tell a wait by, or one told already: gqlgen's way.
+		l.resolveConcurrently(ctx, out, 0)
+		return
+	}
+	for k := range l.n {
+		windows := ld.Windows()
+		resolveInto(ctx, l.oc, out, l.field(k))
+		if ld.Windows() != windows {
+			if l.oc.Operation == nil || l.oc.Operation.Operation != ast.Subscription {
+				// A subscription's events collect their fields anew (collectedFields):
+				// marks would pile up for as long as its phone watches.
+				collected.markWaited(fields)
+			}
+			l.resolveConcurrently(ctx, out, k+1)
+			return
+		}
+	}
+}
+
+// resolveConcurrently resolves the fields from first on: first in this goroutine and each
+// other in a goroutine of its own, as gqlgen's FieldSet.Dispatch does.
+func (l *laterFields) resolveConcurrently(ctx context.Context, out *graphql.FieldSet, first int) {
+	if first >= l.n {
+		return
+	}
+	var wg sync.WaitGroup
+	oc := l.oc // the goroutines must not hold l, which then stays on the caller's stack
+	for k := first + 1; k < l.n; k++ {
+		f := l.field(k)
+		wg.Go(func() { resolveInto(ctx, oc, out, f) })
+	}
+	resolveInto(ctx, l.oc, out, l.field(first))
+	wg.Wait()
+}
+
+// resolveInto resolves f into out as gqlgen's FieldSet does: a panic, when recovered, is
+// the field's error and null, and a null where the field allows none invalidates the
+// object.
+func resolveInto(ctx context.Context, oc *graphql.OperationContext, out *graphql.FieldSet, f laterField) {
+	v := recoverToNull(ctx, oc, f.recoverFromPanic, f.resolve)
+	out.Values[f.i] = v
+	invalid := graphql.RequiredNull
+	if f.nonNull {
+		invalid = graphql.Null
+	}
+	if v == invalid {
+		atomic.AddUint32(&out.Invalids, 1)
+	}
+}
+
+// recoverToNull is gqlgen's (graphql/resolve_concurrently.go), which it does not export.
+func recoverToNull(ctx context.Context, oc *graphql.OperationContext, recoverFromPanic bool,
+	resolve func(context.Context) graphql.Marshaler) (res graphql.Marshaler) {
+	if recoverFromPanic {
+		defer func() {
+			if r := recover(); r != nil {
+				oc.Error(ctx, oc.Recover(ctx, r))
+				res = graphql.Null
+			}
+		}()
+	}
+	return resolve(ctx)
+}
