@@ -28,12 +28,13 @@ import (
 // level reads the levels below it, cached keys skip dataloader's Load): W2 11,962 and
 // 10,372. With the executor's plain fields, objects and batch results rewritten
 // (graph/internal/tuneexec), Money's currency a method, rows scanned into one row and
-// pooled response buffers: W1 3,385 and 1,812; W2 6,717 and 5,127. The race detector adds
-// 2–4% (sync.Pool drops items under it), inside the headroom, so the budgets hold under
-// -race too.
+// pooled response buffers: W1 3,385 and 1,812; W2 6,717 and 5,127. With cache entries
+// decoded in place and an object's resolver fields resolved in turn (graph/later.go): W1
+// 2,392 and 1,667; W2 5,360 and 4,618. The race detector adds 2–7% (sync.Pool drops items
+// under it), inside the headroom, so the budgets hold under -race too.
 const (
-	w1AllocBudget = 4_300 // W1: products(first: 50) with merchants
-	w2AllocBudget = 8_400 // W2: an order history of 20 orders, items, products, history
+	w1AllocBudget = 3_000 // W1: products(first: 50) with merchants
+	w2AllocBudget = 6_700 // W2: an order history of 20 orders, items, products, history
 )
 
 // allocRuns is how many requests each figure averages.
