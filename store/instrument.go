@@ -57,6 +57,7 @@ func (in instrumentation) register(db *gorm.DB) error {
 		// their deadline ends with their context's, not in the after callback.
 		cb.Row().Before("gorm:row").Register("shop:before_row", in.before("ROW")),
 		cb.Row().After("gorm:row").Register("shop:after_row", in.after(false)),
+		cb.Row().Replace("gorm:row", queryRows(in.system == "postgresql")),
 		cb.Raw().Before("gorm:raw").Register("shop:before_raw", in.before("RAW")),
 		cb.Raw().After("gorm:raw").Register("shop:after_raw", in.after(true)),
 	} {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
 	"gorm.io/plugin/dbresolver"
 )
 
@@ -60,11 +63,6 @@ func scanAll[R, T any, P scannable[R]](q *gorm.DB, convert func(R) T) ([]T, erro
 	// The statement's deadline, which gorm's row callbacks cannot end, ends with the rows.
 	ctx, cancel := context.WithCancel(q.Statement.Context)
 	defer cancel()
-	rows, err := q.WithContext(ctx).Model(new(R)).Select(selectList[R, P]()).Rows()
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	// One row is scanned into again and again: every column is written for every row (a
 	// NULL too), and convert copies it out, so the row and its destinations are allocated
 	// once a read, not once a row.
@@ -75,13 +73,96 @@ func scanAll[R, T any, P scannable[R]](q *gorm.DB, convert func(R) T) ([]T, erro
 		dest[i] = c.dest
 	}
 	var out []T
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
+	err := scanRows(q.WithContext(ctx).Model(new(R)).Select(selectList[R, P]()), func(rows rowScanner) error {
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			out = append(out, convert(r))
 		}
-		out = append(out, convert(r))
+		return rows.Err()
+	})
+	return out, err
+}
+
+// rowScanner is what a scan reads of *sql.Rows or pgx.Rows.
+type rowScanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// rowsScanKey names, in a statement's settings, the scan scanRows gives it.
+const rowsScanKey = "shop:scan_rows"
+
+// scanRows runs q through gorm's row callbacks (the deadline, span and count of the
+// instrumentation, the replica routing) and hands its rows to scan.
+func scanRows(q *gorm.DB, scan func(rowScanner) error) error {
+	tx := q.Set(rowsScanKey, scan)
+	return tx.Callback().Row().Execute(tx).Error
+}
+
+// queryRows stands for gorm's row callback (callbacks.RowQuery). A statement of scanRows on
+// PostgreSQL is read through pgx's own interface on a connection of the pool the routing
+// chose: database/sql boxes every value of every row into a driver.Value and converts it
+// again into its destination, a third of a product page's read. Others (SQLite, a
+// transaction, the replica set, gorm's own Rows) take gorm's way.
+func queryRows(postgres bool) func(*gorm.DB) {
+	return func(db *gorm.DB) {
+		v, ok := db.Get(rowsScanKey)
+		if !ok {
+			callbacks.RowQuery(db)
+			return
+		}
+		scan := v.(func(rowScanner) error)
+		if db.Error != nil {
+			return
+		}
+		callbacks.BuildQuerySQL(db)
+		if db.DryRun || db.Error != nil {
+			return
+		}
+		db.RowsAffected = -1
+		st := db.Statement
+		if pool, ok := st.ConnPool.(*sql.DB); ok && postgres {
+			_ = db.AddError(queryPgx(st.Context, pool, st.SQL.String(), st.Vars, scan))
+			return
+		}
+		rows, err := st.ConnPool.QueryContext(st.Context, st.SQL.String(), st.Vars...)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		defer rows.Close()
+		_ = db.AddError(scan(rows))
 	}
-	return out, rows.Err()
+}
+
+// queryPgx runs query on a connection of pool with pgx and hands the rows to scan. The
+// pool hands out no connection it finds closed (pgx checks at checkout); one that breaks
+// during the query is handed back as bad, for the pool to discard, and findAll runs the
+// read once more.
+func queryPgx(ctx context.Context, pool *sql.DB, query string, args []any, scan func(rowScanner) error) error {
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		rows, err := pc.Query(ctx, query, args...)
+		if err == nil {
+			err = scan(rows)
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+		if err != nil && pc.IsClosed() {
+			return errors.Join(driver.ErrBadConn, err)
+		}
+		return err
+	})
 }
 
 // brokenConnection reports whether err is the connection's rather than the statement's: the
