@@ -30,7 +30,8 @@ import (
 // (graph/internal/tuneexec), Money's currency a method, rows scanned into one row and
 // pooled response buffers: W1 3,385 and 1,812; W2 6,717 and 5,127. With cache entries
 // decoded in place and an object's resolver fields resolved in turn (graph/later.go): W1
-// 2,392 and 1,667; W2 5,360 and 4,618. The race detector adds 2–7% (sync.Pool drops items
+// 2,392 and 1,667; W2 5,360 and 4,618; with PostgreSQL's reads scanned through pgx
+// (store/scan.go) 2,395 and 1,238, 5,367 and 4,328. The race detector adds 2–7% (sync.Pool drops items
 // under it), inside the headroom, so the budgets hold under -race too.
 const (
 	w1AllocBudget = 3_000 // W1: products(first: 50) with merchants
