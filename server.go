@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -489,10 +490,16 @@ func paceGC(floorMiB int, gogc string) {
 	if floorMiB <= 0 || gogc != "" {
 		return
 	}
-	gctuner.SetMinGCPercent(100)
-	gctuner.SetMaxGCPercent(1000)
+	// Once a process: gctuner reads its bounds without synchronisation after each
+	// collection (v0.1.4), so they are set before its first tuner runs and never again.
+	gcBounds.Do(func() {
+		gctuner.SetMinGCPercent(100)
+		gctuner.SetMaxGCPercent(1000)
+	})
 	gctuner.Tuning(uint64(floorMiB) << 20)
 }
+
+var gcBounds sync.Once
 
 // splitList returns the non-empty items of a comma-separated list.
 func splitList(s string) []string {
