@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/shop/api/loaders"
 	"github.com/shop/api/store"
 )
 
@@ -256,5 +257,61 @@ func TestBatchedObject(t *testing.T) {
 	})
 	if _, ok := batchedObject[*store.Product, store.User](withElement(failed, 0), "Product", merchant, plain); ok {
 		t.Error("an object of a failed batch")
+	}
+}
+
+// TestLaterFieldsAreFieldSets holds laterFields to gqlgen's FieldSet: the same values at
+// the same indices, a null where the field allows none (or RequiredNull where it does)
+// counted invalid but a nullable field's null not, and a recovered panic the field's error
+// and null; without loaders in the context as with them (then in turn, since nothing waits
+// for a window).
+func TestLaterFieldsAreFieldSets(t *testing.T) {
+	fields := []graphql.CollectedField{{Field: &ast.Field{Name: "a", Alias: "a"}}, {Field: &ast.Field{Name: "b", Alias: "b"}},
+		{Field: &ast.Field{Name: "c", Alias: "c"}}, {Field: &ast.Field{Name: "d", Alias: "d"}}, {Field: &ast.Field{Name: "e", Alias: "e"}},
+		{Field: &ast.Field{Name: "f", Alias: "f"}}}
+	resolvers := []struct {
+		nonNull bool
+		resolve func(context.Context) graphql.Marshaler
+	}{
+		{true, func(context.Context) graphql.Marshaler { return graphql.MarshalString("a") }},
+		{true, func(context.Context) graphql.Marshaler { return graphql.Null }},
+		{false, func(context.Context) graphql.Marshaler { return graphql.RequiredNull }},
+		{false, func(context.Context) graphql.Marshaler { panic("boom") }},
+		{false, func(context.Context) graphql.Marshaler { return graphql.MarshalInt(5) }},
+		{false, func(context.Context) graphql.Marshaler { return graphql.Null }}, // a nullable field's null is valid
+	}
+	quiet := func(_ context.Context, p any) error { return fmt.Errorf("panic: %v", p) } // gqlgen's prints the stack
+	run := func(later bool, ctx context.Context) (string, uint32, int) {
+		oc := &graphql.OperationContext{RecoverFunc: quiet, Operation: &ast.OperationDefinition{Operation: ast.Query}}
+		ctx = graphql.WithResponseContext(graphql.WithOperationContext(ctx, oc), graphql.DefaultErrorPresenter, quiet)
+		out := graphql.NewFieldSet(fields)
+		var deferred graphql.DeferredGroup
+		var l laterFields
+		var collected collectedFields
+		for i, r := range resolvers {
+			if later {
+				l.add(oc, &deferred, out, fields[i], i, true, r.nonNull, r.resolve)
+			} else {
+				out.ResolveConcurrently(oc, &deferred, i, true, r.nonNull, r.resolve)
+			}
+		}
+		if later {
+			l.dispatch(ctx, out, &collected, fields)
+		} else {
+			out.Dispatch(ctx)
+		}
+		var buf bytes.Buffer
+		out.MarshalGQL(&buf)
+		return buf.String(), out.Invalids, len(graphql.GetErrors(ctx))
+	}
+	want, wantInvalid, wantErrs := run(false, context.Background())
+	for _, ctx := range []context.Context{context.Background(), loaders.With(context.Background(), loaders.New((*store.Store)(nil), loaders.DefaultConfig))} {
+		got, invalid, errs := run(true, ctx)
+		if got != want || invalid != wantInvalid || errs != wantErrs {
+			t.Errorf("laterFields wrote %s with %d invalid and %d errors; FieldSet %s, %d and %d", got, invalid, errs, want, wantInvalid, wantErrs)
+		}
+	}
+	if wantInvalid != 2 || wantErrs != 1 {
+		t.Errorf("FieldSet: %d invalid, %d errors; the test expects 2 and 1", wantInvalid, wantErrs)
 	}
 }
