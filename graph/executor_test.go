@@ -46,8 +46,8 @@ func TestParentIndexIsGqlgens(t *testing.T) {
 	}
 }
 
-// TestObjectWritesAsFieldSet holds marshalObject's writer to what gqlgen's FieldSet writes,
-// a repeated alias included.
+// TestObjectWritesAsFieldSet holds objectSet's writer to what gqlgen's FieldSet writes,
+// a repeated alias included, with its values inline and beyond.
 func TestObjectWritesAsFieldSet(t *testing.T) {
 	fields := []graphql.CollectedField{
 		{Field: &ast.Field{Alias: "id"}}, {Field: &ast.Field{Alias: "name"}},
@@ -55,17 +55,27 @@ func TestObjectWritesAsFieldSet(t *testing.T) {
 	}
 	values := []graphql.Marshaler{graphql.MarshalID("UHJvZHVjdDox"), graphql.MarshalString(`a "quoted" name`),
 		graphql.MarshalID("other"), graphql.Null}
-	for _, fields := range [][]graphql.CollectedField{fields, fields[:1], nil} {
-		set := graphql.NewFieldSet(fields)
-		copy(set.Values, values)
+	many := make([]graphql.CollectedField, 9)
+	for i := range many {
+		many[i] = graphql.CollectedField{Field: &ast.Field{Alias: fmt.Sprintf("f%d", i)}}
+	}
+	for _, fields := range [][]graphql.CollectedField{fields, fields[:1], nil, many} {
+		set, o := graphql.NewFieldSet(fields), newObjectSet(fields)
+		if len(o.Values) != len(fields) || cap(o.Values) != len(fields) {
+			t.Fatalf("%d fields: %d values (capacity %d)", len(fields), len(o.Values), cap(o.Values))
+		}
+		for i := range fields {
+			v := graphql.MarshalInt(i)
+			if i < len(values) {
+				v = values[i]
+			}
+			set.Values[i], o.Values[i] = v, v
+		}
 		var want, got bytes.Buffer
 		set.MarshalGQL(&want)
-		marshalObject(set, fields, 0).MarshalGQL(&got)
+		o.MarshalGQL(&got)
 		if got.String() != want.String() {
-			t.Errorf("marshalObject wrote %s, FieldSet %s", got.String(), want.String())
-		}
-		if m := marshalObject(set, fields, 1); m != graphql.Marshaler(set) {
-			t.Errorf("with deferred fields marshalObject returned %T, not the field set", m)
+			t.Errorf("objectSet wrote %s, FieldSet %s", got.String(), want.String())
 		}
 	}
 }
@@ -148,30 +158,6 @@ func TestMarshalDataCopiesOut(t *testing.T) {
 	second := marshalData(graphql.MarshalString("second, from the same pooled buffer"))
 	if string(first) != `"first"` || string(second) != `"second, from the same pooled buffer"` {
 		t.Fatalf("marshalData wrote %s and %s", first, second)
-	}
-}
-
-func TestPlainObjectHoldsItsValues(t *testing.T) {
-	for _, n := range []int{0, 2, 4, 5, 9} {
-		fields := make([]graphql.CollectedField, n)
-		for i := range fields {
-			fields[i] = graphql.CollectedField{Field: &ast.Field{Alias: fmt.Sprintf("f%d", i)}}
-		}
-		o := newPlainObject(fields)
-		if len(o.Values) != n || cap(o.Values) != n {
-			t.Fatalf("%d fields: %d values (capacity %d)", n, len(o.Values), cap(o.Values))
-		}
-		set := graphql.NewFieldSet(fields)
-		for i := range n {
-			o.Values[i] = graphql.MarshalInt(i)
-			set.Values[i] = graphql.MarshalInt(i)
-		}
-		var want, got bytes.Buffer
-		set.MarshalGQL(&want)
-		o.MarshalGQL(&got)
-		if got.String() != want.String() {
-			t.Errorf("plain object wrote %s, FieldSet %s", got.String(), want.String())
-		}
 	}
 }
 
@@ -284,23 +270,24 @@ func TestLaterFieldsAreFieldSets(t *testing.T) {
 	run := func(later bool, ctx context.Context) (string, uint32, int) {
 		oc := &graphql.OperationContext{RecoverFunc: quiet, Operation: &ast.OperationDefinition{Operation: ast.Query}}
 		ctx = graphql.WithResponseContext(graphql.WithOperationContext(ctx, oc), graphql.DefaultErrorPresenter, quiet)
-		out := graphql.NewFieldSet(fields)
 		var deferred graphql.DeferredGroup
 		var l laterFields
 		var collected collectedFields
-		for i, r := range resolvers {
-			if later {
-				l.add(oc, &deferred, out, fields[i], i, true, r.nonNull, r.resolve)
-			} else {
-				out.ResolveConcurrently(oc, &deferred, i, true, r.nonNull, r.resolve)
-			}
-		}
-		if later {
-			l.dispatch(ctx, out, &collected, fields)
-		} else {
-			out.Dispatch(ctx)
-		}
 		var buf bytes.Buffer
+		if later {
+			out := newObjectSet(fields)
+			for i, r := range resolvers {
+				l.add(oc, &deferred, out, fields[i], i, true, r.nonNull, r.resolve)
+			}
+			l.dispatch(ctx, out, &collected, fields)
+			out.MarshalGQL(&buf)
+			return buf.String(), out.Invalids, len(graphql.GetErrors(ctx))
+		}
+		out := graphql.NewFieldSet(fields)
+		for i, r := range resolvers {
+			out.ResolveConcurrently(oc, &deferred, i, true, r.nonNull, r.resolve)
+		}
+		out.Dispatch(ctx)
 		out.MarshalGQL(&buf)
 		return buf.String(), out.Invalids, len(graphql.GetErrors(ctx))
 	}

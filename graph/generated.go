@@ -5432,7 +5432,7 @@ var authPayloadImplementors = []string{"AuthPayload"}
 func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuthPayload) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, authPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -5467,7 +5467,7 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var moneyImplementors = []string{"Money"}
@@ -5475,7 +5475,7 @@ var moneyImplementors = []string{"Money"}
 func (ec *executionContext) _Money(ctx context.Context, sel ast.SelectionSet, obj *store.Money) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, moneyImplementors)
 
-	out := newPlainObject(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -5590,7 +5590,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var orderImplementors = []string{"Order", "Node"}
@@ -5598,7 +5598,7 @@ var orderImplementors = []string{"Order", "Node"}
 func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, obj *store.Order) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, orderImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -5662,7 +5662,7 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var orderConnectionImplementors = []string{"OrderConnection"}
@@ -5670,7 +5670,7 @@ var orderConnectionImplementors = []string{"OrderConnection"}
 func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.SelectionSet, obj *store.OrderPage) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, orderConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -5715,7 +5715,7 @@ func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var orderEdgeImplementors = []string{"OrderEdge"}
@@ -5723,7 +5723,7 @@ var orderEdgeImplementors = []string{"OrderEdge"}
 func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet, obj *model.OrderEdge) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, orderEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -5753,7 +5753,7 @@ func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var orderItemImplementors = []string{"OrderItem"}
@@ -5761,7 +5761,7 @@ var orderItemImplementors = []string{"OrderItem"}
 func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet, obj *store.OrderItem) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, orderItemImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -5803,7 +5803,7 @@ func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var orderPayloadImplementors = []string{"OrderPayload"}
@@ -5811,7 +5811,7 @@ var orderPayloadImplementors = []string{"OrderPayload"}
 func (ec *executionContext) _OrderPayload(ctx context.Context, sel ast.SelectionSet, obj *model.OrderPayload) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, orderPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -5841,7 +5841,7 @@ func (ec *executionContext) _OrderPayload(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var orderStatusEventImplementors = []string{"OrderStatusEvent"}
@@ -5849,7 +5849,7 @@ var orderStatusEventImplementors = []string{"OrderStatusEvent"}
 func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.SelectionSet, obj *store.OrderStatusEvent) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, orderStatusEventImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -5901,7 +5901,7 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -5909,7 +5909,7 @@ var pageInfoImplementors = []string{"PageInfo"}
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, pageInfoImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -5949,7 +5949,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var productImplementors = []string{"Product", "Node"}
@@ -5957,7 +5957,7 @@ var productImplementors = []string{"Product", "Node"}
 func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *store.Product) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, productImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -6019,7 +6019,7 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var productConnectionImplementors = []string{"ProductConnection"}
@@ -6027,7 +6027,7 @@ var productConnectionImplementors = []string{"ProductConnection"}
 func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.SelectionSet, obj *store.ProductPage) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, productConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -6072,7 +6072,7 @@ func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var productEdgeImplementors = []string{"ProductEdge"}
@@ -6080,7 +6080,7 @@ var productEdgeImplementors = []string{"ProductEdge"}
 func (ec *executionContext) _ProductEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ProductEdge) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, productEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6110,7 +6110,7 @@ func (ec *executionContext) _ProductEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var productPayloadImplementors = []string{"ProductPayload"}
@@ -6118,7 +6118,7 @@ var productPayloadImplementors = []string{"ProductPayload"}
 func (ec *executionContext) _ProductPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ProductPayload) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, productPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6148,7 +6148,7 @@ func (ec *executionContext) _ProductPayload(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var queryImplementors = []string{"Query"}
@@ -6240,7 +6240,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var subscriptionImplementors = []string{"Subscription"}
@@ -6270,7 +6270,7 @@ var userImplementors = []string{"User", "Node"}
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *store.User) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, userImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	var later laterFields
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -6329,7 +6329,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var userErrorImplementors = []string{"UserError"}
@@ -6337,7 +6337,7 @@ var userErrorImplementors = []string{"UserError"}
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.UserError) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, userErrorImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6372,7 +6372,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -6380,7 +6380,7 @@ var __DirectiveImplementors = []string{"__Directive"}
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6425,7 +6425,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -6433,7 +6433,7 @@ var __EnumValueImplementors = []string{"__EnumValue"}
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6473,7 +6473,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -6481,7 +6481,7 @@ var __FieldImplementors = []string{"__Field"}
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, __FieldImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6531,7 +6531,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -6539,7 +6539,7 @@ var __InputValueImplementors = []string{"__InputValue"}
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, __InputValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6589,7 +6589,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -6597,7 +6597,7 @@ var __SchemaImplementors = []string{"__Schema"}
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, __SchemaImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6647,7 +6647,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -6655,7 +6655,7 @@ var __TypeImplementors = []string{"__Type"}
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
 	fields := ec.collected.of(ec.OperationContext, sel, __TypeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectSet(fields)
 	deferred := deferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -6730,7 +6730,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return marshalObject(out, fields, len(deferred.Defers))
+	return out
 }
 
 // endregion **************************** object.gotpl ****************************

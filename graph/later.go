@@ -39,10 +39,15 @@ type laterField struct {
 }
 
 // add stands for out.ResolveConcurrently: it keeps field i for dispatch unless deferred.
-func (l *laterFields) add(oc *graphql.OperationContext, deferred *graphql.DeferredGroup, out *graphql.FieldSet,
+func (l *laterFields) add(oc *graphql.OperationContext, deferred *graphql.DeferredGroup, out *objectSet,
 	field graphql.CollectedField, i int, recoverFromPanic, nonNull bool, resolve func(context.Context) graphql.Marshaler) {
 	if field.IsDeferred() {
-		out.ResolveConcurrently(oc, deferred, i, recoverFromPanic, nonNull, resolve)
+		if out.deferred == nil {
+			out.deferred = graphql.NewFieldSet(out.fields)
+		}
+		// gqlgen schedules the field on the @defer group's own FieldSet and leaves null here.
+		out.deferred.ResolveConcurrently(oc, deferred, i, recoverFromPanic, nonNull, resolve)
+		out.Values[i] = out.deferred.Values[i]
 		return
 	}
 	f := laterField{i: i, recoverFromPanic: recoverFromPanic, nonNull: nonNull, resolve: resolve}
@@ -67,8 +72,7 @@ func (l *laterFields) field(k int) laterField {
 // object of these collected fields has waited for the window, the objects of the operation
 // that follow (a list's other elements) resolve theirs concurrently at once, so that they
 // meet in one window.
-func (l *laterFields) dispatch(ctx context.Context, out *graphql.FieldSet, collected *collectedFields, fields []graphql.CollectedField) {
-	out.Dispatch(ctx) // nothing but what gqlgen scheduled itself
+func (l *laterFields) dispatch(ctx context.Context, out *objectSet, collected *collectedFields, fields []graphql.CollectedField) {
 	if l.n == 0 {
 		return
 	}
@@ -95,7 +99,7 @@ func (l *laterFields) dispatch(ctx context.Context, out *graphql.FieldSet, colle
 
 // resolveConcurrently resolves the fields from first on: first in this goroutine and each
 // other in a goroutine of its own, as gqlgen's FieldSet.Dispatch does.
-func (l *laterFields) resolveConcurrently(ctx context.Context, out *graphql.FieldSet, first int) {
+func (l *laterFields) resolveConcurrently(ctx context.Context, out *objectSet, first int) {
 	if first >= l.n {
 		return
 	}
@@ -112,7 +116,7 @@ func (l *laterFields) resolveConcurrently(ctx context.Context, out *graphql.Fiel
 // resolveInto resolves f into out as gqlgen's FieldSet does: a panic, when recovered, is
 // the field's error and null, and a null where the field allows none invalidates the
 // object.
-func resolveInto(ctx context.Context, oc *graphql.OperationContext, out *graphql.FieldSet, f laterField) {
+func resolveInto(ctx context.Context, oc *graphql.OperationContext, out *objectSet, f laterField) {
 	v := recoverToNull(ctx, oc, f.recoverFromPanic, f.resolve)
 	out.Values[f.i] = v
 	invalid := graphql.RequiredNull

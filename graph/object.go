@@ -8,17 +8,20 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
-// marshalObject stands for the field set an object's function in the generated executor
-// returns (see internal/tuneexec). gqlgen's FieldSet writes itself through an iterator that
-// copies every CollectedField to the heap and a map of the aliases it wrote, two allocations
-// a field and one an object, which a page of products repeats for each of its objects. An
-// object without deferred fields is written here from the same fields and values instead;
-// one with them keeps its FieldSet, which its @defer views read.
-func marshalObject(out *graphql.FieldSet, fields []graphql.CollectedField, defers int) graphql.Marshaler {
-	if defers > 0 {
-		return out
-	}
-	return &object{fields: fields, Values: out.Values}
+// objectSet stands for the FieldSet in an object's function in the generated executor (see
+// internal/tuneexec), with what that function reads of it: Values, Invalids and Dispatch.
+// gqlgen's FieldSet is two allocations, and its MarshalGQL copies every CollectedField to
+// the heap and keeps a map of the aliases it wrote, which a page of products repeats for
+// each of its objects. Here the fields, their values (inline, for up to six) and the count
+// of invalid ones are one allocation, and the object writes itself from them. A deferred
+// field's value travels in a later payload of its @defer group, which gqlgen builds on the
+// group's own FieldSet; this object only holds it as null, as gqlgen's does (laterFields.add).
+type objectSet struct {
+	object
+	Invalids uint32
+	inline   [6]graphql.Marshaler
+	// deferred is the FieldSet gqlgen's ResolveConcurrently needs for a deferred field.
+	deferred *graphql.FieldSet
 }
 
 // object is an object's fields and their values, written as one JSON object.
@@ -27,20 +30,9 @@ type object struct {
 	Values []graphql.Marshaler
 }
 
-// plainObject stands for the FieldSet in the function of an object whose fields are all
-// plain leaves (a Money; see internal/tuneexec), with what that function reads of it:
-// Values, Invalids and Dispatch. Such fields are never resolved concurrently or deferred,
-// so the object needs none of the FieldSet's machinery, and its fields and values take one
-// allocation instead of three.
-type plainObject struct {
-	object
-	Invalids uint32
-	inline   [4]graphql.Marshaler
-}
-
-// newPlainObject stands for graphql.NewFieldSet in a plain object's function.
-func newPlainObject(fields []graphql.CollectedField) *plainObject {
-	o := &plainObject{object: object{fields: fields}}
+// newObjectSet stands for graphql.NewFieldSet in an object's function.
+func newObjectSet(fields []graphql.CollectedField) *objectSet {
+	o := &objectSet{object: object{fields: fields}}
 	if len(fields) <= len(o.inline) {
 		o.Values = o.inline[:len(fields):len(fields)]
 	} else {
@@ -49,8 +41,8 @@ func newPlainObject(fields []graphql.CollectedField) *plainObject {
 	return o
 }
 
-// Dispatch resolves nothing: a plain object has no concurrent fields.
-func (*plainObject) Dispatch(context.Context) {}
+// Dispatch resolves nothing: an object's concurrent fields are laterFields'.
+func (*objectSet) Dispatch(context.Context) {}
 
 func (o *object) MarshalGQL(w io.Writer) {
 	_, _ = io.WriteString(w, "{")

@@ -7,14 +7,13 @@
 //     context, closures and boxing of graphql.ResolveField (see plainLeaf below); its
 //     string field, int or global ID is written from the object without a closure or a
 //     string of its own (marshalStringField, marshalInt, marshalGlobalID, graph/data.go);
-//   - an object whose fields are all plain leaves (a Money) is one allocation, not a
-//     FieldSet (newPlainObject, graph/object.go), and a field holding one by value is
-//     marshaled at once when its selection holds no fragment, the only place a @defer
-//     could sit (plainSelections);
+//   - an object is one allocation, not a FieldSet, written without gqlgen's per-field
+//     copies (newObjectSet, graph/object.go); a field holding an object of plain leaves (a
+//     Money) by value is marshaled at once when its selection holds no fragment, the only
+//     place a @defer could sit (plainSelections);
 //   - an object builds its @defer group only when one of its fields is deferred
-//     (deferredGroup, graph/deferred.go), is written without gqlgen's per-field copies
-//     unless it has deferred fields (marshalObject, graph/object.go), and has its fields
-//     collected once an operation without gqlgen's hashed key (graph/collect.go);
+//     (deferredGroup, graph/deferred.go) and has its fields collected once an operation
+//     without gqlgen's hashed key (graph/collect.go);
 //   - a list resolves its elements one after another until one waits for the loaders'
 //     batch window, instead of a goroutine per element (marshalList, graph/lists.go), and
 //     hands an object held by value its element's address instead of a copy on the heap;
@@ -49,8 +48,6 @@ var rewrites = []struct{ from, to string }{
 		"type executionContext struct {\n\t*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]\n\tcollected collectedFields\n}"},
 	{"\t\t\tvar buf bytes.Buffer\n\t\t\tdata.MarshalGQL(&buf)\n\t\t\tresponse.Data = buf.Bytes()\n",
 		"\t\t\tresponse.Data = marshalData(data)\n"},
-	{"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n",
-		"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn marshalObject(out, fields, len(deferred.Defers))\n}\n"},
 }
 
 // resolveFieldHead is the rest of a field function's header (its parent's type the second
@@ -127,10 +124,14 @@ const minListsByValue = 6
 
 // laterRewrites hand an object's concurrent fields to laterFields (graph/later.go).
 var laterRewrites = []struct{ from, to string }{
-	{"\tout := graphql.NewFieldSet(fields)\n", "\tout := graphql.NewFieldSet(fields)\n\tvar later laterFields\n"},
+	{"\tout := newObjectSet(fields)\n", "\tout := newObjectSet(fields)\n\tvar later laterFields\n"},
 	{"out.ResolveConcurrently(ec.OperationContext, &deferred, i,", "later.add(ec.OperationContext, &deferred, out, field, i,"},
 	{"\tout.Dispatch(ctx)\n", "\tlater.dispatch(ctx, out, &ec.collected, fields)\n"},
 }
+
+// minObjects is the schema's object types but the root ones: User, Product, Order,
+// OrderItem, OrderStatusEvent, Money, PageInfo, the connections and edges, the payloads.
+const minObjects = 12
 
 // minConcurrentObjects is the objects with resolver fields: User, Product, Order, OrderItem,
 // OrderStatusEvent and the two connections.
@@ -212,12 +213,13 @@ func tune(src []byte) ([]byte, error) {
 		}
 		plainObjects[string(m[1])] = plain
 	}
-	if src, err = replaceAll(src, object, 1, "plain objects", func(fn []byte, m [][]byte) ([]byte, bool) {
-		if !plainObjects[string(m[1])] {
+	// Every object is an objectSet (graph/object.go): one allocation, written without the
+	// FieldSet's per-field copies.
+	if src, err = replaceAll(src, object, minObjects, "objects", func(fn []byte, _ [][]byte) ([]byte, bool) {
+		if !bytes.Contains(fn, []byte("\tout := graphql.NewFieldSet(fields)\n")) {
 			return nil, false
 		}
-		fn = bytes.Replace(fn, []byte("out := graphql.NewFieldSet(fields)"), []byte("out := newPlainObject(fields)"), 1)
-		return bytes.Replace(fn, []byte("return marshalObject(out, fields, len(deferred.Defers))"), []byte("return out"), 1), true
+		return bytes.Replace(fn, []byte("\tout := graphql.NewFieldSet(fields)\n"), []byte("\tout := newObjectSet(fields)\n"), 1), true
 	}); err != nil {
 		return nil, err
 	}
