@@ -32,7 +32,7 @@ import (
 // decoded in place and an object's resolver fields resolved in turn (graph/later.go): W1
 // 2,392 and 1,667; W2 5,360 and 4,618; with PostgreSQL's reads scanned through pgx
 // (store/scan.go) 2,395 and 1,238, 5,367 and 4,328; with an object in one allocation
-// (graph/object.go) 2,197 and 1,040, 5,053 and 4,014. The race detector adds 2–7% (sync.Pool
+// (graph/object.go) 2,197 and 1,040, 5,053 and 4,014. The race detector adds up to 11% (sync.Pool
 // drops items under it), inside the headroom, so the budgets hold under -race too.
 const (
 	w1AllocBudget = 2_750 // W1: products(first: 50) with merchants
