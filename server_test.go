@@ -19,31 +19,11 @@ import (
 // server refuses new connections at once, but still reads the rest of that request and
 // answers it before run returns.
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	getenv := env("PORT", port, "SQLITE_PATH", filepath.Join(t.TempDir(), "shop.db"), "SEED_DEMO", "false")
+	port := freePort(t)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, getenv, io.Discard) }()
-
+	done := startEmbedded(ctx, t, port)
 	addr := "127.0.0.1:" + port
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 
 	if err := run(ctx, []string{"healthcheck"}, env("PORT", port), io.Discard); err != nil {
 		t.Errorf("healthcheck of a running server: %v", err)
@@ -61,7 +41,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	stop()
 
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
@@ -91,6 +71,77 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not return after draining")
+	}
+}
+
+// TestPprofOnItsOwnListener: PPROF_ADDR serves net/http/pprof on a listener of its own,
+// and the public port answers none of its paths.
+func TestPprofOnItsOwnListener(t *testing.T) {
+	port, pprofPort := freePort(t), freePort(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := startEmbedded(ctx, t, port, "PPROF_ADDR", "127.0.0.1:"+pprofPort)
+
+	get := func(port, path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://127.0.0.1:" + port + path)
+		if err != nil {
+			t.Fatalf("GET %s on %s: %v", path, port, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get(pprofPort, "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("pprof index on PPROF_ADDR: %d %.200s", code, body)
+	}
+	if code, body := get(pprofPort, "/debug/pprof/heap?debug=1"); code != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Errorf("heap profile on PPROF_ADDR: %d %.200s", code, body)
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline"} {
+		if code, _ := get(port, path); code != http.StatusNotFound {
+			t.Errorf("public port answers %s with %d, want 404", path, code)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+pprofPort, time.Second); err == nil {
+		c.Close()
+		t.Error("PPROF_ADDR still accepts connections after the server stopped")
+	}
+}
+
+// freePort is a port nothing listens on a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// startEmbedded runs the server in embedded mode on port, with the extra settings kv, until
+// ctx ends, and returns once /healthz answers; run's result arrives on the channel.
+func startEmbedded(ctx context.Context, t *testing.T, port string, kv ...string) <-chan error {
+	t.Helper()
+	getenv := env(append([]string{"PORT", port, "SQLITE_PATH", filepath.Join(t.TempDir(), "shop.db"), "SEED_DEMO", "false"}, kv...)...)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, getenv, io.Discard) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://127.0.0.1:" + port + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return done
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
