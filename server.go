@@ -413,10 +413,11 @@ func loadHardening(c *config, getenv func(string) string) error {
 		return d
 	}
 	c.Limits = guard.Limits{
-		MaxDepth:   num("MAX_QUERY_DEPTH", 0),
-		MaxCost:    num("MAX_QUERY_COST", 0),
-		MaxAliases: num("MAX_QUERY_ALIASES", 0),
-		MaxTokens:  num("MAX_QUERY_TOKENS", 0),
+		MaxDepth:      num("MAX_QUERY_DEPTH", 0),
+		MaxCost:       num("MAX_QUERY_COST", 0),
+		MaxAliases:    num("MAX_QUERY_ALIASES", 0),
+		MaxTokens:     num("MAX_QUERY_TOKENS", 0),
+		MaxQueryBytes: num("MAX_QUERY_BYTES", 0),
 	}
 	def := guard.DefaultRateLimit
 	if getenv("RATE_LIMIT_POINTS_PER_MINUTE") != "" {

@@ -27,7 +27,7 @@ type GraphQLConfig struct {
 	Resolvers  *resolvers.Resolver
 	Operations *guard.Operations
 	// PersistedQueries is the APQ cache (NewPersistedQueries).
-	PersistedQueries graphql.Cache[string]
+	PersistedQueries *PersistedQueries
 	Live             *Live
 	Metrics          *observe.Metrics
 	// Trusted, when set, is the allow-list of operations (NewTrustedDocuments); it replaces APQ.
@@ -62,8 +62,10 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	}
 	cfg.Operations.Install(srv, use)
 	if cfg.Trusted == nil {
-		// After the limits, so that only queries that passed the shape limits are stored.
-		use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
+		// After the limits: the lookup runs once the text of a registration passed the size
+		// limit, and the store once the operation was validated and charged.
+		use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries.Lookup()})
+		use(cfg.PersistedQueries)
 	}
 	use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
 	if cfg.ReplicaReads {

@@ -42,8 +42,10 @@ func TestLimitsRefuseAbusiveOperations(t *testing.T) {
 	}
 	aliases.WriteString(" }")
 
-	// Two tokens per "@a": a million tokens in a megabyte, under the 1 MiB body limit.
-	tokens := "{ __typename " + strings.Repeat("@a", 500_000) + " }"
+	// Two tokens per "@a": 40,000 tokens in 40 KB, under the 64 KiB size limit.
+	tokens := "{ __typename " + strings.Repeat("@a", 20_000) + " }"
+	// A megabyte of comment is no token at all, under the 1 MiB body limit.
+	long := "{ __typename }\n#" + strings.Repeat("x", 1_000_000)
 
 	cases := []struct {
 		name, query, want string
@@ -51,7 +53,8 @@ func TestLimitsRefuseAbusiveOperations(t *testing.T) {
 		{"depth 50", deep, "deep"},
 		{"1,000 aliases", aliases.String(), "aliases"},
 		{"first: 100 nested four deep", nested(4, 100, "id"), "costs"},
-		{"a million tokens", tokens, "tokens"},
+		{"40,000 tokens", tokens, "tokens"},
+		{"a megabyte of comment", long, "bytes long"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

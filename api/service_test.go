@@ -53,13 +53,14 @@ type config struct {
 // service is the shop's API assembled as server.go's run assembles it, with the handles
 // tests look through.
 type service struct {
-	Store   *store.Store
-	Redis   *redisconn.Conn
-	Tokens  *auth.Tokens
-	live    *api.Live
-	prefix  string
-	handler http.Handler
-	closers []func()
+	Store      *store.Store
+	Redis      *redisconn.Conn
+	Tokens     *auth.Tokens
+	live       *api.Live
+	operations *guard.Operations
+	prefix     string
+	handler    http.Handler
+	closers    []func()
 }
 
 // startService builds every part in run's order and mounts the same /graphql chain and
@@ -122,11 +123,12 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	}
 	s.closers = append(s.closers, s.live.Close)
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
+	s.operations = guard.NewOperations(cfg.Limits, budget)
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens,
 			Events: s.live.Broker, Logins: budget, NewLoaders: newLoaders},
-		Operations:       guard.NewOperations(cfg.Limits, budget),
+		Operations:       s.operations,
 		PersistedQueries: api.NewPersistedQueries(s.Redis, s.prefix, metrics),
 		Trusted:          trusted,
 		Live:             s.live,

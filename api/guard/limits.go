@@ -10,7 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/lexer"
@@ -33,12 +33,18 @@ type Limits struct {
 	MaxAliases int
 	// MaxTokens is how many lexical tokens a document may have; default 10,000.
 	MaxTokens int
-	// CachedDocuments is the size of the LRU of parsed and validated documents; default 1,000.
-	CachedDocuments int
+	// MaxQueryBytes is the longest query text, at every transport; default 64 KiB. Comments
+	// and whitespace are not tokens, so MaxTokens alone does not bound a text's size.
+	MaxQueryBytes int
+	// CachedDocumentBytes bounds the cache of parsed and validated documents by the bytes
+	// their syntax trees hold (estimated from the text); default 32 MiB.
+	CachedDocumentBytes int
 }
 
-// DefaultLimits are the limits used where Config.Limits leaves a field zero.
-var DefaultLimits = Limits{MaxDepth: 15, MaxCost: 10_000, MaxAliases: 30, MaxTokens: 10_000, CachedDocuments: 1000}
+// DefaultLimits are the limits used where Config.Limits leaves a field zero. A storefront's
+// largest queries are a few KiB; 64 KiB is a sixteenth of the body limit.
+var DefaultLimits = Limits{MaxDepth: 15, MaxCost: 10_000, MaxAliases: 30, MaxTokens: 10_000,
+	MaxQueryBytes: 64 << 10, CachedDocumentBytes: 32 << 20}
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
@@ -54,8 +60,11 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxTokens > 0 {
 		d.MaxTokens = l.MaxTokens
 	}
-	if l.CachedDocuments > 0 {
-		d.CachedDocuments = l.CachedDocuments
+	if l.MaxQueryBytes > 0 {
+		d.MaxQueryBytes = l.MaxQueryBytes
+	}
+	if l.CachedDocumentBytes > 0 {
+		d.CachedDocumentBytes = l.CachedDocumentBytes
 	}
 	return d
 }
@@ -72,6 +81,11 @@ const (
 	// bcrypt in signUp and logIn (~50 ms of a core): an anonymous address's 300,000 points a
 	// minute buy ~590 of them, half a core, as 30,000 bought at 50 points before.
 	costPasswordCheck = 500
+	// A query registered as a persisted query (APQ) is stored for every process: it costs a
+	// point per 16 bytes on top of running it, so that an address's budget buys
+	// registrations at a bounded rate of bytes (300,000 points: under 5 MiB a minute), and
+	// a client that registers once and then sends its hash pays this once.
+	costRegisterBytesPerPoint = 16
 )
 
 // CostModel returns the complexity functions of the schema's list fields and mutations.
@@ -108,19 +122,26 @@ func CostModel() graph.ComplexityRoot {
 // Operations are the checks every GraphQL operation passes before it executes.
 type Operations struct {
 	limits Limits
-	docs   *lru.LRU[*ast.QueryDocument]
+	docs   *ByteCache[*ast.QueryDocument]
 	budget *Budget
 }
+
+// docBytesPerByte is how many bytes a parsed document holds per byte of its text, measured
+// on storefront queries (about 31); a text of comments holds less, so the estimate is high.
+const docBytesPerByte = 32
 
 // NewOperations returns the checks of limits, charging each operation's cost to budget
 // (nil: no rate limit).
 func NewOperations(limits Limits, budget *Budget) *Operations {
 	limits = limits.withDefaults()
-	return &Operations{limits: limits, docs: lru.New[*ast.QueryDocument](limits.CachedDocuments), budget: budget}
+	docs := NewByteCache(limits.CachedDocumentBytes, func(query string, _ *ast.QueryDocument) int {
+		return len(query) * (1 + docBytesPerByte)
+	})
+	return &Operations{limits: limits, docs: docs, budget: budget}
 }
 
-// Documents returns the LRU of parsed and validated documents, shared by every request.
-func (o *Operations) Documents() *lru.LRU[*ast.QueryDocument] { return o.docs }
+// Documents returns the cache of parsed and validated documents, shared by every request.
+func (o *Operations) Documents() *ByteCache[*ast.QueryDocument] { return o.docs }
 
 // Install refuses abusive operations before they execute: a document with too many
 // tokens, aliases or too deep is refused before gqlgen validates it (validation itself is
@@ -136,7 +157,7 @@ func (o *Operations) Install(srv *handler.Server, use func(graphql.HandlerExtens
 // shapeLimit checks a document's tokens, depth and aliases before it is validated.
 type shapeLimit struct {
 	limits Limits
-	known  *lru.LRU[*ast.QueryDocument]
+	known  *ByteCache[*ast.QueryDocument]
 }
 
 var _ interface {
@@ -149,6 +170,9 @@ func (*shapeLimit) Validate(graphql.ExecutableSchema) error { return nil }
 func (l *shapeLimit) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
 	if p.Query == "" {
 		return nil
+	}
+	if len(p.Query) > l.limits.MaxQueryBytes {
+		return limitError("the document is %d bytes long, more than the limit of %d", len(p.Query), l.limits.MaxQueryBytes)
 	}
 	if _, ok := l.known.Get(ctx, p.Query); ok {
 		return nil // parsed, validated and checked before
@@ -318,6 +342,9 @@ func (c *costLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.O
 	}
 	if c.budget == nil {
 		return nil
+	}
+	if apq := extension.GetApqStats(ctx); apq != nil && apq.SentQuery {
+		cost += len(opCtx.RawQuery) / costRegisterBytesPerPoint
 	}
 	var err *gqlerror.Error
 	stats.Throttle, err = c.budget.chargeCost(ctx, cost)
