@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,6 +127,45 @@ func TestLoginThrottle(t *testing.T) {
 		}
 		if r := attempt(b, other.Email, "password123"); r.Code() != guard.CodeRateLimited {
 			t.Fatalf("after 5 failures from one address: %v; want RATE_LIMITED", r.Errors)
+		}
+	})
+}
+
+// TestLoginThrottleHoldsUnderConcurrency: the throttle reserves an attempt before the
+// password is checked, so 50 parallel wrong passwords for one account across two processes
+// get at most the limit of checks, and the rest RATE_LIMITED; a sign-in that succeeds gives
+// its attempt back, so signing in correctly never locks an account.
+func TestLoginThrottleHoldsUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	const logIn = `mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token userErrors { code } } }`
+	const limit = 5
+	forEachBackendPair(t, config{RateLimit: guard.RateLimit{LoginFailuresPerAccount: limit, LoginFailuresPerIP: 1000}}, func(t *testing.T, a, b *testEnv) {
+		regular, victim := a.signUp("CUSTOMER"), a.signUp("CUSTOMER")
+		for i := range 3 * limit {
+			if r := a.anon().post(logIn, map[string]any{"e": regular.Email, "p": "password123"}); len(r.Errors) > 0 {
+				t.Fatalf("correct sign-in %d: %v", i+1, r.Errors)
+			}
+		}
+		var checked, limited atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 50 {
+			wg.Go(func() {
+				env := []*testEnv{a, b}[i%2]
+				r := env.anon().post(logIn, map[string]any{"e": victim.Email, "p": "wrong-password"})
+				switch {
+				case r.Code() == guard.CodeRateLimited:
+					limited.Add(1)
+				case len(r.Errors) == 0 && strings.Contains(string(r.Data), "INVALID_CREDENTIALS"):
+					checked.Add(1)
+				default:
+					t.Errorf("status %d, errors %v, data %s", r.Status, r.Errors, r.Data)
+				}
+			})
+		}
+		wg.Wait()
+		t.Logf("50 parallel wrong passwords: %d checked, %d rate limited", checked.Load(), limited.Load())
+		if checked.Load() > limit || checked.Load()+limited.Load() != 50 {
+			t.Errorf("%d passwords checked and %d refused, want at most %d checked and the rest refused", checked.Load(), limited.Load(), limit)
 		}
 	})
 }

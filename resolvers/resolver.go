@@ -29,11 +29,10 @@ var _ Store = (*store.Store)(nil)
 
 // Logins throttles failed sign-ins.
 type Logins interface {
-	// AllowLogin returns an error (RATE_LIMITED) while sign-ins as email, or from the
-	// caller's address, have failed too often.
-	AllowLogin(ctx context.Context, email string) error
-	// LoginFailed counts a failed sign-in as email.
-	LoginFailed(ctx context.Context, email string)
+	// ReserveLogin spends a sign-in attempt as email, from the caller's address, before
+	// the password is checked: an error (RATE_LIMITED) when too many were spent; refund
+	// gives it back once the sign-in succeeded.
+	ReserveLogin(ctx context.Context, email string) (refund func(), err error)
 }
 
 // Resolver is the root of every resolver; it holds the service's dependencies.

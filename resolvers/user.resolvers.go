@@ -22,13 +22,14 @@ func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) 
 
 // LogIn is the resolver for the logIn field.
 func (r *mutationResolver) LogIn(ctx context.Context, input model.LogInInput) (*model.AuthPayload, error) {
-	if err := r.Logins.AllowLogin(ctx, input.Email); err != nil {
+	refund, err := r.Logins.ReserveLogin(ctx, input.Email)
+	if err != nil {
 		return nil, err
 	}
 	u, err := r.Store.Authenticate(ctx, input.Email, input.Password)
 	p, err := r.signedIn(ctx, u, err)
-	if p != nil && slices.ContainsFunc(p.UserErrors, func(e model.UserError) bool { return e.Code == model.UserErrorCodeInvalidCredentials }) {
-		r.Logins.LoginFailed(ctx, input.Email)
+	if p != nil && !slices.ContainsFunc(p.UserErrors, func(e model.UserError) bool { return e.Code == model.UserErrorCodeInvalidCredentials }) {
+		refund() // only a wrong password keeps the attempt spent
 	}
 	return p, err
 }

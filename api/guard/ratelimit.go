@@ -68,6 +68,7 @@ type throttleStatus struct {
 type Budget struct {
 	cfg     RateLimit
 	limiter *redis_rate.Limiter
+	rdb     redis.UniversalClient
 	leases  leases
 	prefix  string
 	metrics *observe.Metrics
@@ -75,7 +76,7 @@ type Budget struct {
 
 // NewBudget returns the budgets of cfg kept in rdb under prefix.
 func NewBudget(rdb redis.UniversalClient, prefix string, cfg RateLimit, m *observe.Metrics) *Budget {
-	return &Budget{cfg: cfg.withDefaults(), limiter: redis_rate.NewLimiter(rdb), prefix: prefix, metrics: m}
+	return &Budget{cfg: cfg.withDefaults(), limiter: redis_rate.NewLimiter(rdb), rdb: rdb, prefix: prefix, metrics: m}
 }
 
 // callerBucket names the rate-limit bucket of the caller and its budget per minute: their
@@ -183,30 +184,54 @@ func (s *Budget) loginBuckets(ctx context.Context, email string) []loginBucket {
 	return bs
 }
 
-// AllowLogin returns RATE_LIMITED while either sign-in budget of email (per account, and
-// per client address) is spent; logIn asks before it checks the password. When Redis cannot
-// be asked the sign-in is allowed.
-func (s *Budget) AllowLogin(ctx context.Context, email string) error {
-	for _, b := range s.loginBuckets(ctx, email) {
-		// n = 0 only reads the bucket.
-		res, err := s.limiter.AllowN(ctx, b.key, b.limit, 0)
+// ReserveLogin spends one attempt of both sign-in budgets of email (per account, and per
+// client address) before the password is checked, and returns RATE_LIMITED when either is
+// spent: fifty parallel wrong passwords get at most the budget's worth of checks, where a
+// read before the check and a charge after it let all fifty through. refund gives the
+// attempt back, for a sign-in that succeeded. When Redis cannot be asked the sign-in is
+// allowed.
+func (s *Budget) ReserveLogin(ctx context.Context, email string) (refund func(), err error) {
+	buckets := s.loginBuckets(ctx, email)
+	spent := make([]loginBucket, 0, len(buckets))
+	refund = func() {
+		for _, b := range spent {
+			if err := giveBack.Run(ctx, s.rdb, []string{"rate:" + b.key}, b.limit.Period.Seconds()/float64(b.limit.Rate)).Err(); err != nil {
+				s.rateLimitUnavailable(ctx, err)
+			}
+		}
+	}
+	for _, b := range buckets {
+		res, err := s.limiter.AllowN(ctx, b.key, b.limit, 1)
 		if err != nil {
 			s.rateLimitUnavailable(ctx, err)
 			continue
 		}
-		if res.Remaining < 1 {
+		if res.Allowed == 0 {
+			refund() // the buckets spent before this one
 			retry := b.limit.Period / time.Duration(b.limit.Rate)
-			return s.rateLimited(ctx, "login", retry, "too many failed sign-in attempts; retry in %s", retry.Round(time.Second))
+			return func() {}, s.rateLimited(ctx, "login", retry, "too many failed sign-in attempts; retry in %s", retry.Round(time.Second))
 		}
+		spent = append(spent, b)
 	}
-	return nil
+	return refund, nil
 }
 
-// LoginFailed spends one attempt of both sign-in budgets of email.
-func (s *Budget) LoginFailed(ctx context.Context, email string) {
-	for _, b := range s.loginBuckets(ctx, email) {
-		if _, err := s.limiter.AllowN(ctx, b.key, b.limit, 1); err != nil {
-			s.rateLimitUnavailable(ctx, err)
-		}
-	}
-}
+// giveBack returns one attempt to a redis_rate (GCRA) bucket: its key ("rate:" and the
+// limiter's key) holds the bucket's
+// theoretical arrival time in seconds since 2017, which moves back one emission interval
+// (ARGV[1], seconds). A time no longer ahead of now is a full bucket: the key goes.
+// redis_rate's own AllowN with a negative cost cannot do it: it never writes a time that
+// is not ahead of now, so the last attempt given back would stay spent.
+var giveBack = redis.NewScript(`
+local tat = tonumber(redis.call("GET", KEYS[1]))
+if not tat then return 0 end
+local t = redis.call("TIME")
+local now = (t[1] - 1483228800) + (t[2] / 1000000)
+local back = tat - tonumber(ARGV[1])
+if back <= now then
+  redis.call("DEL", KEYS[1])
+else
+  redis.call("SET", KEYS[1], back, "EX", math.ceil(back - now))
+end
+return 1
+`)
