@@ -45,6 +45,7 @@ func TestLoadConfigProduction(t *testing.T) {
 	for _, e := range []func(string) string{
 		env("APP_ENV", "production"),
 		env("APP_ENV", "production", "JWT_SECRET", "short"),
+		env("JWT_SECRET", strings.Repeat("k", 31)), // short outside production too
 		env("DATABASE_URL", "postgres://db/shop"),
 	} {
 		c, err := loadConfig(e, quiet)
@@ -60,8 +61,12 @@ func TestLoadConfigProduction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Playground || c.Introspection || !c.Production {
-		t.Errorf("production: playground %v introspection %v", c.Playground, c.Introspection)
+	if c.Playground || c.Introspection || !c.Production || c.SeedDemo {
+		t.Errorf("production: playground %v introspection %v demo data %v", c.Playground, c.Introspection, c.SeedDemo)
+	}
+	if _, err := loadConfig(env("APP_ENV", "production", "JWT_SECRET", secret, "SEED_DEMO", "true"), quiet); err == nil ||
+		!strings.Contains(err.Error(), "SEED_DEMO") {
+		t.Errorf("SEED_DEMO=true in production: %v, want a refusal", err)
 	}
 	c, _ = loadConfig(env("APP_ENV", "production", "JWT_SECRET", secret, "INTROSPECTION", "true", "PLAYGROUND", "true"), quiet)
 	if !c.Playground || !c.Introspection {

@@ -348,7 +348,11 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (config, error) {
 	c.Live.Origins = splitList(getenv("WEBSOCKET_ORIGINS"))
 	c.Playground = boolEnv(getenv("PLAYGROUND"), !c.Production)
 	c.Introspection = boolEnv(getenv("INTROSPECTION"), !c.Production)
-	c.SeedDemo = boolEnv(getenv("SEED_DEMO"), c.Store.DatabaseURL == "")
+	c.SeedDemo = boolEnv(getenv("SEED_DEMO"), c.Store.DatabaseURL == "" && !c.Production)
+	if c.SeedDemo && c.Production {
+		// Their password is in this repository.
+		return c, errors.New("SEED_DEMO: the demo accounts are never created in production")
+	}
 	if p := getenv("REDIS_PREFIX"); p != "" {
 		c.RedisPrefix = strings.TrimSuffix(p, ":") + ":"
 	}
@@ -368,7 +372,8 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (config, error) {
 }
 
 // signingKey checks the token key a server needs (migrate does not): required with
-// DATABASE_URL or in production, and then of at least 32 bytes in production; random
+// DATABASE_URL or in production, and of at least 32 bytes whenever it is set (HS256's key
+// should be as long as its hash: a short one can be brute-forced from any token); random
 // otherwise, with a warning.
 func (c *config) signingKey(log *slog.Logger) error {
 	switch {
@@ -380,8 +385,8 @@ func (c *config) signingKey(log *slog.Logger) error {
 		_, _ = rand.Read(c.JWTSecret)
 		log.Warn("JWT_SECRET is not set: using a random key, so tokens end with this process")
 	}
-	if c.Production && len(c.JWTSecret) < 32 {
-		return errors.New("JWT_SECRET must be at least 32 bytes in production")
+	if len(c.JWTSecret) < 32 {
+		return errors.New("JWT_SECRET must be at least 32 bytes")
 	}
 	return nil
 }

@@ -86,9 +86,10 @@ trap cleanup EXIT
 step "services: database $db, Redis prefix $prefix"
 psql "$admin_url" -qc "CREATE DATABASE $db" || fail "cannot create a database with DATABASE_URL"
 redis-cli -u "$redis_url" ping >/dev/null || fail "Redis at REDIS_URL does not answer"
-# What production gives the image: the services, a key, and demo data for the query below.
+# What production gives the image: the services and a key. A merchant who signs up creates
+# the products of the query below (production never creates the demo accounts).
 server_env=(PORT="$port" APP_ENV=production DATABASE_URL="$db_url" REDIS_URL="$redis_url" REDIS_PREFIX="$prefix"
-  JWT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" SEED_DEMO=true)
+  JWT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')")
 
 step "build the binary (CGO_ENABLED=0, -trimpath, -s -w)"
 mkdir -p "$work/context/data" "$work/empty"
@@ -107,13 +108,29 @@ wait_ready() {
   done
   fail "/readyz did not answer 200 within 30 s"
 }
+gql() {
+  curl -fsS -m 5 "http://127.0.0.1:$port/graphql" -H 'Content-Type: application/json' "$@"
+}
+seed() {
+  local token body
+  body=$(gql -d '{"query":"mutation { signUp(input: {email: \"merchant-'"$RANDOM"'@image.example\", name: \"Image merchant\", password: \"image-password\", role: MERCHANT}) { token } }"}') ||
+    fail "signUp as a merchant"
+  token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' <<<"$body")
+  [[ -n $token ]] || fail "the merchant could not sign up: $body"
+  for n in 1 2 3; do
+    body=$(gql -H "Authorization: Bearer $token" \
+      -d '{"query":"mutation { createProduct(input: {name: \"Image product '"$n"'\", price: 1250, stock: 5}) { product { id } userErrors { code } } }"}') ||
+      fail "createProduct"
+    grep -q '"userErrors":\[\]' <<<"$body" || fail "createProduct: $body"
+  done
+  echo "a merchant signed up and created 3 products"
+}
 query() {
   local body
-  body=$(curl -fsS -m 5 "http://127.0.0.1:$port/graphql" -H 'Content-Type: application/json' \
-    -d '{"query":"{ products(first: 2) { totalCount nodes { name price { amount currency } } } }"}') \
+  body=$(gql -d '{"query":"{ products(first: 2) { totalCount nodes { name price { amount currency } } } }"}') \
     || fail "POST /graphql"
   echo "graphql: $body"
-  grep -q '"data":{"products":{"totalCount":36' <<<"$body" || fail "want the 36 demo products, got $body"
+  grep -q '"data":{"products":{"totalCount":3' <<<"$body" || fail "want the 3 products the merchant created, got $body"
   grep -q '"errors"' <<<"$body" && fail "the query returned errors"
   return 0
 }
@@ -137,6 +154,7 @@ if [[ $mode == binary ]]; then
   (cd "$work/empty" && exec env -i "${server_env[@]}" "${as_user[@]}" "$work/context/shop-api") >"$work/server.log" 2>&1 &
   server_pid=$!
   wait_ready
+  seed
   query
   healthcheck env -i PORT="$port" "${as_user[@]}" "$work/context/shop-api" healthcheck
   step "SIGTERM: drain and exit 0"
@@ -173,6 +191,7 @@ grep -q 'migrations applied' "$work/migrate.log" || fail "migrate printed no con
 step "run the image: read-only root, no capabilities, the host's PostgreSQL and Redis"
 "${run[@]}" -d --name "$container" "$image" >/dev/null || fail "podman run -d"
 wait_ready
+seed
 query
 healthcheck "${podman_cmd[@]}" exec "$container" /shop-api healthcheck
 uid=$("${podman_cmd[@]}" top "$container" huser 2>/dev/null | tail -1 | tr -d ' ')
