@@ -137,7 +137,7 @@ func (l *Live) Close() {
 // Server-Sent Events; and gives every subscription event fresh loaders.
 func (l *Live) install(srv *handler.Server) {
 	srv.AddTransport(l.Sockets.Transport(l.initSocket))
-	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second})
+	srv.AddTransport(sse{transport.SSE{KeepAlivePingInterval: 15 * time.Second}})
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		// Never loaders of the connection (it has none: they would serve every event what
 		// they cached for the first). Queries and mutations sent over a socket have no

@@ -2,8 +2,10 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -39,8 +41,7 @@ func (post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 	dec.UseNumber()
 	if err := dec.Decode(&params); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
-		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{
-			gqlerror.Errorf("json request body could not be decoded: %+v body:%s", err, body)}))
+		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{undecodable(err)}))
 		return
 	}
 	params.Headers = r.Header
@@ -168,4 +169,19 @@ var responseBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 func writeInternalError(w io.Writer) {
 	_, _ = io.WriteString(w, `{"errors":[{"message":"internal system error"}],"data":null}`)
+}
+
+// undecodable is the error of a request body that is not a GraphQL request. It never
+// quotes the body, which gqlgen's transports do (in the response and, for SSE, the log):
+// a malformed logIn carries a password.
+func undecodable(err error) *gqlerror.Error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return gqlerror.Errorf("json request body could not be decoded: invalid JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typ):
+		return gqlerror.Errorf("json request body could not be decoded: %s must be %s", cmp.Or(typ.Field, "the body"), typ.Type)
+	}
+	return gqlerror.Errorf("json request body could not be decoded")
 }
