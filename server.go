@@ -165,16 +165,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: st, Tokens: tokens,
 			Events: liveDelivery.Broker, Logins: budget, NewLoaders: newLoaders},
-		Operations:       guard.NewOperations(cfg.Limits, budget),
-		PersistedQueries: api.NewPersistedQueries(rdb, prefix, metrics),
-		Trusted:          trusted,
-		Live:             liveDelivery,
-		Metrics:          metrics,
-		Tracer:           tracer.Tracer(),
-		Log:              log,
-		Introspection:    cfg.Introspection,
-		Production:       cfg.Production,
-		ReplicaReads:     len(cfg.Store.ReplicaURLs) > 0,
+		Operations:        guard.NewOperations(cfg.Limits, budget),
+		PersistedQueries:  api.NewPersistedQueries(rdb, prefix, metrics),
+		Trusted:           trusted,
+		Live:              liveDelivery,
+		OperationDeadline: httpGuard.OperationDeadline(),
+		Metrics:           metrics,
+		Tracer:            tracer.Tracer(),
+		Log:               log,
+		Introspection:     cfg.Introspection,
+		Production:        cfg.Production,
+		ReplicaReads:      len(cfg.Store.ReplicaURLs) > 0,
 	})
 
 	mux := http.NewServeMux()

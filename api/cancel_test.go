@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -129,5 +131,47 @@ func TestCanceledRequestsEndCleanly(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			requireNoPanic(t, &logs)
 		})
+	}
+}
+
+// A query sent as a stream of server-sent events gets the request deadline like any other:
+// the stream's exemption belongs to subscriptions, not to whoever sends the Accept header.
+func TestQueryOverSSEHasTheRequestDeadline(t *testing.T) {
+	var logs syncBuffer
+	cfg := backends[0].config(t)
+	cfg.RequestTimeout = time.Nanosecond
+	env := startLogged(t, cfg, &logs)
+	req, _ := http.NewRequest(http.MethodPost, env.srv.URL+"/graphql", strings.NewReader(`{"query":"{ products(first: 2) { nodes { id } } }"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(raw), "INTERNAL_SERVER_ERROR") || strings.Contains(string(raw), `"nodes"`) {
+		t.Errorf("a query over SSE past its deadline answered %s; want its masked error and no data", raw)
+	}
+	requireNoPanic(t, &logs)
+}
+
+// A body sent slower than the request's deadline is cut off there: its goroutine and buffer
+// are not held for as long as the sender likes.
+func TestSlowBodyIsCutOffAtTheDeadline(t *testing.T) {
+	cfg := backends[0].config(t)
+	cfg.RequestTimeout = 300 * time.Millisecond
+	env := newTestEnv(t, cfg)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"query\":")
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	reply, _ := io.ReadAll(conn) // the server answers and closes, or closes
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Fatalf("the server waited %v for the rest of the body (reply %q); want it cut off near 300ms", waited, reply)
 	}
 }

@@ -29,7 +29,10 @@ type GraphQLConfig struct {
 	// PersistedQueries is the APQ cache (NewPersistedQueries).
 	PersistedQueries *PersistedQueries
 	Live             *Live
-	Metrics          *observe.Metrics
+	// OperationDeadline bounds the operations a transport leaves without a deadline
+	// (guard.HTTP.OperationDeadline).
+	OperationDeadline graphql.HandlerExtension
+	Metrics           *observe.Metrics
 	// Trusted, when set, is the allow-list of operations (NewTrustedDocuments); it replaces APQ.
 	Trusted *TrustedDocuments
 	// Tracer traces every operation; nil traces none.
@@ -66,6 +69,9 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 		// limit, and the store once the operation was validated and charged.
 		use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries.Lookup()})
 		use(cfg.PersistedQueries)
+	}
+	if cfg.OperationDeadline != nil {
+		use(cfg.OperationDeadline)
 	}
 	use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
 	if cfg.ReplicaReads {

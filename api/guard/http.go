@@ -16,7 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/rs/cors"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // HTTPConfig configures the HTTP protections of the GraphQL endpoint.
@@ -103,7 +105,9 @@ func jsonContentType(ct string) bool {
 
 // Bounded applies what a request that is not a WebSocket gets: a deadline, unless it opens
 // a stream of server-sent events (which lives as long as the client wants), and the status
-// and Retry-After of a rate-limited operation.
+// and Retry-After of a rate-limited operation. A stream's operations that are not
+// subscriptions get their deadline from OperationDeadline: what is exempt is decided by
+// the operation, not by the Accept header a caller chose.
 func (p *HTTP) Bounded(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
@@ -116,6 +120,30 @@ func (p *HTTP) Bounded(next http.Handler) http.Handler {
 		ctx = context.WithValue(ctx, httpHintsKey{}, hw.hints)
 		next.ServeHTTP(hw, r.WithContext(ctx))
 	})
+}
+
+// OperationDeadline gives every operation but a subscription RequestTimeout, whatever
+// transport carries it: a query sent over a stream of server-sent events or a WebSocket,
+// which have no deadline of their own.
+func (p *HTTP) OperationDeadline() graphql.HandlerExtension { return operationDeadline{p.cfg.RequestTimeout} }
+
+type operationDeadline struct{ timeout time.Duration }
+
+var _ graphql.ResponseInterceptor = operationDeadline{}
+
+func (operationDeadline) ExtensionName() string                   { return "OperationDeadline" }
+func (operationDeadline) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (d operationDeadline) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	if _, ok := ctx.Deadline(); ok || !graphql.HasOperationContext(ctx) {
+		return next(ctx)
+	}
+	if op := graphql.GetOperationContext(ctx).Operation; op == nil || op.Operation == ast.Subscription {
+		return next(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	return next(ctx)
 }
 
 // IsWebSocket reports whether r asks to upgrade to a WebSocket.
@@ -142,12 +170,20 @@ func (p *HTTP) limitBody(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		// Bodies without a length (chunked) are read up to the limit here.
+		// Bodies without a length (chunked) are read up to the limit here, within the
+		// request's time: a body sent a byte a minute would hold its goroutine and buffer
+		// for ever. The deadline goes once the body is in (net/http's read of a closed
+		// connection would otherwise end a long stream when it passes).
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(p.cfg.RequestTimeout))
 		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 		if err != nil {
+			// Closed, not drained: the rest of a slow body is not waited for.
+			w.Header().Set("Connection", "close")
 			http.Error(w, "could not read the request body", http.StatusBadRequest)
 			return false
 		}
+		_ = rc.SetReadDeadline(time.Time{})
 		if int64(len(body)) > limit {
 			tooLarge(w)
 			return false
