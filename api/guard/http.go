@@ -125,7 +125,9 @@ func (p *HTTP) Bounded(next http.Handler) http.Handler {
 // OperationDeadline gives every operation but a subscription RequestTimeout, whatever
 // transport carries it: a query sent over a stream of server-sent events or a WebSocket,
 // which have no deadline of their own.
-func (p *HTTP) OperationDeadline() graphql.HandlerExtension { return operationDeadline{p.cfg.RequestTimeout} }
+func (p *HTTP) OperationDeadline() graphql.HandlerExtension {
+	return operationDeadline{p.cfg.RequestTimeout}
+}
 
 type operationDeadline struct{ timeout time.Duration }
 
