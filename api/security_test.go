@@ -118,20 +118,3 @@ func TestCORSAllowList(t *testing.T) {
 		t.Errorf("no allow-list: Access-Control-Allow-Origin %q", got)
 	}
 }
-
-func TestProductionTurnsIntrospectionAndPlaygroundOff(t *testing.T) {
-	t.Parallel()
-	srv := rawServer(t, config{Production: true}) // what loadConfig gives when APP_ENV=production
-	resp := send(t, http.MethodGet, srv.URL+"/", "", "")
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("playground: status %d, want 404", resp.StatusCode)
-	}
-	env := &testEnv{t: t, srv: srv}
-	if r := env.anon().post(`{ __schema { types { name } } }`, nil); r.Code() != "GRAPHQL_VALIDATION_FAILED" {
-		t.Errorf("introspection in production: %v", r.Errors)
-	}
-	on := &testEnv{t: t, srv: rawServer(t, config{Production: true, Introspection: true})}
-	if r := on.anon().post(`{ __schema { queryType { name } } }`, nil); len(r.Errors) > 0 {
-		t.Errorf("introspection enabled explicitly: %v", r.Errors)
-	}
-}

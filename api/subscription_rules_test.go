@@ -193,9 +193,16 @@ func TestMyOrderEventsFollowsOrdersVisibility(t *testing.T) {
 		if e := otherM.event("mine"); e.Order.ID != o2 {
 			t.Fatalf("other merchant got %+v", e)
 		}
+		// A leaked event would come before this one, which the customer and the other merchant
+		// both see: events reach a socket in the order they were committed.
+		o3 := env.placeOrder(s.customer, line{otherProduct, 1})
+		if e := customer.event("mine"); e.Order.ID != o3 {
+			t.Fatalf("customer got %+v, want the sentinel %s: an event leaked", e, o3)
+		}
+		if e := otherM.event("mine"); e.Order.ID != o3 {
+			t.Fatalf("other merchant got %+v, want the sentinel %s: an event leaked", e, o3)
+		}
 		stranger.quiet(300 * time.Millisecond)
-		customer.quiet(0)
-		otherM.quiet(0)
 	})
 }
 
