@@ -137,3 +137,17 @@ func TestProductionHidesSuggestions(t *testing.T) {
 		}
 	}
 }
+
+// Introspection is not free: a schema query is charged like a full page of products.
+func TestIntrospectionHasACost(t *testing.T) {
+	t.Parallel()
+	env := embedded(t, config{})
+	r := env.anon().post(`{ __schema { queryType { name } } }`, nil)
+	if len(r.Errors) > 0 {
+		t.Fatal(r.Errors)
+	}
+	cost, _ := r.Extensions["cost"].(map[string]any)
+	if requested, _ := cost["requested"].(float64); requested < 1000 {
+		t.Errorf("introspection costs %v, want at least 1,000", cost["requested"])
+	}
+}

@@ -86,6 +86,10 @@ const (
 	// registrations at a bounded rate of bytes (300,000 points: under 5 MiB a minute), and
 	// a client that registers once and then sends its hash pays this once.
 	costRegisterBytesPerPoint = 16
+	// __schema and __type answer from the whole schema (a full introspection, as GraphiQL
+	// and code generators send it, writes ~100 KB): it costs as a full page of products,
+	// where the complexity functions counted it nothing at all.
+	costIntrospection = 1000
 )
 
 // CostModel returns the complexity functions of the schema's list fields and mutations.
@@ -335,6 +339,9 @@ func (c *costLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.O
 		return err
 	}
 	cost := complexity.Calculate(ctx, c.es, opCtx.Operation, opCtx.Variables)
+	if introspects(opCtx.Operation.SelectionSet) {
+		cost += costIntrospection
+	}
 	stats := &costStats{Requested: cost, Maximum: c.max}
 	opCtx.Stats.SetExtension(costExtension, stats)
 	if cost > c.max {
