@@ -79,9 +79,11 @@ func TestRateLimitIsSharedByProcesses(t *testing.T) {
 		if len(r.Data) > 0 && string(r.Data) != "null" {
 			t.Errorf("refused request returned data %s", r.Data)
 		}
-		// A signed-in user has a budget of their own.
-		if r := b.as(customer.Token).post(query, nil); len(r.Errors) > 0 {
-			t.Errorf("signed-in user: %v", r.Errors)
+		// A signed-in user has a budget of their own, but spends their address's too: at
+		// this spent address they wait as well (else an address could sign up account
+		// after account for fresh budgets).
+		if r := b.as(customer.Token).post(query, nil); r.Code() != guard.CodeRateLimited {
+			t.Errorf("signed-in user at a spent address: %v; want RATE_LIMITED", r.Errors)
 		}
 	})
 }
@@ -190,26 +192,32 @@ func TestZeroCostOperationsAreNeverRateLimited(t *testing.T) {
 	}
 }
 
-// Anonymous callers have a budget per client address (an IPv6 client's whole /64) apart
-// from signed-in users'. Behind a trusted proxy, the address is the forwarded one.
+// Anonymous callers have a budget per client address (an IPv6 client's whole /64); signed-in
+// callers have their account's and spend their address's too. Behind a trusted proxy, the
+// address is the forwarded one.
 func TestAnonymousBudgetPerClientAddress(t *testing.T) {
 	t.Parallel()
-	// 301 points a request: three fit in 1,000 anonymous points, the fourth does not.
+	// 301 points a request: three fit in 1,100 anonymous points, the fourth does not (and two
+	// sign-ups of ~510 fit beside them, from the test's own address).
 	const query = `{ products(first: 100) { nodes { id name } } }`
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := b.config(t)
-			cfg.RateLimit = guard.RateLimit{PointsPerMinute: 10_000, AnonymousPointsPerMinute: 1000}
+			cfg.RateLimit = guard.RateLimit{PointsPerMinute: 10_000, AnonymousPointsPerMinute: 1100}
 			cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 			env := newTestEnv(t, cfg)
-			customer := env.signUp("CUSTOMER")
-			from := func(addr string) gqlResponse {
+			customer, minted := env.signUp("CUSTOMER"), env.signUp("CUSTOMER")
+			fromAs := func(addr, token string) gqlResponse {
 				body, _ := json.Marshal(map[string]any{"query": query})
 				req, _ := http.NewRequest(http.MethodPost, env.srv.URL+"/graphql", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("X-Forwarded-For", addr)
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
 				return env.do(req)
 			}
+			from := func(addr string) gqlResponse { return fromAs(addr, "") }
 			// Three addresses of one /64 share one budget...
 			for i, addr := range []string{"2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:1:1:ffff::3"} {
 				if r := from(addr); len(r.Errors) > 0 {
@@ -225,10 +233,16 @@ func TestAnonymousBudgetPerClientAddress(t *testing.T) {
 					t.Errorf("request from %s: %v", addr, r.Errors)
 				}
 			}
-			for i := range 4 {
-				if r := env.as(customer.Token).post(query, nil); len(r.Errors) > 0 {
+			// A signed-in caller is charged to their account and to their address: a second
+			// account at that address finds the address's budget spent by the first, though
+			// its own is untouched.
+			for i := range 3 {
+				if r := fromAs("198.51.100.7", customer.Token); len(r.Errors) > 0 {
 					t.Fatalf("signed-in request %d: %v", i+1, r.Errors)
 				}
+			}
+			if r := fromAs("198.51.100.7", minted.Token); r.Code() != guard.CodeRateLimited {
+				t.Fatalf("a fresh account at a spent address: %v; want RATE_LIMITED", r.Errors)
 			}
 		})
 	}

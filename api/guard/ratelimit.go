@@ -85,6 +85,12 @@ func (s *Budget) callerBucket(ctx context.Context) (key string, perMinute int) {
 	if v := auth.ViewerFrom(ctx); !v.Anonymous() {
 		return "user:" + strconv.FormatInt(v.UserID, 10), s.cfg.PointsPerMinute
 	}
+	return s.addressBucket(ctx)
+}
+
+// addressBucket is the budget of the caller's client address, which anonymous callers spend
+// alone and signed-in ones beside their account's.
+func (s *Budget) addressBucket(ctx context.Context) (key string, perMinute int) {
 	return "ip:" + addressKey(ClientIP(ctx)), s.cfg.AnonymousPointsPerMinute
 }
 
@@ -100,11 +106,26 @@ func addressKey(ip string) string {
 }
 
 // chargeCost takes cost points from the caller's bucket, from this process's lease of it
-// where it can (see leases). It returns what is left, or a RATE_LIMITED error (and the
-// request's HTTP status becomes 429 with Retry-After). When Redis cannot be asked the
-// operation is allowed: a Redis outage must not stop the shop.
+// where it can (see leases), and for a signed-in caller from their address's bucket too: an
+// address that signs up account after account gets no fresh budget with each, only the
+// address's. It returns what is left of the caller's own bucket, or a RATE_LIMITED error
+// (and the request's HTTP status becomes 429 with Retry-After). When Redis cannot be asked
+// the operation is allowed: a Redis outage must not stop the shop.
 func (s *Budget) chargeCost(ctx context.Context, cost int) (*throttleStatus, *gqlerror.Error) {
 	key, perMinute := s.callerBucket(ctx)
+	status, err := s.charge(ctx, key, perMinute, cost)
+	if err != nil || strings.HasPrefix(key, "ip:") {
+		return status, err
+	}
+	key, perMinute = s.addressBucket(ctx)
+	if _, err := s.charge(ctx, key, perMinute, cost); err != nil {
+		return status, err
+	}
+	return status, nil
+}
+
+// charge takes cost points from bucket key of perMinute points (none: no limit).
+func (s *Budget) charge(ctx context.Context, key string, perMinute, cost int) (*throttleStatus, *gqlerror.Error) {
 	if perMinute <= 0 {
 		return nil, nil
 	}
@@ -129,8 +150,8 @@ func (s *Budget) chargeCost(ctx context.Context, cost int) (*throttleStatus, *gq
 		s.rateLimitUnavailable(ctx, err)
 		return nil, nil
 	}
-	// redis_rate answers Allowed 0 for a request of 0 points: such an operation (the
-	// playground's schema fetch) costs nothing and is never refused.
+	// redis_rate answers Allowed 0 for a request of 0 points: such an operation costs
+	// nothing and is never refused.
 	if res.Allowed == 0 && c.points(cost) > 0 {
 		s.leases.refused(c, res.Remaining)
 		retry := res.RetryAfter
