@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 
-	tokens := auth.NewTokens(cfg.JWTSecret, 0)
+	tokens := auth.NewTokens(cfg.JWTSecret, cfg.TokenTTL)
 	loaderCfg := observe.Data(reg, st.Stats, cfg.Loaders)
 	newLoaders := func() *loaders.Loaders { return loaders.New(st, loaderCfg) }
 	liveDelivery, err := api.StartLive(ctx, cfg.Live, rdb, st, prefix, tokens, newLoaders, reg, log)
@@ -311,6 +311,7 @@ type config struct {
 	RedisPrefix   string // empty: named after the database (store.Namespace)
 	Cache         bool
 	JWTSecret     []byte
+	TokenTTL      time.Duration // 0: auth's default (24h)
 	AdminEmail    string
 	AdminPassword string
 	Currency      string
@@ -468,6 +469,7 @@ func loadHardening(c *config, getenv func(string) string) error {
 		errs = append(errs, errors.New("DATABASE_REPLICA_URLS needs DATABASE_URL: the embedded SQLite store has no replicas"))
 	}
 	c.Redis.BreakerOpen = dur("REDIS_BREAKER_OPEN", 0)
+	c.TokenTTL = dur("TOKEN_TTL", 0)
 	c.GCHeapFloorMiB = num("GC_HEAP_FLOOR_MIB", defaultGCHeapFloorMiB)
 	// Tracing is opt-in through the standard OpenTelemetry variables, which the SDK reads.
 	c.Tracing = (getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") &&

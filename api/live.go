@@ -72,7 +72,8 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 	tokens *auth.Tokens, newLoaders func() *loaders.Loaders, reg prometheus.Registerer, log *slog.Logger) (*Live, error) {
 	cfg = cfg.withDefaults()
 	sockets, err := socket.NewSockets(socket.Config{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout,
-		PingInterval: cfg.PingInterval, SendBuffer: cfg.SendBuffer, Detach: socketContext})
+		PingInterval: cfg.PingInterval, SendBuffer: cfg.SendBuffer, Detach: socketContext,
+		Authorized: func(ctx context.Context) bool { return !auth.Expired(ctx, time.Now()) }})
 	if err != nil {
 		return nil, err
 	}
@@ -175,11 +176,11 @@ func (l *Live) initSocket(ctx context.Context, payload map[string]any) (context.
 		if !ok {
 			return nil, errForbidden
 		}
-		viewer, err := l.tokens.FromHeader(header)
+		se, err := l.tokens.FromHeader(header)
 		if err != nil {
 			return nil, errForbidden
 		}
-		return auth.WithViewer(ctx, viewer), nil
+		return auth.WithSession(ctx, se), nil
 	}
 	return ctx, nil
 }

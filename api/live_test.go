@@ -313,15 +313,19 @@ func (c *wsClient) errorCode(id string) string {
 	return ""
 }
 
-// closed waits for the server to close the socket and returns the close code.
+// closed waits for the server to close the socket, answering its pings as a client does,
+// and returns the close code.
 func (c *wsClient) closed(timeout time.Duration) websocket.StatusCode {
 	c.t.Helper()
 	deadline := time.After(timeout)
 	for {
 		select {
-		case _, ok := <-c.msgs:
+		case m, ok := <-c.msgs:
 			if !ok {
 				return websocket.CloseStatus(c.err)
+			}
+			if m.Type == "ping" {
+				c.send(map[string]any{"type": "pong"})
 			}
 		case <-deadline:
 			c.t.Fatalf("socket still open after %v", timeout)

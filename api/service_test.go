@@ -25,6 +25,7 @@ type config struct {
 	DatabaseURL, SQLitePath string
 	RedisURL, RedisPrefix   string
 	JWTSecret               []byte
+	TokenTTL                time.Duration
 	AdminEmail              string
 	AdminPassword           string
 	PasswordCost            int
@@ -115,7 +116,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 			return nil, err
 		}
 	}
-	s.Tokens = auth.NewTokens(cfg.JWTSecret, 0)
+	s.Tokens = auth.NewTokens(cfg.JWTSecret, cfg.TokenTTL)
 	loaderCfg := observe.Data(reg, s.Store.Stats, *cmp.Or(cfg.Loaders, &loaders.DefaultConfig))
 	newLoaders := func() *loaders.Loaders { return loaders.New(s.Store, loaderCfg) }
 	if s.live, err = api.StartLive(ctx, cfg.Live, s.Redis, s.Store, s.prefix, s.Tokens, newLoaders, reg, log); err != nil {

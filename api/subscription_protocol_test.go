@@ -353,3 +353,48 @@ func nextSSEEvent(t *testing.T, events <-chan string) liveEvent {
 	}
 	return liveEvent{}
 }
+
+// A socket outlives no token: when its token expires the socket closes with 4403 within a
+// heartbeat, and an operation started after the expiry, before the next heartbeat, closes
+// it too. (Tokens carry whole seconds: a 2s token ends within 1 to 2 seconds.)
+func TestSocketClosesWhenItsTokenExpires(t *testing.T) {
+	t.Parallel()
+	t.Run("at a heartbeat", func(t *testing.T) {
+		t.Parallel()
+		env := newLiveEnv(t, func(c *config) { c.TokenTTL, c.Live.PingInterval = 2*time.Second, 200*time.Millisecond })
+		c := env.connectSocket(env.signUp("CUSTOMER").Token)
+		c.subscribe("mine", subMine, nil)
+		if code := c.closed(5 * time.Second); code != 4403 {
+			t.Fatalf("close code %d, want 4403 once the token expired", code)
+		}
+	})
+	t.Run("at an operation", func(t *testing.T) {
+		t.Parallel()
+		env := newLiveEnv(t, func(c *config) { c.TokenTTL, c.Live.PingInterval = 2*time.Second, time.Minute })
+		c := env.connectSocket(env.signUp("CUSTOMER").Token)
+		c.subscribe("before", subMine, nil)
+		c.quiet(2100 * time.Millisecond) // the token is past its expiry now; no heartbeat came
+		c.subscribe("after", subMine, nil)
+		if code := c.closed(5 * time.Second); code != 4403 {
+			t.Fatalf("close code %d, want 4403 for an operation after the token expired", code)
+		}
+	})
+}
+
+// A stream of server-sent events ends when the token it was opened with expires.
+func TestSSEStreamEndsWhenItsTokenExpires(t *testing.T) {
+	t.Parallel()
+	env := newLiveEnv(t, func(c *config) { c.TokenTTL = 2 * time.Second })
+	events := openSSE(t, env.srv.URL, env.signUp("CUSTOMER").Token, subMine, nil)
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, open := <-events:
+			if !open {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the stream is still open 5s after its 2s token was issued")
+		}
+	}
+}

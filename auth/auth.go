@@ -56,6 +56,18 @@ func (t *Tokens) Issue(user store.User) (string, error) {
 
 // Verify returns the viewer a token speaks for, or ErrInvalidToken.
 func (t *Tokens) Verify(token string) (store.Viewer, error) {
+	s, err := t.Parse(token)
+	return s.Viewer, err
+}
+
+// Session is what a valid token says: who the caller is, and until when.
+type Session struct {
+	Viewer  store.Viewer
+	Expires time.Time
+}
+
+// Parse returns the session of a token, or ErrInvalidToken.
+func (t *Tokens) Parse(token string) (Session, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -63,43 +75,67 @@ func (t *Tokens) Verify(token string) (store.Viewer, error) {
 		jwt.WithTimeFunc(t.now),
 	)
 	if err != nil {
-		return store.Viewer{}, ErrInvalidToken
+		return Session{}, ErrInvalidToken
 	}
 	id, err := strconv.ParseInt(c.Subject, 10, 64)
 	if err != nil || id <= 0 {
-		return store.Viewer{}, ErrInvalidToken
+		return Session{}, ErrInvalidToken
 	}
 	switch c.Role {
 	case store.RoleCustomer, store.RoleMerchant, store.RoleAdmin:
 	default:
-		return store.Viewer{}, ErrInvalidToken
+		return Session{}, ErrInvalidToken
 	}
-	return store.Viewer{UserID: id, Role: c.Role}, nil
+	return Session{Viewer: store.Viewer{UserID: id, Role: c.Role}, Expires: c.ExpiresAt.Time}, nil
 }
 
-// FromHeader returns the viewer of an `Authorization: Bearer <token>` value: the anonymous
-// viewer when it is empty, ErrInvalidToken when it is not a valid bearer token.
-func (t *Tokens) FromHeader(header string) (store.Viewer, error) {
+// FromHeader returns the session of an `Authorization: Bearer <token>` value: anonymous
+// when it is empty, ErrInvalidToken when it is not a valid bearer token.
+func (t *Tokens) FromHeader(header string) (Session, error) {
 	if header == "" {
-		return store.Viewer{}, nil
+		return Session{}, nil
 	}
 	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return store.Viewer{}, ErrInvalidToken
+		return Session{}, ErrInvalidToken
 	}
-	return t.Verify(strings.TrimSpace(token))
+	return t.Parse(strings.TrimSpace(token))
 }
 
 type viewerKey struct{}
 
-// session is the viewer of one request; signing in during the request replaces it.
-type session struct{ viewer atomic.Pointer[store.Viewer] }
+// session is the viewer of one request or socket, and when its token expires (zero:
+// anonymous); signing in during the request replaces the viewer.
+type session struct {
+	viewer  atomic.Pointer[store.Viewer]
+	expires time.Time
+}
 
 // WithViewer returns ctx carrying v.
 func WithViewer(ctx context.Context, v store.Viewer) context.Context {
-	s := &session{}
-	s.viewer.Store(&v)
+	return WithSession(ctx, Session{Viewer: v})
+}
+
+// WithSession returns ctx carrying the session's viewer and expiry.
+func WithSession(ctx context.Context, se Session) context.Context {
+	s := &session{expires: se.Expires}
+	s.viewer.Store(&se.Viewer)
 	return context.WithValue(ctx, viewerKey{}, s)
+}
+
+// ExpiresAt returns when the token ctx's viewer came with expires; zero for none.
+func ExpiresAt(ctx context.Context) time.Time {
+	if s, ok := ctx.Value(viewerKey{}).(*session); ok {
+		return s.expires
+	}
+	return time.Time{}
+}
+
+// Expired reports whether the token ctx's viewer came with has expired by now. A socket
+// lives longer than its token: its operations ask this.
+func Expired(ctx context.Context, now time.Time) bool {
+	s, ok := ctx.Value(viewerKey{}).(*session)
+	return ok && !s.expires.IsZero() && !now.Before(s.expires)
 }
 
 // ViewerFrom returns the viewer in ctx, anonymous when there is none.
@@ -131,7 +167,7 @@ func WithTokenError(ctx context.Context, err error) context.Context {
 // them) and the token error of src.
 func Carry(dst, src context.Context) context.Context {
 	if s, ok := src.Value(viewerKey{}).(*session); ok {
-		dst = WithViewer(dst, *s.viewer.Load())
+		dst = WithSession(dst, Session{Viewer: *s.viewer.Load(), Expires: s.expires})
 	}
 	if err := TokenError(src); err != nil {
 		dst = WithTokenError(dst, err)

@@ -13,10 +13,10 @@ import (
 func Authenticate(tokens *auth.Tokens) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			v, err := tokens.FromHeader(r.Header.Get("Authorization"))
+			se, err := tokens.FromHeader(r.Header.Get("Authorization"))
 			switch {
 			case err == nil:
-				next.ServeHTTP(w, r.WithContext(auth.WithViewer(r.Context(), v)))
+				next.ServeHTTP(w, r.WithContext(auth.WithSession(r.Context(), se)))
 			case IsWebSocket(r):
 				next.ServeHTTP(w, r.WithContext(auth.WithTokenError(r.Context(), err)))
 			default:

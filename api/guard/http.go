@@ -19,6 +19,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/shop/api/auth"
 )
 
 // HTTPConfig configures the HTTP protections of the GraphQL endpoint.
@@ -111,6 +113,12 @@ func jsonContentType(ct string) bool {
 func (p *HTTP) Bounded(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			// The stream lives no longer than the token it was opened with.
+			if exp := auth.ExpiresAt(r.Context()); !exp.IsZero() {
+				ctx, cancel := context.WithDeadline(r.Context(), exp)
+				defer cancel()
+				r = r.WithContext(ctx)
+			}
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -173,6 +173,11 @@ func (s *socket) startOperation(id string, payload json.RawMessage) {
 		s.closeWith(CloseDuplicateID, truncate("Subscriber for "+id+" already exists"))
 		return
 	}
+	if !s.sockets.cfg.Authorized(s.ctx) {
+		s.mu.Unlock()
+		s.closeWith(CloseForbidden, closeReasonExpired)
+		return
+	}
 	op := &operation{s: s.sockets, sock: s, id: id}
 	s.ops.add(op)
 	s.mu.Unlock()
@@ -354,7 +359,12 @@ func (s *socket) beat() {
 	}
 	missed := s.awaitingPong
 	s.awaitingPong = true
+	authorized := s.sockets.cfg.Authorized(s.ctx)
 	s.mu.Unlock()
+	if !authorized {
+		s.closeWith(CloseForbidden, closeReasonExpired)
+		return
+	}
 	if missed {
 		s.drop()
 		return

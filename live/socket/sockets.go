@@ -28,12 +28,13 @@ const (
 	CloseTooSlow           = 1013 // "try again later": the client did not read its events fast enough
 	CloseBadRequest        = 4400 // invalid message
 	CloseUnauthorized      = 4401 // subscribe before connection_init
-	CloseForbidden         = 4403 // malformed, forged or expired token
+	CloseForbidden         = 4403 // malformed, forged or expired token; a token that expired or was revoked while the socket was open
 	CloseInitTimeout       = 4408 // no connection_init in time
 	CloseDuplicateID       = 4409 // subscribe with an ID already in use
 	CloseTooManyInits      = 4429 // a second connection_init
 	closeReasonTooSlow     = "subscriber too slow: events would be lost; reconnect and resume with after"
 	closeReasonGoingAway   = "server shutting down"
+	closeReasonExpired     = "Forbidden: the token expired or was revoked"
 	subprotocolTransportWS = "graphql-transport-ws"
 	subprotocolLegacyWS    = "graphql-ws"
 )
@@ -60,6 +61,10 @@ type Config struct {
 	SetupWorkers, EventWorkers int
 	// ReadLimit is the largest message a client may send (1 MiB).
 	ReadLimit int
+	// Authorized reports whether the credentials a socket's context carries still hold (a
+	// token expires while its socket lives on). It is asked at every heartbeat and before
+	// every operation; false closes the socket with 4403. Nil: always.
+	Authorized func(ctx context.Context) bool
 	// Detach makes a socket's context, which its operations run in for the connection's
 	// life, from the upgrade request. By default it is the request's context without its
 	// cancellation; a service that copies the values it needs into a fresh one keeps
@@ -71,6 +76,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Detach == nil {
 		c.Detach = func(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
+	}
+	if c.Authorized == nil {
+		c.Authorized = func(context.Context) bool { return true }
 	}
 	if c.InitTimeout <= 0 {
 		c.InitTimeout = 10 * time.Second
