@@ -58,6 +58,9 @@ func main() {
 const (
 	cacheTTL     = 10 * time.Minute
 	cacheTimeout = 300 * time.Millisecond
+	// revocationInterval is how soon a password change made on another process ends the
+	// tokens issued before it here.
+	revocationInterval = 2 * time.Second
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -153,9 +156,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	tokens := auth.NewTokens(cfg.JWTSecret, cfg.TokenTTL)
+	// A password change on any process ends the tokens issued before it on every process.
+	revoked := auth.NewRevocations()
+	if err := revoked.Follow(ctx, st.TokenRevocations, revocationInterval, log); err != nil {
+		return err
+	}
 	loaderCfg := observe.Data(reg, st.Stats, cfg.Loaders)
 	newLoaders := func() *loaders.Loaders { return loaders.New(st, loaderCfg) }
-	liveDelivery, err := api.StartLive(ctx, cfg.Live, rdb, st, prefix, tokens, newLoaders, reg, log)
+	liveDelivery, err := api.StartLive(ctx, cfg.Live, rdb, st, prefix, tokens, revoked, newLoaders, reg, log)
 	if err != nil {
 		return err
 	}
@@ -164,7 +172,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	httpGuard := guard.NewHTTP(cfg.HTTP)
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: st, Tokens: tokens,
-			Events: liveDelivery.Broker, Logins: budget, NewLoaders: newLoaders},
+			Events: liveDelivery.Broker, Logins: budget, Revocations: revoked, NewLoaders: newLoaders},
 		Operations:        guard.NewOperations(cfg.Limits, budget),
 		PersistedQueries:  api.NewPersistedQueries(rdb, prefix, metrics),
 		Trusted:           trusted,
@@ -182,7 +190,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	mux.Handle("/graphql", api.Chain(gql,
 		observe.WithRequestID,
 		httpGuard.Protect,
-		guard.Authenticate(tokens),
+		guard.Authenticate(tokens, revoked),
 		// A WebSocket lives on: no deadline, and each operation on it gets loaders of its own.
 		api.Unless(guard.IsWebSocket, httpGuard.Bounded),
 		api.Unless(guard.IsWebSocket, loaders.Middleware(st, loaderCfg)),

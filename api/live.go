@@ -60,6 +60,7 @@ type Live struct {
 	Relay     *delivery.Relay
 	Sockets   *socket.Sockets
 	tokens    *auth.Tokens
+	revoked   *auth.Revocations
 	loaders   func() *loaders.Loaders
 	rdb       *redis.Client
 }
@@ -69,11 +70,13 @@ type Live struct {
 // newLoaders gives each subscription event and each operation sent over a socket fresh
 // loaders.
 func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *store.Store, prefix string,
-	tokens *auth.Tokens, newLoaders func() *loaders.Loaders, reg prometheus.Registerer, log *slog.Logger) (*Live, error) {
+	tokens *auth.Tokens, revoked *auth.Revocations, newLoaders func() *loaders.Loaders, reg prometheus.Registerer, log *slog.Logger) (*Live, error) {
 	cfg = cfg.withDefaults()
 	sockets, err := socket.NewSockets(socket.Config{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout,
 		PingInterval: cfg.PingInterval, SendBuffer: cfg.SendBuffer, Detach: socketContext,
-		Authorized: func(ctx context.Context) bool { return !auth.Expired(ctx, time.Now()) }})
+		Authorized: func(ctx context.Context) bool {
+			return !auth.Expired(ctx, time.Now()) && !revoked.Revoked(auth.SessionFrom(ctx))
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +97,7 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 		Relay:     delivery.NewRelay(rdb, st, channel, cfg.RelayInterval, cfg.RelayGrace, log),
 		Sockets:   sockets,
 		tokens:    tokens,
+		revoked:   revoked,
 		loaders:   newLoaders,
 		rdb:       rdb,
 	}
@@ -177,7 +181,7 @@ func (l *Live) initSocket(ctx context.Context, payload map[string]any) (context.
 			return nil, errForbidden
 		}
 		se, err := l.tokens.FromHeader(header)
-		if err != nil {
+		if err != nil || l.revoked.Revoked(se) {
 			return nil, errForbidden
 		}
 		return auth.WithSession(ctx, se), nil

@@ -117,9 +117,15 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 		}
 	}
 	s.Tokens = auth.NewTokens(cfg.JWTSecret, cfg.TokenTTL)
+	revoked := auth.NewRevocations()
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	s.closers = append(s.closers, stopFollowing)
+	if err := revoked.Follow(followCtx, s.Store.TokenRevocations, 200*time.Millisecond, log); err != nil {
+		return nil, err
+	}
 	loaderCfg := observe.Data(reg, s.Store.Stats, *cmp.Or(cfg.Loaders, &loaders.DefaultConfig))
 	newLoaders := func() *loaders.Loaders { return loaders.New(s.Store, loaderCfg) }
-	if s.live, err = api.StartLive(ctx, cfg.Live, s.Redis, s.Store, s.prefix, s.Tokens, newLoaders, reg, log); err != nil {
+	if s.live, err = api.StartLive(ctx, cfg.Live, s.Redis, s.Store, s.prefix, s.Tokens, revoked, newLoaders, reg, log); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.live.Close)
@@ -128,7 +134,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens,
-			Events: s.live.Broker, Logins: budget, NewLoaders: newLoaders},
+			Events: s.live.Broker, Logins: budget, Revocations: revoked, NewLoaders: newLoaders},
 		Operations:        s.operations,
 		PersistedQueries:  api.NewPersistedQueries(s.Redis, s.prefix, metrics),
 		Trusted:           trusted,
@@ -145,7 +151,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	mux.Handle("/graphql", api.Chain(gql,
 		observe.WithRequestID,
 		httpGuard.Protect,
-		guard.Authenticate(s.Tokens),
+		guard.Authenticate(s.Tokens, revoked),
 		api.Unless(guard.IsWebSocket, httpGuard.Bounded),
 		api.Unless(guard.IsWebSocket, loaders.Middleware(s.Store, loaderCfg)),
 	))

@@ -36,13 +36,15 @@ func NewTokens(secret []byte, ttl time.Duration) *Tokens {
 
 type claims struct {
 	Role store.Role `json:"role"`
+	// Version is the account's token version when it was issued (see Revocations).
+	Version int64 `json:"ver,omitempty"`
 	jwt.RegisteredClaims
 }
 
 // Issue returns a token for user.
 func (t *Tokens) Issue(user store.User) (string, error) {
 	now := t.now()
-	c := claims{Role: user.Role, RegisteredClaims: jwt.RegisteredClaims{
+	c := claims{Role: user.Role, Version: user.TokenVersion, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   strconv.FormatInt(user.ID, 10),
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
@@ -64,6 +66,8 @@ func (t *Tokens) Verify(token string) (store.Viewer, error) {
 type Session struct {
 	Viewer  store.Viewer
 	Expires time.Time
+	// Version is the account's token version when the token was issued.
+	Version int64
 }
 
 // Parse returns the session of a token, or ErrInvalidToken.
@@ -86,7 +90,7 @@ func (t *Tokens) Parse(token string) (Session, error) {
 	default:
 		return Session{}, ErrInvalidToken
 	}
-	return Session{Viewer: store.Viewer{UserID: id, Role: c.Role}, Expires: c.ExpiresAt.Time}, nil
+	return Session{Viewer: store.Viewer{UserID: id, Role: c.Role}, Expires: c.ExpiresAt.Time, Version: c.Version}, nil
 }
 
 // FromHeader returns the session of an `Authorization: Bearer <token>` value: anonymous
@@ -109,6 +113,7 @@ type viewerKey struct{}
 type session struct {
 	viewer  atomic.Pointer[store.Viewer]
 	expires time.Time
+	version int64
 }
 
 // WithViewer returns ctx carrying v.
@@ -118,17 +123,21 @@ func WithViewer(ctx context.Context, v store.Viewer) context.Context {
 
 // WithSession returns ctx carrying the session's viewer and expiry.
 func WithSession(ctx context.Context, se Session) context.Context {
-	s := &session{expires: se.Expires}
+	s := &session{expires: se.Expires, version: se.Version}
 	s.viewer.Store(&se.Viewer)
 	return context.WithValue(ctx, viewerKey{}, s)
 }
 
 // ExpiresAt returns when the token ctx's viewer came with expires; zero for none.
-func ExpiresAt(ctx context.Context) time.Time {
+func ExpiresAt(ctx context.Context) time.Time { return SessionFrom(ctx).Expires }
+
+// SessionFrom returns the session in ctx: its viewer as it is now, and its token's expiry
+// and version (zero when anonymous).
+func SessionFrom(ctx context.Context) Session {
 	if s, ok := ctx.Value(viewerKey{}).(*session); ok {
-		return s.expires
+		return Session{Viewer: *s.viewer.Load(), Expires: s.expires, Version: s.version}
 	}
-	return time.Time{}
+	return Session{}
 }
 
 // Expired reports whether the token ctx's viewer came with has expired by now. A socket
@@ -167,7 +176,7 @@ func WithTokenError(ctx context.Context, err error) context.Context {
 // them) and the token error of src.
 func Carry(dst, src context.Context) context.Context {
 	if s, ok := src.Value(viewerKey{}).(*session); ok {
-		dst = WithSession(dst, Session{Viewer: *s.viewer.Load(), Expires: s.expires})
+		dst = WithSession(dst, Session{Viewer: *s.viewer.Load(), Expires: s.expires, Version: s.version})
 	}
 	if err := TokenError(src); err != nil {
 		dst = WithTokenError(dst, err)

@@ -14,6 +14,7 @@ import (
 type Store interface {
 	CreateUser(ctx context.Context, in store.NewUser) (store.User, error)
 	Authenticate(ctx context.Context, email, password string) (store.User, error)
+	ChangePassword(ctx context.Context, viewer store.Viewer, current, next string) (store.User, error)
 	CreateProduct(ctx context.Context, v store.Viewer, in store.NewProduct) (store.Product, error)
 	UpdateProduct(ctx context.Context, v store.Viewer, id int64, ch store.ProductChanges) (store.Product, error)
 	FindProducts(ctx context.Context, f store.ProductFilter, sort store.ProductSort, page store.PageArgs) (*store.ProductPage, error)
@@ -41,6 +42,8 @@ type Resolver struct {
 	Tokens *auth.Tokens
 	Events Events
 	Logins Logins
+	// Revocations ends the tokens a password change replaced.
+	Revocations *auth.Revocations
 	// NewLoaders returns fresh loaders, for work outside a request's (subscriptions).
 	NewLoaders func() *loaders.Loaders
 }

@@ -34,6 +34,15 @@ func (r *mutationResolver) LogIn(ctx context.Context, input model.LogInInput) (*
 	return p, err
 }
 
+// ChangePassword is the resolver for the changePassword field.
+func (r *mutationResolver) ChangePassword(ctx context.Context, input model.ChangePasswordInput) (*model.AuthPayload, error) {
+	u, err := r.Store.ChangePassword(ctx, viewer(ctx), input.CurrentPassword, input.NewPassword)
+	if err == nil {
+		r.Revocations.Revoke(u.ID, u.TokenVersion) // here at once; other processes follow
+	}
+	return r.signedIn(ctx, u, err)
+}
+
 // User is the resolver for the user field.
 func (r *queryResolver) User(ctx context.Context, id string) (*store.User, error) {
 	u, err := loaders.User(ctx, localID(kindUser, id), level(ctx))

@@ -50,11 +50,12 @@ var userCodec = entryCodec[User]{
 		b = appendString(b, u.Name)
 		b = appendString(b, u.Email)
 		b = appendString(b, string(u.Role))
-		return appendTime(b, u.CreatedAt)
+		b = appendTime(b, u.CreatedAt)
+		return binary.AppendVarint(b, u.TokenVersion)
 	},
 	decode: func(b string) (User, error) {
 		r := entryReader{b: b}
-		u := User{ID: r.int(), Name: r.string(), Email: r.string(), Role: Role(r.string()), CreatedAt: r.time()}
+		u := User{ID: r.int(), Name: r.string(), Email: r.string(), Role: Role(r.string()), CreatedAt: r.time(), TokenVersion: r.int()}
 		return u, r.end()
 	},
 }

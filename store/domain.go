@@ -51,6 +51,9 @@ type User struct {
 	Email     string
 	Role      Role
 	CreatedAt time.Time
+	// TokenVersion is the version of the account's tokens: a password change moves it on,
+	// and tokens of an earlier version are refused.
+	TokenVersion int64
 }
 
 // Product is something a merchant sells. Price is in minor units.

@@ -18,17 +18,18 @@ type userRow struct {
 	Role         string
 	PasswordHash string
 	CreatedAt    time.Time
+	TokenVersion int64
 }
 
 func (userRow) TableName() string { return "users" }
 
 func (r *userRow) columns() []column {
 	return []column{{"id", &r.ID}, {"email", &r.Email}, {"email_key", &r.EmailKey}, {"name", &r.Name},
-		{"role", &r.Role}, {"password_hash", &r.PasswordHash}, {"created_at", &r.CreatedAt}}
+		{"role", &r.Role}, {"password_hash", &r.PasswordHash}, {"created_at", &r.CreatedAt}, {"token_version", &r.TokenVersion}}
 }
 
 func (r userRow) toUser() User {
-	return User{ID: r.ID, Name: r.Name, Email: r.Email, Role: Role(r.Role), CreatedAt: r.CreatedAt}
+	return User{ID: r.ID, Name: r.Name, Email: r.Email, Role: Role(r.Role), CreatedAt: r.CreatedAt, TokenVersion: r.TokenVersion}
 }
 
 // NewUser is an account to create.
@@ -129,14 +130,87 @@ func (s *Store) EnsureAdmin(ctx context.Context, email, password string) (User, 
 		case err != nil:
 			return err
 		}
+		changes := map[string]any{"role": string(RoleAdmin), "password_hash": string(hash)}
+		if bcrypt.CompareHashAndPassword([]byte(row.PasswordHash), []byte(password)) != nil {
+			// A reset ends the tokens issued before it; a restart with the same password
+			// (every process of the service at each deploy) ends none.
+			row.TokenVersion++
+			changes["token_version"], changes["tokens_revoked_at"] = row.TokenVersion, s.now()
+		}
 		row.Role, row.PasswordHash = string(RoleAdmin), string(hash)
-		return tx.Model(&row).Updates(map[string]any{"role": row.Role, "password_hash": row.PasswordHash}).Error
+		return tx.Model(&row).Updates(changes).Error
 	})
 	if err != nil {
 		return User{}, translate("ensure admin", err)
 	}
 	s.invalidateUsers(ctx, row.ID)
 	return row.toUser(), nil
+}
+
+// ChangePassword sets the viewer's password to next once current is theirs, and ends every
+// token issued before: it returns the user with their new TokenVersion, INVALID_CREDENTIALS
+// on currentPassword when current is wrong, and INVALID on newPassword for a bad one.
+func (s *Store) ChangePassword(ctx context.Context, viewer Viewer, current, next string) (User, error) {
+	if err := checkSignedIn(viewer); err != nil {
+		return User{}, err
+	}
+	var v validator
+	v.password(next, "newPassword")
+	if err := v.errs.err(); err != nil {
+		return User{}, err
+	}
+	var row userRow
+	if err := s.db.WithContext(ctx).Take(&row, viewer.UserID).Error; err != nil {
+		return User{}, translate("change password", err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(row.PasswordHash), []byte(current)) != nil {
+		return User{}, newError(CodeInvalidCredentials, "the current password is wrong", "currentPassword")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(next), s.passwordCost)
+	if err != nil {
+		return User{}, translate("change password", err)
+	}
+	now := s.now()
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Counted in the database, so two changes at once both move the version on.
+		if err := tx.Model(&userRow{}).Where("id = ?", row.ID).Updates(map[string]any{
+			"password_hash": string(hash), "token_version": gorm.Expr("token_version + 1"), "tokens_revoked_at": now,
+		}).Error; err != nil {
+			return err
+		}
+		return tx.Take(&row, row.ID).Error
+	})
+	if err != nil {
+		return User{}, translate("change password", err)
+	}
+	s.invalidateUsers(ctx, row.ID)
+	s.wrote(ctx, row.ID)
+	return row.toUser(), nil
+}
+
+// Revocation says that the tokens of a user older than Version were revoked, at At.
+type Revocation struct {
+	UserID, Version int64
+	At              time.Time
+}
+
+// TokenRevocations returns the revocations made after since (all of them for the zero time).
+func (s *Store) TokenRevocations(ctx context.Context, since time.Time) ([]Revocation, error) {
+	var rows []struct {
+		ID              int64
+		TokenVersion    int64
+		TokensRevokedAt time.Time
+	}
+	err := s.db.WithContext(ctx).Model(&userRow{}).Select("id, token_version, tokens_revoked_at").
+		Where("tokens_revoked_at IS NOT NULL AND tokens_revoked_at > ?", since).Scan(&rows).Error
+	if err != nil {
+		return nil, translate("find token revocations", err)
+	}
+	out := make([]Revocation, len(rows))
+	for i, r := range rows {
+		out[i] = Revocation{UserID: r.ID, Version: r.TokenVersion, At: r.TokensRevokedAt}
+	}
+	return out, nil
 }
 
 // FindUsersByIDs returns the users with these IDs, in no particular order, through the

@@ -7,13 +7,17 @@ import (
 )
 
 // Authenticate puts the caller's viewer in each request's context. A request with an
-// invalid token is refused with 401 and UNAUTHENTICATED before anything runs, except a
-// WebSocket upgrade: the socket protocol reports it itself (close code 4403), so the
-// request goes on with the token error in its context (auth.TokenError).
-func Authenticate(tokens *auth.Tokens) func(http.Handler) http.Handler {
+// invalid token (malformed, forged, expired or revoked) is refused with 401 and
+// UNAUTHENTICATED before anything runs, except a WebSocket upgrade: the socket protocol
+// reports it itself (close code 4403), so the request goes on with the token error in its
+// context (auth.TokenError).
+func Authenticate(tokens *auth.Tokens, revoked *auth.Revocations) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			se, err := tokens.FromHeader(r.Header.Get("Authorization"))
+			if err == nil && revoked.Revoked(se) {
+				err = auth.ErrInvalidToken
+			}
 			switch {
 			case err == nil:
 				next.ServeHTTP(w, r.WithContext(auth.WithSession(r.Context(), se)))

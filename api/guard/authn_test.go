@@ -28,7 +28,7 @@ func TestAuthenticate(t *testing.T) {
 		tokenErr error
 	}
 	var got *seen
-	h := guard.Authenticate(tokens)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := guard.Authenticate(tokens, auth.NewRevocations())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = &seen{auth.ViewerFrom(r.Context()), auth.TokenError(r.Context())}
 	}))
 	serve := func(header string, upgrade bool) *httptest.ResponseRecorder {

@@ -115,6 +115,7 @@ func CostModel() graph.ComplexityRoot {
 	write := func(child int) int { return costMutation + child }
 	c.Mutation.SignUp = func(child int, _ model.SignUpInput) int { return costPasswordCheck + child }
 	c.Mutation.LogIn = func(child int, _ model.LogInInput) int { return costPasswordCheck + child }
+	c.Mutation.ChangePassword = func(child int, _ model.ChangePasswordInput) int { return 2*costPasswordCheck + child }
 	c.Mutation.CreateProduct = func(child int, _ model.CreateProductInput) int { return write(child) }
 	c.Mutation.UpdateProduct = func(child int, _ model.UpdateProductInput) int { return write(child) }
 	c.Mutation.PlaceOrder = func(child int, _ model.PlaceOrderInput) int { return write(child) }

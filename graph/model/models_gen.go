@@ -21,6 +21,14 @@ type AuthPayload struct {
 	UserErrors []UserError `json:"userErrors"`
 }
 
+// A new password for the signed-in user.
+type ChangePasswordInput struct {
+	// The password now in use.
+	CurrentPassword string `json:"currentPassword"`
+	// The new password, at least 8 characters.
+	NewPassword string `json:"newPassword"`
+}
+
 // A new product.
 type CreateProductInput struct {
 	// The name, 1 to 200 characters.
