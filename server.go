@@ -6,8 +6,7 @@
 //	go run . healthcheck  exit 0 when the server on PORT answers /healthz (for images without curl)
 package main
 
-//go:generate go tool gqlgen generate
-//go:generate go run ./graph/internal/tuneexec graph/generated.go
+//go:generate go run ./graph/internal/execgen
 
 import (
 	"cmp"

@@ -7634,8 +7634,6 @@ func (ec *executionContext) marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgen�
 	return ec.___Type(ctx, sel, v)
 }
 
-// endregion ***************************** type.gotpl *****************************
-
 // plainFields_User are the plain leaf fields of User (see graph/batch.go's batchedObject).
 var plainFields_User = map[string]bool{"__typename": true, "id": true, "name": true, "role": true}
 
@@ -7644,3 +7642,5 @@ var plainFields_Product = map[string]bool{"__typename": true, "id": true, "name"
 
 // plainFields_Order are the plain leaf fields of Order (see graph/batch.go's batchedObject).
 var plainFields_Order = map[string]bool{"__typename": true, "id": true, "status": true}
+
+// endregion ***************************** type.gotpl *****************************
