@@ -76,7 +76,7 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 }
 
 // useExtension installs ext on srv, refusing field middleware: the executor marshals plain
-// leaf fields without running it (graph/internal/tuneexec), so it would see only some of
+// leaf fields without running it (graph/internal/execgen), so it would see only some of
 // the fields. Field-level concerns belong in the resolver or a root-field interceptor.
 func useExtension(srv *handler.Server, ext graphql.HandlerExtension) {
 	if _, ok := ext.(graphql.FieldInterceptor); ok {
