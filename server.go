@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// These two need no configuration (and must print nothing else).
 	switch {
 	case len(args) == 1 && args[0] == "schema":
-		formatter.NewFormatter(stdout, formatter.WithComments()).FormatSchema(graph.NewExecutableSchema(graph.Config{}).Schema())
+		formatter.NewFormatter(stdout, formatter.WithComments()).FormatSchema(graph.Schema())
 		return nil
 	case len(args) == 1 && args[0] == "healthcheck":
 		return healthcheck(ctx, cmp.Or(getenv("PORT"), "8080"))

@@ -45,7 +45,7 @@ type GraphQLConfig struct {
 // NewGraphQL builds the GraphQL handler: its transports (the first that matches a request
 // wins), caches and extensions.
 func NewGraphQL(cfg GraphQLConfig) *handler.Server {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolvers, Complexity: guard.CostModel()}))
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Schema: graph.Schema(), Resolvers: cfg.Resolvers, Complexity: guard.CostModel()}))
 	srv.AddTransport(transport.Options{})
 	// Live transports come before POST: an SSE request is a POST too.
 	cfg.Live.install(srv)
