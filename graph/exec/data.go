@@ -58,6 +58,7 @@ func (f stringField) MarshalGQL(w io.Writer) { graphql.MarshalString(*f.s).Marsh
 // encoded beforehand and a closure over it, two allocations.
 func MarshalGlobalID[P GlobalIDAppender](p P) graphql.Marshaler { return globalID[P]{p} }
 
+// GlobalIDAppender is an object that appends its global ID (store.Product and the others).
 type GlobalIDAppender interface{ AppendGlobalID([]byte) []byte }
 
 // globalID holds a pointer alone, which an interface holds without an allocation.
