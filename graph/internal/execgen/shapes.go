@@ -35,6 +35,7 @@ func (s *shapes) funcs() template.FuncMap {
 		"byValueObject":      byValueObject,
 		"batchedObjects":     s.batchedObjects,
 		"plainFieldNames":    s.plainFieldNames,
+		"appendsGlobalID":    appendsGlobalID,
 	}
 }
 
@@ -172,4 +173,21 @@ func (s *shapes) plainFieldNames(o *codegen.Object) string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// appendsGlobalID reports whether the object's Go type has AppendGlobalID([]byte) []byte,
+// through which exec.MarshalGlobalID writes its ID while the response is written; a type
+// with a GlobalID method alone has it marshaled as gqlgen does.
+func appendsGlobalID(o *codegen.Object) bool {
+	sel := types.NewMethodSet(types.NewPointer(o.Type)).Lookup(nil, "AppendGlobalID")
+	if sel == nil {
+		return false
+	}
+	sig, ok := sel.Type().(*types.Signature)
+	if !ok || sig.Params().Len() != 1 || sig.Results().Len() != 1 {
+		return false
+	}
+	in, ok := sig.Params().At(0).Type().(*types.Slice)
+	out, ok2 := sig.Results().At(0).Type().(*types.Slice)
+	return ok && ok2 && types.Identical(in, out) && types.Identical(in.Elem(), types.Typ[types.Byte])
 }

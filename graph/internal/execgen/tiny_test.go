@@ -24,11 +24,17 @@ func TestTinySchema(t *testing.T) {
 	}
 	dir, _ = filepath.Abs(dir)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	for _, name := range []string{"gqlgen.yml", "schema.graphqls"} {
+	// The copy's import path: this package's, then its place under testdata.
+	module := "github.com/shop/api/graph/internal/execgen/testdata/" + filepath.Base(dir)
+	if err := os.Mkdir(filepath.Join(dir, "ids"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"gqlgen.yml", "schema.graphqls", "ids/ids.go"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "tiny", name))
 		if err != nil {
 			t.Fatal(err)
 		}
+		b = []byte(strings.ReplaceAll(string(b), "MODULE", module))
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +44,7 @@ func TestTinySchema(t *testing.T) {
 		t.Fatalf("generate: %v", err)
 	}
 	// Named one by one: "./..." would skip them, as it skips any directory in testdata.
-	pkgs := []string{"./graph", "./graph/model", "./resolvers"}
+	pkgs := []string{"./graph", "./graph/model", "./resolvers", "./ids"}
 	for _, args := range [][]string{append([]string{"build"}, pkgs...), append([]string{"vet"}, pkgs...)} {
 		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 			t.Fatalf("go %s of the tiny schema's executor: %v\n%s", args[0], err, out)
@@ -55,10 +61,13 @@ func TestTinySchema(t *testing.T) {
 		{"_Shop_open", "return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Open)"},
 		{"_Shop_status", "return ec.marshalNStatus2"},
 		{"_Shop_price", "if exec.PlainSelections(field.Selections) {"},
-		{"_Shop_owner", "if v, ok := exec.BatchedObject[*model.Shop, model.Person](ctx, \"Shop\", field, plainFields_Person); ok {"},
+		{"_Shop_owner", "if v, ok := exec.BatchedObject[*model.Shop, ids.Person](ctx, \"Shop\", field, plainFields_Person); ok {"},
 		{"_Payment_amount", "if exec.PlainSelections(field.Selections) {"},
 		{"_Payment_ok", "return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Ok)"},
 		{"_Review_stars", "return exec.MarshalInt(obj.Stars)"},
+		{"_Review_id", "return exec.MarshalGlobalID(obj)"},
+		// A GlobalID without AppendGlobalID is marshaled as gqlgen does, at once.
+		{"_Person_id", "return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())"},
 		// gqlgen's path: a time can marshal to null, a directive is field middleware, a
 		// nullable object or a list is no plain value, a batch list no single object.
 		{"_Shop_opened", "return graphql.ResolveField("},
