@@ -6,8 +6,7 @@
 //	go run . healthcheck  exit 0 when the server on PORT answers /healthz (for images without curl)
 package main
 
-//go:generate go tool gqlgen generate
-//go:generate go run ./graph/internal/tuneexec graph/generated.go
+//go:generate go run ./graph/internal/execgen
 
 import (
 	"cmp"
@@ -67,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// These two need no configuration (and must print nothing else).
 	switch {
 	case len(args) == 1 && args[0] == "schema":
-		formatter.NewFormatter(stdout, formatter.WithComments()).FormatSchema(graph.NewExecutableSchema(graph.Config{}).Schema())
+		formatter.NewFormatter(stdout, formatter.WithComments()).FormatSchema(graph.Schema())
 		return nil
 	case len(args) == 1 && args[0] == "healthcheck":
 		return healthcheck(ctx, cmp.Or(getenv("PORT"), "8080"))

@@ -23,16 +23,16 @@ import (
 // v0.17.98, computed fields as methods, batch resolvers, cursors encoded on demand): W1
 // 10,541 and 8,968; W2 14,498 and 12,907. gqlgen's batch resolvers allocate per list and per
 // parent (W2 +9% over per-parent resolvers) and buy the levels that no longer wait for the
-// batch window. Without a @defer group per object (graph/deferred.go): W1 9,487 and 7,914;
+// batch window. Without a @defer group per object (graph/exec/deferred.go): W1 9,487 and 7,914;
 // W2 12,369 and 10,776. Once W2's nested levels stopped waiting for the window (a Whole
 // level reads the levels below it, cached keys skip dataloader's Load): W2 11,962 and
 // 10,372. With the executor's plain fields, objects and batch results rewritten
-// (graph/internal/tuneexec), Money's currency a method, rows scanned into one row and
+// (graph/internal/execgen), Money's currency a method, rows scanned into one row and
 // pooled response buffers: W1 3,385 and 1,812; W2 6,717 and 5,127. With cache entries
-// decoded in place and an object's resolver fields resolved in turn (graph/later.go): W1
+// decoded in place and an object's resolver fields resolved in turn (graph/exec/later.go): W1
 // 2,392 and 1,667; W2 5,360 and 4,618; with PostgreSQL's reads scanned through pgx
 // (store/scan.go) 2,395 and 1,238, 5,367 and 4,328; with an object in one allocation
-// (graph/object.go) 2,197 and 1,040, 5,053 and 4,014. The race detector adds up to 11% (sync.Pool
+// (graph/exec/object.go) 2,197 and 1,040, 5,053 and 4,014. The race detector adds up to 11% (sync.Pool
 // drops items under it), inside the headroom, so the budgets hold under -race too.
 const (
 	w1AllocBudget = 2_750 // W1: products(first: 50) with merchants

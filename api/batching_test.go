@@ -694,7 +694,7 @@ func dropCache(t *testing.T, env *costEnv) {
 
 // TestObjectFieldsMeetInTheWindow: an object's resolver fields run one after another (no
 // goroutine each) until one waits for the batch window, and the rest then go concurrently
-// (graph/later.go). Two root fields share the window, so each order's items, history and
+// (graph/exec/later.go). Two root fields share the window, so each order's items, history and
 // customer wait for it: the two orders' items still meet in one batch, and so do their
 // histories, where one goroutine resolving both orders' fields in turn would send batches
 // of one.

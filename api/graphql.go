@@ -48,7 +48,7 @@ type GraphQLConfig struct {
 // NewGraphQL builds the GraphQL handler: its transports (the first that matches a request
 // wins), caches and extensions.
 func NewGraphQL(cfg GraphQLConfig) *handler.Server {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolvers, Complexity: guard.CostModel()}))
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Schema: graph.Schema(), Resolvers: cfg.Resolvers, Complexity: guard.CostModel()}))
 	srv.AddTransport(transport.Options{})
 	// Live transports come before POST: an SSE request is a POST too.
 	cfg.Live.install(srv)
@@ -84,7 +84,7 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 }
 
 // useExtension installs ext on srv, refusing field middleware: the executor marshals plain
-// leaf fields without running it (graph/internal/tuneexec), so it would see only some of
+// leaf fields without running it (graph/internal/execgen), so it would see only some of
 // the fields. Field-level concerns belong in the resolver or a root-field interceptor.
 func useExtension(srv *handler.Server, ext graphql.HandlerExtension) {
 	if _, ok := ext.(graphql.FieldInterceptor); ok {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/shop/api/graph/exec"
 	"github.com/shop/api/graph/model"
 	"github.com/shop/api/store"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -874,7 +875,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 					return nil
 				}
 			}
-			response.Data = marshalData(data)
+			response.Data = exec.MarshalData(data)
 			if atomic.LoadInt32(&ec.Deferred) > 0 {
 				hasNext := atomic.LoadInt32(&ec.PendingDeferred) > 0
 				response.HasNext = &hasNext
@@ -922,7 +923,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 
 type executionContext struct {
 	*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
-	collected collectedFields
+	collected exec.CollectedFields
 }
 
 func newExecutionContext(
@@ -1777,7 +1778,7 @@ func (ec *executionContext) fieldContext_AuthPayload_userErrors(_ context.Contex
 }
 
 func (ec *executionContext) _Money_amount(ctx context.Context, field graphql.CollectedField, obj *store.Money) (ret graphql.Marshaler) {
-	return marshalInt(obj.Amount())
+	return exec.MarshalInt(obj.Amount())
 }
 func (ec *executionContext) fieldContext_Money_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Money", field, true, false, "Int")
@@ -2143,14 +2144,14 @@ func (ec *executionContext) fieldContext_Mutation_changePassword(ctx context.Con
 }
 
 func (ec *executionContext) _Order_id(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
-	return marshalGlobalID(obj)
+	return exec.MarshalGlobalID(obj)
 }
 func (ec *executionContext) fieldContext_Order_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Order", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Order_customer(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
-	if v, ok := batchedObject[*store.Order, store.User](ctx, "Order", field, plainFields_User); ok {
+	if v, ok := exec.BatchedObject[*store.Order, store.User](ctx, "Order", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
 	}
 	return graphql.ResolveField(
@@ -2184,7 +2185,7 @@ func (ec *executionContext) fieldContext_Order_customer(_ context.Context, field
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_Order_customer(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
-	if batch, ok := batchParentsFor[*store.Order](ctx, "Order"); ok {
+	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
 			return ec.Resolvers.Order().Customer(ctx, batch.Parents)
 		})
@@ -2238,7 +2239,7 @@ func (ec *executionContext) fieldContext_Order_items(_ context.Context, field gr
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_Order_items(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
-	if batch, ok := batchParentsFor[*store.Order](ctx, "Order"); ok {
+	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
 			return ec.Resolvers.Order().Items(ctx, batch.Parents)
 		})
@@ -2268,7 +2269,7 @@ func (ec *executionContext) fieldContext_Order_status(_ context.Context, field g
 }
 
 func (ec *executionContext) _Order_total(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
-	if plainSelections(field.Selections) {
+	if exec.PlainSelections(field.Selections) {
 		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Total)
 	}
 	return graphql.ResolveField(
@@ -2380,7 +2381,7 @@ func (ec *executionContext) fieldContext_Order_history(_ context.Context, field 
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_Order_history(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
-	if batch, ok := batchParentsFor[*store.Order](ctx, "Order"); ok {
+	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
 			return ec.Resolvers.Order().History(ctx, batch.Parents)
 		})
@@ -2522,7 +2523,7 @@ func (ec *executionContext) fieldContext_OrderConnection_totalCount(_ context.Co
 }
 
 func (ec *executionContext) _OrderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderEdge) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Cursor)
+	return exec.MarshalStringField(&obj.Cursor)
 }
 func (ec *executionContext) fieldContext_OrderEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderEdge", field, false, false, "String")
@@ -2561,7 +2562,7 @@ func (ec *executionContext) fieldContext_OrderEdge_node(_ context.Context, field
 }
 
 func (ec *executionContext) _OrderItem_product(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
-	if v, ok := batchedObject[*store.OrderItem, store.Product](ctx, "OrderItem", field, plainFields_Product); ok {
+	if v, ok := exec.BatchedObject[*store.OrderItem, store.Product](ctx, "OrderItem", field, plainFields_Product); ok {
 		return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, field.Selections, v)
 	}
 	return graphql.ResolveField(
@@ -2595,7 +2596,7 @@ func (ec *executionContext) fieldContext_OrderItem_product(_ context.Context, fi
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_OrderItem_product(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (any, error) {
-	if batch, ok := batchParentsFor[*store.OrderItem](ctx, "OrderItem"); ok {
+	if batch, ok := exec.BatchParentsFor[*store.OrderItem](ctx, "OrderItem"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
 			return ec.Resolvers.OrderItem().Product(ctx, batch.Parents)
 		})
@@ -2618,14 +2619,14 @@ func (ec *executionContext) resolveBatch_OrderItem_product(ctx context.Context, 
 }
 
 func (ec *executionContext) _OrderItem_quantity(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
-	return marshalInt(obj.Quantity)
+	return exec.MarshalInt(obj.Quantity)
 }
 func (ec *executionContext) fieldContext_OrderItem_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderItem", field, false, false, "Int")
 }
 
 func (ec *executionContext) _OrderItem_unitPrice(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
-	if plainSelections(field.Selections) {
+	if exec.PlainSelections(field.Selections) {
 		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.UnitPrice)
 	}
 	return graphql.ResolveField(
@@ -2660,7 +2661,7 @@ func (ec *executionContext) fieldContext_OrderItem_unitPrice(_ context.Context, 
 }
 
 func (ec *executionContext) _OrderItem_subtotal(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
-	if plainSelections(field.Selections) {
+	if exec.PlainSelections(field.Selections) {
 		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Subtotal())
 	}
 	return graphql.ResolveField(
@@ -2759,14 +2760,14 @@ func (ec *executionContext) fieldContext_OrderPayload_userErrors(_ context.Conte
 }
 
 func (ec *executionContext) _OrderStatusEvent_id(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (ret graphql.Marshaler) {
-	return marshalGlobalID(obj)
+	return exec.MarshalGlobalID(obj)
 }
 func (ec *executionContext) fieldContext_OrderStatusEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderStatusEvent", field, true, false, "ID")
 }
 
 func (ec *executionContext) _OrderStatusEvent_order(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (ret graphql.Marshaler) {
-	if v, ok := batchedObject[*store.OrderStatusEvent, store.Order](ctx, "OrderStatusEvent", field, plainFields_Order); ok {
+	if v, ok := exec.BatchedObject[*store.OrderStatusEvent, store.Order](ctx, "OrderStatusEvent", field, plainFields_Order); ok {
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
 	return graphql.ResolveField(
@@ -2800,7 +2801,7 @@ func (ec *executionContext) fieldContext_OrderStatusEvent_order(_ context.Contex
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_OrderStatusEvent_order(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (any, error) {
-	if batch, ok := batchParentsFor[*store.OrderStatusEvent](ctx, "OrderStatusEvent"); ok {
+	if batch, ok := exec.BatchParentsFor[*store.OrderStatusEvent](ctx, "OrderStatusEvent"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
 			return ec.Resolvers.OrderStatusEvent().Order(ctx, batch.Parents)
 		})
@@ -2959,28 +2960,28 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 }
 
 func (ec *executionContext) _Product_id(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return marshalGlobalID(obj)
+	return exec.MarshalGlobalID(obj)
 }
 func (ec *executionContext) fieldContext_Product_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Product_name(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Name)
+	return exec.MarshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext_Product_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "String")
 }
 
 func (ec *executionContext) _Product_description(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Description)
+	return exec.MarshalStringField(&obj.Description)
 }
 func (ec *executionContext) fieldContext_Product_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "String")
 }
 
 func (ec *executionContext) _Product_price(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	if plainSelections(field.Selections) {
+	if exec.PlainSelections(field.Selections) {
 		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Price)
 	}
 	return graphql.ResolveField(
@@ -3015,14 +3016,14 @@ func (ec *executionContext) fieldContext_Product_price(_ context.Context, field 
 }
 
 func (ec *executionContext) _Product_stock(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return marshalInt(obj.Stock)
+	return exec.MarshalInt(obj.Stock)
 }
 func (ec *executionContext) fieldContext_Product_stock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Product_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	if v, ok := batchedObject[*store.Product, store.User](ctx, "Product", field, plainFields_User); ok {
+	if v, ok := exec.BatchedObject[*store.Product, store.User](ctx, "Product", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
 	}
 	return graphql.ResolveField(
@@ -3056,7 +3057,7 @@ func (ec *executionContext) fieldContext_Product_merchant(_ context.Context, fie
 	return fc, nil
 }
 func (ec *executionContext) resolveBatch_Product_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Product) (any, error) {
-	if batch, ok := batchParentsFor[*store.Product](ctx, "Product"); ok {
+	if batch, ok := exec.BatchParentsFor[*store.Product](ctx, "Product"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
 			return ec.Resolvers.Product().Merchant(ctx, batch.Parents)
 		})
@@ -3244,7 +3245,7 @@ func (ec *executionContext) fieldContext_ProductConnection_totalCount(_ context.
 }
 
 func (ec *executionContext) _ProductEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ProductEdge) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Cursor)
+	return exec.MarshalStringField(&obj.Cursor)
 }
 func (ec *executionContext) fieldContext_ProductEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ProductEdge", field, false, false, "String")
@@ -3795,14 +3796,14 @@ func (ec *executionContext) fieldContext_Subscription_myOrderEvents(_ context.Co
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *store.User) (ret graphql.Marshaler) {
-	return marshalGlobalID(obj)
+	return exec.MarshalGlobalID(obj)
 }
 func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, true, false, "ID")
 }
 
 func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *store.User) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Name)
+	return exec.MarshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext_User_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
@@ -3973,7 +3974,7 @@ func (ec *executionContext) fieldContext_UserError_field(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserError_message(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Message)
+	return exec.MarshalStringField(&obj.Message)
 }
 func (ec *executionContext) fieldContext_UserError_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserError", field, false, false, "String")
@@ -4003,7 +4004,7 @@ func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Name)
+	return exec.MarshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___Directive_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__Directive", field, false, false, "String")
@@ -4107,7 +4108,7 @@ func (ec *executionContext) fieldContext___Directive_args(ctx context.Context, f
 }
 
 func (ec *executionContext) ___EnumValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.EnumValue) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Name)
+	return exec.MarshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___EnumValue_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__EnumValue", field, false, false, "String")
@@ -4167,7 +4168,7 @@ func (ec *executionContext) fieldContext___EnumValue_deprecationReason(_ context
 }
 
 func (ec *executionContext) ___Field_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Name)
+	return exec.MarshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___Field_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__Field", field, false, false, "String")
@@ -4303,7 +4304,7 @@ func (ec *executionContext) fieldContext___Field_deprecationReason(_ context.Con
 }
 
 func (ec *executionContext) ___InputValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return marshalStringField(&obj.Name)
+	return exec.MarshalStringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___InputValue_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__InputValue", field, false, false, "String")
@@ -5551,10 +5552,10 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 var authPayloadImplementors = []string{"AuthPayload"}
 
 func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuthPayload) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, authPayloadImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, authPayloadImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -5594,10 +5595,10 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 var moneyImplementors = []string{"Money"}
 
 func (ec *executionContext) _Money(ctx context.Context, sel ast.SelectionSet, obj *store.Money) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, moneyImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, moneyImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -5632,13 +5633,13 @@ func (ec *executionContext) _Money(ctx context.Context, sel ast.SelectionSet, ob
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, mutationImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, mutationImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Mutation",
 	})
 
 	out := graphql.NewFieldSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
 			Object: field.Name,
@@ -5724,11 +5725,11 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 var orderImplementors = []string{"Order", "Node"}
 
 func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, obj *store.Order) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, orderImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, orderImplementors)
 
-	out := newObjectSet(fields)
-	var later laterFields
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -5739,13 +5740,13 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "customer":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_customer(ctx, field, obj)
 				})
 		case "items":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_items(ctx, field, obj)
@@ -5771,7 +5772,7 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "history":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_history(ctx, field, obj)
@@ -5780,7 +5781,7 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	later.dispatch(ctx, out, &ec.collected, fields)
+	later.Dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -5796,35 +5797,35 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 var orderConnectionImplementors = []string{"OrderConnection"}
 
 func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.SelectionSet, obj *store.OrderPage) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, orderConnectionImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, orderConnectionImplementors)
 
-	out := newObjectSet(fields)
-	var later laterFields
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("OrderConnection")
 		case "edges":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_edges(ctx, field, obj)
 				})
 		case "nodes":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_nodes(ctx, field, obj)
 				})
 		case "pageInfo":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_pageInfo(ctx, field, obj)
 				})
 		case "totalCount":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_totalCount(ctx, field, obj)
@@ -5833,7 +5834,7 @@ func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.Select
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	later.dispatch(ctx, out, &ec.collected, fields)
+	later.Dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -5849,10 +5850,10 @@ func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.Select
 var orderEdgeImplementors = []string{"OrderEdge"}
 
 func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet, obj *model.OrderEdge) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, orderEdgeImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, orderEdgeImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -5887,17 +5888,17 @@ func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet
 var orderItemImplementors = []string{"OrderItem"}
 
 func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet, obj *store.OrderItem) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, orderItemImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, orderItemImplementors)
 
-	out := newObjectSet(fields)
-	var later laterFields
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("OrderItem")
 		case "product":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderItem_product(ctx, field, obj)
@@ -5921,7 +5922,7 @@ func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	later.dispatch(ctx, out, &ec.collected, fields)
+	later.Dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -5937,10 +5938,10 @@ func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet
 var orderPayloadImplementors = []string{"OrderPayload"}
 
 func (ec *executionContext) _OrderPayload(ctx context.Context, sel ast.SelectionSet, obj *model.OrderPayload) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, orderPayloadImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, orderPayloadImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -5975,11 +5976,11 @@ func (ec *executionContext) _OrderPayload(ctx context.Context, sel ast.Selection
 var orderStatusEventImplementors = []string{"OrderStatusEvent"}
 
 func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.SelectionSet, obj *store.OrderStatusEvent) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, orderStatusEventImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, orderStatusEventImplementors)
 
-	out := newObjectSet(fields)
-	var later laterFields
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -5990,7 +5991,7 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "order":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderStatusEvent_order(ctx, field, obj)
@@ -6019,7 +6020,7 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	later.dispatch(ctx, out, &ec.collected, fields)
+	later.Dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -6035,10 +6036,10 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, pageInfoImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, pageInfoImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6083,11 +6084,11 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 var productImplementors = []string{"Product", "Node"}
 
 func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *store.Product) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, productImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, productImplementors)
 
-	out := newObjectSet(fields)
-	var later laterFields
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6118,7 +6119,7 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "merchant":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Product_merchant(ctx, field, obj)
@@ -6137,7 +6138,7 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	later.dispatch(ctx, out, &ec.collected, fields)
+	later.Dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -6153,35 +6154,35 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 var productConnectionImplementors = []string{"ProductConnection"}
 
 func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.SelectionSet, obj *store.ProductPage) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, productConnectionImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, productConnectionImplementors)
 
-	out := newObjectSet(fields)
-	var later laterFields
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("ProductConnection")
 		case "edges":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_edges(ctx, field, obj)
 				})
 		case "nodes":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_nodes(ctx, field, obj)
 				})
 		case "pageInfo":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_pageInfo(ctx, field, obj)
 				})
 		case "totalCount":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_totalCount(ctx, field, obj)
@@ -6190,7 +6191,7 @@ func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.Sele
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	later.dispatch(ctx, out, &ec.collected, fields)
+	later.Dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -6206,10 +6207,10 @@ func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.Sele
 var productEdgeImplementors = []string{"ProductEdge"}
 
 func (ec *executionContext) _ProductEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ProductEdge) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, productEdgeImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, productEdgeImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6244,10 +6245,10 @@ func (ec *executionContext) _ProductEdge(ctx context.Context, sel ast.SelectionS
 var productPayloadImplementors = []string{"ProductPayload"}
 
 func (ec *executionContext) _ProductPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ProductPayload) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, productPayloadImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, productPayloadImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6282,13 +6283,13 @@ func (ec *executionContext) _ProductPayload(ctx context.Context, sel ast.Selecti
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, queryImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, queryImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Query",
 	})
 
 	out := graphql.NewFieldSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
 			Object: field.Name,
@@ -6374,7 +6375,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, subscriptionImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, subscriptionImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Subscription",
 	})
@@ -6396,11 +6397,11 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 var userImplementors = []string{"User", "Node"}
 
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *store.User) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, userImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, userImplementors)
 
-	out := newObjectSet(fields)
-	var later laterFields
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6416,7 +6417,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "email":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_email(ctx, field, obj)
@@ -6432,13 +6433,13 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "orders":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_orders(ctx, field, obj)
 				})
 		case "products":
-			later.add(ec.OperationContext, &deferred, out, field, i,
+			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_products(ctx, field, obj)
@@ -6447,7 +6448,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
 	}
-	later.dispatch(ctx, out, &ec.collected, fields)
+	later.Dispatch(ctx, out, &ec.collected, fields)
 	if out.Invalids > 0 {
 		return graphql.Null
 	}
@@ -6463,10 +6464,10 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 var userErrorImplementors = []string{"UserError"}
 
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.UserError) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, userErrorImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, userErrorImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6506,10 +6507,10 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, __DirectiveImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6559,10 +6560,10 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 var __EnumValueImplementors = []string{"__EnumValue"}
 
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, __EnumValueImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6607,10 +6608,10 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 var __FieldImplementors = []string{"__Field"}
 
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, __FieldImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, __FieldImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6665,10 +6666,10 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 var __InputValueImplementors = []string{"__InputValue"}
 
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, __InputValueImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, __InputValueImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6723,10 +6724,10 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 var __SchemaImplementors = []string{"__Schema"}
 
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, __SchemaImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, __SchemaImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6781,10 +6782,10 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 var __TypeImplementors = []string{"__Type"}
 
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
-	fields := ec.collected.of(ec.OperationContext, sel, __TypeImplementors)
+	fields := ec.collected.Of(ec.OperationContext, sel, __TypeImplementors)
 
-	out := newObjectSet(fields)
-	deferred := deferredGroup(ctx, fields)
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -6931,8 +6932,8 @@ func (ec *executionContext) marshalNOrder2githubᚗcomᚋshopᚋapiᚋstoreᚐOr
 }
 
 func (ec *executionContext) marshalNOrder2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Order) graphql.Marshaler {
-	ctx = withBatchParentValues(ctx, "Order", v)
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ctx = exec.WithBatchParentValues(ctx, "Order", v)
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec._Order(ctx, sel, &v[i])
@@ -6978,7 +6979,7 @@ func (ec *executionContext) marshalNOrderEdge2githubᚗcomᚋshopᚋapiᚋgraph�
 }
 
 func (ec *executionContext) marshalNOrderEdge2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐOrderEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.OrderEdge) graphql.Marshaler {
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec._OrderEdge(ctx, sel, &v[i])
@@ -6998,8 +6999,8 @@ func (ec *executionContext) marshalNOrderItem2githubᚗcomᚋshopᚋapiᚋstore�
 }
 
 func (ec *executionContext) marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx context.Context, sel ast.SelectionSet, v []store.OrderItem) graphql.Marshaler {
-	ctx = withBatchParentValues(ctx, "OrderItem", v)
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ctx = exec.WithBatchParentValues(ctx, "OrderItem", v)
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec._OrderItem(ctx, sel, &v[i])
@@ -7070,8 +7071,8 @@ func (ec *executionContext) marshalNOrderStatusEvent2githubᚗcomᚋshopᚋapi�
 }
 
 func (ec *executionContext) marshalNOrderStatusEvent2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEventᚄ(ctx context.Context, sel ast.SelectionSet, v []store.OrderStatusEvent) graphql.Marshaler {
-	ctx = withBatchParentValues(ctx, "OrderStatusEvent", v)
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ctx = exec.WithBatchParentValues(ctx, "OrderStatusEvent", v)
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec._OrderStatusEvent(ctx, sel, &v[i])
@@ -7112,8 +7113,8 @@ func (ec *executionContext) marshalNProduct2githubᚗcomᚋshopᚋapiᚋstoreᚐ
 }
 
 func (ec *executionContext) marshalNProduct2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐProductᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Product) graphql.Marshaler {
-	ctx = withBatchParentValues(ctx, "Product", v)
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ctx = exec.WithBatchParentValues(ctx, "Product", v)
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec._Product(ctx, sel, &v[i])
@@ -7149,7 +7150,7 @@ func (ec *executionContext) marshalNProductEdge2githubᚗcomᚋshopᚋapiᚋgrap
 }
 
 func (ec *executionContext) marshalNProductEdge2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐProductEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ProductEdge) graphql.Marshaler {
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec._ProductEdge(ctx, sel, &v[i])
@@ -7258,7 +7259,7 @@ func (ec *executionContext) marshalNUserError2githubᚗcomᚋshopᚋapiᚋgraph�
 }
 
 func (ec *executionContext) marshalNUserError2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐUserErrorᚄ(ctx context.Context, sel ast.SelectionSet, v []model.UserError) graphql.Marshaler {
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec._UserError(ctx, sel, &v[i])
@@ -7288,7 +7289,7 @@ func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlge
 }
 
 func (ec *executionContext) marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Directive) graphql.Marshaler {
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.___Directive(ctx, sel, &v[i])
@@ -7332,7 +7333,7 @@ func (ec *executionContext) unmarshalN__DirectiveLocation2ᚕstringᚄ(ctx conte
 }
 
 func (ec *executionContext) marshalN__DirectiveLocation2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__DirectiveLocation2string(ctx, sel, v[i])
@@ -7360,7 +7361,7 @@ func (ec *executionContext) marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlg
 }
 
 func (ec *executionContext) marshalN__InputValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.InputValue) graphql.Marshaler {
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.___InputValue(ctx, sel, &v[i])
@@ -7388,7 +7389,7 @@ func (ec *executionContext) marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋg
 }
 
 func (ec *executionContext) marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.___Type(ctx, sel, &v[i])
@@ -7688,7 +7689,7 @@ func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgq
 	if v == nil {
 		return graphql.Null
 	}
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.___EnumValue(ctx, sel, &v[i])
@@ -7707,7 +7708,7 @@ func (ec *executionContext) marshalO__Field2ᚕgithubᚗcomᚋ99designsᚋgqlgen
 	if v == nil {
 		return graphql.Null
 	}
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.___Field(ctx, sel, &v[i])
@@ -7726,7 +7727,7 @@ func (ec *executionContext) marshalO__InputValue2ᚕgithubᚗcomᚋ99designsᚋg
 	if v == nil {
 		return graphql.Null
 	}
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.___InputValue(ctx, sel, &v[i])
@@ -7745,7 +7746,7 @@ func (ec *executionContext) marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgen�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := marshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.___Type(ctx, sel, &v[i])
@@ -7767,13 +7768,13 @@ func (ec *executionContext) marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgen�
 	return ec.___Type(ctx, sel, v)
 }
 
-// endregion ***************************** type.gotpl *****************************
-
-// plainFields_User are the plain leaf fields of User (see graph/batch.go's batchedObject).
+// plainFields_User are the plain leaf fields of User (see exec.BatchedObject).
 var plainFields_User = map[string]bool{"__typename": true, "id": true, "name": true, "role": true}
 
-// plainFields_Product are the plain leaf fields of Product (see graph/batch.go's batchedObject).
+// plainFields_Product are the plain leaf fields of Product (see exec.BatchedObject).
 var plainFields_Product = map[string]bool{"__typename": true, "id": true, "name": true, "description": true, "stock": true}
 
-// plainFields_Order are the plain leaf fields of Order (see graph/batch.go's batchedObject).
+// plainFields_Order are the plain leaf fields of Order (see exec.BatchedObject).
 var plainFields_Order = map[string]bool{"__typename": true, "id": true, "status": true}
+
+// endregion ***************************** type.gotpl *****************************

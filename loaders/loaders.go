@@ -14,6 +14,7 @@ import (
 
 	"github.com/graph-gophers/dataloader/v7"
 
+	"github.com/shop/api/graph/exec"
 	"github.com/shop/api/store"
 )
 
@@ -236,18 +237,17 @@ func (c Config) forLoad(queued uint64) Config {
 	return c
 }
 
-type ctxKey struct{}
-
 // With returns ctx carrying l; the store counts the statements issued under it into l's
-// report.
+// report. l is kept as the executor's batch window (exec.Window), one context value for
+// both: the executor's lists and objects watch its windows (graph/exec).
 func With(ctx context.Context, l *Loaders) context.Context {
-	return store.WithRequestStats(context.WithValue(ctx, ctxKey{}, l), l.stats)
+	return store.WithRequestStats(exec.WithWindow(ctx, l), l.stats)
 }
 
 // For returns the loaders in ctx. It panics when there are none: every request path must
 // install them (Middleware, or per operation for subscriptions).
 func For(ctx context.Context) *Loaders {
-	l, ok := ctx.Value(ctxKey{}).(*Loaders)
+	l, ok := exec.WindowIn(ctx).(*Loaders)
 	if !ok {
 		panic("loaders: none in context")
 	}
@@ -256,7 +256,7 @@ func For(ctx context.Context) *Loaders {
 
 // Lookup returns the loaders in ctx, nil when there are none.
 func Lookup(ctx context.Context) *Loaders {
-	l, _ := ctx.Value(ctxKey{}).(*Loaders)
+	l, _ := exec.WindowIn(ctx).(*Loaders)
 	return l
 }
 

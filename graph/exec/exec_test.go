@@ -1,16 +1,18 @@
-package graph
+package exec
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/shop/api/loaders"
 	"github.com/shop/api/store"
 )
 
@@ -46,7 +48,7 @@ func TestParentIndexIsGqlgens(t *testing.T) {
 	}
 }
 
-// TestObjectWritesAsFieldSet holds objectSet's writer to what gqlgen's FieldSet writes,
+// TestObjectWritesAsFieldSet holds ObjectSet's writer to what gqlgen's FieldSet writes,
 // a repeated alias included, with its values inline and beyond.
 func TestObjectWritesAsFieldSet(t *testing.T) {
 	fields := []graphql.CollectedField{
@@ -60,7 +62,7 @@ func TestObjectWritesAsFieldSet(t *testing.T) {
 		many[i] = graphql.CollectedField{Field: &ast.Field{Alias: fmt.Sprintf("f%d", i)}}
 	}
 	for _, fields := range [][]graphql.CollectedField{fields, fields[:1], nil, many} {
-		set, o := graphql.NewFieldSet(fields), newObjectSet(fields)
+		set, o := graphql.NewFieldSet(fields), NewObjectSet(fields)
 		if len(o.Values) != len(fields) || cap(o.Values) != len(fields) {
 			t.Fatalf("%d fields: %d values (capacity %d)", len(fields), len(o.Values), cap(o.Values))
 		}
@@ -75,7 +77,7 @@ func TestObjectWritesAsFieldSet(t *testing.T) {
 		set.MarshalGQL(&want)
 		o.MarshalGQL(&got)
 		if got.String() != want.String() {
-			t.Errorf("objectSet wrote %s, FieldSet %s", got.String(), want.String())
+			t.Errorf("ObjectSet wrote %s, FieldSet %s", got.String(), want.String())
 		}
 	}
 }
@@ -91,8 +93,8 @@ func TestPlainSelections(t *testing.T) {
 		{ast.SelectionSet{field, &ast.InlineFragment{}}, false},
 		{ast.SelectionSet{&ast.FragmentSpread{Name: "M"}}, false},
 	} {
-		if got := plainSelections(c.sel); got != c.want {
-			t.Errorf("plainSelections(%d selections) = %v, want %v", len(c.sel), got, c.want)
+		if got := PlainSelections(c.sel); got != c.want {
+			t.Errorf("PlainSelections(%d selections) = %v, want %v", len(c.sel), got, c.want)
 		}
 	}
 }
@@ -110,14 +112,14 @@ func withElement(ctx context.Context, i int) context.Context {
 }
 
 func TestBatchResultsShared(t *testing.T) {
-	ctx := withBatchParentValues(withField(context.Background(), "orders"), "Order", []int{10, 20, 30})
+	ctx := WithBatchParentValues(withField(context.Background(), "orders"), "Order", []int{10, 20, 30})
 
 	calls := 0
 	resolve := func() (any, error) { calls++; return []string{"a", "b", "c"}, nil }
 	results := make(chan *graphql.BatchFieldResult, 3)
 	for i := range 3 {
 		go func() {
-			batch, ok := batchParentsFor[*int](withField(withElement(ctx, i), "customer"), "Order")
+			batch, ok := BatchParentsFor[*int](withField(withElement(ctx, i), "customer"), "Order")
 			if !ok || int(batch.Index) != i || *batch.Parents[i] != 10*(i+1) || batch.results == nil {
 				t.Errorf("element %d: batch %+v, %v", i, batch, ok)
 			}
@@ -135,7 +137,7 @@ func TestBatchResultsShared(t *testing.T) {
 	}
 
 	// Within an order's items, the orders' results are still found.
-	inner := withBatchParentValues(withField(withElement(ctx, 0), "items"), "OrderItem", []int{1})
+	inner := WithBatchParentValues(withField(withElement(ctx, 0), "items"), "OrderItem", []int{1})
 	if got := resultsOf(inner, graphql.GetBatchParentGroup(inner, "Order")); got == nil || got.group != graphql.GetBatchParentGroup(ctx, "Order") {
 		t.Errorf("the orders' results not found inside an order's items: %v", got)
 	}
@@ -145,19 +147,19 @@ func TestMarshalIntIsGqlgens(t *testing.T) {
 	for _, i := range []int{0, 7, 255, 256, -1, 1 << 40, -(1 << 62)} {
 		var want, got, other bytes.Buffer
 		graphql.MarshalInt(i).MarshalGQL(&want)
-		marshalInt(i).MarshalGQL(&got)
-		marshalInt(i).MarshalGQL(struct{ io.Writer }{&other}) // not a *bytes.Buffer
+		MarshalInt(i).MarshalGQL(&got)
+		MarshalInt(i).MarshalGQL(struct{ io.Writer }{&other}) // not a *bytes.Buffer
 		if got.String() != want.String() || other.String() != want.String() {
-			t.Errorf("marshalInt(%d) wrote %q and %q, gqlgen %q", i, got.String(), other.String(), want.String())
+			t.Errorf("MarshalInt(%d) wrote %q and %q, gqlgen %q", i, got.String(), other.String(), want.String())
 		}
 	}
 }
 
 func TestMarshalDataCopiesOut(t *testing.T) {
-	first := marshalData(graphql.MarshalString("first"))
-	second := marshalData(graphql.MarshalString("second, from the same pooled buffer"))
+	first := MarshalData(graphql.MarshalString("first"))
+	second := MarshalData(graphql.MarshalString("second, from the same pooled buffer"))
 	if string(first) != `"first"` || string(second) != `"second, from the same pooled buffer"` {
-		t.Fatalf("marshalData wrote %s and %s", first, second)
+		t.Fatalf("MarshalData wrote %s and %s", first, second)
 	}
 }
 
@@ -167,18 +169,18 @@ func TestCollectedFieldsCacheByAddress(t *testing.T) {
 	doc := &ast.QueryDocument{}
 	oc := &graphql.OperationContext{Doc: doc, Variables: map[string]any{}}
 	sel := ast.SelectionSet{&ast.Field{Name: "id", Alias: "id"}, &ast.Field{Name: "name", Alias: "name"}}
-	var c collectedFields
+	var c CollectedFields
 	products, users := []string{"Product", "Node"}, []string{"User", "Node"}
-	first := c.of(oc, sel, products)
-	if again := c.of(oc, sel, products); &again[0] != &first[0] {
+	first := c.Of(oc, sel, products)
+	if again := c.Of(oc, sel, products); &again[0] != &first[0] {
 		t.Errorf("the same selection and type collected twice")
 	}
-	if other := c.of(oc, sel, users); len(c.fields) != 2 || len(other) != 2 {
+	if other := c.Of(oc, sel, users); len(c.fields) != 2 || len(other) != 2 {
 		t.Errorf("another type: %d entries, %d fields", len(c.fields), len(other))
 	}
-	var live collectedFields
+	var live CollectedFields
 	sub := &graphql.OperationContext{Doc: doc, Variables: map[string]any{}, Operation: &ast.OperationDefinition{Operation: ast.Subscription}}
-	if got := live.of(sub, sel, products); len(got) != 2 || live.fields != nil {
+	if got := live.Of(sub, sel, products); len(got) != 2 || live.fields != nil {
 		t.Errorf("a subscription's fields: %d, cached %v", len(got), live.fields)
 	}
 	want := graphql.CollectFields(oc, sel, products)
@@ -193,9 +195,9 @@ func TestLeafWritersAreGqlgens(t *testing.T) {
 	for _, c := range []struct {
 		got, want graphql.Marshaler
 	}{
-		{marshalStringField(&name), graphql.MarshalString(name)},
-		{marshalGlobalID(product), graphql.MarshalID(product.GlobalID())},
-		{marshalGlobalID(&store.User{ID: 7}), graphql.MarshalID(store.User{ID: 7}.GlobalID())},
+		{MarshalStringField(&name), graphql.MarshalString(name)},
+		{MarshalGlobalID(product), graphql.MarshalID(product.GlobalID())},
+		{MarshalGlobalID(&store.User{ID: 7}), graphql.MarshalID(store.User{ID: 7}.GlobalID())},
 	} {
 		var want, got, other bytes.Buffer
 		c.want.MarshalGQL(&want)
@@ -212,18 +214,18 @@ func TestLeafWritersAreGqlgens(t *testing.T) {
 // for more than plain leaves.
 func TestBatchedObject(t *testing.T) {
 	nodes := withField(context.Background(), "nodes")
-	ctx := withBatchParentValues(nodes, "Product", []store.Product{{ID: 1}, {ID: 2}, {ID: 3}})
+	ctx := WithBatchParentValues(nodes, "Product", []store.Product{{ID: 1}, {ID: 2}, {ID: 3}})
 	merchant := graphql.CollectedField{Field: &ast.Field{Name: "merchant", Alias: "merchant",
 		SelectionSet: ast.SelectionSet{&ast.Field{Name: "id"}, &ast.Field{Name: "name"}}}}
 	plain := map[string]bool{"__typename": true, "id": true, "name": true}
-	if _, ok := batchedObject[*store.Product, store.User](withElement(ctx, 1), "Product", merchant, plain); ok {
+	if _, ok := BatchedObject[*store.Product, store.User](withElement(ctx, 1), "Product", merchant, plain); ok {
 		t.Fatal("an object before the batch is resolved")
 	}
 	users := []*store.User{{ID: 10}, nil, {ID: 30}}
 	results := resultsOf(ctx, graphql.GetBatchParentGroup(ctx, "Product"))
 	results.get("merchant", func() (any, error) { return users, nil })
 	for i, want := range users {
-		v, ok := batchedObject[*store.Product, store.User](withElement(ctx, i), "Product", merchant, plain)
+		v, ok := BatchedObject[*store.Product, store.User](withElement(ctx, i), "Product", merchant, plain)
 		if ok != (want != nil) || (ok && v != want) {
 			t.Errorf("parent %d: %v, %v; want %v", i, v, ok, want)
 		}
@@ -233,23 +235,23 @@ func TestBatchedObject(t *testing.T) {
 	fragment := merchant
 	fragment.Selections = ast.SelectionSet{&ast.InlineFragment{}}
 	for name, f := range map[string]graphql.CollectedField{"a resolver field": email, "a fragment": fragment} {
-		if _, ok := batchedObject[*store.Product, store.User](withElement(ctx, 0), "Product", f, plain); ok {
+		if _, ok := BatchedObject[*store.Product, store.User](withElement(ctx, 0), "Product", f, plain); ok {
 			t.Errorf("with %s: an object", name)
 		}
 	}
-	failed := withBatchParentValues(nodes, "Product", []store.Product{{ID: 1}})
+	failed := WithBatchParentValues(nodes, "Product", []store.Product{{ID: 1}})
 	resultsOf(failed, graphql.GetBatchParentGroup(failed, "Product")).get("merchant", func() (any, error) {
 		return []*store.User{{ID: 10}}, fmt.Errorf("down")
 	})
-	if _, ok := batchedObject[*store.Product, store.User](withElement(failed, 0), "Product", merchant, plain); ok {
+	if _, ok := BatchedObject[*store.Product, store.User](withElement(failed, 0), "Product", merchant, plain); ok {
 		t.Error("an object of a failed batch")
 	}
 }
 
-// TestLaterFieldsAreFieldSets holds laterFields to gqlgen's FieldSet: the same values at
+// TestLaterFieldsAreFieldSets holds LaterFields to gqlgen's FieldSet: the same values at
 // the same indices, a null where the field allows none (or RequiredNull where it does)
 // counted invalid but a nullable field's null not, and a recovered panic the field's error
-// and null; without loaders in the context as with them (then in turn, since nothing waits
+// and null; without a batch window in the context as with one (then in turn, since nothing waits
 // for a window).
 func TestLaterFieldsAreFieldSets(t *testing.T) {
 	fields := []graphql.CollectedField{{Field: &ast.Field{Name: "a", Alias: "a"}}, {Field: &ast.Field{Name: "b", Alias: "b"}},
@@ -271,15 +273,15 @@ func TestLaterFieldsAreFieldSets(t *testing.T) {
 		oc := &graphql.OperationContext{RecoverFunc: quiet, Operation: &ast.OperationDefinition{Operation: ast.Query}}
 		ctx = graphql.WithResponseContext(graphql.WithOperationContext(ctx, oc), graphql.DefaultErrorPresenter, quiet)
 		var deferred graphql.DeferredGroup
-		var l laterFields
-		var collected collectedFields
+		var l LaterFields
+		var collected CollectedFields
 		var buf bytes.Buffer
 		if later {
-			out := newObjectSet(fields)
+			out := NewObjectSet(fields)
 			for i, r := range resolvers {
-				l.add(oc, &deferred, out, fields[i], i, true, r.nonNull, r.resolve)
+				l.Add(oc, &deferred, out, fields[i], i, true, r.nonNull, r.resolve)
 			}
-			l.dispatch(ctx, out, &collected, fields)
+			l.Dispatch(ctx, out, &collected, fields)
 			out.MarshalGQL(&buf)
 			return buf.String(), out.Invalids, len(graphql.GetErrors(ctx))
 		}
@@ -292,13 +294,54 @@ func TestLaterFieldsAreFieldSets(t *testing.T) {
 		return buf.String(), out.Invalids, len(graphql.GetErrors(ctx))
 	}
 	want, wantInvalid, wantErrs := run(false, context.Background())
-	for _, ctx := range []context.Context{context.Background(), loaders.With(context.Background(), loaders.New((*store.Store)(nil), loaders.DefaultConfig))} {
+	for _, ctx := range []context.Context{context.Background(), WithWindow(context.Background(), new(window))} {
 		got, invalid, errs := run(true, ctx)
 		if got != want || invalid != wantInvalid || errs != wantErrs {
-			t.Errorf("laterFields wrote %s with %d invalid and %d errors; FieldSet %s, %d and %d", got, invalid, errs, want, wantInvalid, wantErrs)
+			t.Errorf("LaterFields wrote %s with %d invalid and %d errors; FieldSet %s, %d and %d", got, invalid, errs, want, wantInvalid, wantErrs)
 		}
 	}
 	if wantInvalid != 2 || wantErrs != 1 {
 		t.Errorf("FieldSet: %d invalid, %d errors; the test expects 2 and 1", wantInvalid, wantErrs)
+	}
+}
+
+// window is a batch window whose count the test moves.
+type window struct{ n atomic.Int64 }
+
+func (w *window) Windows() int64 { return w.n.Load() }
+
+// TestMarshalListInTurnUntilAWindow: a list's elements resolve in turn while the window's
+// count stays, and once an element waited (the count moved) the rest resolve all the
+// same, as gqlgen's MarshalSliceConcurrently resolves them without a window.
+func TestMarshalListInTurnUntilAWindow(t *testing.T) {
+	const n, waits = 6, 2
+	for _, w := range []*window{nil, new(window)} {
+		var mu sync.Mutex
+		var order []int
+		marshal := func(ctx context.Context, i int) graphql.Marshaler {
+			if fc := graphql.GetFieldContext(ctx); fc == nil || fc.Index == nil || *fc.Index != i {
+				t.Errorf("element %d resolved without its index", i)
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			if i == waits && w != nil {
+				w.n.Add(1)
+			}
+			return graphql.MarshalInt(i)
+		}
+		ctx := context.Background()
+		if w != nil {
+			ctx = WithWindow(ctx, w)
+		}
+		got := MarshalList(ctx, n, 0, false, marshal)
+		var buf bytes.Buffer
+		got.MarshalGQL(&buf)
+		if buf.String() != "[0,1,2,3,4,5]" || len(order) != n {
+			t.Fatalf("window %v: wrote %s after %d elements", w != nil, buf.String(), len(order))
+		}
+		if w != nil && !slices.Equal(order[:waits+1], []int{0, 1, 2}) {
+			t.Errorf("elements before the wait resolved in the order %v", order[:waits+1])
+		}
 	}
 }

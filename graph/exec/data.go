@@ -1,4 +1,4 @@
-package graph
+package exec
 
 import (
 	"bytes"
@@ -9,11 +9,11 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
-// marshalData stands for the bytes.Buffer a query's data is written into in the generated
-// executor (see internal/tuneexec). A storefront page is tens of kilobytes, which a fresh
+// MarshalData stands for the bytes.Buffer a query's data is written into in the generated
+// executor (see graph/internal/execgen). A storefront page is tens of kilobytes, which a fresh
 // buffer reaches by doubling, leaving twice the page as garbage: the data is written into a
 // pooled buffer and copied out once at its size.
-func marshalData(data graphql.Marshaler) []byte {
+func MarshalData(data graphql.Marshaler) []byte {
 	buf := dataBuffers.Get().(*bytes.Buffer)
 	buf.Reset()
 	data.MarshalGQL(buf)
@@ -29,9 +29,9 @@ const maxPooledData = 1 << 20
 
 var dataBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// marshalInt stands for graphql.MarshalInt in plain leaf fields: gqlgen's closure formats
+// MarshalInt stands for graphql.MarshalInt in plain leaf fields: gqlgen's closure formats
 // the number into a new string when written; this writes it from the stack.
-func marshalInt(i int) graphql.Marshaler { return intValue(i) }
+func MarshalInt(i int) graphql.Marshaler { return intValue(i) }
 
 type intValue int
 
@@ -43,25 +43,26 @@ func (i intValue) MarshalGQL(w io.Writer) {
 	_, _ = io.WriteString(w, strconv.Itoa(int(i)))
 }
 
-// marshalStringField stands for graphql.MarshalString in plain leaf fields that read a
+// MarshalStringField stands for graphql.MarshalString in plain leaf fields that read a
 // struct field: it holds the field's address, which an interface holds without an
 // allocation, where gqlgen's closure over the string is one. The objects the executor
 // resolves are not changed while it writes them.
-func marshalStringField(s *string) graphql.Marshaler { return stringField{s} }
+func MarshalStringField(s *string) graphql.Marshaler { return stringField{s} }
 
 type stringField struct{ s *string }
 
 func (f stringField) MarshalGQL(w io.Writer) { graphql.MarshalString(*f.s).MarshalGQL(w) }
 
-// marshalGlobalID stands for graphql.MarshalID of an object's GlobalID(): the ID is
+// MarshalGlobalID stands for graphql.MarshalID of an object's GlobalID(): the ID is
 // encoded into the response as it is written, where gqlgen's marshaler holds a string
 // encoded beforehand and a closure over it, two allocations.
-func marshalGlobalID[P globalIDAppender](p P) graphql.Marshaler { return globalID[P]{p} }
+func MarshalGlobalID[P GlobalIDAppender](p P) graphql.Marshaler { return globalID[P]{p} }
 
-type globalIDAppender interface{ AppendGlobalID([]byte) []byte }
+// GlobalIDAppender is an object that appends its global ID (store.Product and the others).
+type GlobalIDAppender interface{ AppendGlobalID([]byte) []byte }
 
 // globalID holds a pointer alone, which an interface holds without an allocation.
-type globalID[P globalIDAppender] struct{ p P }
+type globalID[P GlobalIDAppender] struct{ p P }
 
 func (g globalID[P]) MarshalGQL(w io.Writer) {
 	// base64url needs no escaping in a JSON string.

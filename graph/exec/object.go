@@ -1,4 +1,4 @@
-package graph
+package exec
 
 import (
 	"context"
@@ -8,15 +8,15 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
-// objectSet stands for the FieldSet in an object's function in the generated executor (see
-// internal/tuneexec), with what that function reads of it: Values, Invalids and Dispatch.
+// ObjectSet stands for the FieldSet in an object's function in the generated executor (see
+// graph/internal/execgen), with what that function reads of it: Values, Invalids and Dispatch.
 // gqlgen's FieldSet is two allocations, and its MarshalGQL copies every CollectedField to
 // the heap and keeps a map of the aliases it wrote, which a page of products repeats for
 // each of its objects. Here the fields, their values (inline, for up to six) and the count
 // of invalid ones are one allocation, and the object writes itself from them. A deferred
 // field's value travels in a later payload of its @defer group, which gqlgen builds on the
-// group's own FieldSet; this object only holds it as null, as gqlgen's does (laterFields.add).
-type objectSet struct {
+// group's own FieldSet; this object only holds it as null, as gqlgen's does (LaterFields.add).
+type ObjectSet struct {
 	object
 	Invalids uint32
 	inline   [6]graphql.Marshaler
@@ -30,9 +30,9 @@ type object struct {
 	Values []graphql.Marshaler
 }
 
-// newObjectSet stands for graphql.NewFieldSet in an object's function.
-func newObjectSet(fields []graphql.CollectedField) *objectSet {
-	o := &objectSet{object: object{fields: fields}}
+// NewObjectSet stands for graphql.NewFieldSet in an object's function.
+func NewObjectSet(fields []graphql.CollectedField) *ObjectSet {
+	o := &ObjectSet{object: object{fields: fields}}
 	if len(fields) <= len(o.inline) {
 		o.Values = o.inline[:len(fields):len(fields)]
 	} else {
@@ -41,8 +41,8 @@ func newObjectSet(fields []graphql.CollectedField) *objectSet {
 	return o
 }
 
-// Dispatch resolves nothing: an object's concurrent fields are laterFields'.
-func (*objectSet) Dispatch(context.Context) {}
+// Dispatch resolves nothing: an object's concurrent fields are LaterFields'.
+func (*ObjectSet) Dispatch(context.Context) {}
 
 func (o *object) MarshalGQL(w io.Writer) {
 	_, _ = io.WriteString(w, "{")
@@ -74,11 +74,11 @@ func (o *object) written(i int, alias string) bool {
 	return false
 }
 
-// plainSelections reports whether sel holds fields only: no fragment, so no @defer, which
+// PlainSelections reports whether sel holds fields only: no fragment, so no @defer, which
 // the spec allows on fragments alone. A plain object's field is then marshaled without a
-// field context of its own (see internal/tuneexec): its fields are plain leaves, which
+// field context of its own (see graph/internal/execgen): its fields are plain leaves, which
 // never report an error whose path would need it.
-func plainSelections(sel ast.SelectionSet) bool {
+func PlainSelections(sel ast.SelectionSet) bool {
 	for _, s := range sel {
 		if _, ok := s.(*ast.Field); !ok {
 			return false

@@ -1,4 +1,4 @@
-package graph
+package exec
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
-// batchParents stands for graphql.BatchParents in the generated executor (see
-// internal/tuneexec), with the same fields and FieldResult.
-type batchParents[P any] struct {
+// BatchParents stands for graphql.BatchParents in the generated executor (see
+// graph/internal/execgen), with the same fields and FieldResult.
+type BatchParents[P any] struct {
 	Parents  []P
 	Index    ast.PathIndex
 	IndexMap map[int]int
@@ -19,7 +19,7 @@ type batchParents[P any] struct {
 }
 
 // FieldResult resolves the field once for the whole group, as graphql.BatchParents does.
-func (b batchParents[P]) FieldResult(field graphql.CollectedField, resolve func() (any, error)) *graphql.BatchFieldResult {
+func (b BatchParents[P]) FieldResult(field graphql.CollectedField, resolve func() (any, error)) *graphql.BatchFieldResult {
 	if b.results == nil {
 		return b.group.GetFieldResult(resultKey(field), resolve)
 	}
@@ -34,11 +34,11 @@ func resultKey(field graphql.CollectedField) string {
 	return field.Name
 }
 
-// withBatchParentValues stands for graphql.WithBatchParentValues: it registers the list's
+// WithBatchParentValues stands for graphql.WithBatchParentValues: it registers the list's
 // elements as the batch parents of typeName, and beside them the list's batch results.
 // gqlgen's group allocates a result, a channel and a map entry for every parent that asks
 // for a field, to keep the first; these are allocated once a field.
-func withBatchParentValues[T any](ctx context.Context, typeName string, v []T) context.Context {
+func WithBatchParentValues[T any](ctx context.Context, typeName string, v []T) context.Context {
 	ctx = graphql.WithBatchParentValues(ctx, typeName, v)
 	prev, _ := ctx.Value(batchResultsKey{}).(*batchResults)
 	return context.WithValue(ctx, batchResultsKey{}, &batchResults{group: graphql.GetBatchParentGroup(ctx, typeName), outer: prev})
@@ -96,14 +96,14 @@ func (s *batchResults) ready(key string) *graphql.BatchFieldResult {
 	}
 }
 
-// batchedObject stands for the field context and resolver machinery of a batch field
-// whose value is an object (a product's merchant; see internal/tuneexec), for the parents
+// BatchedObject stands for the field context and resolver machinery of a batch field
+// whose value is an object (a product's merchant; see graph/internal/execgen), for the parents
 // after the first: it returns the parent's object when the list's batch has been resolved
 // without an error, the object is there, and the field asks for nothing but plain leaves
 // of it (plain, by name) with no fragment. Such a field can fail in no way that needs a
 // path of its own. Otherwise ok is false and the field is resolved as gqlgen would.
-func batchedObject[P, T any](ctx context.Context, typeName string, field graphql.CollectedField, plain map[string]bool) (v *T, ok bool) {
-	if !plainSelections(field.Selections) {
+func BatchedObject[P, T any](ctx context.Context, typeName string, field graphql.CollectedField, plain map[string]bool) (v *T, ok bool) {
+	if !PlainSelections(field.Selections) {
 		return nil, false
 	}
 	for _, sel := range field.Selections {
@@ -143,30 +143,30 @@ func (s *batchResults) get(key string, resolve func() (any, error)) *graphql.Bat
 	return &r.BatchFieldResult
 }
 
-// batchParentsFor stands for graphql.BatchParentsFor, which finds the parent's index in the
+// BatchParentsFor stands for graphql.BatchParentsFor, which finds the parent's index in the
 // batch by building the field's whole response path, a slice grown element by element, for
 // every parent of every batch resolver. The index is the nearest list element above the
 // field, read here from the field contexts themselves.
-func batchParentsFor[P any](ctx context.Context, typeName string) (batchParents[P], bool) {
+func BatchParentsFor[P any](ctx context.Context, typeName string) (BatchParents[P], bool) {
 	return batchOf[P](ctx, typeName, 1)
 }
 
 // batchOf returns typeName's batch and the parent's place in it, the index that after
 // elements come before the end of ctx's path (see parentIndex).
-func batchOf[P any](ctx context.Context, typeName string, after int) (batchParents[P], bool) {
+func batchOf[P any](ctx context.Context, typeName string, after int) (BatchParents[P], bool) {
 	group := graphql.GetBatchParentGroup(ctx, typeName)
 	if group == nil {
-		return batchParents[P]{}, false
+		return BatchParents[P]{}, false
 	}
 	parents, ok := group.Parents.([]P)
 	if !ok {
-		return batchParents[P]{}, false
+		return BatchParents[P]{}, false
 	}
 	idx, ok := parentIndex(ctx, after)
 	if !ok {
-		return batchParents[P]{}, false
+		return BatchParents[P]{}, false
 	}
-	return batchParents[P]{Parents: parents, Index: idx, IndexMap: group.IndexMap, group: group,
+	return BatchParents[P]{Parents: parents, Index: idx, IndexMap: group.IndexMap, group: group,
 		results: resultsOf(ctx, group)}, true
 }
 

@@ -1,4 +1,4 @@
-package graph
+package exec
 
 import (
 	"context"
@@ -7,23 +7,21 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
-
-	"github.com/shop/api/loaders"
 )
 
-// laterFields stands for an object's FieldSet in resolving its concurrent fields, the
-// resolver fields, in the generated executor (see internal/tuneexec). gqlgen runs the first
+// LaterFields stands for an object's FieldSet in resolving its concurrent fields, the
+// resolver fields, in the generated executor (see graph/internal/execgen). gqlgen runs the first
 // of them in the object's goroutine and each other in a goroutine of its own, whose stack
 // grows as it descends: an order's items and history were 20 goroutines a page of orders,
 // though the loaders' read-ahead left them nothing to wait for. Here, as a list's elements
-// (marshalList), they run one after another until one waits for the loaders' batch window;
+// (MarshalList), they run one after another until one waits for the loaders' batch window;
 // the rest then go concurrently, as gqlgen would have them. The price is that of lists: a
 // shape that waits pays one window more for its first object, never one per object. A
 // deferred field is left to gqlgen's FieldSet, which its @defer group reads.
 //
 // The generated code keeps one in a local variable per object, which stays on the stack:
 // the fields are in an inline array, and more in a slice, never a slice of the array.
-type laterFields struct {
+type LaterFields struct {
 	oc     *graphql.OperationContext
 	n      int
 	inline [4]laterField
@@ -39,7 +37,7 @@ type laterField struct {
 }
 
 // add stands for out.ResolveConcurrently: it keeps field i for dispatch unless deferred.
-func (l *laterFields) add(oc *graphql.OperationContext, deferred *graphql.DeferredGroup, out *objectSet,
+func (l *LaterFields) Add(oc *graphql.OperationContext, deferred *graphql.DeferredGroup, out *ObjectSet,
 	field graphql.CollectedField, i int, recoverFromPanic, nonNull bool, resolve func(context.Context) graphql.Marshaler) {
 	if field.IsDeferred() {
 		if out.deferred == nil {
@@ -61,7 +59,7 @@ func (l *laterFields) add(oc *graphql.OperationContext, deferred *graphql.Deferr
 }
 
 // field returns the kth field add kept.
-func (l *laterFields) field(k int) laterField {
+func (l *LaterFields) field(k int) laterField {
 	if k < len(l.inline) {
 		return l.inline[k]
 	}
@@ -72,11 +70,11 @@ func (l *laterFields) field(k int) laterField {
 // object of these collected fields has waited for the window, the objects of the operation
 // that follow (a list's other elements) resolve theirs concurrently at once, so that they
 // meet in one window.
-func (l *laterFields) dispatch(ctx context.Context, out *objectSet, collected *collectedFields, fields []graphql.CollectedField) {
+func (l *LaterFields) Dispatch(ctx context.Context, out *ObjectSet, collected *CollectedFields, fields []graphql.CollectedField) {
 	if l.n == 0 {
 		return
 	}
-	ld := loaders.Lookup(ctx)
+	ld := WindowIn(ctx)
 	if ld == nil || collected.hasWaited(fields) {
 		// No window to tell a wait by, or one told already: gqlgen's way.
 		l.resolveConcurrently(ctx, out, 0)
@@ -87,7 +85,7 @@ func (l *laterFields) dispatch(ctx context.Context, out *objectSet, collected *c
 		resolveInto(ctx, l.oc, out, l.field(k))
 		if ld.Windows() != windows {
 			if l.oc.Operation == nil || l.oc.Operation.Operation != ast.Subscription {
-				// A subscription's events collect their fields anew (collectedFields):
+				// A subscription's events collect their fields anew (CollectedFields):
 				// marks would pile up for as long as its phone watches.
 				collected.markWaited(fields)
 			}
@@ -99,7 +97,7 @@ func (l *laterFields) dispatch(ctx context.Context, out *objectSet, collected *c
 
 // resolveConcurrently resolves the fields from first on: first in this goroutine and each
 // other in a goroutine of its own, as gqlgen's FieldSet.Dispatch does.
-func (l *laterFields) resolveConcurrently(ctx context.Context, out *objectSet, first int) {
+func (l *LaterFields) resolveConcurrently(ctx context.Context, out *ObjectSet, first int) {
 	if first >= l.n {
 		return
 	}
@@ -116,7 +114,7 @@ func (l *laterFields) resolveConcurrently(ctx context.Context, out *objectSet, f
 // resolveInto resolves f into out as gqlgen's FieldSet does: a panic, when recovered, is
 // the field's error and null, and a null where the field allows none invalidates the
 // object.
-func resolveInto(ctx context.Context, oc *graphql.OperationContext, out *objectSet, f laterField) {
+func resolveInto(ctx context.Context, oc *graphql.OperationContext, out *ObjectSet, f laterField) {
 	v := recoverToNull(ctx, oc, f.recoverFromPanic, f.resolve)
 	out.Values[f.i] = v
 	invalid := graphql.RequiredNull

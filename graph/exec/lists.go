@@ -1,25 +1,23 @@
-package graph
+package exec
 
 import (
 	"context"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
-
-	"github.com/shop/api/loaders"
 )
 
-// marshalList stands for graphql.MarshalSliceConcurrently in the generated executor (see
-// internal/tuneexec). gqlgen resolves each element of a list in a goroutine of its own,
+// MarshalList stands for graphql.MarshalSliceConcurrently in the generated executor (see
+// graph/internal/execgen). gqlgen resolves each element of a list in a goroutine of its own,
 // whose stack then grows as it descends the element's fields; with batch resolvers and the
 // loaders' read-ahead most lists wait for nothing, and those goroutines were the larger part
 // of a storefront read's CPU. Here the elements are resolved one after another in the
 // caller's goroutine until one of them waits for the loaders' batch window: its siblings
 // would then each wait in turn, so the rest go concurrently, as gqlgen would have them, and
 // meet in one window. (The executor's worker_limit, unset here, bounds only gqlgen's path.)
-func marshalList(ctx context.Context, n int, workerLimit int64, omitPanicHandler bool,
+func MarshalList(ctx context.Context, n int, workerLimit int64, omitPanicHandler bool,
 	marshal func(context.Context, int) graphql.Marshaler) graphql.Array {
-	l := loaders.Lookup(ctx)
+	l := WindowIn(ctx)
 	if n <= 1 || l == nil {
 		return graphql.MarshalSliceConcurrently(ctx, n, workerLimit, omitPanicHandler, marshal)
 	}

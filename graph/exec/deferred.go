@@ -1,4 +1,4 @@
-package graph
+package exec
 
 import (
 	"context"
@@ -6,11 +6,11 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
-// deferredGroup stands for graphql.NewDeferredGroup in the generated executor (see
-// internal/tuneexec): the group is built only when a field of the object is deferred. An
+// DeferredGroup stands for graphql.NewDeferredGroup in the generated executor (see
+// graph/internal/execgen): the group is built only when a field of the object is deferred. An
 // empty group is what the executor's code for fields without @defer expects: it reads the
 // group only for a deferred field, and processes it only when it has deferred labels.
-func deferredGroup(ctx context.Context, fields []graphql.CollectedField) graphql.DeferredGroup {
+func DeferredGroup(ctx context.Context, fields []graphql.CollectedField) graphql.DeferredGroup {
 	for _, f := range fields {
 		if f.IsDeferred() {
 			return graphql.NewDeferredGroup(ctx)
