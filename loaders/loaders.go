@@ -30,6 +30,11 @@ type Store interface {
 	CountProductsOfMerchants(ctx context.Context, merchantIDs []int64) (map[int64]int, error)
 	CountOrders(ctx context.Context, f store.OrderFilter) (int, error)
 	CountProducts(ctx context.Context, f store.ProductFilter) (int, error)
+	FindShipmentsByIDs(ctx context.Context, ids []int64) ([]store.Shipment, error)
+	FindShipmentsByOrderIDs(ctx context.Context, orderIDs []int64) ([]store.Shipment, error)
+	FindItemsByShipmentIDs(ctx context.Context, shipmentIDs []int64) ([]store.ShipmentItem, error)
+	FindStockMovementsOfProducts(ctx context.Context, productIDs []int64, page store.PageArgs) (map[int64]*store.StockMovementPage, error)
+	CountStockMovementsOfProducts(ctx context.Context, productIDs []int64) (map[int64]int, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -89,6 +94,11 @@ type Loaders struct {
 	merchantProducts lazy[childKey, *store.ProductPage]
 	customerOrderN   lazy[childKey, int]
 	merchantProductN lazy[childKey, int]
+	shipments        lazy[int64, store.Shipment]
+	orderShipments   lazy[int64, []store.Shipment]
+	shipmentItems    lazy[int64, []store.ShipmentItem]
+	movements        lazy[childKey, *store.StockMovementPage]
+	movementN        lazy[childKey, int]
 
 	stats    *store.RequestStats
 	mu       sync.Mutex
@@ -116,6 +126,15 @@ func New(s Store, cfg Config) *Loaders {
 	}))
 	lazily(&l.merchantProductN, l, cfg, "merchant_product_count", countsOf(func(ctx context.Context, ids []int64, _ childKey) (map[int64]int, error) {
 		return s.CountProductsOfMerchants(ctx, ids)
+	}))
+	lazily(&l.shipments, l, cfg, "shipment", byID(s.FindShipmentsByIDs, func(sh store.Shipment) int64 { return sh.ID }))
+	lazily(&l.orderShipments, l, cfg, "order_shipments", groupedBy(s.FindShipmentsByOrderIDs, func(sh store.Shipment) int64 { return sh.OrderID }))
+	lazily(&l.shipmentItems, l, cfg, "shipment_items", groupedBy(s.FindItemsByShipmentIDs, func(i store.ShipmentItem) int64 { return i.ShipmentID }))
+	lazily(&l.movements, l, cfg, "stock_movements", pagesOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]*store.StockMovementPage, error) {
+		return s.FindStockMovementsOfProducts(ctx, ids, k.page())
+	}))
+	lazily(&l.movementN, l, cfg, "stock_movement_count", countsOf(func(ctx context.Context, ids []int64, _ childKey) (map[int64]int, error) {
+		return s.CountStockMovementsOfProducts(ctx, ids)
 	}))
 	return l
 }
