@@ -307,7 +307,9 @@ func TestShipOrderRules(t *testing.T) {
 		r2, p2 := env.as(m1.Token).mutate("updateOrderStatus", opUpdateOrderStatus,
 			map[string]any{"in": map[string]any{"id": order, "status": "SHIPPED"}})
 		requireOK(t, r2, p2)
-		var out struct{ Order struct{ Shipments []shipmentView } }
+		var out struct {
+			Order struct{ Shipments []shipmentView }
+		}
 		env.as(customer.Token).must(`query($id: ID!) { order(id: $id) { shipments { id } } }`, map[string]any{"id": order}, &out)
 		if len(out.Order.Shipments) != 0 {
 			t.Fatalf("shipments of an order shipped by hand: %+v", out.Order.Shipments)
@@ -380,7 +382,9 @@ func TestUpdateProductExpectedStock(t *testing.T) {
 		r, pl = env.as(m.Token).mutate("updateProduct", opUpdateProduct,
 			map[string]any{"in": map[string]any{"id": p, "stock": 40, "expectedStock": 37, "lowStockThreshold": 5}})
 		requireOK(t, r, pl)
-		var out struct{ Product struct{ Stock, LowStockThreshold int } }
+		var out struct {
+			Product struct{ Stock, LowStockThreshold int }
+		}
 		env.as(m.Token).must(`query($id: ID!) { product(id: $id) { stock lowStockThreshold } }`, map[string]any{"id": p}, &out)
 		if out.Product.Stock != 40 || out.Product.LowStockThreshold != 5 {
 			t.Fatalf("product after update %+v", out.Product)
