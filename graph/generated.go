@@ -266,7 +266,7 @@ type OrderStatusEventResolver interface {
 type ProductResolver interface {
 	Merchant(ctx context.Context, objs []*store.Product) ([]*store.User, error)
 
-	StockMovements(ctx context.Context, obj *store.Product, first *int, after *string) (*store.StockMovementPage, error)
+	StockMovements(ctx context.Context, objs []*store.Product, first *int, after *string) ([]*store.StockMovementPage, error)
 }
 type ProductConnectionResolver interface {
 	Edges(ctx context.Context, obj *store.ProductPage) ([]model.ProductEdge, error)
@@ -3679,8 +3679,7 @@ func (ec *executionContext) _Product_stockMovements(ctx context.Context, field g
 			return ec.fieldContext_Product_stockMovements(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Product().StockMovements(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.resolveBatch_Product_stockMovements(ctx, field, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *store.StockMovementPage) graphql.Marshaler {
@@ -3712,6 +3711,29 @@ func (ec *executionContext) fieldContext_Product_stockMovements(ctx context.Cont
 		return fc, err
 	}
 	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Product_stockMovements(ctx context.Context, field graphql.CollectedField, obj *store.Product) (any, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if batch, ok := batchParentsFor[*store.Product](ctx, "Product"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Product().StockMovements(ctx, batch.Parents, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		})
+		return graphql.ResolveBatchGroupResult[*store.StockMovementPage](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Product.stockMovements",
+			batch.IndexMap,
+		)
+	}
+	results, err := ec.Resolvers.Product().StockMovements(ctx, []*store.Product{obj}, fc.Args["first"].(*int), fc.Args["after"].(*string))
+	return graphql.ResolveBatchSingleResult[*store.StockMovementPage](
+		ctx,
+		results,
+		err,
+		"Product.stockMovements",
+	)
 }
 
 func (ec *executionContext) _Product_lowStockThreshold(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {

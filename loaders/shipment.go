@@ -34,3 +34,22 @@ func StockMovements(ctx context.Context, productID int64, page store.PageArgs, l
 func StockMovementCount(ctx context.Context, productID int64, level Level) (int, error) {
 	return one(ctx, &For(ctx).movementN, childKey{parent: productID}, level)
 }
+
+// StockMovementsOf returns the page of each of these products' ledgers, as StockMovements
+// does for one.
+func StockMovementsOf(ctx context.Context, productIDs []int64, page store.PageArgs, level Level) ([]*store.StockMovementPage, []error) {
+	ks := make([]childKey, len(productIDs))
+	for i, id := range productIDs {
+		ks[i] = childKey{parent: id, first: page.First, after: page.After}
+	}
+	return many(ctx, &For(ctx).movements, ks, level)
+}
+
+// StockMovementCounts returns how many movements each of these products' ledgers holds.
+func StockMovementCounts(ctx context.Context, productIDs []int64, level Level) ([]int, []error) {
+	ks := make([]childKey, len(productIDs))
+	for i, id := range productIDs {
+		ks[i] = childKey{parent: id}
+	}
+	return many(ctx, &For(ctx).movementN, ks, level)
+}

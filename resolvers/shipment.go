@@ -3,6 +3,8 @@ package resolvers
 import (
 	"context"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/shop/api/graph/model"
 	"github.com/shop/api/loaders"
 	"github.com/shop/api/store"
@@ -70,4 +72,103 @@ func shipmentPayload(s store.Shipment, err error, notFoundField ...string) (*mod
 		return &model.ShipmentPayload{UserErrors: ue}, nil
 	}
 	return &model.ShipmentPayload{Shipment: &s, UserErrors: []model.UserError{}}, nil
+}
+
+// stockMovements returns a page of each product's ledger: FORBIDDEN for the products the
+// caller may not read the ledger of (anyone but their merchant and ADMINs).
+func (r *productResolver) stockMovements(ctx context.Context, objs []*store.Product, page store.PageArgs) ([]*store.StockMovementPage, error) {
+	v := viewer(ctx)
+	var ids []int64
+	var at []int
+	errs := make([]error, len(objs))
+	failed := false
+	for i, p := range objs {
+		if !store.CanEditProduct(v, p.MerchantID) {
+			errs[i], failed = forbidden("only the product's merchant or an admin may read its stock ledger"), true
+			continue
+		}
+		ids, at = append(ids, p.ID), append(at, i)
+	}
+	pages := make([]*store.StockMovementPage, len(objs))
+	if len(ids) > 0 {
+		lvl := level(ctx)
+		found, ferrs := loaders.StockMovementsOf(ctx, ids, page, lvl)
+		for j, i := range at {
+			pages[i] = found[j]
+			if ferrs != nil && ferrs[j] != nil {
+				pages[i], errs[i], failed = nil, ferrs[j], true
+			}
+		}
+		if lvl == loaders.Whole {
+			prefetchMovements(ctx, ids, pages, here(ctx))
+		}
+	}
+	if !failed {
+		errs = nil
+	}
+	return pages, batchErrors(errs)
+}
+
+var (
+	shipmentTypes     = []string{"Shipment", "Node"}
+	movementPageTypes = []string{"StockMovementConnection"}
+	movementEdgeTypes = []string{"StockMovementEdge"}
+	movementTypes     = []string{"StockMovement"}
+)
+
+// prefetchShipments reads what fields (lists of shipments) ask for below them: the lines
+// and their products (with their merchants), and who shipped them.
+func prefetchShipments(ctx context.Context, shipments [][]store.Shipment, fields []graphql.CollectedField) {
+	var ids, merchants []int64
+	for _, list := range shipments {
+		for _, s := range list {
+			ids, merchants = append(ids, s.ID), append(merchants, s.MerchantID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if len(asked(ctx, fields, shipmentTypes, "merchant")) > 0 {
+		loaders.Users(ctx, merchants, loaders.Whole)
+	}
+	items := asked(ctx, fields, shipmentTypes, "items")
+	if len(items) == 0 {
+		return
+	}
+	lines, _ := loaders.ShipmentItemsOf(ctx, ids, loaders.Whole)
+	asItems := make([][]store.OrderItem, len(lines))
+	for i, l := range lines {
+		for _, it := range l {
+			asItems[i] = append(asItems[i], it.OrderItem)
+		}
+	}
+	prefetchItems(ctx, asItems, items)
+}
+
+// prefetchMovements reads the counts and the orders that fields (ledger pages of the
+// products ids) ask for.
+func prefetchMovements(ctx context.Context, ids []int64, pages []*store.StockMovementPage, fields []graphql.CollectedField) {
+	if len(asked(ctx, fields, movementPageTypes, "totalCount")) > 0 {
+		loaders.StockMovementCounts(ctx, ids, loaders.Whole)
+	}
+	order := asked(ctx, asked(ctx, fields, movementPageTypes, "nodes"), movementTypes, "order")
+	order = append(order, asked(ctx, asked(ctx, asked(ctx, fields, movementPageTypes, "edges"), movementEdgeTypes, "node"),
+		movementTypes, "order")...)
+	if len(order) == 0 {
+		return
+	}
+	var orders []int64
+	for _, p := range pages {
+		if p == nil {
+			continue
+		}
+		for _, m := range p.Movements {
+			if m.OrderID != nil {
+				orders = append(orders, *m.OrderID)
+			}
+		}
+	}
+	if len(orders) > 0 {
+		loaders.Orders(ctx, orders, loaders.Whole)
+	}
 }

@@ -32,16 +32,17 @@ func (r *mutationResolver) AdjustStock(ctx context.Context, input model.AdjustSt
 
 // Shipments is the batch resolver for the shipments field.
 func (r *orderResolver) Shipments(ctx context.Context, objs []*store.Order) ([][]store.Shipment, error) {
-	shipments, errs := loaders.ShipmentsOf(ctx, keys(objs, func(o *store.Order) int64 { return o.ID }), level(ctx))
+	lvl := level(ctx)
+	shipments, errs := loaders.ShipmentsOf(ctx, keys(objs, func(o *store.Order) int64 { return o.ID }), lvl)
+	if lvl == loaders.Whole {
+		prefetchShipments(ctx, shipments, here(ctx))
+	}
 	return shipments, batchErrors(errs)
 }
 
-// StockMovements is the resolver for the stockMovements field.
-func (r *productResolver) StockMovements(ctx context.Context, obj *store.Product, first *int, after *string) (*store.StockMovementPage, error) {
-	if !store.CanEditProduct(viewer(ctx), obj.MerchantID) {
-		return nil, forbidden("only the product's merchant or an admin may read its stock ledger")
-	}
-	return loaders.StockMovements(ctx, obj.ID, pageArgs(first, after), level(ctx))
+// StockMovements is the batch resolver for the stockMovements field.
+func (r *productResolver) StockMovements(ctx context.Context, objs []*store.Product, first *int, after *string) ([]*store.StockMovementPage, error) {
+	return r.stockMovements(ctx, objs, pageArgs(first, after))
 }
 
 // Order is the batch resolver for the order field.
