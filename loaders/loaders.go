@@ -94,11 +94,12 @@ type Loaders struct {
 	merchantProducts lazy[childKey, *store.ProductPage]
 	customerOrderN   lazy[childKey, int]
 	merchantProductN lazy[childKey, int]
-	shipments        lazy[int64, store.Shipment]
-	orderShipments   lazy[int64, []store.Shipment]
-	shipmentItems    lazy[int64, []store.ShipmentItem]
-	movements        lazy[childKey, *store.StockMovementPage]
-	movementN        lazy[childKey, int]
+	// The shipments' and the ledger's loaders are built together on first use (see
+	// shipment.go): W1 and W2 never ask, and their closures would cost each request 20
+	// allocations.
+	cfg       Config
+	stockOnce sync.Once
+	stockL    *stockLoaders
 
 	stats    *store.RequestStats
 	mu       sync.Mutex
@@ -127,15 +128,7 @@ func New(s Store, cfg Config) *Loaders {
 	lazily(&l.merchantProductN, l, cfg, "merchant_product_count", countsOf(func(ctx context.Context, ids []int64, _ childKey) (map[int64]int, error) {
 		return s.CountProductsOfMerchants(ctx, ids)
 	}))
-	lazily(&l.shipments, l, cfg, "shipment", byID(s.FindShipmentsByIDs, func(sh store.Shipment) int64 { return sh.ID }))
-	lazily(&l.orderShipments, l, cfg, "order_shipments", groupedBy(s.FindShipmentsByOrderIDs, func(sh store.Shipment) int64 { return sh.OrderID }))
-	lazily(&l.shipmentItems, l, cfg, "shipment_items", groupedBy(s.FindItemsByShipmentIDs, func(i store.ShipmentItem) int64 { return i.ShipmentID }))
-	lazily(&l.movements, l, cfg, "stock_movements", pagesOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]*store.StockMovementPage, error) {
-		return s.FindStockMovementsOfProducts(ctx, ids, k.page())
-	}))
-	lazily(&l.movementN, l, cfg, "stock_movement_count", countsOf(func(ctx context.Context, ids []int64, _ childKey) (map[int64]int, error) {
-		return s.CountStockMovementsOfProducts(ctx, ids)
-	}))
+	l.cfg = cfg
 	return l
 }
 
