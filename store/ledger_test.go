@@ -18,7 +18,9 @@ func TestLedgerMigrationOpensEveryProduct(t *testing.T) {
 		cfg  func(t *testing.T) store.Config
 	}{
 		{"embedded", func(t *testing.T) store.Config { return store.Config{SQLitePath: storetest.SQLitePath(t)} }},
-		{"postgres", func(t *testing.T) store.Config { return store.Config{DatabaseURL: storetest.PostgresURL(t), MaxConns: 2} }},
+		{"postgres", func(t *testing.T) store.Config {
+			return store.Config{DatabaseURL: storetest.PostgresURL(t), MaxConns: 2}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
