@@ -106,6 +106,9 @@ func TestLowStockOncePerCrossing(t *testing.T) {
 		for _, w := range []*wsClient{w1, w2, wa} {
 			w.quiet(500 * time.Millisecond) // once a crossing, though the relay runs too
 		}
+		// A completed subscription is forgotten.
+		w1.send(map[string]any{"type": "complete", "id": "low"})
+		eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 2 }, "2 subscribers left")
 	})
 }
 

@@ -208,26 +208,26 @@ func (b *Broker) unsubscribeStock(s *stockSubscriber) {
 func (b *Broker) removeStock(s *stockSubscriber) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var list *[]*stockSubscriber
-	if s.viewer.Role == store.RoleAdmin {
-		list = &b.stock.admins
-	} else {
-		l := b.stock.byMerchant[s.viewer.UserID]
-		list = &l
-		defer func() {
-			if len(l) == 0 {
-				delete(b.stock.byMerchant, s.viewer.UserID)
-			} else {
-				b.stock.byMerchant[s.viewer.UserID] = l
-			}
-		}()
+	list := b.stock.admins
+	if s.viewer.Role != store.RoleAdmin {
+		list = b.stock.byMerchant[s.viewer.UserID]
 	}
-	if i := slices.Index(*list, s); i >= 0 {
-		*list = slices.Delete(*list, i, i+1)
-		if s.counted {
-			b.count--
-			s.counted = false
-		}
+	i := slices.Index(list, s)
+	if i < 0 {
+		return
+	}
+	list = slices.Delete(list, i, i+1)
+	switch {
+	case s.viewer.Role == store.RoleAdmin:
+		b.stock.admins = list
+	case len(list) == 0:
+		delete(b.stock.byMerchant, s.viewer.UserID)
+	default:
+		b.stock.byMerchant[s.viewer.UserID] = list
+	}
+	if s.counted {
+		b.count--
+		s.counted = false
 	}
 }
 
@@ -275,8 +275,8 @@ func (b *Broker) catchUpLowStock(ctx context.Context, since time.Time) {
 	}
 }
 
-// closeStock ends every lowStock subscription; the caller holds the broker's lock and
-// closes the returned subscribers after releasing it.
+// takeStockSubscribers forgets every lowStock subscriber and returns them; the caller holds
+// the broker's lock and closes them after releasing it.
 func (b *Broker) takeStockSubscribers() []*stockSubscriber {
 	all := slices.Clone(b.stock.admins)
 	for _, l := range b.stock.byMerchant {
