@@ -169,14 +169,20 @@ func anchors(page string) map[string]bool {
 }
 
 // localURL reports whether an absolute URL is a local example (the service on this
-// machine), the one kind of absolute URL the docs may carry.
+// machine) or a placeholder on a domain reserved for examples (RFC 2606: .example,
+// example.com), the kinds of absolute URL the docs may carry: none leads anywhere.
 func localURL(raw string) bool {
 	u, err := url.Parse(strings.TrimRight(raw, ".,;:"))
 	if err != nil {
 		return false
 	}
-	switch u.Hostname() {
-	case "localhost", "127.0.0.1", "::1":
+	host := u.Hostname()
+	switch {
+	case host == "localhost", host == "127.0.0.1", host == "::1":
+		return true
+	case host == "example" || strings.HasSuffix(host, ".example"):
+		return true
+	case host == "example.com", host == "example.net", host == "example.org":
 		return true
 	}
 	return false
@@ -247,7 +253,7 @@ func TestDocsLinkCheckFindsBadLinks(t *testing.T) {
 	if a := anchors(page); !a["shop-api"] || !a["a-requests-walk"] {
 		t.Errorf("anchors %v", a)
 	}
-	if localURL("https://example.com/") || !localURL("http://localhost:8080/graphql") {
+	if localURL("https://example.org.evil/") || localURL("https://shop.com/") || !localURL("http://localhost:8080/graphql") || !localURL("https://tracking.example/1Z") {
 		t.Error("localURL")
 	}
 }

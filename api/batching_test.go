@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -629,10 +630,11 @@ func TestPlacedOrderReadsNothingBack(t *testing.T) {
 			items[0].Product.Name == "" || items[1].Product.Merchant.Name == "" {
 			t.Fatalf("payload %+v, want the products' new stock", items)
 		}
-		// Locking and updating the products, writing the order, its items and its event,
-		// and reading the merchants: six statements, none of them a read of what was written.
-		if rep.Statements != 6 {
-			t.Fatalf("placed order: %d statements, want 6; SQL:\n%s", rep.Statements, jsonLines(rep.SQL))
+		// Locking and updating the products, writing the order, its items, its stock movements
+		// (one INSERT for every line) and its event, and reading the merchants: seven
+		// statements, none of them a read of what was written.
+		if rep.Statements != 7 {
+			t.Fatalf("placed order: %d statements, want 7; SQL:\n%s", rep.Statements, jsonLines(rep.SQL))
 		}
 	})
 }
@@ -713,4 +715,72 @@ func TestObjectFieldsMeetInTheWindow(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestShipmentsAndLedgerBatched: Order.shipments (with their items, products and
+// merchants) and Product.stockMovements (with totalCount and each movement's order) cost one
+// statement per level, the same for a page of 2 as of 6.
+func TestShipmentsAndLedgerBatched(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), false)
+			merchant, customer := env.signUp("MERCHANT"), env.signUp("CUSTOMER")
+			products := []string{env.createProduct(merchant, "A", 100, 100), env.createProduct(merchant, "B", 100, 100),
+				env.createProduct(merchant, "C", 100, 100)}
+			for i := range 6 {
+				order := env.placeOrder(customer, line{products[i%3], 1}, line{products[(i+1)%3], 2})
+				r, p := env.as(merchant.Token).mutate("updateOrderStatus", opUpdateOrderStatus,
+					map[string]any{"in": map[string]any{"id": order, "status": "PAID"}})
+				requireOK(t, r, p)
+				shipped(t)(env.as(merchant.Token).ship(order, "UPS", fmt.Sprintf("T%d", i), nil))
+			}
+			for _, n := range []int{2, 6} {
+				resp, rep := env.measure(t, customer.Token, `query($n: Int!) { me { orders(first: $n) { nodes { id
+					shipments { carrier merchant { name } items { quantity product { name } } } } } } }`, map[string]any{"n": n})
+				var out struct {
+					Me struct {
+						Orders struct {
+							Nodes []struct {
+								Shipments []struct {
+									Items []struct{ Product struct{ Name string } }
+								}
+							}
+						}
+					}
+				}
+				resp.Decode(t, &out)
+				if len(out.Me.Orders.Nodes) != n || len(out.Me.Orders.Nodes[0].Shipments) != 1 ||
+					len(out.Me.Orders.Nodes[0].Shipments[0].Items) != 2 {
+					t.Fatalf("shipments of %d orders: %+v", n, out)
+				}
+				// me, its orders, their shipments, the shipments' lines, their products, and
+				// the shipments' merchants with the products' (none asked here).
+				requireTables(t, fmt.Sprintf("shipments of %d orders", n), rep,
+					"users", "orders", "shipments", "shipment_items", "products", "users")
+
+				resp, rep = env.measure(t, merchant.Token, `query($n: Int!, $m: ID!) { products(first: $n, filter: {merchantId: $m}) {
+					nodes { id stockMovements(first: 3) { totalCount nodes { delta stockAfter reason order { id status } } } } } }`,
+					map[string]any{"n": min(n, 3), "m": merchant.ID})
+				var ledger struct {
+					Products struct {
+						Nodes []struct {
+							StockMovements struct {
+								TotalCount int
+								Nodes      []struct{ Order *struct{ ID string } }
+							}
+						}
+					}
+				}
+				resp.Decode(t, &ledger)
+				if len(ledger.Products.Nodes) != min(n, 3) || ledger.Products.Nodes[0].StockMovements.TotalCount != 5 ||
+					ledger.Products.Nodes[0].StockMovements.Nodes[0].Order == nil {
+					t.Fatalf("ledgers: %s", resp.Data)
+				}
+				// The products, a page of each one's movements, their counts, their orders.
+				requireTables(t, fmt.Sprintf("ledgers of %d products", min(n, 3)), rep,
+					"products", "stock_movements", "stock_movements", "orders")
+			}
+		})
+	}
 }

@@ -12,7 +12,7 @@ import (
 
 // raceResult is what one of many concurrent requests got back.
 type raceResult struct {
-	orderID   string // or the user's ID, for sign-ups
+	orderID   string // or the user's ID, for sign-ups, or the product's
 	userError string // the first userError's code
 	err       error  // transport failures, top-level errors, undecodable bodies
 }
@@ -51,6 +51,8 @@ func raceMutation(baseURL, token, field, query string, vars map[string]any) race
 		return raceResult{orderID: p.Order.ID}
 	case p.User != nil:
 		return raceResult{orderID: p.User.ID}
+	case p.Product != nil:
+		return raceResult{orderID: p.Product.ID}
 	}
 	return raceResult{err: fmt.Errorf("no object and no userErrors: %s", raw)}
 }

@@ -40,6 +40,9 @@ type ResolverRoot interface {
 	Product() ProductResolver
 	ProductConnection() ProductConnectionResolver
 	Query() QueryResolver
+	Shipment() ShipmentResolver
+	StockMovement() StockMovementResolver
+	StockMovementConnection() StockMovementConnectionResolver
 	Subscription() SubscriptionResolver
 	User() UserResolver
 }
@@ -60,14 +63,17 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CancelOrder       func(childComplexity int, id string) int
-		ChangePassword    func(childComplexity int, input model.ChangePasswordInput) int
-		CreateProduct     func(childComplexity int, input model.CreateProductInput) int
-		LogIn             func(childComplexity int, input model.LogInInput) int
-		PlaceOrder        func(childComplexity int, input model.PlaceOrderInput) int
-		SignUp            func(childComplexity int, input model.SignUpInput) int
-		UpdateOrderStatus func(childComplexity int, input model.UpdateOrderStatusInput) int
-		UpdateProduct     func(childComplexity int, input model.UpdateProductInput) int
+		AdjustStock           func(childComplexity int, input model.AdjustStockInput) int
+		CancelOrder           func(childComplexity int, id string) int
+		ChangePassword        func(childComplexity int, input model.ChangePasswordInput) int
+		CreateProduct         func(childComplexity int, input model.CreateProductInput) int
+		LogIn                 func(childComplexity int, input model.LogInInput) int
+		MarkShipmentDelivered func(childComplexity int, id string) int
+		PlaceOrder            func(childComplexity int, input model.PlaceOrderInput) int
+		ShipOrder             func(childComplexity int, input model.ShipOrderInput) int
+		SignUp                func(childComplexity int, input model.SignUpInput) int
+		UpdateOrderStatus     func(childComplexity int, input model.UpdateOrderStatusInput) int
+		UpdateProduct         func(childComplexity int, input model.UpdateProductInput) int
 	}
 
 	Order struct {
@@ -76,6 +82,7 @@ type ComplexityRoot struct {
 		GlobalID  func(childComplexity int) int
 		History   func(childComplexity int) int
 		Items     func(childComplexity int) int
+		Shipments func(childComplexity int) int
 		Status    func(childComplexity int) int
 		Total     func(childComplexity int) int
 		UpdatedAt func(childComplexity int) int
@@ -122,14 +129,16 @@ type ComplexityRoot struct {
 	}
 
 	Product struct {
-		CreatedAt   func(childComplexity int) int
-		Description func(childComplexity int) int
-		GlobalID    func(childComplexity int) int
-		Merchant    func(childComplexity int) int
-		Name        func(childComplexity int) int
-		Price       func(childComplexity int) int
-		Stock       func(childComplexity int) int
-		UpdatedAt   func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Description       func(childComplexity int) int
+		GlobalID          func(childComplexity int) int
+		LowStockThreshold func(childComplexity int) int
+		Merchant          func(childComplexity int) int
+		Name              func(childComplexity int) int
+		Price             func(childComplexity int) int
+		Stock             func(childComplexity int) int
+		StockMovements    func(childComplexity int, first *int, after *string) int
+		UpdatedAt         func(childComplexity int) int
 	}
 
 	ProductConnection struct {
@@ -159,7 +168,47 @@ type ComplexityRoot struct {
 		User     func(childComplexity int, id string) int
 	}
 
+	Shipment struct {
+		Carrier        func(childComplexity int) int
+		DeliveredAt    func(childComplexity int) int
+		GlobalID       func(childComplexity int) int
+		Items          func(childComplexity int) int
+		Merchant       func(childComplexity int) int
+		Order          func(childComplexity int) int
+		ShippedAt      func(childComplexity int) int
+		TrackingNumber func(childComplexity int) int
+		TrackingURL    func(childComplexity int) int
+	}
+
+	ShipmentPayload struct {
+		Shipment   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	StockMovement struct {
+		At         func(childComplexity int) int
+		Delta      func(childComplexity int) int
+		GlobalID   func(childComplexity int) int
+		Note       func(childComplexity int) int
+		Order      func(childComplexity int) int
+		Reason     func(childComplexity int) int
+		StockAfter func(childComplexity int) int
+	}
+
+	StockMovementConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	StockMovementEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Subscription struct {
+		LowStock           func(childComplexity int) int
 		MyOrderEvents      func(childComplexity int) int
 		OrderStatusChanged func(childComplexity int, orderID string, after *string) int
 	}
@@ -191,6 +240,9 @@ type MutationResolver interface {
 	UpdateOrderStatus(ctx context.Context, input model.UpdateOrderStatusInput) (*model.OrderPayload, error)
 	CreateProduct(ctx context.Context, input model.CreateProductInput) (*model.ProductPayload, error)
 	UpdateProduct(ctx context.Context, input model.UpdateProductInput) (*model.ProductPayload, error)
+	ShipOrder(ctx context.Context, input model.ShipOrderInput) (*model.ShipmentPayload, error)
+	MarkShipmentDelivered(ctx context.Context, id string) (*model.ShipmentPayload, error)
+	AdjustStock(ctx context.Context, input model.AdjustStockInput) (*model.ProductPayload, error)
 	SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error)
 	LogIn(ctx context.Context, input model.LogInInput) (*model.AuthPayload, error)
 	ChangePassword(ctx context.Context, input model.ChangePasswordInput) (*model.AuthPayload, error)
@@ -200,6 +252,7 @@ type OrderResolver interface {
 	Items(ctx context.Context, objs []*store.Order) ([][]store.OrderItem, error)
 
 	History(ctx context.Context, objs []*store.Order) ([][]store.OrderStatusEvent, error)
+	Shipments(ctx context.Context, objs []*store.Order) ([][]store.Shipment, error)
 }
 type OrderConnectionResolver interface {
 	Edges(ctx context.Context, obj *store.OrderPage) ([]model.OrderEdge, error)
@@ -215,6 +268,8 @@ type OrderStatusEventResolver interface {
 }
 type ProductResolver interface {
 	Merchant(ctx context.Context, objs []*store.Product) ([]*store.User, error)
+
+	StockMovements(ctx context.Context, objs []*store.Product, first *int, after *string) ([]*store.StockMovementPage, error)
 }
 type ProductConnectionResolver interface {
 	Edges(ctx context.Context, obj *store.ProductPage) ([]model.ProductEdge, error)
@@ -231,9 +286,24 @@ type QueryResolver interface {
 	Products(ctx context.Context, first *int, after *string, filter *model.ProductFilter, orderBy *model.ProductOrder) (*store.ProductPage, error)
 	User(ctx context.Context, id string) (*store.User, error)
 }
+type ShipmentResolver interface {
+	Order(ctx context.Context, objs []*store.Shipment) ([]*store.Order, error)
+	Merchant(ctx context.Context, objs []*store.Shipment) ([]*store.User, error)
+	Items(ctx context.Context, objs []*store.Shipment) ([][]store.OrderItem, error)
+}
+type StockMovementResolver interface {
+	Order(ctx context.Context, objs []*store.StockMovement) ([]*store.Order, error)
+}
+type StockMovementConnectionResolver interface {
+	Edges(ctx context.Context, obj *store.StockMovementPage) ([]model.StockMovementEdge, error)
+	Nodes(ctx context.Context, obj *store.StockMovementPage) ([]store.StockMovement, error)
+	PageInfo(ctx context.Context, obj *store.StockMovementPage) (*model.PageInfo, error)
+	TotalCount(ctx context.Context, obj *store.StockMovementPage) (int, error)
+}
 type SubscriptionResolver interface {
 	OrderStatusChanged(ctx context.Context, orderID string, after *string) (<-chan *store.OrderStatusEvent, error)
 	MyOrderEvents(ctx context.Context) (<-chan *store.OrderStatusEvent, error)
+	LowStock(ctx context.Context) (<-chan *store.Product, error)
 }
 type UserResolver interface {
 	Email(ctx context.Context, obj *store.User) (*string, error)
@@ -292,6 +362,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Money.Currency(childComplexity), true
 
+	case "Mutation.adjustStock":
+		if e.ComplexityRoot.Mutation.AdjustStock == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_adjustStock_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AdjustStock(childComplexity, args["input"].(model.AdjustStockInput)), true
 	case "Mutation.cancelOrder":
 		if e.ComplexityRoot.Mutation.CancelOrder == nil {
 			break
@@ -336,6 +417,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.LogIn(childComplexity, args["input"].(model.LogInInput)), true
+	case "Mutation.markShipmentDelivered":
+		if e.ComplexityRoot.Mutation.MarkShipmentDelivered == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_markShipmentDelivered_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MarkShipmentDelivered(childComplexity, args["id"].(string)), true
 	case "Mutation.placeOrder":
 		if e.ComplexityRoot.Mutation.PlaceOrder == nil {
 			break
@@ -347,6 +439,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PlaceOrder(childComplexity, args["input"].(model.PlaceOrderInput)), true
+	case "Mutation.shipOrder":
+		if e.ComplexityRoot.Mutation.ShipOrder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_shipOrder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ShipOrder(childComplexity, args["input"].(model.ShipOrderInput)), true
 	case "Mutation.signUp":
 		if e.ComplexityRoot.Mutation.SignUp == nil {
 			break
@@ -411,6 +514,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Order.Items(childComplexity), true
+	case "Order.shipments":
+		if e.ComplexityRoot.Order.Shipments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Shipments(childComplexity), true
 	case "Order.status":
 		if e.ComplexityRoot.Order.Status == nil {
 			break
@@ -586,6 +695,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Product.GlobalID(childComplexity), true
+	case "Product.lowStockThreshold":
+		if e.ComplexityRoot.Product.LowStockThreshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.LowStockThreshold(childComplexity), true
 	case "Product.merchant":
 		if e.ComplexityRoot.Product.Merchant == nil {
 			break
@@ -610,6 +725,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Product.Stock(childComplexity), true
+	case "Product.stockMovements":
+		if e.ComplexityRoot.Product.StockMovements == nil {
+			break
+		}
+
+		args, err := ec.field_Product_stockMovements_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Product.StockMovements(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Product.updatedAt":
 		if e.ComplexityRoot.Product.UpdatedAt == nil {
 			break
@@ -741,6 +867,161 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.User(childComplexity, args["id"].(string)), true
 
+	case "Shipment.carrier":
+		if e.ComplexityRoot.Shipment.Carrier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.Carrier(childComplexity), true
+	case "Shipment.deliveredAt":
+		if e.ComplexityRoot.Shipment.DeliveredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.DeliveredAt(childComplexity), true
+	case "Shipment.id":
+		if e.ComplexityRoot.Shipment.GlobalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.GlobalID(childComplexity), true
+	case "Shipment.items":
+		if e.ComplexityRoot.Shipment.Items == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.Items(childComplexity), true
+	case "Shipment.merchant":
+		if e.ComplexityRoot.Shipment.Merchant == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.Merchant(childComplexity), true
+	case "Shipment.order":
+		if e.ComplexityRoot.Shipment.Order == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.Order(childComplexity), true
+	case "Shipment.shippedAt":
+		if e.ComplexityRoot.Shipment.ShippedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.ShippedAt(childComplexity), true
+	case "Shipment.trackingNumber":
+		if e.ComplexityRoot.Shipment.TrackingNumber == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.TrackingNumber(childComplexity), true
+	case "Shipment.trackingUrl":
+		if e.ComplexityRoot.Shipment.TrackingURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.TrackingURL(childComplexity), true
+
+	case "ShipmentPayload.shipment":
+		if e.ComplexityRoot.ShipmentPayload.Shipment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ShipmentPayload.Shipment(childComplexity), true
+	case "ShipmentPayload.userErrors":
+		if e.ComplexityRoot.ShipmentPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ShipmentPayload.UserErrors(childComplexity), true
+
+	case "StockMovement.at":
+		if e.ComplexityRoot.StockMovement.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.At(childComplexity), true
+	case "StockMovement.delta":
+		if e.ComplexityRoot.StockMovement.Delta == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.Delta(childComplexity), true
+	case "StockMovement.id":
+		if e.ComplexityRoot.StockMovement.GlobalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.GlobalID(childComplexity), true
+	case "StockMovement.note":
+		if e.ComplexityRoot.StockMovement.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.Note(childComplexity), true
+	case "StockMovement.order":
+		if e.ComplexityRoot.StockMovement.Order == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.Order(childComplexity), true
+	case "StockMovement.reason":
+		if e.ComplexityRoot.StockMovement.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.Reason(childComplexity), true
+	case "StockMovement.stockAfter":
+		if e.ComplexityRoot.StockMovement.StockAfter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.StockAfter(childComplexity), true
+
+	case "StockMovementConnection.edges":
+		if e.ComplexityRoot.StockMovementConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovementConnection.Edges(childComplexity), true
+	case "StockMovementConnection.nodes":
+		if e.ComplexityRoot.StockMovementConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovementConnection.Nodes(childComplexity), true
+	case "StockMovementConnection.pageInfo":
+		if e.ComplexityRoot.StockMovementConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovementConnection.PageInfo(childComplexity), true
+	case "StockMovementConnection.totalCount":
+		if e.ComplexityRoot.StockMovementConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovementConnection.TotalCount(childComplexity), true
+
+	case "StockMovementEdge.cursor":
+		if e.ComplexityRoot.StockMovementEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovementEdge.Cursor(childComplexity), true
+	case "StockMovementEdge.node":
+		if e.ComplexityRoot.StockMovementEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovementEdge.Node(childComplexity), true
+
+	case "Subscription.lowStock":
+		if e.ComplexityRoot.Subscription.LowStock == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.LowStock(childComplexity), true
 	case "Subscription.myOrderEvents":
 		if e.ComplexityRoot.Subscription.MyOrderEvents == nil {
 			break
@@ -840,6 +1121,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AdjustStockInput", ec.unmarshalInputAdjustStockInput),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
 			graphql.NewInputUnmarshaler("CreateProductInput", ec.unmarshalInputCreateProductInput),
 			graphql.NewInputUnmarshaler("LogInInput", ec.unmarshalInputLogInInput),
@@ -847,6 +1129,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("PlaceOrderInput", ec.unmarshalInputPlaceOrderInput),
 			graphql.NewInputUnmarshaler("ProductFilter", ec.unmarshalInputProductFilter),
 			graphql.NewInputUnmarshaler("ProductOrder", ec.unmarshalInputProductOrder),
+			graphql.NewInputUnmarshaler("ShipOrderInput", ec.unmarshalInputShipOrderInput),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
 			graphql.NewInputUnmarshaler("UpdateOrderStatusInput", ec.unmarshalInputUpdateOrderStatusInput),
 			graphql.NewInputUnmarshaler("UpdateProductInput", ec.unmarshalInputUpdateProductInput),
@@ -941,7 +1224,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "order.graphqls" "product.graphqls" "schema.graphqls" "user.graphqls"
+//go:embed "order.graphqls" "product.graphqls" "schema.graphqls" "shipment.graphqls" "user.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -956,6 +1239,7 @@ var sources = []*ast.Source{
 	{Name: "order.graphqls", Input: sourceData("order.graphqls"), BuiltIn: false},
 	{Name: "product.graphqls", Input: sourceData("product.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
+	{Name: "shipment.graphqls", Input: sourceData("shipment.graphqls"), BuiltIn: false},
 	{Name: "user.graphqls", Input: sourceData("user.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1004,6 +1288,8 @@ func (ec *executionContext) childFields_Order(ctx context.Context, field graphql
 		return ec.fieldContext_Order_updatedAt(ctx, field)
 	case "history":
 		return ec.fieldContext_Order_history(ctx, field)
+	case "shipments":
+		return ec.fieldContext_Order_shipments(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Order", field.Name)
 }
@@ -1106,6 +1392,10 @@ func (ec *executionContext) childFields_Product(ctx context.Context, field graph
 		return ec.fieldContext_Product_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Product_updatedAt(ctx, field)
+	case "stockMovements":
+		return ec.fieldContext_Product_stockMovements(ctx, field)
+	case "lowStockThreshold":
+		return ec.fieldContext_Product_lowStockThreshold(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Product", field.Name)
 }
@@ -1142,6 +1432,84 @@ func (ec *executionContext) childFields_ProductPayload(ctx context.Context, fiel
 		return ec.fieldContext_ProductPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProductPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Shipment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Shipment_id(ctx, field)
+	case "order":
+		return ec.fieldContext_Shipment_order(ctx, field)
+	case "merchant":
+		return ec.fieldContext_Shipment_merchant(ctx, field)
+	case "items":
+		return ec.fieldContext_Shipment_items(ctx, field)
+	case "carrier":
+		return ec.fieldContext_Shipment_carrier(ctx, field)
+	case "trackingNumber":
+		return ec.fieldContext_Shipment_trackingNumber(ctx, field)
+	case "trackingUrl":
+		return ec.fieldContext_Shipment_trackingUrl(ctx, field)
+	case "shippedAt":
+		return ec.fieldContext_Shipment_shippedAt(ctx, field)
+	case "deliveredAt":
+		return ec.fieldContext_Shipment_deliveredAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Shipment", field.Name)
+}
+
+func (ec *executionContext) childFields_ShipmentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "shipment":
+		return ec.fieldContext_ShipmentPayload_shipment(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ShipmentPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ShipmentPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_StockMovement(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_StockMovement_id(ctx, field)
+	case "delta":
+		return ec.fieldContext_StockMovement_delta(ctx, field)
+	case "stockAfter":
+		return ec.fieldContext_StockMovement_stockAfter(ctx, field)
+	case "reason":
+		return ec.fieldContext_StockMovement_reason(ctx, field)
+	case "note":
+		return ec.fieldContext_StockMovement_note(ctx, field)
+	case "order":
+		return ec.fieldContext_StockMovement_order(ctx, field)
+	case "at":
+		return ec.fieldContext_StockMovement_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StockMovement", field.Name)
+}
+
+func (ec *executionContext) childFields_StockMovementConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_StockMovementConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_StockMovementConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_StockMovementConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_StockMovementConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StockMovementConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_StockMovementEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_StockMovementEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_StockMovementEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StockMovementEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1292,6 +1660,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_adjustStock_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AdjustStockInput, error) {
+			return ec.unmarshalNAdjustStockInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐAdjustStockInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_cancelOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1348,12 +1730,40 @@ func (ec *executionContext) field_Mutation_logIn_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_markShipmentDelivered_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_placeOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.PlaceOrderInput, error) {
 			return ec.unmarshalNPlaceOrderInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐPlaceOrderInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_shipOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ShipOrderInput, error) {
+			return ec.unmarshalNShipOrderInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐShipOrderInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1401,6 +1811,28 @@ func (ec *executionContext) field_Mutation_updateProduct_args(ctx context.Contex
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Product_stockMovements_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -2011,6 +2443,138 @@ func (ec *executionContext) fieldContext_Mutation_updateProduct(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_shipOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_shipOrder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ShipOrder(ctx, fc.Args["input"].(model.ShipOrderInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ShipmentPayload) graphql.Marshaler {
+			return ec.marshalOShipmentPayload2ᚖgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐShipmentPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_shipOrder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ShipmentPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_shipOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_markShipmentDelivered(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_markShipmentDelivered(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().MarkShipmentDelivered(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ShipmentPayload) graphql.Marshaler {
+			return ec.marshalOShipmentPayload2ᚖgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐShipmentPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_markShipmentDelivered(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ShipmentPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_markShipmentDelivered_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_adjustStock(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_adjustStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AdjustStock(ctx, fc.Args["input"].(model.AdjustStockInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProductPayload) graphql.Marshaler {
+			return ec.marshalOProductPayload2ᚖgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐProductPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_adjustStock(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProductPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_adjustStock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_signUp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2400,6 +2964,60 @@ func (ec *executionContext) resolveBatch_Order_history(ctx context.Context, fiel
 		results,
 		err,
 		"Order.history",
+	)
+}
+
+func (ec *executionContext) _Order_shipments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_shipments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.resolveBatch_Order_shipments(ctx, field, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []store.Shipment) graphql.Marshaler {
+			return ec.marshalNShipment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐShipmentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_shipments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Shipment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Order_shipments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
+	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Shipments(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[[]store.Shipment](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Order.shipments",
+			batch.IndexMap,
+		)
+	}
+	results, err := ec.Resolvers.Order().Shipments(ctx, []*store.Order{obj})
+	return graphql.ResolveBatchSingleResult[[]store.Shipment](
+		ctx,
+		results,
+		err,
+		"Order.shipments",
 	)
 }
 
@@ -3125,6 +3743,79 @@ func (ec *executionContext) fieldContext_Product_updatedAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Product", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Product_stockMovements(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_stockMovements(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.resolveBatch_Product_stockMovements(ctx, field, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.StockMovementPage) graphql.Marshaler {
+			return ec.marshalOStockMovementConnection2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementPage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Product_stockMovements(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Product",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockMovementConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Product_stockMovements_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Product_stockMovements(ctx context.Context, field graphql.CollectedField, obj *store.Product) (any, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if batch, ok := exec.BatchParentsFor[*store.Product](ctx, "Product"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Product().StockMovements(ctx, batch.Parents, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		})
+		return graphql.ResolveBatchGroupResult[*store.StockMovementPage](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Product.stockMovements",
+			batch.IndexMap,
+		)
+	}
+	results, err := ec.Resolvers.Product().StockMovements(ctx, []*store.Product{obj}, fc.Args["first"].(*int), fc.Args["after"].(*string))
+	return graphql.ResolveBatchSingleResult[*store.StockMovementPage](
+		ctx,
+		results,
+		err,
+		"Product.stockMovements",
+	)
+}
+
+func (ec *executionContext) _Product_lowStockThreshold(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
+	return exec.MarshalInt(obj.LowStockThreshold)
+}
+func (ec *executionContext) fieldContext_Product_lowStockThreshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
+}
+
 func (ec *executionContext) _ProductConnection_edges(ctx context.Context, field graphql.CollectedField, obj *store.ProductPage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3719,6 +4410,614 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Shipment_id(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	return exec.MarshalGlobalID(obj)
+}
+func (ec *executionContext) fieldContext_Shipment_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, true, false, "ID")
+}
+
+func (ec *executionContext) _Shipment_order(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	if v, ok := exec.BatchedObject[*store.Shipment, store.Order](ctx, "Shipment", field, plainFields_Order); ok {
+		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_order(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.resolveBatch_Shipment_order(ctx, field, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Order) graphql.Marshaler {
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_order(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Shipment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Shipment_order(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
+	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Shipment().Order(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[*store.Order](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Shipment.order",
+			batch.IndexMap,
+		)
+	}
+	results, err := ec.Resolvers.Shipment().Order(ctx, []*store.Shipment{obj})
+	return graphql.ResolveBatchSingleResult[*store.Order](
+		ctx,
+		results,
+		err,
+		"Shipment.order",
+	)
+}
+
+func (ec *executionContext) _Shipment_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	if v, ok := exec.BatchedObject[*store.Shipment, store.User](ctx, "Shipment", field, plainFields_User); ok {
+		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_merchant(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.resolveBatch_Shipment_merchant(ctx, field, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_merchant(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Shipment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Shipment_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
+	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Shipment().Merchant(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[*store.User](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Shipment.merchant",
+			batch.IndexMap,
+		)
+	}
+	results, err := ec.Resolvers.Shipment().Merchant(ctx, []*store.Shipment{obj})
+	return graphql.ResolveBatchSingleResult[*store.User](
+		ctx,
+		results,
+		err,
+		"Shipment.merchant",
+	)
+}
+
+func (ec *executionContext) _Shipment_items(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_items(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.resolveBatch_Shipment_items(ctx, field, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []store.OrderItem) graphql.Marshaler {
+			return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_items(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Shipment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderItem(ctx, field)
+		},
+	}
+	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Shipment_items(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
+	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Shipment().Items(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[[]store.OrderItem](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Shipment.items",
+			batch.IndexMap,
+		)
+	}
+	results, err := ec.Resolvers.Shipment().Items(ctx, []*store.Shipment{obj})
+	return graphql.ResolveBatchSingleResult[[]store.OrderItem](
+		ctx,
+		results,
+		err,
+		"Shipment.items",
+	)
+}
+
+func (ec *executionContext) _Shipment_carrier(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	return exec.MarshalStringField(&obj.Carrier)
+}
+func (ec *executionContext) fieldContext_Shipment_carrier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, false, false, "String")
+}
+
+func (ec *executionContext) _Shipment_trackingNumber(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	return exec.MarshalStringField(&obj.TrackingNumber)
+}
+func (ec *executionContext) fieldContext_Shipment_trackingNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, false, false, "String")
+}
+
+func (ec *executionContext) _Shipment_trackingUrl(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_trackingUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TrackingURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_trackingUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, false, false, "String")
+}
+
+func (ec *executionContext) _Shipment_shippedAt(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_shippedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ShippedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_shippedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Shipment_deliveredAt(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_deliveredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_deliveredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ShipmentPayload_shipment(ctx context.Context, field graphql.CollectedField, obj *model.ShipmentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ShipmentPayload_shipment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Shipment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Shipment) graphql.Marshaler {
+			return ec.marshalOShipment2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐShipment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ShipmentPayload_shipment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ShipmentPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Shipment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ShipmentPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ShipmentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ShipmentPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ShipmentPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ShipmentPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StockMovement_id(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	return exec.MarshalGlobalID(obj)
+}
+func (ec *executionContext) fieldContext_StockMovement_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, true, false, "ID")
+}
+
+func (ec *executionContext) _StockMovement_delta(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	return exec.MarshalInt(obj.Delta)
+}
+func (ec *executionContext) fieldContext_StockMovement_delta(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockMovement_stockAfter(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	return exec.MarshalInt(obj.StockAfter)
+}
+func (ec *executionContext) fieldContext_StockMovement_stockAfter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockMovement_reason(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	return ec.marshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason(ctx, field.Selections, obj.Reason)
+}
+func (ec *executionContext) fieldContext_StockMovement_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "StockMovementReason")
+}
+
+func (ec *executionContext) _StockMovement_note(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_note(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "String")
+}
+
+func (ec *executionContext) _StockMovement_order(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_order(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.resolveBatch_StockMovement_order(ctx, field, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Order) graphql.Marshaler {
+			return ec.marshalOOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_order(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockMovement",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+func (ec *executionContext) resolveBatch_StockMovement_order(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (any, error) {
+	if batch, ok := exec.BatchParentsFor[*store.StockMovement](ctx, "StockMovement"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.StockMovement().Order(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[*store.Order](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"StockMovement.order",
+			batch.IndexMap,
+		)
+	}
+	results, err := ec.Resolvers.StockMovement().Order(ctx, []*store.StockMovement{obj})
+	return graphql.ResolveBatchSingleResult[*store.Order](
+		ctx,
+		results,
+		err,
+		"StockMovement.order",
+	)
+}
+
+func (ec *executionContext) _StockMovement_at(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Time")
+}
+
+func (ec *executionContext) _StockMovementConnection_edges(ctx context.Context, field graphql.CollectedField, obj *store.StockMovementPage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovementConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovementConnection().Edges(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.StockMovementEdge) graphql.Marshaler {
+			return ec.marshalNStockMovementEdge2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐStockMovementEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovementConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockMovementConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockMovementEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StockMovementConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *store.StockMovementPage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovementConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovementConnection().Nodes(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []store.StockMovement) graphql.Marshaler {
+			return ec.marshalNStockMovement2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovementConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockMovementConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockMovement(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StockMovementConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *store.StockMovementPage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovementConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovementConnection().PageInfo(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovementConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockMovementConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StockMovementConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *store.StockMovementPage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovementConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovementConnection().TotalCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovementConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovementConnection", field, true, true, "Int")
+}
+
+func (ec *executionContext) _StockMovementEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.StockMovementEdge) (ret graphql.Marshaler) {
+	return exec.MarshalStringField(&obj.Cursor)
+}
+func (ec *executionContext) fieldContext_StockMovementEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovementEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _StockMovementEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.StockMovementEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovementEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.StockMovement) graphql.Marshaler {
+			return ec.marshalNStockMovement2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐStockMovement(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovementEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockMovementEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockMovement(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Subscription_orderStatusChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -3790,6 +5089,38 @@ func (ec *executionContext) fieldContext_Subscription_myOrderEvents(_ context.Co
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_OrderStatusEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_lowStock(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_lowStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().LowStock(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_lowStock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
 		},
 	}
 	return fc, nil
@@ -4932,6 +6263,62 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAdjustStockInput(ctx context.Context, obj any) (model.AdjustStockInput, error) {
+	var it model.AdjustStockInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "delta", "reason"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "delta":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("delta"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Delta = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAdjustStockInput unmarshals raw into the AdjustStockInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAdjustStockInput(ctx context.Context, raw any) (model.AdjustStockInput, error) {
+	var out model.AdjustStockInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AdjustStockInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputChangePasswordInput(ctx context.Context, obj any) (model.ChangePasswordInput, error) {
 	var it model.ChangePasswordInput
 	if obj == nil {
@@ -4995,8 +6382,11 @@ func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context
 	if _, present := asMap["description"]; !present {
 		asMap["description"] = ""
 	}
+	if _, present := asMap["lowStockThreshold"]; !present {
+		asMap["lowStockThreshold"] = 0
+	}
 
-	fieldsInOrder := [...]string{"name", "description", "price", "stock"}
+	fieldsInOrder := [...]string{"name", "description", "price", "stock", "lowStockThreshold"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -5031,6 +6421,13 @@ func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context
 				return it, err
 			}
 			it.Stock = data
+		case "lowStockThreshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lowStockThreshold"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LowStockThreshold = data
 		}
 	}
 	return it, nil
@@ -5314,6 +6711,69 @@ func UnmarshalProductOrder(ctx context.Context, raw any) (model.ProductOrder, er
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputShipOrderInput(ctx context.Context, obj any) (model.ShipOrderInput, error) {
+	var it model.ShipOrderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"orderId", "carrier", "trackingNumber", "trackingUrl"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "orderId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderID = data
+		case "carrier":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("carrier"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Carrier = data
+		case "trackingNumber":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("trackingNumber"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TrackingNumber = data
+		case "trackingUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("trackingUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TrackingURL = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalShipOrderInput unmarshals raw into the ShipOrderInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalShipOrderInput(ctx context.Context, raw any) (model.ShipOrderInput, error) {
+	var out model.ShipOrderInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ShipOrderInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSignUpInput(ctx context.Context, obj any) (model.SignUpInput, error) {
 	var it model.SignUpInput
 	if obj == nil {
@@ -5448,7 +6908,7 @@ func (ec *executionContext) unmarshalInputUpdateProductInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "name", "description", "price", "stock"}
+	fieldsInOrder := [...]string{"id", "name", "description", "price", "stock", "expectedStock", "lowStockThreshold"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -5490,6 +6950,20 @@ func (ec *executionContext) unmarshalInputUpdateProductInput(ctx context.Context
 				return it, err
 			}
 			it.Stock = data
+		case "expectedStock":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expectedStock"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpectedStock = data
+		case "lowStockThreshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lowStockThreshold"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LowStockThreshold = data
 		}
 	}
 	return it, nil
@@ -5522,6 +6996,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._User(ctx, sel, obj)
+	case store.Shipment:
+		return ec._Shipment(ctx, sel, &obj)
+	case *store.Shipment:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Shipment(ctx, sel, obj)
 	case store.Product:
 		return ec._Product(ctx, sel, &obj)
 	case *store.Product:
@@ -5684,6 +7165,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "shipOrder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_shipOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "markShipmentDelivered":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_markShipmentDelivered(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "adjustStock":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_adjustStock(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "signUp":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_signUp(ctx, field)
@@ -5776,6 +7278,12 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_history(ctx, field, obj)
+				})
+		case "shipments":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Order_shipments(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -6134,6 +7642,17 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "stockMovements":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Product_stockMovements(ctx, field, obj)
+				})
+		case "lowStockThreshold":
+			out.Values[i] = ec._Product_lowStockThreshold(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6372,6 +7891,277 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	return out
 }
 
+var shipmentImplementors = []string{"Shipment", "Node"}
+
+func (ec *executionContext) _Shipment(ctx context.Context, sel ast.SelectionSet, obj *store.Shipment) graphql.Marshaler {
+	fields := ec.collected.Of(ec.OperationContext, sel, shipmentImplementors)
+
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Shipment")
+		case "id":
+			out.Values[i] = ec._Shipment_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "order":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Shipment_order(ctx, field, obj)
+				})
+		case "merchant":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Shipment_merchant(ctx, field, obj)
+				})
+		case "items":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Shipment_items(ctx, field, obj)
+				})
+		case "carrier":
+			out.Values[i] = ec._Shipment_carrier(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "trackingNumber":
+			out.Values[i] = ec._Shipment_trackingNumber(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "trackingUrl":
+			out.Values[i] = ec._Shipment_trackingUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "shippedAt":
+			out.Values[i] = ec._Shipment_shippedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deliveredAt":
+			out.Values[i] = ec._Shipment_deliveredAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	later.Dispatch(ctx, out, &ec.collected, fields)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var shipmentPayloadImplementors = []string{"ShipmentPayload"}
+
+func (ec *executionContext) _ShipmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ShipmentPayload) graphql.Marshaler {
+	fields := ec.collected.Of(ec.OperationContext, sel, shipmentPayloadImplementors)
+
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ShipmentPayload")
+		case "shipment":
+			out.Values[i] = ec._ShipmentPayload_shipment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ShipmentPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var stockMovementImplementors = []string{"StockMovement"}
+
+func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.SelectionSet, obj *store.StockMovement) graphql.Marshaler {
+	fields := ec.collected.Of(ec.OperationContext, sel, stockMovementImplementors)
+
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StockMovement")
+		case "id":
+			out.Values[i] = ec._StockMovement_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "delta":
+			out.Values[i] = ec._StockMovement_delta(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "stockAfter":
+			out.Values[i] = ec._StockMovement_stockAfter(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.Values[i] = ec._StockMovement_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "note":
+			out.Values[i] = ec._StockMovement_note(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "order":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovement_order(ctx, field, obj)
+				})
+		case "at":
+			out.Values[i] = ec._StockMovement_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	later.Dispatch(ctx, out, &ec.collected, fields)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var stockMovementConnectionImplementors = []string{"StockMovementConnection"}
+
+func (ec *executionContext) _StockMovementConnection(ctx context.Context, sel ast.SelectionSet, obj *store.StockMovementPage) graphql.Marshaler {
+	fields := ec.collected.Of(ec.OperationContext, sel, stockMovementConnectionImplementors)
+
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StockMovementConnection")
+		case "edges":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovementConnection_edges(ctx, field, obj)
+				})
+		case "nodes":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovementConnection_nodes(ctx, field, obj)
+				})
+		case "pageInfo":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovementConnection_pageInfo(ctx, field, obj)
+				})
+		case "totalCount":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovementConnection_totalCount(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	later.Dispatch(ctx, out, &ec.collected, fields)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var stockMovementEdgeImplementors = []string{"StockMovementEdge"}
+
+func (ec *executionContext) _StockMovementEdge(ctx context.Context, sel ast.SelectionSet, obj *model.StockMovementEdge) graphql.Marshaler {
+	fields := ec.collected.Of(ec.OperationContext, sel, stockMovementEdgeImplementors)
+
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StockMovementEdge")
+		case "cursor":
+			out.Values[i] = ec._StockMovementEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._StockMovementEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -6389,6 +8179,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_orderStatusChanged(ctx, fields[0])
 	case "myOrderEvents":
 		return ec._Subscription_myOrderEvents(ctx, fields[0])
+	case "lowStock":
+		return ec._Subscription_lowStock(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -6866,6 +8658,11 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAdjustStockInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐAdjustStockInput(ctx context.Context, v any) (model.AdjustStockInput, error) {
+	res, err := ec.unmarshalInputAdjustStockInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7203,10 +9000,119 @@ var (
 	}
 )
 
+func (ec *executionContext) unmarshalNShipOrderInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐShipOrderInput(ctx context.Context, v any) (model.ShipOrderInput, error) {
+	res, err := ec.unmarshalInputShipOrderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNShipment2githubᚗcomᚋshopᚋapiᚋstoreᚐShipment(ctx context.Context, sel ast.SelectionSet, v store.Shipment) graphql.Marshaler {
+	return ec._Shipment(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNShipment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐShipmentᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Shipment) graphql.Marshaler {
+	ctx = exec.WithBatchParentValues(ctx, "Shipment", v)
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec._Shipment(ctx, sel, &v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNSignUpInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐSignUpInput(ctx context.Context, v any) (model.SignUpInput, error) {
 	res, err := ec.unmarshalInputSignUpInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
+
+func (ec *executionContext) marshalNStockMovement2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovement(ctx context.Context, sel ast.SelectionSet, v store.StockMovement) graphql.Marshaler {
+	return ec._StockMovement(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNStockMovement2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementᚄ(ctx context.Context, sel ast.SelectionSet, v []store.StockMovement) graphql.Marshaler {
+	ctx = exec.WithBatchParentValues(ctx, "StockMovement", v)
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec._StockMovement(ctx, sel, &v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNStockMovement2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐStockMovement(ctx context.Context, sel ast.SelectionSet, v *store.StockMovement) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StockMovement!")
+		return graphql.Null
+	}
+	return ec._StockMovement(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNStockMovementEdge2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐStockMovementEdge(ctx context.Context, sel ast.SelectionSet, v model.StockMovementEdge) graphql.Marshaler {
+	return ec._StockMovementEdge(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNStockMovementEdge2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐStockMovementEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.StockMovementEdge) graphql.Marshaler {
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec._StockMovementEdge(ctx, sel, &v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason(ctx context.Context, v any) (store.StockMovementReason, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason(ctx context.Context, sel ast.SelectionSet, v store.StockMovementReason) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "StockMovementReason!")
+	}
+	return res
+}
+
+var (
+	unmarshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason = map[string]store.StockMovementReason{
+		"CREATED":             store.ReasonCreated,
+		"ORDER_PLACED":        store.ReasonOrderPlaced,
+		"ORDER_CANCELLED":     store.ReasonOrderCancelled,
+		"RESERVATION_EXPIRED": store.ReasonReservationExpired,
+		"ADJUSTMENT":          store.ReasonAdjustment,
+		"PRODUCT_UPDATE":      store.ReasonProductUpdate,
+	}
+	marshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason = map[store.StockMovementReason]string{
+		store.ReasonCreated:            "CREATED",
+		store.ReasonOrderPlaced:        "ORDER_PLACED",
+		store.ReasonOrderCancelled:     "ORDER_CANCELLED",
+		store.ReasonReservationExpired: "RESERVATION_EXPIRED",
+		store.ReasonAdjustment:         "ADJUSTMENT",
+		store.ReasonProductUpdate:      "PRODUCT_UPDATE",
+	}
+)
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
@@ -7625,6 +9531,27 @@ var (
 	}
 )
 
+func (ec *executionContext) marshalOShipment2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐShipment(ctx context.Context, sel ast.SelectionSet, v *store.Shipment) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Shipment(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOShipmentPayload2ᚖgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐShipmentPayload(ctx context.Context, sel ast.SelectionSet, v *model.ShipmentPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ShipmentPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOStockMovementConnection2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementPage(ctx context.Context, sel ast.SelectionSet, v *store.StockMovementPage) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._StockMovementConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	if v == nil {
 		return nil, nil
@@ -7675,6 +9602,24 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalString(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalTime(*v)
 	return res
 }
 
@@ -7772,7 +9717,7 @@ func (ec *executionContext) marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgen�
 var plainFields_User = map[string]bool{"__typename": true, "id": true, "name": true, "role": true}
 
 // plainFields_Product are the plain leaf fields of Product (see exec.BatchedObject).
-var plainFields_Product = map[string]bool{"__typename": true, "id": true, "name": true, "description": true, "stock": true}
+var plainFields_Product = map[string]bool{"__typename": true, "id": true, "name": true, "description": true, "stock": true, "lowStockThreshold": true}
 
 // plainFields_Order are the plain leaf fields of Order (see exec.BatchedObject).
 var plainFields_Order = map[string]bool{"__typename": true, "id": true, "status": true}

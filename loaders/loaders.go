@@ -31,6 +31,11 @@ type Store interface {
 	CountProductsOfMerchants(ctx context.Context, merchantIDs []int64) (map[int64]int, error)
 	CountOrders(ctx context.Context, f store.OrderFilter) (int, error)
 	CountProducts(ctx context.Context, f store.ProductFilter) (int, error)
+	FindShipmentsByIDs(ctx context.Context, ids []int64) ([]store.Shipment, error)
+	FindShipmentsByOrderIDs(ctx context.Context, orderIDs []int64) ([]store.Shipment, error)
+	FindItemsByShipmentIDs(ctx context.Context, shipmentIDs []int64) ([]store.ShipmentItem, error)
+	FindStockMovementsOfProducts(ctx context.Context, productIDs []int64, page store.PageArgs) (map[int64]*store.StockMovementPage, error)
+	CountStockMovementsOfProducts(ctx context.Context, productIDs []int64) (map[int64]int, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -90,6 +95,12 @@ type Loaders struct {
 	merchantProducts lazy[childKey, *store.ProductPage]
 	customerOrderN   lazy[childKey, int]
 	merchantProductN lazy[childKey, int]
+	// The shipments' and the ledger's loaders are built together on first use (see
+	// shipment.go): W1 and W2 never ask, and their closures would cost each request 20
+	// allocations.
+	cfg       Config
+	stockOnce sync.Once
+	stockL    *stockLoaders
 
 	stats    *store.RequestStats
 	mu       sync.Mutex
@@ -118,6 +129,7 @@ func New(s Store, cfg Config) *Loaders {
 	lazily(&l.merchantProductN, l, cfg, "merchant_product_count", countsOf(func(ctx context.Context, ids []int64, _ childKey) (map[int64]int, error) {
 		return s.CountProductsOfMerchants(ctx, ids)
 	}))
+	l.cfg = cfg
 	return l
 }
 

@@ -14,6 +14,7 @@ var userErrorCodes = map[store.Code]model.UserErrorCode{
 	store.CodeInsufficientStock:   model.UserErrorCodeInsufficientStock,
 	store.CodeInvalidTransition:   model.UserErrorCodeInvalidTransition,
 	store.CodeIdempotencyConflict: model.UserErrorCodeIdempotencyConflict,
+	store.CodeStockChanged:        model.UserErrorCodeStockChanged,
 }
 
 // userErrors splits a mutation's error: business and validation failures become userErrors,

@@ -15,6 +15,9 @@ func (r *mutationResolver) CreateProduct(ctx context.Context, input model.Create
 	if input.Description != nil {
 		in.Description = *input.Description
 	}
+	if input.LowStockThreshold != nil {
+		in.LowStockThreshold = *input.LowStockThreshold
+	}
 	p, err := r.Store.CreateProduct(ctx, viewer(ctx), in)
 	return productPayload(p, err)
 }
@@ -24,6 +27,7 @@ func (r *mutationResolver) UpdateProduct(ctx context.Context, input model.Update
 	id := localID(kindProduct, input.ID)
 	p, err := r.Store.UpdateProduct(ctx, viewer(ctx), id, store.ProductChanges{
 		Name: input.Name, Description: input.Description, Price: input.Price, Stock: input.Stock,
+		LowStockThreshold: input.LowStockThreshold, ExpectedStock: input.ExpectedStock,
 	})
 	loaders.Forget(ctx, id)
 	return productPayload(p, err, "id")

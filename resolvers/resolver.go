@@ -24,6 +24,7 @@ type Store interface {
 	UpdateOrderStatus(ctx context.Context, v store.Viewer, id int64, status store.OrderStatus, note *string) (store.Order, error)
 	FindOrders(ctx context.Context, f store.OrderFilter, page store.PageArgs) (*store.OrderPage, error)
 	CountOrders(ctx context.Context, f store.OrderFilter) (int, error)
+	Stock
 }
 
 var _ Store = (*store.Store)(nil)

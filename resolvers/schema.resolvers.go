@@ -18,6 +18,8 @@ func (r *queryResolver) Node(ctx context.Context, id string) (store.Node, error)
 		return r.Query().Product(ctx, id)
 	case kindOrder:
 		return r.Query().Order(ctx, id)
+	case kindShipment:
+		return r.shipment(ctx, id)
 	}
 	return nil, notFound()
 }

@@ -53,7 +53,7 @@ type Cache struct {
 }
 
 // cacheSchema is part of every key: bump it when the encoding in cache_codec.go changes.
-const cacheSchema = "v3"
+const cacheSchema = "v4"
 
 const (
 	// stepAside is how long reads skip Redis after it failed.

@@ -70,13 +70,14 @@ var productCodec = entryCodec[Product]{
 		b = appendString(b, p.Description)
 		b = binary.AppendVarint(b, int64(p.Price))
 		b = binary.AppendVarint(b, int64(p.Stock))
+		b = binary.AppendVarint(b, int64(p.LowStockThreshold))
 		b = appendTime(b, p.CreatedAt)
 		return appendTime(b, p.UpdatedAt)
 	},
 	decode: func(b string) (Product, error) {
 		r := entryReader{b: b}
 		p := Product{ID: r.int(), MerchantID: r.int(), Name: r.string(), Description: r.string(),
-			Price: Money(r.int()), Stock: int(r.int()), CreatedAt: r.time(), UpdatedAt: r.time()}
+			Price: Money(r.int()), Stock: int(r.int()), LowStockThreshold: int(r.int()), CreatedAt: r.time(), UpdatedAt: r.time()}
 		return p, r.end()
 	},
 }

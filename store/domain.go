@@ -64,8 +64,10 @@ type Product struct {
 	Description string
 	Price       Money
 	Stock       int
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// LowStockThreshold is the stock at or below which lowStock alerts; 0: never.
+	LowStockThreshold int
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
 // Order is a customer's purchase. Total is in minor units.

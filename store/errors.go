@@ -22,6 +22,7 @@ const (
 	CodeInsufficientStock   Code = "INSUFFICIENT_STOCK"
 	CodeInvalidTransition   Code = "INVALID_TRANSITION"
 	CodeIdempotencyConflict Code = "IDEMPOTENCY_CONFLICT"
+	CodeStockChanged        Code = "STOCK_CHANGED"
 )
 
 // Error is an error with a code, and for input errors the path of the input field at fault.

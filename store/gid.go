@@ -16,6 +16,9 @@ const (
 	KindProduct = "Product"
 	KindOrder   = "Order"
 	KindEvent   = "OrderStatusEvent"
+	// KindShipment and KindMovement are the kinds of shipments and stock movements.
+	KindShipment = "Shipment"
+	KindMovement = "StockMovement"
 )
 
 // GlobalID returns the opaque global ID of an object of this kind.
@@ -76,3 +79,15 @@ func (o *Order) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindO
 
 // AppendGlobalID appends the event's global ID to b.
 func (e *OrderStatusEvent) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindEvent, e.ID) }
+
+// GlobalID is the shipment's global ID.
+func (s Shipment) GlobalID() string { return GlobalID(KindShipment, s.ID) }
+
+// GlobalID is the stock movement's global ID.
+func (m StockMovement) GlobalID() string { return GlobalID(KindMovement, m.ID) }
+
+// AppendGlobalID appends the shipment's global ID to b.
+func (s *Shipment) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindShipment, s.ID) }
+
+// AppendGlobalID appends the movement's global ID to b.
+func (m *StockMovement) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindMovement, m.ID) }

@@ -96,6 +96,51 @@ CREATE INDEX orders_status_created ON orders (status, created_at, id);
 DROP INDEX orders_customer;
 DROP INDEX orders_customer_status;
 DROP INDEX orders_status;`},
+	// The stock ledger (every product opens with a CREATED movement of its stock, at its last
+	// change), low-stock alerts (an outbox like order_status_events) and shipments.
+	{"0007_stock_ledger", `
+ALTER TABLE products ADD COLUMN low_stock_threshold INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE stock_movements (
+  id {{id}},
+  product_id BIGINT NOT NULL REFERENCES products (id),
+  delta INTEGER NOT NULL,
+  stock_after INTEGER NOT NULL CHECK (stock_after >= 0),
+  reason TEXT NOT NULL CHECK (reason IN ('CREATED', 'ORDER_PLACED', 'ORDER_CANCELLED', 'RESERVATION_EXPIRED', 'ADJUSTMENT', 'PRODUCT_UPDATE')),
+  note TEXT,
+  order_id BIGINT REFERENCES orders (id),
+  at {{time}} NOT NULL
+);
+CREATE INDEX stock_movements_product ON stock_movements (product_id, id);
+INSERT INTO stock_movements (product_id, delta, stock_after, reason, at)
+  SELECT id, stock, stock, 'CREATED', updated_at FROM products ORDER BY id;
+CREATE TABLE low_stock_alerts (
+  id {{id}},
+  product_id BIGINT NOT NULL REFERENCES products (id),
+  merchant_id BIGINT NOT NULL REFERENCES users (id),
+  stock INTEGER NOT NULL,
+  at {{time}} NOT NULL,
+  published_at {{time}}
+);
+CREATE INDEX low_stock_alerts_unpublished ON low_stock_alerts (id) WHERE published_at IS NULL;
+CREATE INDEX low_stock_alerts_at ON low_stock_alerts (at);
+CREATE TABLE shipments (
+  id {{id}},
+  order_id BIGINT NOT NULL REFERENCES orders (id),
+  merchant_id BIGINT NOT NULL REFERENCES users (id),
+  carrier TEXT NOT NULL,
+  tracking_number TEXT NOT NULL,
+  tracking_url TEXT,
+  shipped_at {{time}} NOT NULL,
+  delivered_at {{time}}
+);
+CREATE INDEX shipments_order ON shipments (order_id, id);
+CREATE TABLE shipment_items (
+  shipment_id BIGINT NOT NULL REFERENCES shipments (id),
+  order_id BIGINT NOT NULL REFERENCES orders (id),
+  position INTEGER NOT NULL,
+  PRIMARY KEY (shipment_id, position)
+);
+CREATE UNIQUE INDEX shipment_items_line ON shipment_items (order_id, position);`},
 	// Changing a password moves its account's token version on: tokens of an earlier one are
 	// refused. tokens_revoked_at lets every process find recent changes with one indexed read.
 	{"0008_token_revocation", `

@@ -174,6 +174,7 @@ func (s *Store) Place(ctx context.Context, viewer Viewer, in NewOrder) (Placed, 
 	var event OrderStatusEvent
 	var items []orderItemRow
 	var products []Product
+	var alerts []LowStockAlert
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := s.now()
 		if in.IdempotencyKey != "" {
@@ -211,6 +212,15 @@ func (s *Store) Place(ctx context.Context, viewer Viewer, in NewOrder) (Placed, 
 		if err := tx.Create(&items).Error; err != nil {
 			return err
 		}
+		// The ledger: one movement a line, every line in one INSERT.
+		ms := make([]movement, len(products))
+		for i, p := range products {
+			q := items[i].Quantity
+			ms[i] = movement{product: p, delta: -q, reason: ReasonOrderPlaced, orderID: &order.ID, stockBefore: p.Stock + q}
+		}
+		if alerts, err = appendMovements(tx, now, ms); err != nil {
+			return err
+		}
 		if in.IdempotencyKey != "" {
 			if err := tx.Model(&idempotencyRow{}).Where("user_id = ? AND key = ?", viewer.UserID, in.IdempotencyKey).
 				Update("order_id", order.ID).Error; err != nil {
@@ -229,6 +239,7 @@ func (s *Store) Place(ctx context.Context, viewer Viewer, in NewOrder) (Placed, 
 	}
 	s.committed(ctx, order, items, event, true)
 	s.wrote(ctx, viewer.UserID)
+	s.notifyLowStock(ctx, alerts)
 	placed := Placed{Order: order.toOrder(), Items: make([]OrderItem, len(items)), Products: products}
 	for i, it := range items {
 		placed.Items[i] = it.toItem()
@@ -423,7 +434,7 @@ func (s *Store) changeStatus(ctx context.Context, viewer Viewer, id int64, to Or
 			return err
 		}
 		if to == StatusCancelled {
-			if err := restock(tx, items, now); err != nil {
+			if err := restock(tx, items, now, ReasonOrderCancelled); err != nil {
 				return err
 			}
 		}
@@ -439,17 +450,25 @@ func (s *Store) changeStatus(ctx context.Context, viewer Viewer, id int64, to Or
 	return order.toOrder(), nil
 }
 
-// restock puts the items' quantities back, in product ID order like takeStock.
-func restock(tx *gorm.DB, items []orderItemRow, now time.Time) error {
+// restock puts the items' quantities back, in product ID order like takeStock, and records
+// each in the ledger with reason (ORDER_CANCELLED, or RESERVATION_EXPIRED for an expiry).
+func restock(tx *gorm.DB, items []orderItemRow, now time.Time, reason StockMovementReason) error {
 	sorted := slices.Clone(items)
 	slices.SortFunc(sorted, func(a, b orderItemRow) int { return cmp.Compare(a.ProductID, b.ProductID) })
+	ms := make([]movement, 0, len(sorted))
 	for _, it := range sorted {
-		if err := tx.Model(&productRow{}).Where("id = ?", it.ProductID).
-			Updates(map[string]any{"stock": gorm.Expr("stock + ?", it.Quantity), "updated_at": now}).Error; err != nil {
+		// RETURNING gives the stock this update left, under the row lock it took.
+		var row productRow
+		if err := tx.Raw("UPDATE products SET stock = stock + ?, updated_at = ? WHERE id = ? RETURNING id, merchant_id, stock, low_stock_threshold",
+			it.Quantity, now, it.ProductID).Scan(&row).Error; err != nil {
 			return err
 		}
+		orderID := it.OrderID
+		ms = append(ms, movement{product: row.toProduct(), delta: it.Quantity, reason: reason, orderID: &orderID,
+			stockBefore: row.Stock - it.Quantity})
 	}
-	return nil
+	_, err := appendMovements(tx, now, ms)
+	return err
 }
 
 // FindOrdersByIDs returns the orders with these IDs, in no particular order, whoever may see

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -15,39 +16,47 @@ type productRow struct {
 	Description string
 	Price       int
 	Stock       int
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// LowStockThreshold is where lowStock alerts fire; 0: never.
+	LowStockThreshold int
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
 func (productRow) TableName() string { return "products" }
 
 func (r *productRow) columns() []column {
 	return []column{{"id", &r.ID}, {"merchant_id", &r.MerchantID}, {"name", &r.Name}, {"description", &r.Description},
-		{"price", &r.Price}, {"stock", &r.Stock}, {"created_at", &r.CreatedAt}, {"updated_at", &r.UpdatedAt}}
+		{"price", &r.Price}, {"stock", &r.Stock}, {"low_stock_threshold", &r.LowStockThreshold},
+		{"created_at", &r.CreatedAt}, {"updated_at", &r.UpdatedAt}}
 }
 
 func (r productRow) toProduct() Product {
 	return Product{ID: r.ID, MerchantID: r.MerchantID, Name: r.Name, Description: r.Description,
-		Price: Money(r.Price), Stock: r.Stock, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		Price: Money(r.Price), Stock: r.Stock, LowStockThreshold: r.LowStockThreshold, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 // NewProduct is a product to create.
 type NewProduct struct {
-	Name        string
-	Description string
-	Price       int
-	Stock       int
+	Name              string
+	Description       string
+	Price             int
+	Stock             int
+	LowStockThreshold int
 }
 
 // ProductChanges are the fields of a product to change; nil fields stay as they are.
+// ExpectedStock, when set, is the stock the caller last saw: the change is refused with
+// STOCK_CHANGED when the stock is no longer that.
 type ProductChanges struct {
-	Name        *string
-	Description *string
-	Price       *int
-	Stock       *int
+	Name              *string
+	Description       *string
+	Price             *int
+	Stock             *int
+	LowStockThreshold *int
+	ExpectedStock     *int
 }
 
-func validateProduct(v *validator, name, description *string, price, stock *int) {
+func validateProduct(v *validator, name, description *string, price, stock, threshold *int) {
 	if name != nil {
 		v.name(*name, "name")
 	}
@@ -59,6 +68,9 @@ func validateProduct(v *validator, name, description *string, price, stock *int)
 	}
 	if stock != nil {
 		v.between(*stock, 0, MaxStock, "stock")
+	}
+	if threshold != nil {
+		v.between(*threshold, 0, MaxStock, "lowStockThreshold")
 	}
 }
 
@@ -72,14 +84,21 @@ func (s *Store) CreateProduct(ctx context.Context, viewer Viewer, in NewProduct)
 		return Product{}, newError(CodeForbidden, "only merchants sell products")
 	}
 	var v validator
-	validateProduct(&v, &in.Name, &in.Description, &in.Price, &in.Stock)
+	validateProduct(&v, &in.Name, &in.Description, &in.Price, &in.Stock, &in.LowStockThreshold)
 	if err := v.errs.err(); err != nil {
 		return Product{}, err
 	}
 	now := s.now()
 	row := productRow{MerchantID: viewer.UserID, Name: strings.TrimSpace(in.Name), Description: in.Description,
-		Price: in.Price, Stock: in.Stock, CreatedAt: now, UpdatedAt: now}
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		Price: in.Price, Stock: in.Stock, LowStockThreshold: in.LowStockThreshold, CreatedAt: now, UpdatedAt: now}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return err
+		}
+		_, err := appendMovements(tx, now, []movement{{product: row.toProduct(), delta: row.Stock, reason: ReasonCreated}})
+		return err
+	})
+	if err != nil {
 		return Product{}, translate("create product", err)
 	}
 	s.wrote(ctx, viewer.UserID)
@@ -93,19 +112,26 @@ func (s *Store) UpdateProduct(ctx context.Context, viewer Viewer, id int64, ch P
 		return Product{}, err
 	}
 	var row productRow
+	var alerts []LowStockAlert
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Take(&row, id).Error; err != nil {
+		// Locked: the stock compared with ExpectedStock, and the movement's stockAfter, are
+		// the stock this write replaces.
+		if err := lockProduct(tx, &row, id); err != nil {
 			return err
 		}
 		if !CanEditProduct(viewer, row.MerchantID) {
 			return newError(CodeForbidden, "only the product's merchant or an admin may change it")
 		}
 		var v validator
-		validateProduct(&v, ch.Name, ch.Description, ch.Price, ch.Stock)
+		validateProduct(&v, ch.Name, ch.Description, ch.Price, ch.Stock, ch.LowStockThreshold)
 		if err := v.errs.err(); err != nil {
 			return err
 		}
-		set := map[string]any{"updated_at": s.now()}
+		if ch.ExpectedStock != nil && *ch.ExpectedStock != row.Stock {
+			return newError(CodeStockChanged, fmt.Sprintf("the stock is %d now, not %d", row.Stock, *ch.ExpectedStock), "stock")
+		}
+		now := s.now()
+		set := map[string]any{"updated_at": now}
 		if ch.Name != nil {
 			set["name"] = strings.TrimSpace(*ch.Name)
 		}
@@ -118,16 +144,27 @@ func (s *Store) UpdateProduct(ctx context.Context, viewer Viewer, id int64, ch P
 		if ch.Stock != nil {
 			set["stock"] = *ch.Stock
 		}
+		if ch.LowStockThreshold != nil {
+			set["low_stock_threshold"] = *ch.LowStockThreshold
+		}
+		before := row.Stock
 		if err := tx.Model(&productRow{}).Where("id = ?", id).Updates(set).Error; err != nil {
 			return err
 		}
-		return tx.Take(&row, id).Error
+		if err := tx.Take(&row, id).Error; err != nil {
+			return err
+		}
+		var err error
+		alerts, err = appendMovements(tx, now, []movement{{product: row.toProduct(), delta: row.Stock - before,
+			reason: ReasonProductUpdate, stockBefore: before}})
+		return err
 	})
 	if err != nil {
 		return Product{}, translate("update product", err)
 	}
 	s.invalidateProducts(ctx, id)
 	s.wrote(ctx, viewer.UserID)
+	s.notifyLowStock(ctx, alerts)
 	return row.toProduct(), nil
 }
 

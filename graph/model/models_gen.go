@@ -11,6 +11,16 @@ import (
 	"github.com/shop/api/store"
 )
 
+// A relative change of a product's stock.
+type AdjustStockInput struct {
+	// The product's global ID.
+	ProductID string `json:"productId"`
+	// Units to add (positive) or remove (negative): non-zero, at most 1,000,000 either way.
+	Delta int `json:"delta"`
+	// Why, 1 to 200 characters (kept as the movement's note).
+	Reason string `json:"reason"`
+}
+
 // The result of signing up or logging in.
 type AuthPayload struct {
 	// A bearer token for the `Authorization` header; null when `userErrors` is not empty.
@@ -39,6 +49,8 @@ type CreateProductInput struct {
 	Price int `json:"price"`
 	// Units in stock, 0 to 1,000,000.
 	Stock int `json:"stock"`
+	// The low-stock alert level, 0 to 1,000,000; 0 (the default): no alert.
+	LowStockThreshold *int `json:"lowStockThreshold,omitempty"`
 }
 
 // Credentials of an existing account.
@@ -140,6 +152,26 @@ type ProductPayload struct {
 type Query struct {
 }
 
+// Lines of a PAID order handed to a carrier.
+type ShipOrderInput struct {
+	// The order's global ID.
+	OrderID string `json:"orderId"`
+	// The carrier, 1 to 100 characters.
+	Carrier string `json:"carrier"`
+	// The tracking number, 1 to 100 characters.
+	TrackingNumber string `json:"trackingNumber"`
+	// An absolute `https` URL where the parcel can be followed, or null.
+	TrackingURL *string `json:"trackingUrl,omitempty"`
+}
+
+// The result of shipping or delivering.
+type ShipmentPayload struct {
+	// The shipment as saved; null when `userErrors` is not empty.
+	Shipment *store.Shipment `json:"shipment,omitempty"`
+	// What went wrong; empty on success.
+	UserErrors []UserError `json:"userErrors"`
+}
+
 // A new account.
 type SignUpInput struct {
 	// The email address, unique case-insensitively.
@@ -150,6 +182,14 @@ type SignUpInput struct {
 	Password string `json:"password"`
 	// CUSTOMER or MERCHANT; ADMIN cannot sign up.
 	Role *store.Role `json:"role,omitempty"`
+}
+
+// A stock movement in a page, with its cursor.
+type StockMovementEdge struct {
+	// An opaque cursor to pass as `after` to continue after this movement.
+	Cursor string `json:"cursor"`
+	// The movement.
+	Node *store.StockMovement `json:"node"`
 }
 
 // Live events, over WebSocket (`graphql-transport-ws` or `graphql-ws`) or Server-Sent Events.
@@ -178,6 +218,10 @@ type UpdateProductInput struct {
 	Price *int `json:"price,omitempty"`
 	// A new stock level, 0 to 1,000,000.
 	Stock *int `json:"stock,omitempty"`
+	// The stock the caller last saw: when the stock is not that, STOCK_CHANGED and nothing changes.
+	ExpectedStock *int `json:"expectedStock,omitempty"`
+	// A new low-stock alert level, 0 to 1,000,000; 0: no alert.
+	LowStockThreshold *int `json:"lowStockThreshold,omitempty"`
 }
 
 // A business or validation failure of a mutation. A mutation that reports any changes nothing.
@@ -327,6 +371,8 @@ const (
 	UserErrorCodeInvalidTransition UserErrorCode = "INVALID_TRANSITION"
 	// The idempotency key was already used for an order with other items.
 	UserErrorCodeIdempotencyConflict UserErrorCode = "IDEMPOTENCY_CONFLICT"
+	// The product's stock is no longer `expectedStock`: reload and try again.
+	UserErrorCodeStockChanged UserErrorCode = "STOCK_CHANGED"
 )
 
 var AllUserErrorCode = []UserErrorCode{
@@ -337,11 +383,12 @@ var AllUserErrorCode = []UserErrorCode{
 	UserErrorCodeInsufficientStock,
 	UserErrorCodeInvalidTransition,
 	UserErrorCodeIdempotencyConflict,
+	UserErrorCodeStockChanged,
 }
 
 func (e UserErrorCode) IsValid() bool {
 	switch e {
-	case UserErrorCodeInvalidInput, UserErrorCodeEmailTaken, UserErrorCodeInvalidCredentials, UserErrorCodeNotFound, UserErrorCodeInsufficientStock, UserErrorCodeInvalidTransition, UserErrorCodeIdempotencyConflict:
+	case UserErrorCodeInvalidInput, UserErrorCodeEmailTaken, UserErrorCodeInvalidCredentials, UserErrorCodeNotFound, UserErrorCodeInsufficientStock, UserErrorCodeInvalidTransition, UserErrorCodeIdempotencyConflict, UserErrorCodeStockChanged:
 		return true
 	}
 	return false

@@ -31,6 +31,9 @@ type Store interface {
 	FindOrderEventsFrom(ctx context.Context, orderID, fromID int64) ([]store.OrderStatusEvent, error)
 	FindLatestOrderEvent(ctx context.Context, orderID int64) (store.OrderStatusEvent, error)
 	FindEventsSince(ctx context.Context, since time.Time, limit int) ([]store.OrderEvent, error)
+	MarkLowStockPublished(ctx context.Context, ids []int64) error
+	RelayUnpublishedLowStock(ctx context.Context, olderThan time.Time, limit int, publish func(context.Context, []store.LowStockAlert) error) (int, error)
+	FindLowStockSince(ctx context.Context, since time.Time, limit int) ([]store.LowStockAlert, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -65,8 +68,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// wireEvent is an event as published on the channel.
+// wireEvent is an event as published on the channel: an order status event, or with Kind
+// "lowStock" a low-stock alert (see lowstock.go).
 type wireEvent struct {
+	Kind        string             `json:"kind,omitempty"`
 	ID          int64              `json:"id"`
 	OrderID     int64              `json:"orderId"`
 	Status      store.OrderStatus  `json:"status"`
@@ -75,6 +80,7 @@ type wireEvent struct {
 	At          time.Time          `json:"at"`
 	CustomerID  int64              `json:"customerId"`
 	MerchantIDs []int64            `json:"merchantIds,omitempty"`
+	Product     *wireProduct       `json:"product,omitempty"`
 }
 
 func encode(e store.OrderEvent) ([]byte, error) {
@@ -87,6 +93,10 @@ func decode(b []byte) (store.OrderEvent, error) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return store.OrderEvent{}, err
 	}
+	return w.orderEvent()
+}
+
+func (w wireEvent) orderEvent() (store.OrderEvent, error) {
 	if w.ID <= 0 || w.OrderID <= 0 {
 		return store.OrderEvent{}, errors.New("event without id")
 	}
@@ -108,6 +118,7 @@ type Broker struct {
 	byOrder map[int64][]*subscriber // orderStatusChanged
 	byUser  map[int64][]*subscriber // myOrderEvents of customers and merchants
 	admins  []*subscriber           // myOrderEvents of admins
+	stock   stockSubscribers        // lowStock
 	count   int
 	closed  bool
 
@@ -128,7 +139,7 @@ func NewBroker(rdb redis.UniversalClient, st Store, cfg Config, log *slog.Logger
 	}
 	cfg = cfg.withDefaults()
 	return &Broker{rdb: rdb, store: st, cfg: cfg, log: log,
-		byOrder: map[int64][]*subscriber{}, byUser: map[int64][]*subscriber{},
+		byOrder: map[int64][]*subscriber{}, byUser: map[int64][]*subscriber{}, stock: newStockSubscribers(),
 		seen: newIDSet(1 << 16), setups: make(chan struct{}, cfg.Setups),
 		ready: make(chan struct{}), done: make(chan struct{})}
 }
@@ -197,7 +208,19 @@ func (b *Broker) run(ctx context.Context) {
 				lostAt = time.Time{}
 			}
 		case *redis.Message:
-			e, err := decode([]byte(m.Payload))
+			var w wireEvent
+			err := json.Unmarshal([]byte(m.Payload), &w)
+			if err == nil && w.Kind == kindLowStock {
+				var a store.LowStockAlert
+				if a, err = w.lowStock(); err == nil {
+					b.dispatchLowStock(a)
+					continue
+				}
+			}
+			var e store.OrderEvent
+			if err == nil {
+				e, err = w.orderEvent()
+			}
 			if err != nil {
 				b.log.Warn("live: undecodable event", "err", err)
 				continue
@@ -220,6 +243,7 @@ func (b *Broker) catchUp(ctx context.Context, since time.Time) {
 	for _, e := range events {
 		b.dispatch(ctx, e)
 	}
+	b.catchUpLowStock(ctx, since)
 }
 
 // dispatch hands e to every local subscriber that may see it.
@@ -503,8 +527,12 @@ func (b *Broker) CloseSubscriptions() {
 	}
 	all = append(all, b.admins...)
 	b.byOrder, b.byUser, b.admins, b.count = map[int64][]*subscriber{}, map[int64][]*subscriber{}, nil, 0
+	stock := b.takeStockSubscribers()
 	b.mu.Unlock()
 	for _, s := range all {
+		s.close()
+	}
+	for _, s := range stock {
 		s.close()
 	}
 }

@@ -20,6 +20,7 @@ type Publisher struct {
 	channel string
 	log     *slog.Logger
 	queue   chan store.OrderEvent
+	alerts  chan store.LowStockAlert
 	stop    chan struct{}
 	done    chan struct{}
 	// Published counts events sent to Redis by this publisher; Failed those left to the relay.
@@ -34,7 +35,7 @@ func NewPublisher(rdb redis.UniversalClient, st Store, channel string, log *slog
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Publisher{rdb: rdb, store: st, channel: channel, log: log,
-		queue: make(chan store.OrderEvent, 4096), stop: make(chan struct{}), done: make(chan struct{})}
+		queue: make(chan store.OrderEvent, 4096), alerts: make(chan store.LowStockAlert, 256), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // OrderEventsCommitted queues events for publication without blocking.
@@ -86,12 +87,16 @@ func (p *Publisher) run() {
 				case e := <-p.queue:
 					batch = append(batch[:0], e)
 					toMark = append(toMark, p.publish(batch)...)
+				case a := <-p.alerts:
+					p.publishAlerts([]store.LowStockAlert{a})
 				default:
 					return
 				}
 			}
 		case <-tick.C:
 			mark()
+		case a := <-p.alerts:
+			p.publishAlerts([]store.LowStockAlert{a})
 		case e := <-p.queue:
 			batch = append(batch[:0], e)
 		more:
@@ -194,6 +199,8 @@ func (r *Relay) run() {
 			return
 		case <-t.C:
 			for r.RelayOnce() == relayBatch { // a full batch: there may be more
+			}
+			for r.relayLowStock() == relayBatch {
 			}
 		}
 	}
