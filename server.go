@@ -194,12 +194,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		api.Unless(guard.IsWebSocket, httpGuard.Bounded),
 		api.Unless(guard.IsWebSocket, loaders.Middleware(st, loaderCfg)),
 	))
-	mux.Handle("GET /metrics", observe.Handler(reg))
+	// Liveness stays on the public port (the image's healthcheck asks PORT); metrics and the
+	// dependency check go to ADMIN_ADDR when it is set, where the internet cannot read them.
 	mux.HandleFunc("GET /healthz", api.Healthz)
-	mux.Handle("GET /readyz", api.Readyz(log,
+	ops := mux
+	if cfg.AdminAddr != "" {
+		ops = http.NewServeMux()
+		ops.HandleFunc("GET /healthz", api.Healthz)
+	}
+	ops.Handle("GET /metrics", observe.Handler(reg))
+	ops.Handle("GET /readyz", api.Readyz(log,
 		api.Check{Name: "database", Ping: st.Ping},
 		api.Check{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	))
+	if cfg.AdminAddr != "" {
+		stopOps, err := serveOn("ADMIN_ADDR", cfg.AdminAddr, ops, log)
+		if err != nil {
+			return err
+		}
+		defer stopOps()
+	}
 	if cfg.Playground {
 		pg, err := playground.New("Shop API", "/graphql")
 		if err != nil {
@@ -209,7 +223,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		mux.Handle("GET /playground/", pg.Assets())
 	}
 	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		stopPprof, err := serveOn("PPROF_ADDR", cfg.PprofAddr, pprofMux(), log)
 		if err != nil {
 			return err
 		}
@@ -270,22 +284,28 @@ func closingWhen(draining *atomic.Bool, next http.Handler) http.Handler {
 	})
 }
 
-// servePprof serves net/http/pprof on addr, a listener of its own: profiles never reach the
-// public port. It returns the function that stops it.
-func servePprof(addr string, log *slog.Logger) (func(), error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("PPROF_ADDR: %w", err)
-	}
+// pprofMux is net/http/pprof, served on PPROF_ADDR, a listener of its own: profiles never
+// reach the public port.
+func pprofMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return mux
+}
+
+// serveOn serves h on a listener of its own at addr (the setting named name) until the
+// returned func closes it.
+func serveOn(name, addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
-	log.Info("profiling", "url", "http://"+l.Addr().String()+"/debug/pprof/")
+	log.Info("serving "+name, "addr", l.Addr().String())
 	return func() { _ = srv.Close() }, nil
 }
 
@@ -333,6 +353,7 @@ type config struct {
 	Trusted       api.TrustedConfig
 	Tracing       bool
 	PprofAddr     string
+	AdminAddr     string // metrics and readiness on a port of their own
 	// GCHeapFloorMiB is the heap the collector lets a process grow to before it runs (see
 	// paceGC); 0 leaves the pace at Go's default.
 	GCHeapFloorMiB int
@@ -353,6 +374,7 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (config, error) {
 		Currency:      cmp.Or(getenv("CURRENCY"), "USD"),
 		Loaders:       loaders.DefaultConfig,
 		PprofAddr:     getenv("PPROF_ADDR"),
+		AdminAddr:     getenv("ADMIN_ADDR"),
 	}
 	c.Live.Origins = splitList(getenv("WEBSOCKET_ORIGINS"))
 	c.Playground = boolEnv(getenv("PLAYGROUND"), !c.Production)

@@ -113,6 +113,37 @@ func TestPprofOnItsOwnListener(t *testing.T) {
 	}
 }
 
+// With ADMIN_ADDR set, /metrics and /readyz answer there and not on the public port, which
+// keeps /healthz (the image's healthcheck) and the API.
+func TestAdminAddrServesMetricsAndReadiness(t *testing.T) {
+	port, adminPort := freePort(t), freePort(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := startEmbedded(ctx, t, port, "ADMIN_ADDR", "127.0.0.1:"+adminPort)
+	status := func(port, path string) int {
+		t.Helper()
+		resp, err := http.Get("http://127.0.0.1:" + port + path)
+		if err != nil {
+			t.Fatalf("GET %s on %s: %v", path, port, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for path, want := range map[string][2]int{
+		"/metrics": {http.StatusNotFound, http.StatusOK},
+		"/readyz":  {http.StatusNotFound, http.StatusOK},
+		"/healthz": {http.StatusOK, http.StatusOK},
+	} {
+		if got := [2]int{status(port, path), status(adminPort, path)}; got != want {
+			t.Errorf("%s: public %d, admin %d; want %d and %d", path, got[0], got[1], want[0], want[1])
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
 // freePort is a port nothing listens on a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()

@@ -6,6 +6,7 @@ package deploy
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -196,23 +197,41 @@ func TestManifests(t *testing.T) {
 		t.Fatalf("want one container in the Deployment, got %d", len(pod.Spec.Containers))
 	}
 	c := pod.Spec.Containers[0]
-	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != int32(port) || c.Ports[0].Name != "http" {
-		t.Fatalf("want container port %d named http, got %+v", port, c.Ports)
+	if len(c.Ports) == 0 || c.Ports[0].ContainerPort != int32(port) || c.Ports[0].Name != "http" {
+		t.Fatalf("want container port %d named http first, got %+v", port, c.Ports)
 	}
-	cp := c.Ports[0]
-	samePort := func(what string, p intstr.IntOrString) {
+	// ADMIN_ADDR (":9090") moves /metrics and /readyz to a port of their own: the container
+	// declares it as "admin", and the readiness probe and Prometheus use it.
+	opsPort := c.Ports[0]
+	if addr, ok := cm.Data["ADMIN_ADDR"]; ok {
+		_, p, err := net.SplitHostPort(addr)
+		n, _ := strconv.Atoi(p)
+		if err != nil || len(c.Ports) != 2 || c.Ports[1].Name != "admin" || c.Ports[1].ContainerPort != int32(n) {
+			t.Fatalf("ADMIN_ADDR %q: want a second container port %d named admin, got %+v", addr, n, c.Ports)
+		}
+		opsPort = c.Ports[1]
+		if got := pod.Annotations["prometheus.io/port"]; got != p {
+			t.Errorf("prometheus.io/port is %q, want the admin port %s", got, p)
+		}
+	} else if len(c.Ports) != 1 {
+		t.Fatalf("without ADMIN_ADDR want one container port, got %+v", c.Ports)
+	}
+	portMatches := func(cp corev1.ContainerPort, what string, p intstr.IntOrString) {
 		t.Helper()
 		if !(p.Type == intstr.Int && p.IntVal == cp.ContainerPort) && !(p.Type == intstr.String && p.StrVal == cp.Name) {
 			t.Errorf("%s targets port %s, not the container's %d (%s)", what, p.String(), cp.ContainerPort, cp.Name)
 		}
 	}
+	samePort := func(what string, p intstr.IntOrString) { t.Helper(); portMatches(c.Ports[0], what, p) }
 
-	// Probes on the server's routes and port.
+	// Probes on the server's routes and ports: liveness on the public one, readiness where
+	// /readyz is served.
 	for _, p := range []struct {
 		what  string
 		probe *corev1.Probe
 		path  string
-	}{{"readinessProbe", c.ReadinessProbe, "/readyz"}, {"livenessProbe", c.LivenessProbe, "/healthz"}} {
+		port  corev1.ContainerPort
+	}{{"readinessProbe", c.ReadinessProbe, "/readyz", opsPort}, {"livenessProbe", c.LivenessProbe, "/healthz", c.Ports[0]}} {
 		if p.probe == nil || p.probe.HTTPGet == nil {
 			t.Errorf("%s: want an httpGet probe", p.what)
 			continue
@@ -220,7 +239,7 @@ func TestManifests(t *testing.T) {
 		if p.probe.HTTPGet.Path != p.path {
 			t.Errorf("%s: path %q, want %q", p.what, p.probe.HTTPGet.Path, p.path)
 		}
-		samePort(p.what, p.probe.HTTPGet.Port)
+		portMatches(p.port, p.what, p.probe.HTTPGet.Port)
 	}
 
 	// Graceful shutdown: the kubelet's sleep (no shell in the image), then SIGTERM and the
