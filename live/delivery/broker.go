@@ -88,14 +88,6 @@ func encode(e store.OrderEvent) ([]byte, error) {
 		Note: e.Note, At: e.At, CustomerID: e.CustomerID, MerchantIDs: e.MerchantIDs})
 }
 
-func decode(b []byte) (store.OrderEvent, error) {
-	var w wireEvent
-	if err := json.Unmarshal(b, &w); err != nil {
-		return store.OrderEvent{}, err
-	}
-	return w.orderEvent()
-}
-
 func (w wireEvent) orderEvent() (store.OrderEvent, error) {
 	if w.ID <= 0 || w.OrderID <= 0 {
 		return store.OrderEvent{}, errors.New("event without id")
