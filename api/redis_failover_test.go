@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shop/api/api/guard"
+	"github.com/shop/api/store"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -422,7 +423,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	bucket := "rate:" + cfg.RedisPrefix + "cost:user:" + strconv.Itoa(lateID) // redis_rate prefixes "rate:"
 	lateProduct := a.createProduct(merchant, "Late lamp", 1700, 5)
 	productID := storetest.Count(t, a.svc.Store, "SELECT id FROM products WHERE name = 'Late lamp'")
-	entry := cfg.RedisPrefix + "cache:v2:product:" + strconv.Itoa(productID)
+	entry := cfg.RedisPrefix + "cache:" + store.CacheSchema + ":product:" + strconv.Itoa(productID)
 	waitFor(t, 10*time.Second, "a rate-limit bucket and a cache entry on the new master", func() bool {
 		a.as(late.Token).postNoFail(`{ me { id } }`, nil)
 		a.anon().postNoFail(`query($id: ID!) { product(id: $id) { name } }`, map[string]any{"id": lateProduct})

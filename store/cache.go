@@ -52,8 +52,8 @@ type Cache struct {
 	retry   *time.Timer
 }
 
-// cacheSchema is part of every key: bump it when the encoding in cache_codec.go changes.
-const cacheSchema = "v4"
+// CacheSchema is part of every cache key: bump it when the encoding in cache_codec.go changes.
+const CacheSchema = "v4"
 
 const (
 	// stepAside is how long reads skip Redis after it failed.
@@ -70,7 +70,7 @@ func NewCache(rdb redis.UniversalClient, prefix string, ttl, timeout time.Durati
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{rdb: rdb, prefix: prefix + "cache:" + cacheSchema + ":", ttl: ttl, timeout: timeout, log: log,
+	return &Cache{rdb: rdb, prefix: prefix + "cache:" + CacheSchema + ":", ttl: ttl, timeout: timeout, log: log,
 		flights: map[string]chan struct{}{}, pending: map[string]time.Time{}}
 }
 

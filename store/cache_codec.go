@@ -9,7 +9,7 @@ import (
 // The cache stores entries in a compact binary form: a tag byte, then each field as a
 // varint or a length-prefixed string, in a fixed order: a typical user takes 74 bytes where
 // its JSON took 146, a product 72 instead of 213. Changing the layout means bumping
-// cacheSchema, which is part of every key, so old and new processes never read each other's
+// CacheSchema, which is part of every key, so old and new processes never read each other's
 // entries.
 const (
 	tagTombstone byte = 0 // an invalidated key: "absent since write <token>"

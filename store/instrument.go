@@ -68,8 +68,12 @@ func (in instrumentation) register(db *gorm.DB) error {
 	return nil
 }
 
+// untimed marks a context whose statements get no statement deadline: migrations, whose DDL
+// and backfills on a large table may rightly take minutes (and wait for the migration lock).
+type untimed struct{}
+
 // before gives the statement a deadline of in.timeout, unless its context has an earlier
-// one, and (with a tracer) a client span named after op, "sql SELECT" and the like.
+// one or is untimed, and (with a tracer) a client span named after op, "sql SELECT" and the like.
 func (in instrumentation) before(op string) func(*gorm.DB) {
 	return func(tx *gorm.DB) {
 		if tx.DryRun {
@@ -80,7 +84,7 @@ func (in instrumentation) before(op string) func(*gorm.DB) {
 			ctx = context.Background()
 		}
 		st := &statementState{parent: tx.Statement.Context}
-		if d, ok := ctx.Deadline(); !ok || time.Until(d) > in.timeout {
+		if d, ok := ctx.Deadline(); (!ok || time.Until(d) > in.timeout) && ctx.Value(untimed{}) == nil {
 			ctx, st.cancel = context.WithTimeout(ctx, in.timeout)
 		}
 		if in.tracer != nil {

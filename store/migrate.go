@@ -152,7 +152,7 @@ CREATE INDEX users_tokens_revoked ON users (tokens_revoked_at) WHERE tokens_revo
 // Migrate applies the migrations the database lacks. It is safe to run from several
 // processes at once on PostgreSQL: an advisory lock serialises them.
 func (s *Store) Migrate(ctx context.Context) error {
-	db := s.db.WithContext(ctx)
+	db := s.db.WithContext(context.WithValue(ctx, untimed{}, true))
 	if s.Postgres() {
 		// A session-level advisory lock needs one connection for lock, migrate and unlock.
 		return db.Connection(func(conn *gorm.DB) error {
