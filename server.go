@@ -461,6 +461,12 @@ func loadHardening(c *config, getenv func(string) string) error {
 		TrustedProxies: trusted,
 		Production:     c.Production,
 	}
+	c.Live.MaxOperations = num("MAX_OPERATIONS_PER_SOCKET", 0)
+	c.Live.SetupQueue = num("MAX_QUEUED_SETUPS", 0)
+	c.Live.Seats = guard.SeatLimit{
+		PerUser:    num("MAX_SUBSCRIPTIONS_PER_USER", guard.DefaultSeatLimit.PerUser),
+		PerAddress: num("MAX_SUBSCRIPTIONS_PER_ADDRESS", guard.DefaultSeatLimit.PerAddress),
+	}
 	c.Store.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 0)
 	c.Store.MaxConns = num("DB_MAX_CONNS", 0)
 	c.Store.ReplicaURLs = splitList(getenv("DATABASE_REPLICA_URLS"))

@@ -61,6 +61,14 @@ type Config struct {
 	SetupWorkers, EventWorkers int
 	// ReadLimit is the largest message a client may send (1 MiB).
 	ReadLimit int
+	// MaxOperations is how many operations one socket may run at once (100): one more is
+	// answered with an error message for its ID (RATE_LIMITED), and the socket and its
+	// other operations go on. A phone watches a handful, a dashboard a few dozen.
+	MaxOperations int
+	// SetupQueue is how many operations may wait for a set-up worker, over every socket of
+	// the process (4096): beyond it an operation is refused at once (RATE_LIMITED) instead
+	// of queueing memory without bound.
+	SetupQueue int
 	// Authorized reports whether the credentials a socket's context carries still hold (a
 	// token expires while its socket lives on). It is asked at every heartbeat and before
 	// every operation; false closes the socket with 4403. Nil: always.
@@ -98,6 +106,12 @@ func (c Config) withDefaults() Config {
 	if c.ReadLimit <= 0 {
 		c.ReadLimit = 1 << 20
 	}
+	if c.MaxOperations <= 0 {
+		c.MaxOperations = 100
+	}
+	if c.SetupQueue <= 0 {
+		c.SetupQueue = 4096
+	}
 	return c
 }
 
@@ -125,6 +139,8 @@ type Sockets struct {
 	handedOver atomic.Int64
 	// Slow counts sockets closed with 1013 because their peer stopped reading.
 	Slow atomic.Int64
+	// Refused counts operations refused for a cap: MaxOperations or SetupQueue.
+	Refused atomic.Int64
 }
 
 // NewSockets starts the event loop, the worker pools and the heartbeat; Close stops them.
@@ -148,8 +164,8 @@ func NewSockets(cfg Config) (*Sockets, error) {
 	ss := &Sockets{
 		cfg:    cfg,
 		engine: engine,
-		setups: newPool(cfg.SetupWorkers),
-		events: newPool(cfg.EventWorkers),
+		setups: newPool(cfg.SetupWorkers, cfg.SetupQueue),
+		events: newPool(cfg.EventWorkers, 0),
 		open:   map[*socket]struct{}{},
 	}
 	// Bytes left the process: the socket's backlog shrinks.
