@@ -108,7 +108,7 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 	l := &Live{
 		Broker: delivery.NewBroker(rdb, st, delivery.Config{Channel: channel, Buffer: cfg.Buffer, Seats: seats.Take,
 			OnDispatch: func(d time.Duration) { lag.Observe(d.Seconds()) }}, log),
-		seats: seats,
+		seats:     seats,
 		Publisher: delivery.NewPublisher(rdb, st, channel, log),
 		Relay:     delivery.NewRelay(rdb, st, channel, cfg.RelayInterval, cfg.RelayGrace, log),
 		Sockets:   sockets,

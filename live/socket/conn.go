@@ -209,7 +209,6 @@ func rateLimited(format string, args ...any) *gqlerror.Error {
 // not import).
 const codeRateLimited = "RATE_LIMITED"
 
-
 // context is the socket's context, in which its operations run.
 func (s *socket) context() context.Context {
 	s.mu.Lock()
