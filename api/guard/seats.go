@@ -50,12 +50,13 @@ type Seats struct {
 	// Unavailable counts seats taken without asking Redis (it could not be asked).
 	unavailable func(error)
 
-	mu    sync.Mutex
-	held  map[string]int // this process's count per key
-	dirty map[string]struct{}
-	wake  chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
+	mu     sync.Mutex
+	held   map[string]int // this process's seats per key
+	given  map[string]int // seats given back, not yet taken off in Redis
+	repair bool           // Redis missed a change: the next heartbeat writes the counts
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 const (
@@ -77,7 +78,7 @@ func NewSeats(rdb redis.UniversalClient, prefix string, cfg SeatLimit, log *slog
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	s := &Seats{rdb: rdb, prefix: prefix, cfg: cfg, proc: hex.EncodeToString(b), log: log, unavailable: unavailable,
-		held: map[string]int{}, dirty: map[string]struct{}{},
+		held: map[string]int{}, given: map[string]int{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if cfg.PerUser <= 0 && cfg.PerAddress <= 0 {
 		close(s.done)
@@ -106,32 +107,38 @@ func (s *Seats) keys(ctx context.Context) (keys []string, caps []int) {
 }
 
 // take checks every key's total over the live processes against its cap and, when all have
-// room, sets this process's field of each to its new count. KEYS[1] is the processes'
-// liveness, KEYS[2..] the seat keys; ARGV: this process, now (ms), the keys' TTL (ms), then
-// per key its cap and this process's new count. It returns 0, or the position of the first
-// full key (1-based).
+// room, adds one to this process's field of each: increments, which concurrent takes of one
+// process may apply in any order. KEYS[1] is the processes' liveness, KEYS[2..] the seat
+// keys; ARGV: this process, now (ms), the keys' TTL (ms), then each key's cap. It returns
+// 0, or the position of the first full key (1-based).
 var take = redis.NewScript(`
 local proc, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 for k = 2, #KEYS do
-  local cap = tonumber(ARGV[2 + 2*(k-1)])
-  local total = tonumber(ARGV[3 + 2*(k-1)])
+  local total = 1
   local fields = redis.call("HGETALL", KEYS[k])
   for i = 1, #fields, 2 do
     local p = fields[i]
-    if p ~= proc then
-      local alive = tonumber(redis.call("ZSCORE", KEYS[1], p))
-      if alive and alive >= now then
-        total = total + tonumber(fields[i+1])
-      else
-        redis.call("HDEL", KEYS[k], p)
-      end
+    local alive = p == proc or (tonumber(redis.call("ZSCORE", KEYS[1], p)) or 0) >= now
+    if alive then
+      total = total + tonumber(fields[i+1])
+    else
+      redis.call("HDEL", KEYS[k], p)
     end
   end
-  if total > cap then return k - 1 end
+  if total > tonumber(ARGV[2 + k]) then return k - 1 end
 end
 for k = 2, #KEYS do
-  redis.call("HSET", KEYS[k], proc, ARGV[3 + 2*(k-1)])
+  redis.call("HINCRBY", KEYS[k], proc, 1)
   redis.call("PEXPIRE", KEYS[k], ttl)
+end
+return 0
+`)
+
+// giveBackSeats takes ARGV[2] seats off process ARGV[1]'s field of KEYS[1], deleting the
+// field at zero: a decrement, which commutes with concurrent takes.
+var giveBackSeats = redis.NewScript(`
+if redis.call("HINCRBY", KEYS[1], ARGV[1], -tonumber(ARGV[2])) <= 0 then
+  redis.call("HDEL", KEYS[1], ARGV[1])
 end
 return 0
 `)
@@ -144,29 +151,31 @@ func (s *Seats) Take(ctx context.Context) (release func(), err error) {
 	if len(keys) == 0 {
 		return func() {}, nil
 	}
-	s.mu.Lock()
-	args := make([]any, 0, 3+2*len(keys))
+	args := make([]any, 0, 3+len(keys))
 	args = append(args, s.proc, time.Now().UnixMilli(), seatTTL.Milliseconds())
-	for i, k := range keys {
-		s.held[k]++
-		args = append(args, caps[i], s.held[k])
+	for _, c := range caps {
+		args = append(args, c)
 	}
-	s.mu.Unlock()
-	release = func() { s.give(keys) }
 	full, err := take.Run(ctx, s.rdb, append([]string{s.procs()}, keys...), args...).Int()
-	if err != nil {
-		s.unavailable(err)
-		return release, nil
-	}
-	if full > 0 {
-		release()
+	if err == nil && full > 0 {
 		what := "account"
 		if strings.Contains(keys[full-1], "live:ip:") {
 			what = "address"
 		}
 		return nil, seatsFull(what, caps[full-1])
 	}
-	return release, nil
+	s.mu.Lock()
+	for _, k := range keys {
+		s.held[k]++
+	}
+	if err != nil {
+		s.repair = true // Redis did not count it: the next heartbeat writes the counts
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.unavailable(err)
+	}
+	return func() { s.give(keys) }, nil
 }
 
 func seatsFull(what string, limit int) *gqlerror.Error {
@@ -175,14 +184,12 @@ func seatsFull(what string, limit int) *gqlerror.Error {
 	return err
 }
 
-// give returns a seat of each key; the flusher writes the new counts to Redis.
+// give returns a seat of each key; the flusher takes it off the counts in Redis.
 func (s *Seats) give(keys []string) {
 	s.mu.Lock()
 	for _, k := range keys {
-		if s.held[k]--; s.held[k] <= 0 {
-			s.held[k] = 0 // deleted once written
-		}
-		s.dirty[k] = struct{}{}
+		s.held[k]--
+		s.given[k]++
 	}
 	s.mu.Unlock()
 	select {
@@ -200,68 +207,89 @@ func (s *Seats) run() {
 		case <-s.stop:
 			return
 		case <-s.wake:
-			s.flush(context.Background(), false)
+			s.flush(context.Background())
 		case <-tick.C:
 			s.beat(context.Background())
 		}
 	}
 }
 
-// flush writes this process's counts of the keys that changed (all: every key it holds) to
-// Redis.
-func (s *Seats) flush(ctx context.Context, all bool) {
+// flush takes the seats given back off this process's fields in Redis.
+func (s *Seats) flush(ctx context.Context) {
 	s.mu.Lock()
-	counts := make(map[string]int, len(s.dirty))
-	if all {
-		for k, n := range s.held {
-			counts[k] = n
-		}
-	}
-	for k := range s.dirty {
-		counts[k] = s.held[k]
-		if s.held[k] == 0 {
+	given := s.given
+	s.given = map[string]int{}
+	for k := range given {
+		if s.held[k] <= 0 {
 			delete(s.held, k)
 		}
 	}
-	clear(s.dirty)
 	s.mu.Unlock()
-	if len(counts) == 0 {
+	if len(given) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for k, n := range counts {
-			if n == 0 {
+		for k, n := range given {
+			giveBackSeats.Eval(ctx, p, []string{k}, s.proc, n)
+		}
+		return nil
+	})
+	if err != nil {
+		// Redis missed it: the next heartbeat writes the counts, zeros included.
+		s.mu.Lock()
+		s.repair = true
+		for k := range given {
+			s.held[k] += 0
+		}
+		s.mu.Unlock()
+		s.unavailable(err)
+	}
+}
+
+// beat renews this process's liveness and its keys' lives, forgets dead processes, and
+// after a Redis failure writes this process's counts back.
+func (s *Seats) beat(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	now := time.Now()
+	s.mu.Lock()
+	repair := s.repair
+	s.repair = false
+	held := make(map[string]int, len(s.held))
+	for k, n := range s.held {
+		held[k] = n
+		if repair {
+			delete(s.given, k) // the counts written include them
+			if n <= 0 {
+				delete(s.held, k)
+			}
+		}
+	}
+	s.mu.Unlock()
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, s.procs(), redis.Z{Score: float64(now.Add(seatTTL).UnixMilli()), Member: s.proc})
+		p.ZRemRangeByScore(ctx, s.procs(), "-inf", fmt.Sprint(now.UnixMilli()-1))
+		p.PExpire(ctx, s.procs(), 2*seatTTL)
+		for k, n := range held {
+			switch {
+			case repair && n <= 0:
 				p.HDel(ctx, k, s.proc)
 				continue
+			case repair:
+				p.HSet(ctx, k, s.proc, n)
 			}
-			p.HSet(ctx, k, s.proc, n)
 			p.PExpire(ctx, k, seatTTL)
 		}
 		return nil
 	})
 	if err != nil {
+		s.mu.Lock()
+		s.repair = true
+		s.mu.Unlock()
 		s.unavailable(err)
 	}
-}
-
-// beat renews this process's liveness and rewrites its counts, and forgets dead processes.
-func (s *Seats) beat(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	now := time.Now()
-	_, err := s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
-		p.ZAdd(cctx, s.procs(), redis.Z{Score: float64(now.Add(seatTTL).UnixMilli()), Member: s.proc})
-		p.ZRemRangeByScore(cctx, s.procs(), "-inf", fmt.Sprint(now.UnixMilli()-1))
-		p.PExpire(cctx, s.procs(), 2*seatTTL)
-		return nil
-	})
-	cancel()
-	if err != nil {
-		s.unavailable(err)
-		return
-	}
-	s.flush(ctx, true)
 }
 
 // Close stops the heartbeat and gives back this process's seats.

@@ -1,0 +1,195 @@
+package api_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shop/api/api"
+	"github.com/shop/api/api/guard"
+)
+
+// The caps of live connections (issue 23): operations per socket, and live subscriptions per
+// account across sockets, transports and processes. Beyond a cap the one operation is
+// refused with RATE_LIMITED; the subscriptions already live go on receiving events.
+
+// seatsHeld returns how many seats of accounts Redis counts for the service, over every
+// process.
+func (e *testEnv) seatsHeld() int {
+	e.t.Helper()
+	ctx := context.Background()
+	keys, err := e.svc.Redis.Keys(ctx, e.svc.RedisPrefix()+"live:user:*").Result()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, key := range keys {
+		fields, err := e.svc.Redis.HGetAll(ctx, key).Result()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, v := range fields {
+			k, _ := strconv.Atoi(v)
+			n += k
+		}
+	}
+	return n
+}
+
+// receivesEvent moves the shop's order on and checks that every listed operation of c gets
+// its event.
+func receivesEvent(t *testing.T, env *testEnv, s liveShop, status string, cs map[*wsClient][]string) {
+	t.Helper()
+	env.moveOrderTo(s.merchant, s.order, status)
+	for c, ids := range cs {
+		want := map[string]bool{}
+		for _, id := range ids {
+			want[id] = true
+		}
+		for range ids {
+			m := c.next(10 * time.Second)
+			if m.Type != "next" || !want[m.ID] {
+				t.Fatalf("want an event of one of %v, got %s %s %s", ids, m.Type, m.ID, m.Payload)
+			}
+			delete(want, m.ID)
+		}
+	}
+}
+
+func TestSocketCapsItsOperations(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			liveConfig(&cfg)
+			cfg.Live.MaxOperations = 3
+			env := newTestEnv(t, cfg)
+			s := env.newLiveShop()
+			c := env.connectSocket(s.customer.Token)
+			for _, id := range []string{"1", "2", "3"} {
+				c.subscribe(id, subOrder, map[string]any{"id": s.order})
+			}
+			env.waitSubscribers(3)
+			c.subscribe("4", subOrder, map[string]any{"id": s.order})
+			if code := c.errorCode("4"); code != guard.CodeRateLimited {
+				t.Fatalf("a 4th operation on a socket capped at 3: %s, want RATE_LIMITED", code)
+			}
+			// The socket and its three subscriptions live on.
+			receivesEvent(t, env, s, "PAID", map[*wsClient][]string{c: {"1", "2", "3"}})
+			// One ended frees its place.
+			c.send(map[string]any{"type": "complete", "id": "1"})
+			eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 2 }, "2 subscribers")
+			c.subscribe("5", subOrder, map[string]any{"id": s.order})
+			env.waitSubscribers(3)
+			receivesEvent(t, env, s, "SHIPPED", map[*wsClient][]string{c: {"2", "3", "5"}})
+		})
+	}
+}
+
+// An account opening sockets and subscriptions as fast as it can holds at most its cap;
+// closing sockets gives the seats back.
+func TestSubscriptionsCappedPerAccount(t *testing.T) {
+	t.Parallel()
+	const sockets, perSocket, limit = 6, 8, 5
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			liveConfig(&cfg)
+			cfg.Live.Seats = guard.SeatLimit{PerUser: limit}
+			env := newTestEnv(t, cfg)
+			s := env.newLiveShop()
+			cs := make([]*wsClient, sockets)
+			for i := range cs {
+				cs[i] = env.connectSocket(s.customer.Token)
+			}
+			var wg sync.WaitGroup
+			for _, c := range cs {
+				wg.Go(func() {
+					for i := range perSocket {
+						c.subscribe(string(rune('a'+i)), subOrder, map[string]any{"id": s.order})
+					}
+				})
+			}
+			wg.Wait()
+			// Every refusal is an error (and a complete); the accepted say nothing.
+			refused := 0
+			// Read refusals until every operation beyond the cap was answered.
+			deadline := time.Now().Add(20 * time.Second)
+			for refused < sockets*perSocket-limit {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d refusals, want %d", refused, sockets*perSocket-limit)
+				}
+				progress := false
+				for _, c := range cs {
+					select {
+					case m := <-c.msgs:
+						progress = true
+						if m.Type == "next" {
+							refused++
+						}
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+				if !progress && env.svc.LiveStats().Subscribers > limit {
+					t.Fatalf("%d live subscriptions, cap %d", env.svc.LiveStats().Subscribers, limit)
+				}
+			}
+			if n := env.svc.LiveStats().Subscribers; n != limit {
+				t.Fatalf("%d live subscriptions after %d refusals, want the cap %d", n, refused, limit)
+			}
+			if n := env.seatsHeld(); n != limit {
+				t.Fatalf("Redis counts %d seats, want %d", n, limit)
+			}
+			for _, c := range cs {
+				c.conn.CloseNow()
+			}
+			eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "no subscribers")
+			eventually(t, 5*time.Second, func() bool { return env.seatsHeld() == 0 }, "seats given back")
+			// The cap is whole again, over SSE as over WebSocket.
+			c := env.connectSocket(s.customer.Token)
+			for i := range limit - 1 {
+				c.subscribe(string(rune('a'+i)), subOrder, map[string]any{"id": s.order})
+			}
+			env.waitSubscribers(limit - 1)
+			openSSE(t, env.srv.URL, s.customer.Token, subOrder, map[string]any{"id": s.order})
+			env.waitSubscribers(limit)
+			c.subscribe("z", subOrder, map[string]any{"id": s.order})
+			if code := c.errorCode("z"); code != guard.CodeRateLimited {
+				t.Fatalf("over the cap after an SSE subscription: %s, want RATE_LIMITED", code)
+			}
+			receivesEvent(t, env, s, "PAID", map[*wsClient][]string{c: {"a", "b", "c", "d"}})
+		})
+	}
+}
+
+// The cap holds across processes: seats are counted in Redis.
+func TestSubscriptionCapIsSharedByProcesses(t *testing.T) {
+	t.Parallel()
+	cfg := config{Live: api.LiveConfig{Seats: guard.SeatLimit{PerUser: 2}}}
+	liveConfig(&cfg)
+	forEachBackendPair(t, cfg, func(t *testing.T, a, b *testEnv) {
+		s := a.newLiveShop()
+		ca := a.connectSocket(s.customer.Token)
+		ca.subscribe("1", subOrder, map[string]any{"id": s.order})
+		ca.subscribe("2", subOrder, map[string]any{"id": s.order})
+		a.waitSubscribers(2)
+		cb := b.connectSocket(s.customer.Token)
+		cb.subscribe("1", subOrder, map[string]any{"id": s.order})
+		if code := cb.errorCode("1"); code != guard.CodeRateLimited {
+			t.Fatalf("a 3rd subscription on another process: %s, want RATE_LIMITED", code)
+		}
+		ca.send(map[string]any{"type": "complete", "id": "2"})
+		eventually(t, 5*time.Second, func() bool { return a.seatsHeld() == 1 }, "a seat given back")
+		cb.subscribe("2", subOrder, map[string]any{"id": s.order})
+		b.waitSubscribers(1)
+		a.moveOrderTo(s.merchant, s.order, "PAID")
+		if ev := ca.event("1"); ev.Status != "PAID" {
+			t.Fatalf("event %+v", ev)
+		}
+		if ev := cb.event("2"); ev.Status != "PAID" {
+			t.Fatalf("event %+v", ev)
+		}
+	})
+}
