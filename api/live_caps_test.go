@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -192,4 +194,42 @@ func TestSubscriptionCapIsSharedByProcesses(t *testing.T) {
 			t.Fatalf("event %+v", ev)
 		}
 	})
+}
+
+// A subscription is charged each event's cost to its caller's budget: once the budget is
+// spent it ends with RATE_LIMITED instead of resolving events for free (or dropping them).
+func TestSubscriptionEventsAreCharged(t *testing.T) {
+	t.Parallel()
+	// About 1,000 points an event: the budget of 3,000 pays the set-up and one event, not a
+	// second (it refills 50 points a second).
+	var sel strings.Builder
+	for i := range 25 {
+		fmt.Fprintf(&sel, " i%d: items { product { id name } quantity }", i)
+	}
+	sub := `subscription { myOrderEvents { id status order { id` + sel.String() + ` } } }`
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			liveConfig(&cfg)
+			cfg.AdminEmail, cfg.AdminPassword = "live-admin@shop.example", "live-admin-password"
+			cfg.RateLimit = guard.RateLimit{PointsPerMinute: 3000, AnonymousPointsPerMinute: 1_000_000}
+			env := newTestEnv(t, cfg)
+			s := env.newLiveShop()
+			admin := env.liveAdmin()
+			c := env.connectSocket(admin.Token)
+			c.subscribe("1", sub, nil)
+			env.waitSubscribers(1)
+			env.moveOrderTo(s.merchant, s.order, "PAID")
+			if m := c.next(10 * time.Second); m.Type != "next" || m.ID != "1" || strings.Contains(string(m.Payload), `"errors"`) {
+				t.Fatalf("the first event: %s %s %s", m.Type, m.ID, m.Payload)
+			}
+			env.moveOrderTo(s.merchant, s.order, "SHIPPED")
+			m := c.next(10 * time.Second)
+			if m.Type != "error" || m.ID != "1" || !strings.Contains(string(m.Payload), guard.CodeRateLimited) {
+				t.Fatalf("the second event, over the budget: %s %s %s, want error RATE_LIMITED", m.Type, m.ID, m.Payload)
+			}
+			t.Logf("refused: %s", m.Payload)
+			eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "the subscription ended")
+		})
+	}
 }
