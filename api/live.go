@@ -39,8 +39,9 @@ type LiveConfig struct {
 	// Buffer is how many events may wait for one subscriber before it is cut off.
 	Buffer int
 	// MaxOperations caps the operations one socket runs at once; SetupQueue the operations
-	// of every socket waiting to be set up (socket.Config has the defaults).
-	MaxOperations, SetupQueue int
+	// of every socket waiting to be set up (socket.Config has the defaults);
+	// MaxSocketsPerAddress the sockets of one client address in a process (0: no cap).
+	MaxOperations, SetupQueue, MaxSocketsPerAddress int
 	// Seats caps the live subscriptions per account and per address across the service;
 	// the zero SeatLimit turns the caps off (server.go applies guard.DefaultSeatLimit).
 	Seats guard.SeatLimit
@@ -80,7 +81,8 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 	cfg = cfg.withDefaults()
 	sockets, err := socket.NewSockets(socket.Config{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout,
 		PingInterval: cfg.PingInterval, SendBuffer: cfg.SendBuffer, Detach: socketContext,
-		MaxOperations: cfg.MaxOperations, SetupQueue: cfg.SetupQueue,
+		MaxOperations: cfg.MaxOperations, SetupQueue: cfg.SetupQueue, MaxSocketsPerAddress: cfg.MaxSocketsPerAddress,
+		AddressOf:  func(r *http.Request) string { return guard.ClientAddress(r.Context()) },
 		Authorized: func(ctx context.Context) bool { return !auth.Expired(ctx, time.Now()) }})
 	if err != nil {
 		return nil, err
@@ -124,7 +126,7 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 	l.Relay.Start()
 	reg.MustRegister(lag, seatsDown,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_operations_refused_total",
-			Help: "Socket operations refused for a cap: operations per socket, or the set-up queue."},
+			Help: "Socket operations and upgrades refused for a cap: operations per socket, the set-up queue, sockets per address."},
 			func() float64 { return float64(l.Sockets.Refused.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_live_sockets", Help: "Open GraphQL WebSockets."},
 			func() float64 { return float64(l.Sockets.Open()) }),

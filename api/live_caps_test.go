@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -230,6 +231,34 @@ func TestSubscriptionEventsAreCharged(t *testing.T) {
 			}
 			t.Logf("refused: %s", m.Payload)
 			eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "the subscription ended")
+		})
+	}
+}
+
+// One client address holds at most MaxSocketsPerAddress sockets in a process: one more
+// upgrade is refused with 429, and the open sockets go on; a closed one frees its place.
+func TestSocketsCappedPerAddress(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			liveConfig(&cfg)
+			cfg.Live.MaxSocketsPerAddress = 2
+			env := newTestEnv(t, cfg)
+			s := env.newLiveShop()
+			first, second := env.connectSocket(s.customer.Token), env.connectSocket(s.customer.Token)
+			if _, resp, err := tryDialSocket(env.srv.URL, dialOpts{}); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+				status := 0
+				if resp != nil {
+					status = resp.StatusCode
+				}
+				t.Fatalf("a 3rd socket from one address: %v (HTTP %d), want 429", err, status)
+			}
+			env.subscribeOrder(second, "1", s.order, nil)
+			receivesEvent(t, env, s, "PAID", map[*wsClient][]string{second: {"1"}})
+			first.conn.CloseNow()
+			eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Sockets == 1 }, "one socket")
+			env.connectSocket(s.customer.Token)
 		})
 	}
 }

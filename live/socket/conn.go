@@ -27,7 +27,8 @@ type socket struct {
 	cancel      context.CancelFunc // ends ctx, and with it the operations' set-ups
 	headers     http.Header
 	transportWS bool
-	slot        int // in the heartbeat wheel; guarded by the wheel's lock
+	slot        int    // in the heartbeat wheel; guarded by the wheel's lock
+	addr        string // the client's address, for MaxSocketsPerAddress
 
 	readMu sync.Mutex   // serialises parsing: the hand-over's early bytes, then the poller's
 	queued atomic.Int64 // bytes written but not yet taken by the kernel
