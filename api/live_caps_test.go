@@ -235,6 +235,54 @@ func TestSubscriptionEventsAreCharged(t *testing.T) {
 	}
 }
 
+// Over SSE too: the event beyond the budget is answered with RATE_LIMITED, and the stream
+// ends.
+func TestSSESubscriptionEventsAreCharged(t *testing.T) {
+	t.Parallel()
+	var sel strings.Builder
+	for i := range 25 {
+		fmt.Fprintf(&sel, " i%d: items { product { id name } quantity }", i)
+	}
+	sub := `subscription { myOrderEvents { id status order { id` + sel.String() + ` } } }`
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			liveConfig(&cfg)
+			cfg.AdminEmail, cfg.AdminPassword = "live-admin@shop.example", "live-admin-password"
+			cfg.RateLimit = guard.RateLimit{PointsPerMinute: 3000, AnonymousPointsPerMinute: 1_000_000}
+			env := newTestEnv(t, cfg)
+			s := env.newLiveShop()
+			events := openSSE(t, env.srv.URL, env.liveAdmin().Token, sub, nil)
+			env.waitSubscribers(1)
+			next := func() string {
+				t.Helper()
+				select {
+				case data, ok := <-events:
+					if !ok {
+						return "(end)"
+					}
+					return data
+				case <-time.After(10 * time.Second):
+					t.Fatal("no SSE event within 10 s")
+				}
+				return ""
+			}
+			env.moveOrderTo(s.merchant, s.order, "PAID")
+			if data := next(); !strings.Contains(data, `"PAID"`) || strings.Contains(data, `"errors"`) {
+				t.Fatalf("the first event: %s", data)
+			}
+			env.moveOrderTo(s.merchant, s.order, "SHIPPED")
+			if data := next(); !strings.Contains(data, guard.CodeRateLimited) || strings.Contains(data, `"SHIPPED"`) {
+				t.Fatalf("the second event, over the budget: %s, want RATE_LIMITED", data)
+			}
+			if data := next(); data != "(end)" {
+				t.Fatalf("after the refusal: %s, want the stream's end", data)
+			}
+			eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "the subscription ended")
+		})
+	}
+}
+
 // One client address holds at most MaxSocketsPerAddress sockets in a process: one more
 // upgrade is refused with 429, and the open sockets go on; a closed one frees its place.
 func TestSocketsCappedPerAddress(t *testing.T) {
