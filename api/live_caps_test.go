@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/shop/api/api"
 	"github.com/shop/api/api/guard"
 )
@@ -309,4 +311,26 @@ func TestSocketsCappedPerAddress(t *testing.T) {
 			env.connectSocket(s.customer.Token)
 		})
 	}
+}
+
+// Redis down, the caps fail open as the rate limits do: the shop goes on without them.
+func TestSubscriptionCapFailsOpenWithoutRedis(t *testing.T) {
+	t.Parallel()
+	cfg := backends[0].config(t)
+	liveConfig(&cfg)
+	mr := miniredis.RunT(t)
+	cfg.RedisURL, cfg.RedisPrefix = "redis://"+mr.Addr(), "test:"
+	cfg.Live.Seats = guard.SeatLimit{PerUser: 1}
+	env := newTestEnv(t, cfg)
+	s := env.newLiveShop()
+	c := env.connectSocket(s.customer.Token)
+	c.subscribe("1", subOrder, map[string]any{"id": s.order})
+	env.waitSubscribers(1)
+	c.subscribe("2", subOrder, map[string]any{"id": s.order})
+	if code := c.errorCode("2"); code != guard.CodeRateLimited {
+		t.Fatalf("over the cap: %s", code)
+	}
+	mr.Close()
+	c.subscribe("3", subOrder, map[string]any{"id": s.order})
+	env.waitSubscribers(2)
 }
