@@ -36,18 +36,18 @@ var DefaultSeatLimit = SeatLimit{PerUser: 200, PerAddress: 2000}
 
 // Seats counts live subscriptions per user and per address in Redis, so that the caps hold
 // across processes. Each key is a hash with a field per process holding that process's
-// count; a field of a process that stopped refreshing its liveness (it crashed) is ignored
-// and deleted, so the counts of a dead process free up within seatTTL. Each process's own
-// counts are kept here too: they are the truth its heartbeat writes back, which also
-// repairs what a Redis outage lost. When Redis cannot be asked, a subscription is allowed
-// (the caps then hold per process only in what this process counts).
+// count, changed by increments; a field of a process that stopped refreshing its liveness
+// (it crashed) is ignored and deleted, so the counts of a dead process free up within
+// seatTTL. Each process also keeps its own counts: after Redis missed a change, its next
+// heartbeat writes them back. When Redis cannot be asked, a subscription is allowed, as the
+// rate limits allow operations.
 type Seats struct {
 	rdb    redis.UniversalClient
 	prefix string
 	cfg    SeatLimit
 	proc   string
 	log    *slog.Logger
-	// Unavailable counts seats taken without asking Redis (it could not be asked).
+	// unavailable is told each time Redis could not be asked.
 	unavailable func(error)
 
 	mu     sync.Mutex
