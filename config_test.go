@@ -171,3 +171,26 @@ func TestLoadConfigReplicas(t *testing.T) {
 		}
 	}
 }
+
+// The caps of live connections are on by default, the subscriptions per account at most
+// 1,000 (issue 23); each can be set, and 0 turns it off.
+func TestLoadConfigLiveCaps(t *testing.T) {
+	c, err := loadConfig(env(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Live.Seats; s.PerUser <= 0 || s.PerUser > 1000 || s.PerAddress < s.PerUser || c.Live.MaxSocketsPerAddress <= 0 {
+		t.Errorf("default caps %+v, sockets per address %d", s, c.Live.MaxSocketsPerAddress)
+	}
+	c, err = loadConfig(env("MAX_SUBSCRIPTIONS_PER_USER", "20", "MAX_SUBSCRIPTIONS_PER_ADDRESS", "0", "MAX_OPERATIONS_PER_SOCKET", "7",
+		"MAX_QUEUED_SETUPS", "64", "MAX_SOCKETS_PER_ADDRESS", "0"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Live; s.Seats.PerUser != 20 || s.Seats.PerAddress != 0 || s.MaxOperations != 7 || s.SetupQueue != 64 || s.MaxSocketsPerAddress != 0 {
+		t.Errorf("caps %+v", s)
+	}
+	if _, err := loadConfig(env("MAX_SUBSCRIPTIONS_PER_USER", "many"), quiet); err == nil || !strings.Contains(err.Error(), "MAX_SUBSCRIPTIONS_PER_USER") {
+		t.Errorf("a bad cap: %v", err)
+	}
+}

@@ -422,6 +422,11 @@ func (c *config) signingKey(log *slog.Logger) error {
 	return nil
 }
 
+// defaultSocketsPerAddress bounds the WebSockets one client address holds in a process: a
+// carrier-grade NAT's worth of phones, each with one socket (the same figure as the
+// subscriptions per address, which each socket's subscriptions also spend).
+const defaultSocketsPerAddress = 2000
+
 // loadHardening reads the production limits. Unset, each takes its package's default,
 // except the rate limits, which are off in a zero guard.RateLimit and on by default here.
 func loadHardening(c *config, getenv func(string) string) error {
@@ -489,6 +494,13 @@ func loadHardening(c *config, getenv func(string) string) error {
 		CORSOrigins:    splitList(getenv("CORS_ORIGINS")),
 		TrustedProxies: trusted,
 		Production:     c.Production,
+	}
+	c.Live.MaxOperations = num("MAX_OPERATIONS_PER_SOCKET", 0)
+	c.Live.SetupQueue = num("MAX_QUEUED_SETUPS", 0)
+	c.Live.MaxSocketsPerAddress = num("MAX_SOCKETS_PER_ADDRESS", defaultSocketsPerAddress)
+	c.Live.Seats = guard.SeatLimit{
+		PerUser:    num("MAX_SUBSCRIPTIONS_PER_USER", guard.DefaultSeatLimit.PerUser),
+		PerAddress: num("MAX_SUBSCRIPTIONS_PER_ADDRESS", guard.DefaultSeatLimit.PerAddress),
 	}
 	c.Store.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 0)
 	c.Store.MaxConns = num("DB_MAX_CONNS", 0)

@@ -38,6 +38,13 @@ type LiveConfig struct {
 	SendBuffer int
 	// Buffer is how many events may wait for one subscriber before it is cut off.
 	Buffer int
+	// MaxOperations caps the operations one socket runs at once; SetupQueue the operations
+	// of every socket waiting to be set up (socket.Config has the defaults);
+	// MaxSocketsPerAddress the sockets of one client address in a process (0: no cap).
+	MaxOperations, SetupQueue, MaxSocketsPerAddress int
+	// Seats caps the live subscriptions per account and per address across the service;
+	// the zero SeatLimit turns the caps off (server.go applies guard.DefaultSeatLimit).
+	Seats guard.SeatLimit
 	// RelayInterval and RelayGrace: how often the relay runs, and how long an event stays
 	// unpublished before the relay republishes it.
 	RelayInterval, RelayGrace time.Duration
@@ -63,6 +70,7 @@ type Live struct {
 	revoked   *auth.Revocations
 	loaders   func() *loaders.Loaders
 	rdb       *redis.Client
+	seats     *guard.Seats
 }
 
 // StartLive connects live delivery to Redis: one subscription for this process, the
@@ -74,6 +82,8 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 	cfg = cfg.withDefaults()
 	sockets, err := socket.NewSockets(socket.Config{OriginPatterns: cfg.Origins, InitTimeout: cfg.InitTimeout,
 		PingInterval: cfg.PingInterval, SendBuffer: cfg.SendBuffer, Detach: socketContext,
+		MaxOperations: cfg.MaxOperations, SetupQueue: cfg.SetupQueue, MaxSocketsPerAddress: cfg.MaxSocketsPerAddress,
+		AddressOf: func(r *http.Request) string { return guard.ClientAddress(r.Context()) },
 		Authorized: func(ctx context.Context) bool {
 			return !auth.Expired(ctx, time.Now()) && !revoked.Revoked(auth.SessionFrom(ctx))
 		}})
@@ -90,9 +100,20 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 		Help:    "Time from an order status event's commit to its hand-over to this process's subscribers.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
+	seatsDown := prometheus.NewCounter(prometheus.CounterOpts{Name: "shop_live_seats_unavailable_total",
+		Help: "Subscriptions admitted, or seats given back, without Redis: the caps per account and address then hold per process only."})
+	// The command client: counting seats is a command like a rate limit's, and fails open
+	// the same way when Redis is down.
+	seats := guard.NewSeats(conn, prefix, cfg.Seats, log, func(err error) {
+		seatsDown.Inc()
+		if !errors.Is(err, redisconn.ErrUnavailable) {
+			log.Warn("live: redis unavailable for the subscription caps; allowing", "err", err)
+		}
+	})
 	l := &Live{
-		Broker: delivery.NewBroker(rdb, st, delivery.Config{Channel: channel, Buffer: cfg.Buffer,
+		Broker: delivery.NewBroker(rdb, st, delivery.Config{Channel: channel, Buffer: cfg.Buffer, Seats: seats.Take,
 			OnDispatch: func(d time.Duration) { lag.Observe(d.Seconds()) }}, log),
+		seats:     seats,
 		Publisher: delivery.NewPublisher(rdb, st, channel, log),
 		Relay:     delivery.NewRelay(rdb, st, channel, cfg.RelayInterval, cfg.RelayGrace, log),
 		Sockets:   sockets,
@@ -107,7 +128,10 @@ func StartLive(ctx context.Context, cfg LiveConfig, conn *redisconn.Conn, st *st
 	l.Publisher.Start()
 	st.SetEventSink(l.Publisher)
 	l.Relay.Start()
-	reg.MustRegister(lag,
+	reg.MustRegister(lag, seatsDown,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_live_operations_refused_total",
+			Help: "Socket operations and upgrades refused for a cap: operations per socket, the set-up queue, sockets per address."},
+			func() float64 { return float64(l.Sockets.Refused.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_live_sockets", Help: "Open GraphQL WebSockets."},
 			func() float64 { return float64(l.Sockets.Open()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_live_subscribers", Help: "Live subscriptions in this process."},
@@ -135,6 +159,7 @@ func (l *Live) Close() {
 	l.Relay.Close()
 	l.Publisher.Close()
 	l.Broker.Close()
+	l.seats.Close()
 	_ = l.rdb.Close()
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/shop/api/api/guard"
 )
 
 // sse is gqlgen's Server-Sent Events transport, but a body that is not a GraphQL request
@@ -32,5 +34,5 @@ func (t sse) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecut
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	t.SSE.Do(w, r, exec)
+	t.SSE.Do(w, r.WithContext(guard.WithEventRefusal(r.Context())), exec)
 }

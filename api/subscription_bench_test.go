@@ -90,7 +90,9 @@ func liveFanout(b *testing.B, bin string) (string, string) {
 		"APP_ENV=production",
 		// All subscribers share one admin account here; real ones are 19,000 users, each with
 		// a budget of their own.
-		"RATE_LIMIT_POINTS_PER_MINUTE=0", "GODEBUG="+os.Getenv("SHOP_BENCH_SERVER_GODEBUG"),
+		"RATE_LIMIT_POINTS_PER_MINUTE=0",
+		// and one address: the caps of subscriptions per account and address are off too.
+		"MAX_SUBSCRIPTIONS_PER_USER=0", "MAX_SUBSCRIPTIONS_PER_ADDRESS=0", "MAX_SOCKETS_PER_ADDRESS=0", "GODEBUG="+os.Getenv("SHOP_BENCH_SERVER_GODEBUG"),
 		"GOGC="+os.Getenv("SHOP_BENCH_SERVER_GOGC"), "GOMEMLIMIT="+os.Getenv("SHOP_BENCH_SERVER_GOMEMLIMIT"),
 		"PPROF_ADDR="+pprofAddr(b))
 	pid := proc.cmd.Process.Pid

@@ -5,6 +5,8 @@ package guard
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/shop/api/graph"
 	"github.com/shop/api/graph/model"
+	"github.com/shop/api/live/delivery"
 	"github.com/shop/api/store"
 )
 
@@ -301,6 +304,9 @@ type costLimit struct {
 	budget *Budget
 	max    int
 	es     graphql.ExecutableSchema
+
+	mu    sync.Mutex
+	costs map[*ast.OperationDefinition]int // subscriptions' costs, see eventCost
 }
 
 var _ interface {
@@ -325,6 +331,8 @@ type costStats struct {
 	// Throttle is the caller's rate-limit budget after this operation; absent when rate
 	// limiting is off or could not be checked.
 	Throttle *throttleStatus `json:"throttle,omitempty"`
+	// refused is set when a subscription's event was refused: the subscription is over.
+	refused bool
 }
 
 // Cost returns the operation's cost, for its trace span.
@@ -359,18 +367,91 @@ func (c *costLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.O
 	return err
 }
 
-// InterceptResponse adds extensions.cost to every response of an operation that was costed.
+// InterceptResponse adds extensions.cost to every response of an operation that was costed,
+// and charges each event of a subscription its cost.
 func (c *costLimit) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	if graphql.HasOperationContext(ctx) {
 		opCtx := graphql.GetOperationContext(ctx)
 		if opCtx.Operation != nil && opCtx.Operation.Operation == ast.Subscription {
-			return next(ctx)
+			return c.chargeEvent(ctx, opCtx, next)
 		}
 		if stats, ok := opCtx.Stats.GetExtension(costExtension).(*costStats); ok {
 			graphql.RegisterExtension(ctx, costExtension, stats)
 		}
 	}
 	return next(ctx)
+}
+
+// chargeEvent resolves a subscription's next event and charges it the operation's cost (its
+// selection is resolved again for each event; the set-up was charged once, in
+// MutateOperationContext): a subscription costs what its events cost, not only its start.
+// When the caller's budget is spent the subscription ends with RATE_LIMITED: over a
+// WebSocket with the operation's error message, over SSE with a last event carrying the
+// error; no event is dropped silently. Most events are paid from the process's lease of
+// the bucket, without a Redis round trip.
+func (c *costLimit) chargeEvent(ctx context.Context, opCtx *graphql.OperationContext, next graphql.ResponseHandler) *graphql.Response {
+	if refusedEvents(ctx) {
+		return nil // the refusal was the stream's last response
+	}
+	resp := next(ctx)
+	if resp == nil || c.budget == nil {
+		return resp
+	}
+	if _, err := c.budget.chargeCost(ctx, c.eventCost(ctx, opCtx)); err != nil {
+		if delivery.Fail(ctx, err) {
+			return nil
+		}
+		markRefused(ctx)
+		return &graphql.Response{Errors: gqlerror.List{err}}
+	}
+	return resp
+}
+
+// eventCost is a subscription's cost, computed once per document and operation when it has
+// no variables (a subscription keeps none of its set-up's statistics, see
+// observe.operationObserver: memory per watching phone), else for each event.
+func (c *costLimit) eventCost(ctx context.Context, opCtx *graphql.OperationContext) int {
+	if len(opCtx.Variables) > 0 {
+		return complexity.Calculate(ctx, c.es, opCtx.Operation, opCtx.Variables)
+	}
+	c.mu.Lock()
+	cost, ok := c.costs[opCtx.Operation]
+	c.mu.Unlock()
+	if ok {
+		return cost
+	}
+	cost = complexity.Calculate(ctx, c.es, opCtx.Operation, nil)
+	c.mu.Lock()
+	if c.costs == nil || len(c.costs) >= maxCostMemo {
+		c.costs = map[*ast.OperationDefinition]int{} // bounded: most subscriptions share a few documents
+	}
+	c.costs[opCtx.Operation] = cost
+	c.mu.Unlock()
+	return cost
+}
+
+const maxCostMemo = 1024
+
+// A subscription refused over a transport that cannot be told to end it (SSE) answers once
+// with the refusal and then ends: the mark is kept in the context WithEventRefusal made for
+// the stream.
+type refusedKey struct{}
+
+// WithEventRefusal returns ctx with room to mark its subscription refused (see chargeEvent):
+// the SSE transport's request context.
+func WithEventRefusal(ctx context.Context) context.Context {
+	return context.WithValue(ctx, refusedKey{}, new(atomic.Bool))
+}
+
+func markRefused(ctx context.Context) {
+	if b, ok := ctx.Value(refusedKey{}).(*atomic.Bool); ok {
+		b.Store(true)
+	}
+}
+
+func refusedEvents(ctx context.Context) bool {
+	b, ok := ctx.Value(refusedKey{}).(*atomic.Bool)
+	return ok && b.Load()
 }
 
 // introspects reports whether a root selection asks for __schema or __type.

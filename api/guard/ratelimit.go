@@ -94,6 +94,10 @@ func (s *Budget) addressBucket(ctx context.Context) (key string, perMinute int) 
 	return "ip:" + addressKey(ClientIP(ctx)), s.cfg.AnonymousPointsPerMinute
 }
 
+// ClientAddress is the client address of ctx as the limits count it: the address, or for
+// IPv6 its /64.
+func ClientAddress(ctx context.Context) string { return addressKey(ClientIP(ctx)) }
+
 // addressKey is what the budgets of one client address are kept under: the address, or for
 // IPv6 its /64, since one device or home network gets a whole /64 and picks addresses from
 // it at will.

@@ -50,6 +50,10 @@ type Config struct {
 	// Setups is how many subscriptions may be setting up (reading the database) at once (8):
 	// a reconnect storm then queues instead of exhausting the connection pool.
 	Setups int
+	// Seats, when set, takes a seat for each subscription before it registers (the caps of
+	// live subscriptions per user and per address, across the service) and returns the
+	// function that gives it back; its error refuses the subscription.
+	Seats func(ctx context.Context) (release func(), err error)
 	// OnDispatch, when set, is told how long after its commit each event reached this
 	// process's subscribers (a metric of the whole path but the last socket write).
 	OnDispatch func(lag time.Duration)
@@ -243,13 +247,17 @@ func (b *Broker) dispatch(ctx context.Context, e store.OrderEvent) {
 	if !b.seen.add(e.ID) {
 		return
 	}
+	// A subscriber is in exactly one list, so only a user named twice (a merchant who
+	// bought from themselves, a merchant listed twice) could be reached twice: the audience
+	// is deduplicated by user, a few IDs, before the lock, and under it lists are only
+	// copied, whatever their length.
+	users := audience(e)
 	b.mu.Lock()
 	targets := make([]*subscriber, 0, 4)
 	targets = append(targets, b.byOrder[e.OrderID]...)
 	targets = append(targets, b.admins...)
-	targets = appendNew(targets, b.byUser[e.CustomerID])
-	for _, m := range e.MerchantIDs {
-		targets = appendNew(targets, b.byUser[m])
+	for _, u := range users {
+		targets = append(targets, b.byUser[u]...)
 	}
 	b.mu.Unlock()
 	if b.cfg.OnDispatch != nil && len(targets) > 0 {
@@ -297,13 +305,16 @@ func (b *Broker) fillGap(ctx context.Context, subs []*subscriber, e store.OrderE
 	}
 }
 
-func appendNew(dst, src []*subscriber) []*subscriber {
-	for _, s := range src {
-		if !slices.Contains(dst, s) {
-			dst = append(dst, s)
+// audience is the users an event concerns, each once: its customer and its merchants.
+func audience(e store.OrderEvent) []int64 {
+	users := make([]int64, 0, 1+len(e.MerchantIDs))
+	users = append(users, e.CustomerID)
+	for _, m := range e.MerchantIDs {
+		if !slices.Contains(users, m) {
+			users = append(users, m)
 		}
 	}
-	return dst
+	return users
 }
 
 // overflow cuts off a subscriber that cannot keep up.
@@ -332,12 +343,20 @@ const orderBuffer = 8
 // Listener.Subscribed), and returns its channel: read it from here, not from s, which a
 // context already ended closes (and clears) at once.
 func (b *Broker) subscribe(ctx context.Context, s *subscriber, capacity int) (<-chan *store.OrderStatusEvent, error) {
+	if b.cfg.Seats != nil {
+		release, err := b.cfg.Seats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.release = release
+	}
 	ch := make(chan *store.OrderStatusEvent, capacity)
 	s.ch = ch
 	s.listener = listenerFrom(ctx)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		s.giveSeat()
 		return nil, ErrClosed
 	}
 	switch {
@@ -362,6 +381,13 @@ func (b *Broker) unsubscribe(s *subscriber) {
 }
 
 func (b *Broker) remove(s *subscriber) {
+	if b.removeLocked(s) {
+		s.giveSeat()
+	}
+}
+
+// removeLocked forgets s and reports whether it was registered.
+func (b *Broker) removeLocked(s *subscriber) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	removeFrom := func(list []*subscriber) ([]*subscriber, bool) {
@@ -387,6 +413,7 @@ func (b *Broker) remove(s *subscriber) {
 	if ok && s.counted {
 		b.count--
 	}
+	return ok
 }
 
 // counted makes a subscriber that went live count among the live subscriptions, unless it
@@ -522,6 +549,7 @@ func (b *Broker) CloseSubscriptions() {
 	stock := b.takeStockSubscribers()
 	b.mu.Unlock()
 	for _, s := range all {
+		s.giveSeat()
 		s.close()
 	}
 	for _, s := range stock {

@@ -258,3 +258,69 @@ func TestListenerStopsTheSubscription(t *testing.T) {
 		t.Fatal("channel still open")
 	}
 }
+
+// A user named more than once by an event (a merchant who bought from themselves) gets it
+// once.
+func TestAudienceNamedTwiceGetsOneEvent(t *testing.T) {
+	b := newTestBroker(nil, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mine, _ := b.ViewerEvents(ctx, store.Viewer{UserID: 7, Role: store.RoleMerchant})
+	e := lifecycle()[0]
+	e.MerchantIDs = []int64{7, 8, 7}
+	b.dispatch(ctx, e)
+	receive(t, mine, 1)
+	if n := b.Delivered.Load(); n != 1 {
+		t.Fatalf("delivered %d, want 1", n)
+	}
+}
+
+// Every seat taken is given back exactly once, however the subscription ends; a refused
+// seat refuses the subscription.
+func TestSeatsAreGivenBackOnce(t *testing.T) {
+	var taken, given atomic.Int64
+	full := false
+	b := NewBroker(nil, &fakeStore{events: lifecycle()[:1]}, Config{Channel: "test", Buffer: 16,
+		Seats: func(context.Context) (func(), error) {
+			if full {
+				return nil, ErrClosed
+			}
+			taken.Add(1)
+			var once atomic.Bool
+			return func() {
+				if once.Swap(true) {
+					t.Error("a seat given back twice")
+				}
+				given.Add(1)
+			}, nil
+		}}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, _ = b.OrderEvents(ctx, 10, 0)
+	_, _ = b.ViewerEvents(ctx, store.Viewer{UserID: 7, Role: store.RoleCustomer})
+	if _, err := b.OrderEvents(context.Background(), 10, 99); err == nil { // a bad cursor fails the set-up
+		t.Fatal("want INVALID after")
+	}
+	cancel()
+	ctx2 := context.Background()
+	_, _ = b.ViewerEvents(ctx2, store.Viewer{UserID: 8, Role: store.RoleMerchant})
+	full = true
+	if _, err := b.ViewerEvents(ctx2, store.Viewer{UserID: 8, Role: store.RoleMerchant}); err == nil {
+		t.Fatal("a refused seat did not refuse the subscription")
+	}
+	b.CloseSubscriptions()
+	eventuallyTrue(t, func() bool { return given.Load() == taken.Load() })
+	if taken.Load() != 4 {
+		t.Fatalf("taken %d seats, want 4", taken.Load())
+	}
+}
+
+func eventuallyTrue(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 200 {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("condition never held")
+}

@@ -39,3 +39,18 @@ func listenerFrom(ctx context.Context) Listener {
 	l, _ := ctx.Value(listenerKey{}).(Listener)
 	return l
 }
+
+// A failer is a Listener that can end its subscription with an error of its own.
+type failer interface {
+	Fail(err error)
+}
+
+// Fail ends the subscription set up with ctx with err, when its transport can (a Listener
+// with a Fail method: the WebSocket's operation), and reports whether it did.
+func Fail(ctx context.Context, err error) bool {
+	f, ok := listenerFrom(ctx).(failer)
+	if ok {
+		f.Fail(err)
+	}
+	return ok
+}

@@ -18,6 +18,9 @@ type subscriber struct {
 	// cuts the subscriber off; without one (SSE) an overflow just closes ch.
 	listener Listener
 
+	// release gives back the subscription's seat (Config.Seats); called once, when the
+	// broker forgets the subscriber.
+	release func()
 	// counted is set once the subscriber went live and counts in Broker.Subscribers;
 	// guarded by the broker's lock.
 	counted bool
@@ -168,6 +171,14 @@ func (s *subscriber) close() {
 	s.ch = nil
 	s.mu.Unlock()
 	s.ready(1)
+}
+
+// giveSeat gives back the subscriber's seat, if it holds one; the broker calls it once,
+// when it forgets s (and not under its lock: it may write to Redis).
+func (s *subscriber) giveSeat() {
+	if s.release != nil {
+		s.release()
+	}
 }
 
 // subscribed tells the listener that the subscription is set up, and how to end it.

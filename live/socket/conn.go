@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/lesismal/nbio/nbhttp/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // socket is one connection on the event loop: the protocol's state and its operations. Its
@@ -25,7 +27,8 @@ type socket struct {
 	cancel      context.CancelFunc // ends ctx, and with it the operations' set-ups
 	headers     http.Header
 	transportWS bool
-	slot        int // in the heartbeat wheel; guarded by the wheel's lock
+	slot        int    // in the heartbeat wheel; guarded by the wheel's lock
+	addr        string // the client's address, for MaxSocketsPerAddress
 
 	readMu sync.Mutex   // serialises parsing: the hand-over's early bytes, then the poller's
 	queued atomic.Int64 // bytes written but not yet taken by the kernel
@@ -180,9 +183,32 @@ func (s *socket) startOperation(id string, payload json.RawMessage) {
 	}
 	op := &operation{s: s.sockets, sock: s, id: id}
 	s.ops.add(op)
+	full := s.ops.len() > s.sockets.cfg.MaxOperations
 	s.mu.Unlock()
-	s.sockets.setups.submit(func() { op.setUp(payload) })
+	if full {
+		s.sockets.Refused.Add(1)
+		op.fail(rateLimited("too many operations on this connection: at most %d at once; complete one first", s.sockets.cfg.MaxOperations))
+		return
+	}
+	if !s.sockets.setups.submit(func() { op.setUp(payload) }) {
+		s.sockets.Refused.Add(1)
+		op.fail(rateLimited("the server is busy setting up operations; retry shortly"))
+	}
 }
+
+// rateLimited is the error of an operation refused for a cap of the connection or the
+// process. It is the contract's RATE_LIMITED: the caller asks for more at once than it may,
+// and may retry once some of it is over (the operation itself is fine, so not
+// COMPLEXITY_LIMIT_EXCEEDED, which refuses an operation for its shape).
+func rateLimited(format string, args ...any) *gqlerror.Error {
+	err := gqlerror.Errorf(format, args...)
+	errcode.Set(err, codeRateLimited)
+	return err
+}
+
+// codeRateLimited is the contract's code (guard.CodeRateLimited, which this package does
+// not import).
+const codeRateLimited = "RATE_LIMITED"
 
 // context is the socket's context, in which its operations run.
 func (s *socket) context() context.Context {

@@ -113,6 +113,16 @@ func (op *operation) Ready() {
 	op.mu.Unlock()
 }
 
+// Fail ends the operation with err (delivery.Fail): a subscription whose caller's budget is
+// spent.
+func (op *operation) Fail(err error) {
+	var gqlErr *gqlerror.Error
+	if !errors.As(err, &gqlErr) {
+		gqlErr = &gqlerror.Error{Message: "internal system error"}
+	}
+	op.fail(gqlErr)
+}
+
 // Overflow implements delivery.Listener: the subscriber could not keep up; its socket is
 // closed with 1013.
 func (op *operation) Overflow() {

@@ -14,6 +14,15 @@ func (o *opSet) get(id string) *operation {
 	return o.more[id]
 }
 
+// len is how many operations the set holds.
+func (o *opSet) len() int {
+	n := len(o.more)
+	if o.one != nil {
+		n++
+	}
+	return n
+}
+
 // add adds op, whose ID is not in the set.
 func (o *opSet) add(op *operation) {
 	if o.one == nil {

@@ -2,10 +2,12 @@ package socket
 
 import "sync"
 
-// pool runs jobs on a fixed number of goroutines, in the order they were submitted. Its
-// queue is unbounded so that submitting never blocks the event loop or the broker: what
-// bounds the work is the number of sockets and their send buffers, not this queue.
+// pool runs jobs on a fixed number of goroutines, in the order they were submitted.
+// Submitting never blocks the event loop or the broker: a pool with a limit refuses a job
+// beyond it (the set-ups, which any client can start); one without (the events, bounded by
+// the subscribers and their buffers) queues it.
 type pool struct {
+	limit   int // queued jobs at most; 0: no limit
 	mu      sync.Mutex
 	wake    *sync.Cond
 	queue   []func()
@@ -13,8 +15,8 @@ type pool struct {
 	wg      sync.WaitGroup
 }
 
-func newPool(workers int) *pool {
-	p := &pool{}
+func newPool(workers, limit int) *pool {
+	p := &pool{limit: limit}
 	p.wake = sync.NewCond(&p.mu)
 	p.wg.Add(workers)
 	for range workers {
@@ -23,14 +25,20 @@ func newPool(workers int) *pool {
 	return p
 }
 
-// submit queues job; after stop it is dropped.
-func (p *pool) submit(job func()) {
+// submit queues job, and reports false when the queue is full; after stop the job is
+// dropped.
+func (p *pool) submit(job func()) bool {
 	p.mu.Lock()
-	if !p.stopped {
-		p.queue = append(p.queue, job)
-		p.wake.Signal()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return true
 	}
-	p.mu.Unlock()
+	if p.limit > 0 && len(p.queue) >= p.limit {
+		return false
+	}
+	p.queue = append(p.queue, job)
+	p.wake.Signal()
+	return true
 }
 
 func (p *pool) work() {

@@ -9,6 +9,7 @@ package socket
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"runtime"
 	"sync"
@@ -61,6 +62,20 @@ type Config struct {
 	SetupWorkers, EventWorkers int
 	// ReadLimit is the largest message a client may send (1 MiB).
 	ReadLimit int
+	// MaxOperations is how many operations one socket may run at once (100): one more is
+	// answered with an error message for its ID (RATE_LIMITED), and the socket and its
+	// other operations go on. A phone watches a handful, a dashboard a few dozen.
+	MaxOperations int
+	// MaxSocketsPerAddress is how many sockets one client address (AddressOf) may hold
+	// open in this process; one more upgrade is refused with HTTP 429. 0: no cap.
+	MaxSocketsPerAddress int
+	// AddressOf names a request's client address for MaxSocketsPerAddress (default: the
+	// peer's IP).
+	AddressOf func(r *http.Request) string
+	// SetupQueue is how many operations may wait for a set-up worker, over every socket of
+	// the process (4096): beyond it an operation is refused at once (RATE_LIMITED) instead
+	// of queueing memory without bound.
+	SetupQueue int
 	// Authorized reports whether the credentials a socket's context carries still hold (a
 	// token expires while its socket lives on). It is asked at every heartbeat and before
 	// every operation; false closes the socket with 4403. Nil: always.
@@ -98,6 +113,18 @@ func (c Config) withDefaults() Config {
 	if c.ReadLimit <= 0 {
 		c.ReadLimit = 1 << 20
 	}
+	if c.AddressOf == nil {
+		c.AddressOf = func(r *http.Request) string {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			return host
+		}
+	}
+	if c.MaxOperations <= 0 {
+		c.MaxOperations = 100
+	}
+	if c.SetupQueue <= 0 {
+		c.SetupQueue = 4096
+	}
 	return c
 }
 
@@ -117,6 +144,7 @@ type Sockets struct {
 
 	mu       sync.Mutex
 	open     map[*socket]struct{}
+	byAddr   map[string]int // open sockets per client address, with MaxSocketsPerAddress
 	draining bool
 	count    atomic.Int64
 	// handedOver is the fence between the goroutine that builds a socket and the event
@@ -125,6 +153,9 @@ type Sockets struct {
 	handedOver atomic.Int64
 	// Slow counts sockets closed with 1013 because their peer stopped reading.
 	Slow atomic.Int64
+	// Refused counts operations and upgrades refused for a cap: MaxOperations, SetupQueue,
+	// MaxSocketsPerAddress.
+	Refused atomic.Int64
 }
 
 // NewSockets starts the event loop, the worker pools and the heartbeat; Close stops them.
@@ -148,9 +179,10 @@ func NewSockets(cfg Config) (*Sockets, error) {
 	ss := &Sockets{
 		cfg:    cfg,
 		engine: engine,
-		setups: newPool(cfg.SetupWorkers),
-		events: newPool(cfg.EventWorkers),
+		setups: newPool(cfg.SetupWorkers, cfg.SetupQueue),
+		events: newPool(cfg.EventWorkers, 0),
 		open:   map[*socket]struct{}{},
+		byAddr: map[string]int{},
 	}
 	// Bytes left the process: the socket's backlog shrinks.
 	engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
@@ -208,6 +240,32 @@ func (ss *Sockets) forget(s *socket) {
 	if ok {
 		ss.count.Add(-1)
 		ss.beats.remove(s)
+		ss.releaseAddress(s.addr)
+	}
+}
+
+// holdAddress counts one more socket of addr, unless addr holds MaxSocketsPerAddress.
+func (ss *Sockets) holdAddress(addr string) bool {
+	if ss.cfg.MaxSocketsPerAddress <= 0 {
+		return true
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.byAddr[addr] >= ss.cfg.MaxSocketsPerAddress {
+		return false
+	}
+	ss.byAddr[addr]++
+	return true
+}
+
+func (ss *Sockets) releaseAddress(addr string) {
+	if ss.cfg.MaxSocketsPerAddress <= 0 {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.byAddr[addr]--; ss.byAddr[addr] <= 0 {
+		delete(ss.byAddr, addr)
 	}
 }
 

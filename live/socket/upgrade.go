@@ -57,6 +57,18 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	addr := ss.cfg.AddressOf(r)
+	if !ss.holdAddress(addr) {
+		ss.Refused.Add(1)
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		return
+	}
+	held := true // until the socket is registered: then forget gives it back
+	defer func() {
+		if held {
+			ss.releaseAddress(addr)
+		}
+	}()
 	subprotocol := chooseSubprotocol(r.Header)
 	hj, ok := w.(http.Hijacker)
 	if !ok {
@@ -101,6 +113,7 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		headers:     traceHeaders(r.Header),
 		transportWS: subprotocol == subprotocolTransportWS,
 		slot:        -1,
+		addr:        addr,
 	}
 	wsc := websocket.NewServerConn(ss.upgrader, nbc, subprotocol, false, false)
 	wsc.Engine = ss.engine
@@ -121,6 +134,7 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		cancel()
 		return
 	}
+	held = false
 	s.startTimers()
 	ss.published()
 	// Holding readMu, the early bytes are parsed before anything the poller reads next.
