@@ -331,8 +331,6 @@ type costStats struct {
 	// Throttle is the caller's rate-limit budget after this operation; absent when rate
 	// limiting is off or could not be checked.
 	Throttle *throttleStatus `json:"throttle,omitempty"`
-	// refused is set when a subscription's event was refused: the subscription is over.
-	refused bool
 }
 
 // Cost returns the operation's cost, for its trace span.
