@@ -42,6 +42,8 @@ type Resolver struct {
 	Tokens *auth.Tokens
 	Events Events
 	Logins Logins
+	// Payments takes payments (payOrder, confirmTestPayment).
+	Payments Payments
 	// NewLoaders returns fresh loaders, for work outside a request's (subscriptions).
 	NewLoaders func() *loaders.Loaders
 }

@@ -18,6 +18,12 @@ func (r *queryResolver) Node(ctx context.Context, id string) (store.Node, error)
 		return r.Query().Product(ctx, id)
 	case kindOrder:
 		return r.Query().Order(ctx, id)
+	case kindPayment:
+		p, err := visiblePayment(ctx, localID(kindPayment, id))
+		if err != nil {
+			return nil, err
+		}
+		return &p, nil
 	}
 	return nil, notFound()
 }

@@ -16,6 +16,7 @@ const (
 	KindProduct = "Product"
 	KindOrder   = "Order"
 	KindEvent   = "OrderStatusEvent"
+	KindPayment = "Payment"
 )
 
 // GlobalID returns the opaque global ID of an object of this kind.
@@ -76,3 +77,9 @@ func (o *Order) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindO
 
 // AppendGlobalID appends the event's global ID to b.
 func (e *OrderStatusEvent) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindEvent, e.ID) }
+
+// GlobalID is the payment's global ID.
+func (p Payment) GlobalID() string { return GlobalID(KindPayment, p.ID) }
+
+// AppendGlobalID appends the payment's global ID to b.
+func (p *Payment) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindPayment, p.ID) }

@@ -1,0 +1,183 @@
+package checkout
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/shop/api/store"
+)
+
+// The saga's steps are River jobs, written in the transaction of the change that asks for
+// them (store.Jobs): an order's expiry, scheduled at its reservedUntil and unique per
+// order, and a payment's cancel and refund at the provider, retried with River's backoff.
+// One client type serves both backends: its transactions are database/sql's, the store's
+// own (gorm runs on database/sql), on the embedded SQLite (riversqlite) and on PostgreSQL
+// (riverdatabasesql, with a pgx pool for LISTEN/NOTIFY).
+
+// expireOrderArgs asks for an order's expiry.
+type expireOrderArgs struct {
+	OrderID int64 `json:"order_id" river:"unique"`
+}
+
+func (expireOrderArgs) Kind() string { return "expire_order" }
+
+// cancelPaymentArgs asks for a payment to be cancelled at its provider.
+type cancelPaymentArgs struct {
+	PaymentID int64 `json:"payment_id" river:"unique"`
+}
+
+func (cancelPaymentArgs) Kind() string { return "cancel_payment" }
+
+// refundPaymentArgs asks for a payment to be refunded at its provider.
+type refundPaymentArgs struct {
+	PaymentID int64 `json:"payment_id" river:"unique"`
+}
+
+func (refundPaymentArgs) Kind() string { return "refund_payment" }
+
+// driver returns River's driver for the store's database handle.
+func driver(db *sql.DB, pool *pgxpool.Pool) riverdriver.Driver[*sql.Tx] {
+	if pool != nil {
+		return riverdatabasesql.NewWithPgxListener(db, pool)
+	}
+	return riversqlite.New(db)
+}
+
+// migrate applies River's migrations (its job tables) to the store's database.
+func migrate(ctx context.Context, drv riverdriver.Driver[*sql.Tx]) error {
+	m, err := rivermigrate.New(drv, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	return nil
+}
+
+// queue is the store's Jobs on a River client.
+type queue struct {
+	client *river.Client[*sql.Tx]
+}
+
+var _ store.Jobs = queue{}
+
+// ExpireOrder implements store.Jobs. An order's expiry is unique: a repeat is a no-op.
+func (q queue) ExpireOrder(ctx context.Context, tx *sql.Tx, orderID int64, at time.Time) error {
+	_, err := q.client.InsertTx(ctx, tx, expireOrderArgs{OrderID: orderID},
+		&river.InsertOpts{ScheduledAt: at, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	return err
+}
+
+// CancelPayment implements store.Jobs.
+func (q queue) CancelPayment(ctx context.Context, tx *sql.Tx, paymentID int64) error {
+	_, err := q.client.InsertTx(ctx, tx, cancelPaymentArgs{PaymentID: paymentID},
+		&river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	return err
+}
+
+// RefundPayment implements store.Jobs.
+func (q queue) RefundPayment(ctx context.Context, tx *sql.Tx, paymentID int64) error {
+	_, err := q.client.InsertTx(ctx, tx, refundPaymentArgs{PaymentID: paymentID},
+		&river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	return err
+}
+
+// expireWorker expires orders.
+type expireWorker struct {
+	river.WorkerDefaults[expireOrderArgs]
+	store *store.Store
+}
+
+// Work expires the order, or waits for its reservation when it came early: a short wait
+// in place (River's scheduler moves a job up to its interval ahead of time), a longer one
+// by snoozing.
+func (w *expireWorker) Work(ctx context.Context, job *river.Job[expireOrderArgs]) error {
+	for {
+		wait, err := w.store.ExpireOrder(ctx, job.Args.OrderID)
+		if err != nil || wait <= 0 {
+			return err
+		}
+		if wait > 10*time.Second {
+			return river.JobSnooze(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// cancelWorker cancels payments at their provider.
+type cancelWorker struct {
+	river.WorkerDefaults[cancelPaymentArgs]
+	store    *store.Store
+	provider Provider
+}
+
+// Work cancels the payment at its provider; an error retries with backoff.
+func (w *cancelWorker) Work(ctx context.Context, job *river.Job[cancelPaymentArgs]) error {
+	p, err := w.store.FindPayment(ctx, job.Args.PaymentID)
+	if err != nil || w.provider == nil || p.Provider != w.provider.Name() || p.ProviderReference == nil {
+		return err // nothing the provider knows of, or another provider's
+	}
+	return w.provider.Cancel(ctx, p)
+}
+
+// refundWorker refunds payments at their provider.
+type refundWorker struct {
+	river.WorkerDefaults[refundPaymentArgs]
+	store    *store.Store
+	provider Provider
+}
+
+// Work refunds the payment at its provider, and marks it REFUNDED when the provider says
+// the refund is done; an error retries with backoff.
+func (w *refundWorker) Work(ctx context.Context, job *river.Job[refundPaymentArgs]) error {
+	p, err := w.store.FindPayment(ctx, job.Args.PaymentID)
+	if err != nil || p.Status != store.PaymentSucceeded {
+		return err
+	}
+	if w.provider == nil || p.Provider != w.provider.Name() {
+		return fmt.Errorf("refund payment %d: its provider %q is not configured", p.ID, p.Provider)
+	}
+	done, err := w.provider.Refund(ctx, p)
+	if err != nil || !done {
+		return err
+	}
+	_, err = w.store.MarkPaymentRefunded(ctx, p.ID, "")
+	return err
+}
+
+// newClient builds the River client that inserts and works the checkout's jobs.
+func newClient(drv riverdriver.Driver[*sql.Tx], st *store.Store, p Provider, cfg Config) (*river.Client[*sql.Tx], error) {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &expireWorker{store: st})
+	river.AddWorker(workers, &cancelWorker{store: st, provider: p})
+	river.AddWorker(workers, &refundWorker{store: st, provider: p})
+	client, err := river.NewClient(drv, &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Workers:           workers,
+		FetchPollInterval: cfg.PollInterval,
+		FetchCooldown:     min(cfg.PollInterval, 100*time.Millisecond),
+		MaxAttempts:       cfg.MaxAttempts,
+		JobTimeout:        time.Minute,
+		Logger:            cfg.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	return client, nil
+}
+
