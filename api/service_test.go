@@ -59,15 +59,15 @@ type config struct {
 // service is the shop's API assembled as server.go's run assembles it, with the handles
 // tests look through.
 type service struct {
-	Store   *store.Store
-	Redis   *redisconn.Conn
-	Tokens  *auth.Tokens
+	Store  *store.Store
+	Redis  *redisconn.Conn
+	Tokens *auth.Tokens
 	// Checkout takes payments and works the jobs (its Test provider can be made to fail).
 	Checkout *checkout.Checkout
 	live     *api.Live
-	prefix  string
-	handler http.Handler
-	closers []func()
+	prefix   string
+	handler  http.Handler
+	closers  []func()
 }
 
 // startService builds every part in run's order and mounts the same /graphql chain and

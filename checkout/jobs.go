@@ -180,4 +180,3 @@ func newClient(drv riverdriver.Driver[*sql.Tx], st *store.Store, p Provider, cfg
 	}
 	return client, nil
 }
-
