@@ -164,6 +164,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer payments.Close()
+	reg.MustRegister(payments.Collectors()...)
 	// Not ctx: jobs stop when the server has drained (below), not at the signal.
 	if err := payments.Start(context.WithoutCancel(ctx)); err != nil {
 		return err

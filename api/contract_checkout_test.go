@@ -547,3 +547,31 @@ func TestCheckoutReservationExpires(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckoutMetrics: /metrics counts payments by status and jobs by kind and state, and the
+// outcomes of the jobs this process worked.
+func TestCheckoutMetrics(t *testing.T) {
+	t.Parallel()
+	forEachBackendWithAdmin(t, func(t *testing.T, env *testEnv, admin account) {
+		s := newShop(env, 100, 10)
+		cust := env.as(s.customer.Token)
+		paid := env.placeOrder(s.customer, line{s.product, 1})
+		cust.mustConfirm(cust.mustPay(paid, "k").ID, "SUCCEED")
+		failed := env.placeOrder(s.customer, line{s.product, 1})
+		cust.mustConfirm(cust.mustPay(failed, "k").ID, "DECLINE")
+		cust.mustPay(failed, "k2")
+		r, p := cust.mutate("cancelOrder", opCancelOrder, map[string]any{"id": failed})
+		requireOK(t, r, p)
+		for status, want := range map[string]float64{"PENDING": 0, "SUCCEEDED": 1, "FAILED": 1, "CANCELED": 1, "REFUNDED": 0} {
+			if got := metricValue(t, env, "shop_payments", `status="`+status+`"`); got != want {
+				t.Errorf("shop_payments{status=%q} = %v, want %v", status, got, want)
+			}
+		}
+		if got := metricValue(t, env, "shop_jobs", `kind="expire_order"`, `state="scheduled"`); got != 2 {
+			t.Errorf("scheduled expiries = %v, want 2", got)
+		}
+		waitFor(t, 5*time.Second, "the cancel job", func() bool {
+			return metricValue(t, env, "shop_job_outcomes_total", `kind="cancel_payment"`, `outcome="completed"`) == 1
+		})
+	})
+}

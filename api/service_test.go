@@ -117,6 +117,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Checkout.Close)
+	reg.MustRegister(s.Checkout.Collectors()...)
 	if err := s.Checkout.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
 	}

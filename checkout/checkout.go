@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
 	"github.com/shop/api/store"
@@ -87,13 +88,17 @@ type Checkout struct {
 	client   *river.Client[*sql.Tx]
 	pool     *pgxpool.Pool
 	log      *slog.Logger
+	counts   counts
+	outcomes *prometheus.CounterVec
+	events   <-chan *river.Event
+	unsub    func()
 }
 
 // New builds checkout on st: it applies the job queue's migrations, builds the provider
 // cfg names, and makes st write its jobs through the queue.
 func New(ctx context.Context, st *store.Store, cfg Config) (*Checkout, error) {
 	cfg = cfg.withDefaults()
-	c := &Checkout{store: st, log: cfg.Log}
+	c := &Checkout{store: st, log: cfg.Log, counts: counts{store: st}, outcomes: newOutcomes()}
 	switch cfg.Provider {
 	case ProviderTest:
 		c.test = &TestProvider{}
@@ -132,6 +137,9 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*Checkout, error) {
 		return nil, err
 	}
 	st.SetJobs(queue{client: c.client})
+	c.events, c.unsub = c.client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
+		river.EventKindJobCancelled, river.EventKindJobSnoozed)
+	go countOutcomes(c.events, c.outcomes)
 	return c, nil
 }
 
@@ -170,6 +178,9 @@ func (c *Checkout) Stop(ctx context.Context) error {
 
 // Close releases the job queue's connections; call it after Stop.
 func (c *Checkout) Close() {
+	if c.unsub != nil {
+		c.unsub()
+	}
 	if c.pool != nil {
 		c.pool.Close()
 	}

@@ -515,3 +515,19 @@ func (s *Store) SettleTestPayment(ctx context.Context, viewer Viewer, id int64, 
 
 // ProviderTest is the name of the built-in test payment provider.
 const ProviderTest = "test"
+
+// CountPaymentsByStatus returns how many payments are in each status (for metrics).
+func (s *Store) CountPaymentsByStatus(ctx context.Context) (map[PaymentStatus]int, error) {
+	var rows []struct {
+		Status string
+		N      int
+	}
+	if err := s.db.WithContext(ctx).Model(&paymentRow{}).Select("status, COUNT(*) AS n").Group("status").Scan(&rows).Error; err != nil {
+		return nil, translate("count payments", err)
+	}
+	out := make(map[PaymentStatus]int, len(rows))
+	for _, r := range rows {
+		out[PaymentStatus(r.Status)] = r.N
+	}
+	return out, nil
+}
