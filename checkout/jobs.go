@@ -173,7 +173,10 @@ func newClient(drv riverdriver.Driver[*sql.Tx], st *store.Store, p Provider, cfg
 		FetchCooldown:     min(cfg.PollInterval, 100*time.Millisecond),
 		MaxAttempts:       cfg.MaxAttempts,
 		JobTimeout:        time.Minute,
-		Logger:            cfg.Log,
+		// A job whose process died while working it (SIGKILL) runs again this long after
+		// it started, rather than River's default hour.
+		RescueStuckJobsAfter: 2 * time.Minute,
+		Logger:               cfg.Log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
