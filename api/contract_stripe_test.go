@@ -49,25 +49,36 @@ func stripeMockPath() string {
 }
 
 // startStripeMock starts stripe-mock on a free port for the test and returns its URL.
-func startStripeMock(t *testing.T) string {
+func startStripeMock(t testing.TB) string {
 	t.Helper()
 	bin := stripeMockPath()
 	storetest.Require(t, bin != "", "stripe-mock not found (go install github.com/stripe/stripe-mock@v0.203.0)")
-	port := freePort(t)
-	cmd := exec.Command(bin, "-http-port", strconv.Itoa(port), "-https-port", strconv.Itoa(freePort(t)))
+	ports := make([]int, 2)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	cmd := exec.Command(bin, "-http-port", strconv.Itoa(ports[0]), "-https-port", strconv.Itoa(ports[1]))
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start stripe-mock: %v", err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, 30*time.Second, "stripe-mock to listen", func() bool {
+	addr := "127.0.0.1:" + strconv.Itoa(ports[0])
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
+			return "http://" + addr
 		}
-		return err == nil
-	})
-	return "http://" + addr
+		if time.Now().After(deadline) {
+			t.Fatalf("stripe-mock does not listen on %s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // forEachBackendOnStripe is forEachBackendWithAdmin with PAYMENT_PROVIDER=stripe on a stripe-mock.
