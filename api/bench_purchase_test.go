@@ -13,6 +13,8 @@ package api_test
 //
 //	BENCH_PURCHASES  purchases per round (default 400); BENCH_CONCURRENCY clients (default 8)
 //	BENCH_ROUNDS     rounds, alternating the builds; figures are medians (default 3)
+//	BENCH_NEW_ENV    space-separated KEY=value settings added to the new build's environment
+//	                 (e.g. ORDER_RESERVATION_TTL=0, to price the reservation's job)
 
 import (
 	"bytes"
@@ -131,6 +133,7 @@ func startPurchaseServer(tb testing.TB, name, bin, redisURL, stripeURL string, c
 		"REDIS_PREFIX=" + storetest.RedisPrefix(tb, redisURL), "JWT_SECRET=" + benchSecret,
 		"RATE_LIMIT_POINTS_PER_MINUTE=" + strconv.Itoa(benchRateLimit), "PATH=" + os.Getenv("PATH")}
 	if stripeURL != "" {
+		env = append(env, strings.Fields(os.Getenv("BENCH_NEW_ENV"))...)
 		env = append(env, "PAYMENT_PROVIDER=stripe", "STRIPE_API_URL="+stripeURL, "STRIPE_API_KEY=sk_test_bench",
 			"STRIPE_WEBHOOK_SECRET="+testWebhookSecret)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,29 +19,29 @@ import (
 )
 
 // The saga's steps are River jobs, written in the transaction of the change that asks for
-// them (store.Jobs): an order's expiry, scheduled at its reservedUntil and unique per
-// order, and a payment's cancel and refund at the provider, retried with River's backoff.
+// them (store.Jobs): an order's expiry, scheduled at its reservedUntil, and a payment's
+// cancel and refund at the provider, retried with backoff.
 // One client type serves both backends: its transactions are database/sql's, the store's
 // own (gorm runs on database/sql), on the embedded SQLite (riversqlite) and on PostgreSQL
 // (riverdatabasesql, with a pgx pool for LISTEN/NOTIFY).
 
 // expireOrderArgs asks for an order's expiry.
 type expireOrderArgs struct {
-	OrderID int64 `json:"order_id" river:"unique"`
+	OrderID int64 `json:"order_id"`
 }
 
 func (expireOrderArgs) Kind() string { return "expire_order" }
 
 // cancelPaymentArgs asks for a payment to be cancelled at its provider.
 type cancelPaymentArgs struct {
-	PaymentID int64 `json:"payment_id" river:"unique"`
+	PaymentID int64 `json:"payment_id"`
 }
 
 func (cancelPaymentArgs) Kind() string { return "cancel_payment" }
 
 // refundPaymentArgs asks for a payment to be refunded at its provider.
 type refundPaymentArgs struct {
-	PaymentID int64 `json:"payment_id" river:"unique"`
+	PaymentID int64 `json:"payment_id"`
 }
 
 func (refundPaymentArgs) Kind() string { return "refund_payment" }
@@ -72,24 +73,28 @@ type queue struct {
 
 var _ store.Jobs = queue{}
 
-// ExpireOrder implements store.Jobs. An order's expiry is unique: a repeat is a no-op.
+// Each job is written by a change that happens once (an order is placed once, a payment
+// cancelled once, a refund asked for once), so it is unique by construction: River's unique
+// insert, which doubled the insert's cost in placeOrder, is not used. Working a job twice
+// (a process died after its work, before River marked it done) is harmless too: each
+// worker does nothing to an order or payment already past that step, and the provider
+// calls carry idempotency keys.
+
+// ExpireOrder implements store.Jobs.
 func (q queue) ExpireOrder(ctx context.Context, tx *sql.Tx, orderID int64, at time.Time) error {
-	_, err := q.client.InsertTx(ctx, tx, expireOrderArgs{OrderID: orderID},
-		&river.InsertOpts{ScheduledAt: at, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	_, err := q.client.InsertTx(ctx, tx, expireOrderArgs{OrderID: orderID}, &river.InsertOpts{ScheduledAt: at})
 	return err
 }
 
 // CancelPayment implements store.Jobs.
 func (q queue) CancelPayment(ctx context.Context, tx *sql.Tx, paymentID int64) error {
-	_, err := q.client.InsertTx(ctx, tx, cancelPaymentArgs{PaymentID: paymentID},
-		&river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	_, err := q.client.InsertTx(ctx, tx, cancelPaymentArgs{PaymentID: paymentID}, nil)
 	return err
 }
 
 // RefundPayment implements store.Jobs.
 func (q queue) RefundPayment(ctx context.Context, tx *sql.Tx, paymentID int64) error {
-	_, err := q.client.InsertTx(ctx, tx, refundPaymentArgs{PaymentID: paymentID},
-		&river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	_, err := q.client.InsertTx(ctx, tx, refundPaymentArgs{PaymentID: paymentID}, nil)
 	return err
 }
 
@@ -126,6 +131,11 @@ type cancelWorker struct {
 	provider Provider
 }
 
+// NextRetry implements river.Worker: see providerBackoff.
+func (w *cancelWorker) NextRetry(job *river.Job[cancelPaymentArgs]) time.Time {
+	return time.Now().Add(providerBackoff(job.Attempt))
+}
+
 // Work cancels the payment at its provider; an error retries with backoff.
 func (w *cancelWorker) Work(ctx context.Context, job *river.Job[cancelPaymentArgs]) error {
 	p, err := w.store.FindPayment(ctx, job.Args.PaymentID)
@@ -140,6 +150,11 @@ type refundWorker struct {
 	river.WorkerDefaults[refundPaymentArgs]
 	store    *store.Store
 	provider Provider
+}
+
+// NextRetry implements river.Worker: see providerBackoff.
+func (w *refundWorker) NextRetry(job *river.Job[refundPaymentArgs]) time.Time {
+	return time.Now().Add(providerBackoff(job.Attempt))
 }
 
 // Work refunds the payment at its provider, and marks it REFUNDED when the provider says
@@ -158,6 +173,18 @@ func (w *refundWorker) Work(ctx context.Context, job *river.Job[refundPaymentArg
 	}
 	_, err = w.store.MarkPaymentRefunded(ctx, p.ID, "")
 	return err
+}
+
+// providerBackoff is the wait before retry attempt+1 of a provider call: doubling from 2 s
+// and capped at an hour, so an outage of seconds (or the breaker's open time) costs seconds,
+// and the 25 attempts span about a day. (River's default, attempt⁴ seconds, waits 81 s
+// after the third failure.)
+func providerBackoff(attempt int) time.Duration {
+	d := time.Hour
+	if attempt < 12 {
+		d = min(d, time.Second<<attempt)
+	}
+	return d + time.Duration(rand.Int64N(int64(d/10)+1))
 }
 
 // newClient builds the River client that inserts and works the checkout's jobs.
