@@ -136,7 +136,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*Checkout, error) {
 		c.Close()
 		return nil, err
 	}
-	st.SetJobs(queue{client: c.client})
+	st.SetJobs(queue{client: c.client, postgres: c.pool != nil, maxAttempts: cfg.MaxAttempts})
 	c.events, c.unsub = c.client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
 		river.EventKindJobCancelled, river.EventKindJobSnoozed)
 	go countOutcomes(c.events, c.outcomes)
