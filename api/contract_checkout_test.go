@@ -330,11 +330,10 @@ func TestCheckoutAuthorization(t *testing.T) {
 		stranger, otherMerchant := env.signUp("CUSTOMER"), env.signUp("MERCHANT")
 		order := env.placeOrder(s.customer, line{s.product, 1})
 
-		r, p := env.anon().pay(order, "k")
-		if r.Code() != "UNAUTHENTICATED" {
-			t.Fatalf("anonymous payOrder: %+v", r.Errors)
+		if r, p := env.anon().pay(order, "k"); r.Code() != "UNAUTHENTICATED" || p != nil {
+			t.Fatalf("anonymous payOrder: %+v %+v", r.Errors, p)
 		}
-		r, p = env.as(stranger.Token).pay(order, "k")
+		r, p := env.as(stranger.Token).pay(order, "k")
 		requirePaymentErrors(t, r, p, wantUserError{Code: "NOT_FOUND", Field: []string{"orderId"}})
 		r, p = env.as(otherMerchant.Token).pay(order, "k")
 		requirePaymentErrors(t, r, p, wantUserError{Code: "NOT_FOUND", Field: []string{"orderId"}})
