@@ -282,3 +282,30 @@ func (e *testEnv) jobsCompleted(kind string) int {
 	}
 	return len(res.Jobs)
 }
+
+// TestStripeEventsOutOfOrder: a charge.refunded that arrives before the success it refunds is
+// answered 500 and applied when Stripe delivers it again after the success.
+func TestStripeEventsOutOfOrder(t *testing.T) {
+	t.Parallel()
+	forEachBackendOnStripe(t, func(t *testing.T, env *testEnv, admin account) {
+		s := newShop(env, 500, 10)
+		cust := env.as(s.customer.Token)
+		order := env.placeOrder(s.customer, line{s.product, 1})
+		p := cust.mustPay(order, "k")
+		r, pl := cust.mutate("cancelOrder", opCancelOrder, map[string]any{"id": order})
+		requireOK(t, r, pl)
+		refunded := stripeEvent("evt_early_refund_"+p.ID, "charge.refunded", map[string]any{"id": "ch_3", "object": "charge",
+			"payment_intent": *p.ProviderReference})
+		if got := env.webhook(refunded, signed(refunded, testWebhookSecret, time.Now())); got != http.StatusInternalServerError {
+			t.Fatalf("charge.refunded before the success: %d, want 500 (Stripe delivers it again)", got)
+		}
+		if got := cust.checkoutOrder(order).Payments[0].Status; got != "CANCELED" {
+			t.Fatalf("an early refund event changed the payment: %s", got)
+		}
+		env.deliver(stripeEvent("evt_success_"+p.ID, "payment_intent.succeeded", map[string]any{"id": *p.ProviderReference, "object": "payment_intent"}))
+		env.deliver(refunded)
+		if got := cust.checkoutOrder(order).Payments[0].Status; got != "REFUNDED" {
+			t.Fatalf("after the success and the redelivered refund: %s, want REFUNDED", got)
+		}
+	})
+}

@@ -406,20 +406,26 @@ func (s *Store) releasePayments(tx *gorm.DB, orderID int64, to OrderStatus, now 
 
 // MarkPaymentRefunded records that the provider gave a SUCCEEDED payment's money back.
 // event, when set, is the provider's event ID: an event seen before changes nothing. A
-// payment in any other status is left as it is.
+// REFUNDED payment is left as it is; one whose success has not arrived yet (the provider's
+// events came out of order) is CONFLICT, and the event is not recorded, so that its
+// redelivery applies it once the success is in.
 func (s *Store) MarkPaymentRefunded(ctx context.Context, id int64, event string) (Payment, error) {
 	var pay paymentRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Take(&pay, id).Error; err != nil {
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&pay, id).Error; err != nil {
 			return err
+		}
+		switch PaymentStatus(pay.Status) {
+		case PaymentRefunded:
+			return nil
+		case PaymentSucceeded:
+		default:
+			return newError(CodeConflict, "the payment's success has not arrived yet")
 		}
 		if event != "" {
 			if dup, err := s.seenEvent(tx, pay.Provider, event); dup || err != nil {
 				return err
 			}
-		}
-		if PaymentStatus(pay.Status) != PaymentSucceeded {
-			return nil
 		}
 		now := s.now()
 		pay.Status, pay.UpdatedAt = string(PaymentRefunded), now
