@@ -217,10 +217,11 @@ func newClient(drv riverdriver.Driver[*sql.Tx], st *store.Store, p Provider, cfg
 		FetchPollInterval: cfg.PollInterval,
 		FetchCooldown:     min(cfg.PollInterval, 100*time.Millisecond),
 		MaxAttempts:       cfg.MaxAttempts,
-		JobTimeout:        time.Minute,
-		// A job whose process died while working it (SIGKILL) runs again this long after
-		// it started, rather than River's default hour.
-		RescueStuckJobsAfter: 2 * time.Minute,
+		// A job is a provider call (10 s timeout) or one transaction.
+		JobTimeout: 20 * time.Second,
+		// A job that a process fetched and then died with (SIGKILL) runs again this long
+		// after it started (plus up to River's rescuer interval), not River's default hour.
+		RescueStuckJobsAfter: 30 * time.Second,
 		Logger:               cfg.Log,
 	})
 	if err != nil {
