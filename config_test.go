@@ -194,3 +194,34 @@ func TestLoadConfigLiveCaps(t *testing.T) {
 		t.Errorf("a bad cap: %v", err)
 	}
 }
+
+// TestLoadConfigCheckout: ORDER_RESERVATION_TTL (default 15m, 0 for ever) and
+// PAYMENT_PROVIDER (test by default, none in production, where test refuses to start).
+func TestLoadConfigCheckout(t *testing.T) {
+	for _, c := range []struct {
+		env      func(string) string
+		ttl      time.Duration
+		provider string
+		fails    bool
+	}{
+		{env: env(), ttl: 15 * time.Minute, provider: "test"},
+		{env: env("ORDER_RESERVATION_TTL", "0"), ttl: 0, provider: "test"},
+		{env: env("ORDER_RESERVATION_TTL", "90s", "PAYMENT_PROVIDER", "none"), ttl: 90 * time.Second, provider: "none"},
+		{env: env("APP_ENV", "production"), ttl: 15 * time.Minute, provider: "none"},
+		{env: env("APP_ENV", "production", "PAYMENT_PROVIDER", "stripe"), ttl: 15 * time.Minute, provider: "stripe"},
+		{env: env("APP_ENV", "production", "PAYMENT_PROVIDER", "test"), fails: true},
+		{env: env("ORDER_RESERVATION_TTL", "-1m"), fails: true},
+		{env: env("ORDER_RESERVATION_TTL", "soon"), fails: true},
+	} {
+		cfg, err := loadConfig(c.env, quiet)
+		if c.fails {
+			if err == nil {
+				t.Errorf("%v %v: loaded, want an error", c.env("APP_ENV"), c.env("PAYMENT_PROVIDER"))
+			}
+			continue
+		}
+		if err != nil || cfg.Store.ReservationTTL != c.ttl || cfg.Checkout.Provider != c.provider {
+			t.Errorf("ttl %v provider %q err %v, want %v %q", cfg.Store.ReservationTTL, cfg.Checkout.Provider, err, c.ttl, c.provider)
+		}
+	}
+}

@@ -37,6 +37,7 @@ import (
 	"github.com/shop/api/api/playground"
 	"github.com/shop/api/api/redisconn"
 	"github.com/shop/api/auth"
+	"github.com/shop/api/checkout"
 	"github.com/shop/api/graph"
 	"github.com/shop/api/loaders"
 	"github.com/shop/api/resolvers"
@@ -82,8 +83,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err != nil {
 			return err
 		}
+		defer st.Close()
+		if err := checkout.Migrate(ctx, st, cfg.Store.DatabaseURL); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, "migrations applied")
-		return st.Close()
+		return nil
 	case len(args) > 0:
 		return fmt.Errorf("unknown command %q (want: migrate, schema or healthcheck)", args[0])
 	}
@@ -154,6 +159,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 
+	// Checkout before anything writes orders: the store writes its jobs through it.
+	cfg.Checkout.Log = log
+	payments, err := checkout.New(ctx, st, cfg.Checkout)
+	if err != nil {
+		return err
+	}
+	defer payments.Close()
+	reg.MustRegister(payments.Collectors()...)
+	// Not ctx: jobs stop when the server has drained (below), not at the signal.
+	if err := payments.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	defer stopJobs(payments, log)
+
 	tokens := auth.NewTokens(cfg.JWTSecret, cfg.TokenTTL)
 	// A password change on any process ends the tokens issued before it on every process.
 	revoked := auth.NewRevocations()
@@ -171,7 +190,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	httpGuard := guard.NewHTTP(cfg.HTTP)
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: st, Tokens: tokens,
-			Events: liveDelivery.Broker, Logins: budget, Revocations: revoked, NewLoaders: newLoaders},
+			Events: liveDelivery.Broker, Logins: budget, Revocations: revoked, NewLoaders: newLoaders, Payments: payments},
 		Operations:        guard.NewOperations(cfg.Limits, budget),
 		PersistedQueries:  api.NewPersistedQueries(rdb, prefix, metrics),
 		Trusted:           trusted,
@@ -194,6 +213,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		api.Unless(guard.IsWebSocket, httpGuard.Bounded),
 		api.Unless(guard.IsWebSocket, loaders.Middleware(st, loaderCfg)),
 	))
+	if stripe := payments.Stripe(); stripe != nil {
+		mux.Handle("POST /webhooks/stripe", stripe.Webhook(st, log))
+	}
 	// Liveness stays on the public port (the image's healthcheck asks PORT); metrics and the
 	// dependency check go to ADMIN_ADDR when it is set, where the internet cannot read them.
 	mux.HandleFunc("GET /healthz", api.Healthz)
@@ -267,6 +289,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	return nil
+}
+
+// stopJobs stops working checkout's jobs, giving running ones a few seconds to finish (one
+// cut short is worked again, here or by another process).
+func stopJobs(c *checkout.Checkout, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		log.Warn("stopping jobs", "err", err)
+	}
 }
 
 // lameDuck is how long a stopping server keeps its open connections, answering with
@@ -351,6 +383,7 @@ type config struct {
 	HTTP          guard.HTTPConfig
 	Live          api.LiveConfig
 	Trusted       api.TrustedConfig
+	Checkout      checkout.Config
 	Tracing       bool
 	PprofAddr     string
 	AdminAddr     string // metrics and readiness on a port of their own
@@ -399,7 +432,38 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (config, error) {
 	default:
 		return c, fmt.Errorf("PERSISTED_OPERATIONS_BYPASS: want ADMIN or NONE, got %q", b)
 	}
+	if err := loadCheckout(&c, getenv); err != nil {
+		return c, err
+	}
 	return c, loadHardening(&c, getenv)
+}
+
+// loadCheckout reads the reservation and the payment provider (docs/checkout.md).
+func loadCheckout(c *config, getenv func(string) string) error {
+	c.Store.ReservationTTL = 15 * time.Minute
+	if s := getenv("ORDER_RESERVATION_TTL"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return fmt.Errorf("ORDER_RESERVATION_TTL: want a duration such as 15m (0: for ever), got %q", s)
+		}
+		c.Store.ReservationTTL = d
+	}
+	c.Checkout = checkout.Config{
+		Provider:    getenv("PAYMENT_PROVIDER"),
+		DatabaseURL: c.Store.DatabaseURL,
+		Stripe: checkout.StripeConfig{APIKey: getenv("STRIPE_API_KEY"), WebhookSecret: getenv("STRIPE_WEBHOOK_SECRET"),
+			APIURL: getenv("STRIPE_API_URL")},
+	}
+	switch {
+	case c.Checkout.Provider == "" && c.Production:
+		c.Checkout.Provider = checkout.ProviderNone
+	case c.Checkout.Provider == "":
+		c.Checkout.Provider = checkout.ProviderTest
+	case c.Checkout.Provider == checkout.ProviderTest && c.Production:
+		// Anyone could mark their own orders paid.
+		return errors.New("PAYMENT_PROVIDER=test is refused with APP_ENV=production: set stripe or none")
+	}
+	return nil
 }
 
 // signingKey checks the token key a server needs (migrate does not): required with

@@ -20,6 +20,8 @@ var topLevelCodes = map[store.Code]string{
 	store.CodeForbidden:       guard.CodeForbidden,
 	store.CodeNotFound:        guard.CodeNotFound,
 	store.CodeInvalid:         guard.CodeBadUserInput,
+	// Not a userError: the same payOrder may succeed when sent again.
+	store.CodePaymentProviderUnavailable: guard.CodePaymentProviderUnavailable,
 }
 
 // ErrorPresenter gives every error the contract's extensions.code. Errors gqlgen already

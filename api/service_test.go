@@ -14,6 +14,7 @@ import (
 	"github.com/shop/api/api/playground"
 	"github.com/shop/api/api/redisconn"
 	"github.com/shop/api/auth"
+	"github.com/shop/api/checkout"
 	"github.com/shop/api/loaders"
 	"github.com/shop/api/resolvers"
 	"github.com/shop/api/store"
@@ -49,14 +50,21 @@ type config struct {
 	// against ReplicaMaxLag (zero: the store's defaults).
 	ReplicaURLs                         []string
 	ReplicaMaxLag, ReplicaCheckInterval time.Duration
+	// ReservationTTL is ORDER_RESERVATION_TTL: 0 means run's default (15m), negative none.
+	ReservationTTL time.Duration
+	// PaymentProvider is PAYMENT_PROVIDER ("" means test); Stripe its stripe settings.
+	PaymentProvider string
+	Stripe          checkout.StripeConfig
 }
 
 // service is the shop's API assembled as server.go's run assembles it, with the handles
 // tests look through.
 type service struct {
-	Store      *store.Store
-	Redis      *redisconn.Conn
-	Tokens     *auth.Tokens
+	Store  *store.Store
+	Redis  *redisconn.Conn
+	Tokens *auth.Tokens
+	// Checkout takes payments and works the jobs (its Test provider can be made to fail).
+	Checkout   *checkout.Checkout
 	live       *api.Live
 	operations *guard.Operations
 	prefix     string
@@ -94,13 +102,32 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	}
 	s.closers = append(s.closers, func() { _ = s.Redis.Close() })
 	reg.MustRegister(s.Redis.Collectors()...)
+	ttl := cmp.Or(cfg.ReservationTTL, 15*time.Minute)
+	if ttl < 0 {
+		ttl = 0
+	}
 	s.Store, err = store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath,
 		PasswordCost: cfg.PasswordCost, StatementTimeout: cfg.StatementTimeout, Tracer: tracer.Provider(),
-		ReplicaURLs: cfg.ReplicaURLs, ReplicaMaxLag: cfg.ReplicaMaxLag, ReplicaCheckInterval: cfg.ReplicaCheckInterval, Log: log})
+		ReplicaURLs: cfg.ReplicaURLs, ReplicaMaxLag: cfg.ReplicaMaxLag, ReplicaCheckInterval: cfg.ReplicaCheckInterval, Log: log,
+		ReservationTTL: ttl})
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = s.Store.Close() })
+	if s.Checkout, err = checkout.New(ctx, s.Store, checkout.Config{Provider: cfg.PaymentProvider, Stripe: cfg.Stripe,
+		DatabaseURL: cfg.DatabaseURL, Log: log}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Checkout.Close)
+	reg.MustRegister(s.Checkout.Collectors()...)
+	if err := s.Checkout.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Checkout.Stop(stopCtx)
+	})
 	reg.MustRegister(observe.Pool(s.Store.PoolStats)...)
 	s.prefix = cmp.Or(cfg.RedisPrefix, "shop:"+s.Store.Namespace()+":")
 	if !cfg.NoCache {
@@ -134,7 +161,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens,
-			Events: s.live.Broker, Logins: budget, Revocations: revoked, NewLoaders: newLoaders},
+			Events: s.live.Broker, Logins: budget, Revocations: revoked, NewLoaders: newLoaders, Payments: s.Checkout},
 		Operations:        s.operations,
 		PersistedQueries:  api.NewPersistedQueries(s.Redis, s.prefix, metrics),
 		Trusted:           trusted,
@@ -155,6 +182,9 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 		api.Unless(guard.IsWebSocket, httpGuard.Bounded),
 		api.Unless(guard.IsWebSocket, loaders.Middleware(s.Store, loaderCfg)),
 	))
+	if stripe := s.Checkout.Stripe(); stripe != nil {
+		mux.Handle("POST /webhooks/stripe", stripe.Webhook(s.Store, log))
+	}
 	mux.Handle("GET /metrics", observe.Handler(reg))
 	mux.HandleFunc("GET /healthz", api.Healthz)
 	mux.Handle("GET /readyz", api.Readyz(log,

@@ -37,6 +37,7 @@ type ResolverRoot interface {
 	OrderConnection() OrderConnectionResolver
 	OrderItem() OrderItemResolver
 	OrderStatusEvent() OrderStatusEventResolver
+	Payment() PaymentResolver
 	Product() ProductResolver
 	ProductConnection() ProductConnectionResolver
 	Query() QueryResolver
@@ -66,9 +67,11 @@ type ComplexityRoot struct {
 		AdjustStock           func(childComplexity int, input model.AdjustStockInput) int
 		CancelOrder           func(childComplexity int, id string) int
 		ChangePassword        func(childComplexity int, input model.ChangePasswordInput) int
+		ConfirmTestPayment    func(childComplexity int, input model.ConfirmTestPaymentInput) int
 		CreateProduct         func(childComplexity int, input model.CreateProductInput) int
 		LogIn                 func(childComplexity int, input model.LogInInput) int
 		MarkShipmentDelivered func(childComplexity int, id string) int
+		PayOrder              func(childComplexity int, input model.PayOrderInput) int
 		PlaceOrder            func(childComplexity int, input model.PlaceOrderInput) int
 		ShipOrder             func(childComplexity int, input model.ShipOrderInput) int
 		SignUp                func(childComplexity int, input model.SignUpInput) int
@@ -77,15 +80,17 @@ type ComplexityRoot struct {
 	}
 
 	Order struct {
-		CreatedAt func(childComplexity int) int
-		Customer  func(childComplexity int) int
-		GlobalID  func(childComplexity int) int
-		History   func(childComplexity int) int
-		Items     func(childComplexity int) int
-		Shipments func(childComplexity int) int
-		Status    func(childComplexity int) int
-		Total     func(childComplexity int) int
-		UpdatedAt func(childComplexity int) int
+		CreatedAt     func(childComplexity int) int
+		Customer      func(childComplexity int) int
+		GlobalID      func(childComplexity int) int
+		History       func(childComplexity int) int
+		Items         func(childComplexity int) int
+		Payments      func(childComplexity int) int
+		ReservedUntil func(childComplexity int) int
+		Shipments     func(childComplexity int) int
+		Status        func(childComplexity int) int
+		Total         func(childComplexity int) int
+		UpdatedAt     func(childComplexity int) int
 	}
 
 	OrderConnection struct {
@@ -126,6 +131,24 @@ type ComplexityRoot struct {
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	Payment struct {
+		Amount            func(childComplexity int) int
+		ClientSecret      func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		FailureReason     func(childComplexity int) int
+		GlobalID          func(childComplexity int) int
+		Order             func(childComplexity int) int
+		Provider          func(childComplexity int) int
+		ProviderReference func(childComplexity int) int
+		Status            func(childComplexity int) int
+		UpdatedAt         func(childComplexity int) int
+	}
+
+	PaymentPayload struct {
+		Payment    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	Product struct {
@@ -235,6 +258,8 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
+	PayOrder(ctx context.Context, input model.PayOrderInput) (*model.PaymentPayload, error)
+	ConfirmTestPayment(ctx context.Context, input model.ConfirmTestPaymentInput) (*model.PaymentPayload, error)
 	PlaceOrder(ctx context.Context, input model.PlaceOrderInput) (*model.OrderPayload, error)
 	CancelOrder(ctx context.Context, id string) (*model.OrderPayload, error)
 	UpdateOrderStatus(ctx context.Context, input model.UpdateOrderStatusInput) (*model.OrderPayload, error)
@@ -252,6 +277,8 @@ type OrderResolver interface {
 	Items(ctx context.Context, objs []*store.Order) ([][]store.OrderItem, error)
 
 	History(ctx context.Context, objs []*store.Order) ([][]store.OrderStatusEvent, error)
+
+	Payments(ctx context.Context, objs []*store.Order) ([][]store.Payment, error)
 	Shipments(ctx context.Context, objs []*store.Order) ([][]store.Shipment, error)
 }
 type OrderConnectionResolver interface {
@@ -265,6 +292,11 @@ type OrderItemResolver interface {
 }
 type OrderStatusEventResolver interface {
 	Order(ctx context.Context, objs []*store.OrderStatusEvent) ([]*store.Order, error)
+}
+type PaymentResolver interface {
+	Order(ctx context.Context, objs []*store.Payment) ([]*store.Order, error)
+
+	ClientSecret(ctx context.Context, obj *store.Payment) (*string, error)
 }
 type ProductResolver interface {
 	Merchant(ctx context.Context, objs []*store.Product) ([]*store.User, error)
@@ -395,6 +427,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ChangePassword(childComplexity, args["input"].(model.ChangePasswordInput)), true
+	case "Mutation.confirmTestPayment":
+		if e.ComplexityRoot.Mutation.ConfirmTestPayment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_confirmTestPayment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConfirmTestPayment(childComplexity, args["input"].(model.ConfirmTestPaymentInput)), true
 	case "Mutation.createProduct":
 		if e.ComplexityRoot.Mutation.CreateProduct == nil {
 			break
@@ -428,6 +471,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkShipmentDelivered(childComplexity, args["id"].(string)), true
+	case "Mutation.payOrder":
+		if e.ComplexityRoot.Mutation.PayOrder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_payOrder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PayOrder(childComplexity, args["input"].(model.PayOrderInput)), true
 	case "Mutation.placeOrder":
 		if e.ComplexityRoot.Mutation.PlaceOrder == nil {
 			break
@@ -514,6 +568,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Order.Items(childComplexity), true
+	case "Order.payments":
+		if e.ComplexityRoot.Order.Payments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Payments(childComplexity), true
+	case "Order.reservedUntil":
+		if e.ComplexityRoot.Order.ReservedUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.ReservedUntil(childComplexity), true
 	case "Order.shipments":
 		if e.ComplexityRoot.Order.Shipments == nil {
 			break
@@ -676,6 +742,80 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "Payment.amount":
+		if e.ComplexityRoot.Payment.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.Amount(childComplexity), true
+	case "Payment.clientSecret":
+		if e.ComplexityRoot.Payment.ClientSecret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.ClientSecret(childComplexity), true
+	case "Payment.createdAt":
+		if e.ComplexityRoot.Payment.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.CreatedAt(childComplexity), true
+	case "Payment.failureReason":
+		if e.ComplexityRoot.Payment.FailureReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.FailureReason(childComplexity), true
+	case "Payment.id":
+		if e.ComplexityRoot.Payment.GlobalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.GlobalID(childComplexity), true
+	case "Payment.order":
+		if e.ComplexityRoot.Payment.Order == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.Order(childComplexity), true
+	case "Payment.provider":
+		if e.ComplexityRoot.Payment.Provider == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.Provider(childComplexity), true
+	case "Payment.providerReference":
+		if e.ComplexityRoot.Payment.ProviderReference == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.ProviderReference(childComplexity), true
+	case "Payment.status":
+		if e.ComplexityRoot.Payment.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.Status(childComplexity), true
+	case "Payment.updatedAt":
+		if e.ComplexityRoot.Payment.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Payment.UpdatedAt(childComplexity), true
+
+	case "PaymentPayload.payment":
+		if e.ComplexityRoot.PaymentPayload.Payment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PaymentPayload.Payment(childComplexity), true
+	case "PaymentPayload.userErrors":
+		if e.ComplexityRoot.PaymentPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PaymentPayload.UserErrors(childComplexity), true
 
 	case "Product.createdAt":
 		if e.ComplexityRoot.Product.CreatedAt == nil {
@@ -1123,9 +1263,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AdjustStockInput", ec.unmarshalInputAdjustStockInput),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
+			graphql.NewInputUnmarshaler("ConfirmTestPaymentInput", ec.unmarshalInputConfirmTestPaymentInput),
 			graphql.NewInputUnmarshaler("CreateProductInput", ec.unmarshalInputCreateProductInput),
 			graphql.NewInputUnmarshaler("LogInInput", ec.unmarshalInputLogInInput),
 			graphql.NewInputUnmarshaler("OrderItemInput", ec.unmarshalInputOrderItemInput),
+			graphql.NewInputUnmarshaler("PayOrderInput", ec.unmarshalInputPayOrderInput),
 			graphql.NewInputUnmarshaler("PlaceOrderInput", ec.unmarshalInputPlaceOrderInput),
 			graphql.NewInputUnmarshaler("ProductFilter", ec.unmarshalInputProductFilter),
 			graphql.NewInputUnmarshaler("ProductOrder", ec.unmarshalInputProductOrder),
@@ -1224,7 +1366,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "order.graphqls" "product.graphqls" "schema.graphqls" "shipment.graphqls" "user.graphqls"
+//go:embed "checkout.graphqls" "order.graphqls" "product.graphqls" "schema.graphqls" "shipment.graphqls" "user.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1236,6 +1378,7 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "checkout.graphqls", Input: sourceData("checkout.graphqls"), BuiltIn: false},
 	{Name: "order.graphqls", Input: sourceData("order.graphqls"), BuiltIn: false},
 	{Name: "product.graphqls", Input: sourceData("product.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
@@ -1288,6 +1431,10 @@ func (ec *executionContext) childFields_Order(ctx context.Context, field graphql
 		return ec.fieldContext_Order_updatedAt(ctx, field)
 	case "history":
 		return ec.fieldContext_Order_history(ctx, field)
+	case "reservedUntil":
+		return ec.fieldContext_Order_reservedUntil(ctx, field)
+	case "payments":
+		return ec.fieldContext_Order_payments(ctx, field)
 	case "shipments":
 		return ec.fieldContext_Order_shipments(ctx, field)
 	}
@@ -1372,6 +1519,42 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_Payment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Payment_id(ctx, field)
+	case "order":
+		return ec.fieldContext_Payment_order(ctx, field)
+	case "amount":
+		return ec.fieldContext_Payment_amount(ctx, field)
+	case "status":
+		return ec.fieldContext_Payment_status(ctx, field)
+	case "provider":
+		return ec.fieldContext_Payment_provider(ctx, field)
+	case "providerReference":
+		return ec.fieldContext_Payment_providerReference(ctx, field)
+	case "clientSecret":
+		return ec.fieldContext_Payment_clientSecret(ctx, field)
+	case "failureReason":
+		return ec.fieldContext_Payment_failureReason(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Payment_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Payment_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Payment", field.Name)
+}
+
+func (ec *executionContext) childFields_PaymentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "payment":
+		return ec.fieldContext_PaymentPayload_payment(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_PaymentPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PaymentPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Product(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1702,6 +1885,20 @@ func (ec *executionContext) field_Mutation_changePassword_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_confirmTestPayment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ConfirmTestPaymentInput, error) {
+			return ec.unmarshalNConfirmTestPaymentInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐConfirmTestPaymentInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createProduct_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1741,6 +1938,20 @@ func (ec *executionContext) field_Mutation_markShipmentDelivered_args(ctx contex
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_payOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PayOrderInput, error) {
+			return ec.unmarshalNPayOrderInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐPayOrderInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -2221,6 +2432,94 @@ func (ec *executionContext) _Money_currency(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_Money_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Money", field, true, false, "String")
+}
+
+func (ec *executionContext) _Mutation_payOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_payOrder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PayOrder(ctx, fc.Args["input"].(model.PayOrderInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PaymentPayload) graphql.Marshaler {
+			return ec.marshalOPaymentPayload2ᚖgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐPaymentPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_payOrder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PaymentPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_payOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_confirmTestPayment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_confirmTestPayment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConfirmTestPayment(ctx, fc.Args["input"].(model.ConfirmTestPaymentInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PaymentPayload) graphql.Marshaler {
+			return ec.marshalOPaymentPayload2ᚖgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐPaymentPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_confirmTestPayment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PaymentPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_confirmTestPayment_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Mutation_placeOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -2967,6 +3266,83 @@ func (ec *executionContext) resolveBatch_Order_history(ctx context.Context, fiel
 	)
 }
 
+func (ec *executionContext) _Order_reservedUntil(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_reservedUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReservedUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Order_reservedUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Order", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Order_payments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_payments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.resolveBatch_Order_payments(ctx, field, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []store.Payment) graphql.Marshaler {
+			return ec.marshalNPayment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐPaymentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_payments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Payment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Order_payments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
+	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Payments(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[[]store.Payment](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Order.payments",
+			batch.IndexMap,
+		)
+	}
+	results, err := ec.Resolvers.Order().Payments(ctx, []*store.Order{obj})
+	return graphql.ResolveBatchSingleResult[[]store.Payment](
+		ctx,
+		results,
+		err,
+		"Order.payments",
+	)
+}
+
 func (ec *executionContext) _Order_shipments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3575,6 +3951,298 @@ func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
+}
+
+func (ec *executionContext) _Payment_id(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	return exec.MarshalGlobalID(obj)
+}
+func (ec *executionContext) fieldContext_Payment_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Payment", field, true, false, "ID")
+}
+
+func (ec *executionContext) _Payment_order(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	if v, ok := exec.BatchedObject[*store.Payment, store.Order](ctx, "Payment", field, plainFields_Order); ok {
+		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Payment_order(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.resolveBatch_Payment_order(ctx, field, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Order) graphql.Marshaler {
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Payment_order(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Payment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Payment_order(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (any, error) {
+	if batch, ok := exec.BatchParentsFor[*store.Payment](ctx, "Payment"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Payment().Order(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[*store.Order](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Payment.order",
+			batch.IndexMap,
+		)
+	}
+	results, err := ec.Resolvers.Payment().Order(ctx, []*store.Payment{obj})
+	return graphql.ResolveBatchSingleResult[*store.Order](
+		ctx,
+		results,
+		err,
+		"Payment.order",
+	)
+}
+
+func (ec *executionContext) _Payment_amount(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	if exec.PlainSelections(field.Selections) {
+		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Amount)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Payment_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v store.Money) graphql.Marshaler {
+			return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Payment_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Payment",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Money(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Payment_status(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	return ec.marshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus(ctx, field.Selections, obj.Status)
+}
+func (ec *executionContext) fieldContext_Payment_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Payment", field, false, false, "PaymentStatus")
+}
+
+func (ec *executionContext) _Payment_provider(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	return exec.MarshalStringField(&obj.Provider)
+}
+func (ec *executionContext) fieldContext_Payment_provider(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Payment", field, false, false, "String")
+}
+
+func (ec *executionContext) _Payment_providerReference(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Payment_providerReference(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProviderReference, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Payment_providerReference(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Payment", field, false, false, "String")
+}
+
+func (ec *executionContext) _Payment_clientSecret(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Payment_clientSecret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Payment().ClientSecret(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Payment_clientSecret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Payment", field, true, true, "String")
+}
+
+func (ec *executionContext) _Payment_failureReason(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Payment_failureReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailureReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Payment_failureReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Payment", field, false, false, "String")
+}
+
+func (ec *executionContext) _Payment_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Payment_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Payment_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Payment", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Payment_updatedAt(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Payment_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Payment_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Payment", field, false, false, "Time")
+}
+
+func (ec *executionContext) _PaymentPayload_payment(ctx context.Context, field graphql.CollectedField, obj *model.PaymentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PaymentPayload_payment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Payment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Payment) graphql.Marshaler {
+			return ec.marshalOPayment2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐPayment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PaymentPayload_payment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PaymentPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Payment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PaymentPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.PaymentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PaymentPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PaymentPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PaymentPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Product_id(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
@@ -6368,6 +7036,55 @@ func UnmarshalChangePasswordInput(ctx context.Context, raw any) (model.ChangePas
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputConfirmTestPaymentInput(ctx context.Context, obj any) (model.ConfirmTestPaymentInput, error) {
+	var it model.ConfirmTestPaymentInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"paymentId", "outcome"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "paymentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("paymentId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PaymentID = data
+		case "outcome":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outcome"))
+			data, err := ec.unmarshalNTestPaymentOutcome2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐTestPaymentOutcome(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Outcome = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalConfirmTestPaymentInput unmarshals raw into the ConfirmTestPaymentInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalConfirmTestPaymentInput(ctx context.Context, raw any) (model.ConfirmTestPaymentInput, error) {
+	var out model.ConfirmTestPaymentInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConfirmTestPaymentInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context, obj any) (model.CreateProductInput, error) {
 	var it model.CreateProductInput
 	if obj == nil {
@@ -6540,6 +7257,55 @@ func (ec *executionContext) unmarshalInputOrderItemInput(ctx context.Context, ob
 func UnmarshalOrderItemInput(ctx context.Context, raw any) (model.OrderItemInput, error) {
 	var out model.OrderItemInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "OrderItemInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputPayOrderInput(ctx context.Context, obj any) (model.PayOrderInput, error) {
+	var it model.PayOrderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"orderId", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "orderId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderID = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPayOrderInput unmarshals raw into the PayOrderInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPayOrderInput(ctx context.Context, raw any) (model.PayOrderInput, error) {
+	var out model.PayOrderInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PayOrderInput", raw, &out)
 	return out, err
 }
 
@@ -7010,6 +7776,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Product(ctx, sel, obj)
+	case store.Payment:
+		return ec._Payment(ctx, sel, &obj)
+	case *store.Payment:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Payment(ctx, sel, obj)
 	case store.Order:
 		return ec._Order(ctx, sel, &obj)
 	case *store.Order:
@@ -7130,6 +7903,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Mutation")
+		case "payOrder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_payOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "confirmTestPayment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_confirmTestPayment(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "placeOrder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_placeOrder(ctx, field)
@@ -7278,6 +8065,17 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_history(ctx, field, obj)
+				})
+		case "reservedUntil":
+			out.Values[i] = ec._Order_reservedUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "payments":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Order_payments(ctx, field, obj)
 				})
 		case "shipments":
 			later.Add(ec.OperationContext, &deferred, out, field, i,
@@ -7570,6 +8368,125 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var paymentImplementors = []string{"Payment", "Node"}
+
+func (ec *executionContext) _Payment(ctx context.Context, sel ast.SelectionSet, obj *store.Payment) graphql.Marshaler {
+	fields := ec.collected.Of(ec.OperationContext, sel, paymentImplementors)
+
+	out := exec.NewObjectSet(fields)
+	var later exec.LaterFields
+	deferred := exec.DeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Payment")
+		case "id":
+			out.Values[i] = ec._Payment_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "order":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Payment_order(ctx, field, obj)
+				})
+		case "amount":
+			out.Values[i] = ec._Payment_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._Payment_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "provider":
+			out.Values[i] = ec._Payment_provider(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "providerReference":
+			out.Values[i] = ec._Payment_providerReference(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clientSecret":
+			later.Add(ec.OperationContext, &deferred, out, field, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Payment_clientSecret(ctx, field, obj)
+				})
+		case "failureReason":
+			out.Values[i] = ec._Payment_failureReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Payment_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Payment_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	later.Dispatch(ctx, out, &ec.collected, fields)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var paymentPayloadImplementors = []string{"PaymentPayload"}
+
+func (ec *executionContext) _PaymentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PaymentPayload) graphql.Marshaler {
+	fields := ec.collected.Of(ec.OperationContext, sel, paymentPayloadImplementors)
+
+	out := exec.NewObjectSet(fields)
+	deferred := exec.DeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PaymentPayload")
+		case "payment":
+			out.Values[i] = ec._PaymentPayload_payment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._PaymentPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -8682,6 +9599,11 @@ func (ec *executionContext) unmarshalNChangePasswordInput2githubᚗcomᚋshopᚋ
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNConfirmTestPaymentInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐConfirmTestPaymentInput(ctx context.Context, v any) (model.ConfirmTestPaymentInput, error) {
+	res, err := ec.unmarshalInputConfirmTestPaymentInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCreateProductInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐCreateProductInput(ctx context.Context, v any) (model.CreateProductInput, error) {
 	res, err := ec.unmarshalInputCreateProductInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -8899,6 +9821,64 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋshopᚋapiᚋgrap
 	}
 	return ec._PageInfo(ctx, sel, v)
 }
+
+func (ec *executionContext) unmarshalNPayOrderInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐPayOrderInput(ctx context.Context, v any) (model.PayOrderInput, error) {
+	res, err := ec.unmarshalInputPayOrderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPayment2githubᚗcomᚋshopᚋapiᚋstoreᚐPayment(ctx context.Context, sel ast.SelectionSet, v store.Payment) graphql.Marshaler {
+	return ec._Payment(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPayment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐPaymentᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Payment) graphql.Marshaler {
+	ctx = exec.WithBatchParentValues(ctx, "Payment", v)
+	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec._Payment(ctx, sel, &v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus(ctx context.Context, v any) (store.PaymentStatus, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus(ctx context.Context, sel ast.SelectionSet, v store.PaymentStatus) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "PaymentStatus!")
+	}
+	return res
+}
+
+var (
+	unmarshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus = map[string]store.PaymentStatus{
+		"PENDING":   store.PaymentPending,
+		"SUCCEEDED": store.PaymentSucceeded,
+		"FAILED":    store.PaymentFailed,
+		"CANCELED":  store.PaymentCanceled,
+		"REFUNDED":  store.PaymentRefunded,
+	}
+	marshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus = map[store.PaymentStatus]string{
+		store.PaymentPending:   "PENDING",
+		store.PaymentSucceeded: "SUCCEEDED",
+		store.PaymentFailed:    "FAILED",
+		store.PaymentCanceled:  "CANCELED",
+		store.PaymentRefunded:  "REFUNDED",
+	}
+)
 
 func (ec *executionContext) unmarshalNPlaceOrderInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐPlaceOrderInput(ctx context.Context, v any) (model.PlaceOrderInput, error) {
 	res, err := ec.unmarshalInputPlaceOrderInput(ctx, v)
@@ -9126,6 +10106,16 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNTestPaymentOutcome2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐTestPaymentOutcome(ctx context.Context, v any) (model.TestPaymentOutcome, error) {
+	var res model.TestPaymentOutcome
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTestPaymentOutcome2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐTestPaymentOutcome(ctx context.Context, sel ast.SelectionSet, v model.TestPaymentOutcome) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -9468,6 +10458,20 @@ var (
 		store.StatusCancelled: "CANCELLED",
 	}
 )
+
+func (ec *executionContext) marshalOPayment2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐPayment(ctx context.Context, sel ast.SelectionSet, v *store.Payment) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Payment(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOPaymentPayload2ᚖgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐPaymentPayload(ctx context.Context, sel ast.SelectionSet, v *model.PaymentPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PaymentPayload(ctx, sel, v)
+}
 
 func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx context.Context, sel ast.SelectionSet, v *store.Product) graphql.Marshaler {
 	if v == nil {

@@ -183,3 +183,14 @@ func MerchantProductCounts(ctx context.Context, merchantIDs []int64, level Level
 	}
 	return many(ctx, &For(ctx).merchantProductN, ks, level)
 }
+
+// Payment returns the payment with this ID, or NOT_FOUND; level as for Users. It does not
+// check who may see it.
+func Payment(ctx context.Context, id int64, level Level) (store.Payment, error) {
+	return one(ctx, &For(ctx).payments, id, level)
+}
+
+// PaymentsOf returns the payments of each of these orders, oldest first; level as for Users.
+func PaymentsOf(ctx context.Context, orderIDs []int64, level Level) ([][]store.Payment, []error) {
+	return many(ctx, &For(ctx).orderPayments, orderIDs, level)
+}

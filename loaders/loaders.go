@@ -25,6 +25,8 @@ type Store interface {
 	FindOrdersByIDs(ctx context.Context, ids []int64) ([]store.Order, error)
 	FindItemsByOrderIDs(ctx context.Context, orderIDs []int64) ([]store.OrderItem, error)
 	FindEventsByOrderIDs(ctx context.Context, orderIDs []int64) ([]store.OrderStatusEvent, error)
+	FindPaymentsByIDs(ctx context.Context, ids []int64) ([]store.Payment, error)
+	FindPaymentsByOrderIDs(ctx context.Context, orderIDs []int64) ([]store.Payment, error)
 	FindOrdersOfCustomers(ctx context.Context, customerIDs []int64, status *store.OrderStatus, page store.PageArgs) (map[int64]*store.OrderPage, error)
 	FindProductsOfMerchants(ctx context.Context, merchantIDs []int64, page store.PageArgs) (map[int64]*store.ProductPage, error)
 	CountOrdersOfCustomers(ctx context.Context, customerIDs []int64, status *store.OrderStatus) (map[int64]int, error)
@@ -91,6 +93,8 @@ type Loaders struct {
 	orders           lazy[int64, store.Order]
 	items            lazy[int64, []store.OrderItem]
 	history          lazy[int64, []store.OrderStatusEvent]
+	payments         lazy[int64, store.Payment]
+	orderPayments    lazy[int64, []store.Payment]
 	customerOrders   lazy[childKey, *store.OrderPage]
 	merchantProducts lazy[childKey, *store.ProductPage]
 	customerOrderN   lazy[childKey, int]
@@ -117,6 +121,8 @@ func New(s Store, cfg Config) *Loaders {
 	lazily(&l.orders, l, cfg, "order", byID(s.FindOrdersByIDs, func(o store.Order) int64 { return o.ID }))
 	lazily(&l.items, l, cfg, "items", groupedBy(s.FindItemsByOrderIDs, func(i store.OrderItem) int64 { return i.OrderID }))
 	lazily(&l.history, l, cfg, "history", groupedBy(s.FindEventsByOrderIDs, func(e store.OrderStatusEvent) int64 { return e.OrderID }))
+	lazily(&l.payments, l, cfg, "payment", byID(s.FindPaymentsByIDs, func(p store.Payment) int64 { return p.ID }))
+	lazily(&l.orderPayments, l, cfg, "payments", groupedBy(s.FindPaymentsByOrderIDs, func(p store.Payment) int64 { return p.OrderID }))
 	lazily(&l.customerOrders, l, cfg, "customer_orders", pagesOf(func(ctx context.Context, ids []int64, k childKey) (map[int64]*store.OrderPage, error) {
 		return s.FindOrdersOfCustomers(ctx, ids, k.statusFilter(), k.page())
 	}))
@@ -133,7 +139,7 @@ func New(s Store, cfg Config) *Loaders {
 	return l
 }
 
-// lazy is a loader built on first use: an operation uses a few of the nine, and building
+// lazy is a loader built on first use: an operation uses a few of the eleven, and building
 // one (its cache, its batch state) is most of what a loader costs a request that never asks.
 type lazy[K comparable, V any] struct {
 	once     sync.Once

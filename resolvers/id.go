@@ -8,6 +8,7 @@ const (
 	kindProduct = store.KindProduct
 	kindOrder   = store.KindOrder
 	kindEvent   = store.KindEvent
+	kindPayment = store.KindPayment
 )
 
 // globalID returns the opaque global ID of an object of this kind.

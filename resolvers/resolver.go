@@ -45,6 +45,8 @@ type Resolver struct {
 	Logins Logins
 	// Revocations ends the tokens a password change replaced.
 	Revocations *auth.Revocations
+	// Payments takes payments (payOrder, confirmTestPayment).
+	Payments Payments
 	// NewLoaders returns fresh loaders, for work outside a request's (subscriptions).
 	NewLoaders func() *loaders.Loaders
 }

@@ -20,6 +20,12 @@ func (r *queryResolver) Node(ctx context.Context, id string) (store.Node, error)
 		return r.Query().Order(ctx, id)
 	case kindShipment:
 		return r.shipment(ctx, id)
+	case kindPayment:
+		p, err := visiblePayment(ctx, localID(kindPayment, id))
+		if err != nil {
+			return nil, err
+		}
+		return &p, nil
 	}
 	return nil, notFound()
 }

@@ -78,6 +78,9 @@ type Order struct {
 	Total      Money
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// ReservedUntil is when a PENDING order's reservation expires; nil once it is not
+	// PENDING, and for orders placed without a reservation.
+	ReservedUntil *time.Time
 }
 
 // OrderItem is one line of an order; UnitPrice is the product's price when it was placed.
@@ -119,3 +122,4 @@ type Node interface{ node() }
 func (User) node()    {}
 func (Product) node() {}
 func (Order) node()   {}
+func (Payment) node() {}

@@ -23,6 +23,9 @@ const (
 	CodeInvalidTransition   Code = "INVALID_TRANSITION"
 	CodeIdempotencyConflict Code = "IDEMPOTENCY_CONFLICT"
 	CodeStockChanged        Code = "STOCK_CHANGED"
+	// CodePaymentProviderUnavailable is a top-level error: the payment provider could not
+	// be reached and nothing was done.
+	CodePaymentProviderUnavailable Code = "PAYMENT_PROVIDER_UNAVAILABLE"
 )
 
 // Error is an error with a code, and for input errors the path of the input field at fault.

@@ -19,6 +19,7 @@ const (
 	// KindShipment and KindMovement are the kinds of shipments and stock movements.
 	KindShipment = "Shipment"
 	KindMovement = "StockMovement"
+	KindPayment  = "Payment"
 )
 
 // GlobalID returns the opaque global ID of an object of this kind.
@@ -91,3 +92,9 @@ func (s *Shipment) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, Ki
 
 // AppendGlobalID appends the movement's global ID to b.
 func (m *StockMovement) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindMovement, m.ID) }
+
+// GlobalID is the payment's global ID.
+func (p Payment) GlobalID() string { return GlobalID(KindPayment, p.ID) }
+
+// AppendGlobalID appends the payment's global ID to b.
+func (p *Payment) AppendGlobalID(b []byte) []byte { return AppendGlobalID(b, KindPayment, p.ID) }

@@ -96,6 +96,34 @@ CREATE INDEX orders_status_created ON orders (status, created_at, id);
 DROP INDEX orders_customer;
 DROP INDEX orders_customer_status;
 DROP INDEX orders_status;`},
+	// Checkout: reservations that expire and payments through a provider. At most one
+	// PENDING payment an order, and an idempotency key names one payment of its order.
+	{"0006_checkout", `
+ALTER TABLE orders ADD COLUMN reserved_until {{time}};
+CREATE TABLE payments (
+  id {{id}},
+  order_id BIGINT NOT NULL REFERENCES orders (id),
+  customer_id BIGINT NOT NULL REFERENCES users (id),
+  idempotency_key TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('PENDING', 'SUCCEEDED', 'FAILED', 'CANCELED', 'REFUNDED')),
+  provider TEXT NOT NULL,
+  provider_reference TEXT,
+  client_secret TEXT,
+  failure_reason TEXT,
+  amount BIGINT NOT NULL,
+  refund_requested_at {{time}},
+  created_at {{time}} NOT NULL,
+  updated_at {{time}} NOT NULL
+);
+CREATE UNIQUE INDEX payments_order_key ON payments (order_id, idempotency_key);
+CREATE UNIQUE INDEX payments_order_pending ON payments (order_id) WHERE status = 'PENDING';
+CREATE UNIQUE INDEX payments_provider_reference ON payments (provider, provider_reference);
+CREATE TABLE payment_provider_events (
+  provider TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  received_at {{time}} NOT NULL,
+  PRIMARY KEY (provider, event_id)
+);`},
 	// The stock ledger (every product opens with a CREATED movement of its stock, at its last
 	// change), low-stock alerts (an outbox like order_status_events) and shipments.
 	{"0007_stock_ledger", `

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,24 +18,25 @@ import (
 )
 
 type orderRow struct {
-	ID         int64 `gorm:"primaryKey"`
-	CustomerID int64
-	Status     string
-	Total      int
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	ID            int64 `gorm:"primaryKey"`
+	CustomerID    int64
+	Status        string
+	Total         int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	ReservedUntil *time.Time
 }
 
 func (orderRow) TableName() string { return "orders" }
 
 func (r *orderRow) columns() []column {
 	return []column{{"id", &r.ID}, {"customer_id", &r.CustomerID}, {"status", &r.Status}, {"total", &r.Total},
-		{"created_at", &r.CreatedAt}, {"updated_at", &r.UpdatedAt}}
+		{"created_at", &r.CreatedAt}, {"updated_at", &r.UpdatedAt}, {"reserved_until", &r.ReservedUntil}}
 }
 
 func (r orderRow) toOrder() Order {
 	return Order{ID: r.ID, CustomerID: r.CustomerID, Status: OrderStatus(r.Status), Total: Money(r.Total),
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ReservedUntil: r.ReservedUntil}
 }
 
 type orderItemRow struct {
@@ -203,8 +205,18 @@ func (s *Store) Place(ctx context.Context, viewer Viewer, in NewOrder) (Placed, 
 		// to queue for them, so the time is close to the commit's. (Lists sort by it.)
 		now = s.now()
 		order = orderRow{CustomerID: viewer.UserID, Status: string(StatusPending), Total: total, CreatedAt: now, UpdatedAt: now}
+		if s.reservation > 0 {
+			until := now.Add(s.reservation)
+			order.ReservedUntil = &until
+		}
 		if err := tx.Create(&order).Error; err != nil {
 			return err
+		}
+		if order.ReservedUntil != nil {
+			// The expiry rides in the order's transaction: no order without its job.
+			if err := s.schedule(tx, func(j Jobs, t *sql.Tx) error { return j.ExpireOrder(ctx, t, order.ID, *order.ReservedUntil) }); err != nil {
+				return err
+			}
 		}
 		for i := range items {
 			items[i].OrderID = order.ID
@@ -427,19 +439,8 @@ func (s *Store) changeStatus(ctx context.Context, viewer Viewer, id int64, to Or
 		if !CanTransition(from, to) {
 			return newError(CodeInvalidTransition, fmt.Sprintf("an order cannot move from %s to %s", from, to), statusField...)
 		}
-		now := s.now()
-		order.Status, order.UpdatedAt = string(to), now
-		if err := tx.Model(&orderRow{}).Where("id = ?", id).
-			Updates(map[string]any{"status": order.Status, "updated_at": now}).Error; err != nil {
-			return err
-		}
-		if to == StatusCancelled {
-			if err := restock(tx, items, now, ReasonOrderCancelled); err != nil {
-				return err
-			}
-		}
 		var err error
-		event, err = appendEvent(tx, id, to, &from, note, now)
+		event, err = s.moveOrder(ctx, tx, &order, items, to, note, ReasonOrderCancelled)
 		return err
 	})
 	if err != nil {
@@ -448,6 +449,33 @@ func (s *Store) changeStatus(ctx context.Context, viewer Viewer, id int64, to Or
 	s.committed(ctx, order, items, event, to == StatusCancelled)
 	s.wrote(ctx, viewer.UserID)
 	return order.toOrder(), nil
+}
+
+// moveOrder moves a locked order to status to inside tx, with all that goes with the move:
+// its reservation ends once it leaves PENDING; cancelled, its stock goes back for cause;
+// cancelled or paid by hand, its PENDING payment is cancelled (and a SUCCEEDED one of a
+// cancelled order refunded); and the status event is appended. Every status change (by hand,
+// by payment, by expiry) goes through here.
+func (s *Store) moveOrder(ctx context.Context, tx *gorm.DB, order *orderRow, items []orderItemRow, to OrderStatus,
+	note *string, cause StockMovementReason) (OrderStatusEvent, error) {
+	from := OrderStatus(order.Status)
+	now := s.now()
+	order.Status, order.UpdatedAt, order.ReservedUntil = string(to), now, nil
+	if err := tx.Model(&orderRow{}).Where("id = ?", order.ID).
+		Updates(map[string]any{"status": order.Status, "updated_at": now, "reserved_until": nil}).Error; err != nil {
+		return OrderStatusEvent{}, err
+	}
+	if to == StatusCancelled {
+		if err := restock(tx, items, now, cause); err != nil {
+			return OrderStatusEvent{}, err
+		}
+	}
+	if to == StatusCancelled || to == StatusPaid {
+		if err := s.releasePayments(tx.WithContext(ctx), order.ID, to, now); err != nil {
+			return OrderStatusEvent{}, err
+		}
+	}
+	return appendEvent(tx, order.ID, to, &from, note, now)
 }
 
 // restock puts the items' quantities back, in product ID order like takeStock, and records

@@ -151,7 +151,7 @@ func (s *Store) ShipOrder(ctx context.Context, viewer Viewer, in NewShipment) (S
 			return nil
 		}
 		note := ship.Carrier + " " + ship.TrackingNumber
-		e, err := s.moveOrder(tx, &order, StatusShipped, &note, now)
+		e, err := s.moveOrder(ctx, tx, &order, items, StatusShipped, &note, ReasonOrderCancelled)
 		event = &e
 		return err
 	})
@@ -218,7 +218,7 @@ func (s *Store) MarkShipmentDelivered(ctx context.Context, viewer Viewer, id int
 		if undelivered > 0 {
 			return nil
 		}
-		e, err := s.moveOrder(tx, &order, StatusDelivered, nil, now)
+		e, err := s.moveOrder(ctx, tx, &order, items, StatusDelivered, nil, ReasonOrderCancelled)
 		event = &e
 		return err
 	})
@@ -230,17 +230,6 @@ func (s *Store) MarkShipmentDelivered(ctx context.Context, viewer Viewer, id int
 	}
 	s.wrote(ctx, viewer.UserID)
 	return ship.toShipment(), nil
-}
-
-// moveOrder moves a locked order to status to and appends its event.
-func (s *Store) moveOrder(tx *gorm.DB, order *orderRow, to OrderStatus, note *string, now time.Time) (OrderStatusEvent, error) {
-	from := OrderStatus(order.Status)
-	order.Status, order.UpdatedAt = string(to), now
-	if err := tx.Model(&orderRow{}).Where("id = ?", order.ID).
-		Updates(map[string]any{"status": order.Status, "updated_at": now}).Error; err != nil {
-		return OrderStatusEvent{}, err
-	}
-	return appendEvent(tx, order.ID, to, &from, note, now)
 }
 
 func contains[T comparable](list []T, v T) bool {

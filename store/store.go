@@ -4,6 +4,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,8 @@ type Store struct {
 	cache        *Cache
 	namespace    string
 	statements   atomic.Int64 // SQL statements issued, see countStatements
+	reservation  time.Duration
+	jobs         Jobs
 }
 
 // Config says where the data lives and how the store runs.
@@ -66,6 +69,9 @@ type Config struct {
 	ReplicaMaxLag, ReplicaCheckInterval time.Duration
 	// Log receives the replicas' changes of health; nil discards them.
 	Log *slog.Logger
+	// ReservationTTL is how long a placed order holds its stock unpaid before it expires
+	// (ORDER_RESERVATION_TTL); 0: orders never expire.
+	ReservationTTL time.Duration
 }
 
 // withDefaults fills in the zero fields that have a default.
@@ -139,6 +145,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		now:          func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		passwordCost: cfg.PasswordCost,
 		cache:        cfg.Cache,
+		reservation:  cfg.ReservationTTL,
 	}
 	in := instrumentation{timeout: cfg.StatementTimeout, system: "sqlite", count: s.countStatement}
 	if s.Postgres() {
@@ -232,3 +239,7 @@ func likePattern(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return "%" + strings.ToLower(r.Replace(s)) + "%"
 }
+
+// DB returns the database/sql handle under the store, for the job queue, whose jobs are
+// written in the store's own transactions (see Jobs).
+func (s *Store) DB() (*sql.DB, error) { return s.db.DB() }

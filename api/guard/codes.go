@@ -14,4 +14,7 @@ const (
 	CodeRateLimited = "RATE_LIMITED"
 	// CodePersistedQueryNotFound answers a persisted query id the server does not know.
 	CodePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
+	// CodePaymentProviderUnavailable answers payOrder while the payment provider cannot be
+	// reached; nothing was done and the request may be sent again.
+	CodePaymentProviderUnavailable = "PAYMENT_PROVIDER_UNAVAILABLE"
 )

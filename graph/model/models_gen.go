@@ -39,6 +39,14 @@ type ChangePasswordInput struct {
 	NewPassword string `json:"newPassword"`
 }
 
+// How the test provider's card settles a payment.
+type ConfirmTestPaymentInput struct {
+	// The payment's global ID.
+	PaymentID string `json:"paymentId"`
+	// Whether the card succeeds or is declined.
+	Outcome TestPaymentOutcome `json:"outcome"`
+}
+
 // A new product.
 type CreateProductInput struct {
 	// The name, 1 to 200 characters.
@@ -100,6 +108,22 @@ type PageInfo struct {
 	StartCursor *string `json:"startCursor,omitempty"`
 	// The cursor of the last item of this page, to pass as `after` for the next page; null when the page is empty.
 	EndCursor *string `json:"endCursor,omitempty"`
+}
+
+// A request to pay for an order.
+type PayOrderInput struct {
+	// The order's global ID; the caller must have placed it.
+	OrderID string `json:"orderId"`
+	// 1 to 100 characters chosen by the client; repeating a key the order used returns that payment instead of starting another.
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+// The result of starting or settling a payment.
+type PaymentPayload struct {
+	// The payment as saved; null when `userErrors` is not empty.
+	Payment *store.Payment `json:"payment,omitempty"`
+	// What went wrong; empty on success.
+	UserErrors []UserError `json:"userErrors"`
 }
 
 // A new order.
@@ -348,6 +372,64 @@ func (e *ProductOrderField) UnmarshalJSON(b []byte) error {
 }
 
 func (e ProductOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The outcome the test provider's card gives a payment.
+type TestPaymentOutcome string
+
+const (
+	// The card is charged: the payment succeeds.
+	TestPaymentOutcomeSucceed TestPaymentOutcome = "SUCCEED"
+	// The card is declined: the payment fails.
+	TestPaymentOutcomeDecline TestPaymentOutcome = "DECLINE"
+)
+
+var AllTestPaymentOutcome = []TestPaymentOutcome{
+	TestPaymentOutcomeSucceed,
+	TestPaymentOutcomeDecline,
+}
+
+func (e TestPaymentOutcome) IsValid() bool {
+	switch e {
+	case TestPaymentOutcomeSucceed, TestPaymentOutcomeDecline:
+		return true
+	}
+	return false
+}
+
+func (e TestPaymentOutcome) String() string {
+	return string(e)
+}
+
+func (e *TestPaymentOutcome) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = TestPaymentOutcome(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid TestPaymentOutcome", str)
+	}
+	return nil
+}
+
+func (e TestPaymentOutcome) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *TestPaymentOutcome) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e TestPaymentOutcome) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
