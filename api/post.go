@@ -36,10 +36,8 @@ func (post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("could not read request body: %+v", err)}))
 		return
 	}
-	var params graphql.RawParams
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&params); err != nil {
+	params, err := decodeParams(body)
+	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{undecodable(err)}))
 		return
@@ -169,6 +167,15 @@ var responseBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 func writeInternalError(w io.Writer) {
 	_, _ = io.WriteString(w, `{"errors":[{"message":"internal system error"}],"data":null}`)
+}
+
+// decodeParams decodes a request body as gqlgen's transports do (numbers kept as written).
+func decodeParams(body []byte) (graphql.RawParams, error) {
+	var params graphql.RawParams
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	err := dec.Decode(&params)
+	return params, err
 }
 
 // undecodable is the error of a request body that is not a GraphQL request. It never

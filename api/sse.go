@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 
@@ -22,10 +21,7 @@ type sse struct{ transport.SSE }
 func (t sse) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	body, err := io.ReadAll(r.Body) // the body limit applies (guard.HTTP)
 	if err == nil {
-		var params graphql.RawParams
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		err = dec.Decode(&params)
+		_, err = decodeParams(body)
 	}
 	if err != nil {
 		w.Header().Set("Content-Type", "application/json")

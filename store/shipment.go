@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,7 +117,7 @@ func (s *Store) ShipOrder(ctx context.Context, viewer Viewer, in NewShipment) (S
 		if !CanSeeOrder(viewer, order.CustomerID, merchants) {
 			return newError(CodeNotFound, "not found")
 		}
-		if viewer.Role != RoleAdmin && (viewer.Role != RoleMerchant || !contains(merchants, viewer.UserID)) {
+		if viewer.Role != RoleAdmin && (viewer.Role != RoleMerchant || !slices.Contains(merchants, viewer.UserID)) {
 			return newError(CodeForbidden, "only the merchant of a line or an admin may ship it")
 		}
 		if order.Status != string(StatusPaid) {
@@ -128,7 +129,7 @@ func (s *Store) ShipOrder(ctx context.Context, viewer Viewer, in NewShipment) (S
 		}
 		var lines []shipmentItemRow
 		for _, it := range items {
-			if !contains(shipped, it.Position) && (viewer.Role == RoleAdmin || it.MerchantID == viewer.UserID) {
+			if !slices.Contains(shipped, it.Position) && (viewer.Role == RoleAdmin || it.MerchantID == viewer.UserID) {
 				lines = append(lines, shipmentItemRow{OrderID: order.ID, Position: it.Position})
 			}
 		}
@@ -230,15 +231,6 @@ func (s *Store) MarkShipmentDelivered(ctx context.Context, viewer Viewer, id int
 	}
 	s.wrote(ctx, viewer.UserID)
 	return ship.toShipment(), nil
-}
-
-func contains[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // FindShipmentsByIDs returns the shipments with these IDs, in no particular order; callers
