@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shop/api/api"
 	"github.com/shop/api/api/guard"
 )
 
@@ -28,16 +29,16 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Unset, every limit and timeout is left to its package's default (zero here)...
-	if c.Limits != (guard.Limits{}) || c.HTTP.RequestTimeout != 0 || c.Store.StatementTimeout != 0 ||
-		c.Store.MaxConns != 0 || c.Redis.BreakerOpen != 0 || c.RedisPrefix != "" || c.GCHeapFloorMiB != defaultGCHeapFloorMiB {
+	if c.Service.Limits != (guard.Limits{}) || c.Service.RequestTimeout != 0 || c.Service.StatementTimeout != 0 ||
+		c.Service.DBMaxConns != 0 || c.Service.RedisBreakerOpen != 0 || c.Service.RedisPrefix != "" || c.GCHeapFloorMiB != defaultGCHeapFloorMiB {
 		t.Errorf("defaults written here instead of in their packages: %+v", c)
 	}
 	// ...but the rate limits, off in a zero guard.RateLimit, are on.
-	if c.RateLimit != guard.DefaultRateLimit || c.HTTP.TrustedProxies != nil {
-		t.Errorf("rate limit %+v, trusted proxies %v", c.RateLimit, c.HTTP.TrustedProxies)
+	if c.Service.RateLimit != guard.DefaultRateLimit || c.Service.TrustedProxies != nil {
+		t.Errorf("rate limit %+v, trusted proxies %v", c.Service.RateLimit, c.Service.TrustedProxies)
 	}
-	if len(c.HTTP.CORSOrigins) != 0 || c.Tracing || !c.Playground || !c.Introspection || c.PprofAddr != "" {
-		t.Errorf("cors %v tracing %v playground %v introspection %v pprof %q", c.HTTP.CORSOrigins, c.Tracing, c.Playground, c.Introspection, c.PprofAddr)
+	if len(c.Service.CORSOrigins) != 0 || c.Service.Tracing || !c.Service.Playground || !c.Service.Introspection || c.PprofAddr != "" {
+		t.Errorf("cors %v tracing %v playground %v introspection %v pprof %q", c.Service.CORSOrigins, c.Service.Tracing, c.Service.Playground, c.Service.Introspection, c.PprofAddr)
 	}
 }
 
@@ -52,8 +53,9 @@ func TestLoadConfigProduction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err) // migrate needs no key
 		}
-		if err := c.signingKey(quiet); err == nil {
-			t.Errorf("a server would start with JWT_SECRET %q (production %v)", c.JWTSecret, c.Production)
+		if svc, err := api.New(t.Context(), c.Service, quiet); err == nil {
+			svc.Close()
+			t.Errorf("a server would start with JWT_SECRET %q (production %v)", c.Service.JWTSecret, c.Service.Production)
 		}
 	}
 	secret := strings.Repeat("k", 32)
@@ -61,15 +63,15 @@ func TestLoadConfigProduction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Playground || c.Introspection || !c.Production || c.SeedDemo {
-		t.Errorf("production: playground %v introspection %v demo data %v", c.Playground, c.Introspection, c.SeedDemo)
+	if c.Service.Playground || c.Service.Introspection || !c.Service.Production || c.Service.SeedDemo {
+		t.Errorf("production: playground %v introspection %v demo data %v", c.Service.Playground, c.Service.Introspection, c.Service.SeedDemo)
 	}
 	if _, err := loadConfig(env("APP_ENV", "production", "JWT_SECRET", secret, "SEED_DEMO", "true"), quiet); err == nil ||
 		!strings.Contains(err.Error(), "SEED_DEMO") {
 		t.Errorf("SEED_DEMO=true in production: %v, want a refusal", err)
 	}
 	c, _ = loadConfig(env("APP_ENV", "production", "JWT_SECRET", secret, "INTROSPECTION", "true", "PLAYGROUND", "true"), quiet)
-	if !c.Playground || !c.Introspection {
+	if !c.Service.Playground || !c.Service.Introspection {
 		t.Error("INTROSPECTION/PLAYGROUND=true do not turn them on in production")
 	}
 }
@@ -81,12 +83,12 @@ func TestLoadConfigHardening(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Limits.MaxDepth != 8 || c.RateLimit.PointsPerMinute != 0 || len(c.HTTP.CORSOrigins) != 2 || c.HTTP.CORSOrigins[1] != "https://b.example" ||
-		c.HTTP.RequestTimeout != 3*time.Second || !c.Tracing || fmt.Sprint(c.HTTP.TrustedProxies) != "[10.0.0.0/8 192.168.1.7/32 fd00::/8]" ||
-		c.Store.MaxConns != 5 || c.RedisPrefix != "tenant-a:" || c.GCHeapFloorMiB != 0 {
+	if c.Service.Limits.MaxDepth != 8 || c.Service.RateLimit.PointsPerMinute != 0 || len(c.Service.CORSOrigins) != 2 || c.Service.CORSOrigins[1] != "https://b.example" ||
+		c.Service.RequestTimeout != 3*time.Second || !c.Service.Tracing || fmt.Sprint(c.Service.TrustedProxies) != "[10.0.0.0/8 192.168.1.7/32 fd00::/8]" ||
+		c.Service.DBMaxConns != 5 || c.Service.RedisPrefix != "tenant-a:" || c.GCHeapFloorMiB != 0 {
 		t.Errorf("config %+v", c)
 	}
-	if c, _ := loadConfig(env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", "OTEL_SDK_DISABLED", "true"), quiet); c.Tracing {
+	if c, _ := loadConfig(env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", "OTEL_SDK_DISABLED", "true"), quiet); c.Service.Tracing {
 		t.Error("OTEL_SDK_DISABLED=true leaves tracing on")
 	}
 	for _, bad := range [][]string{
@@ -124,8 +126,8 @@ func TestLoadConfigAnonymousBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		// 0 is guard.RateLimit's "same as PointsPerMinute".
-		if c.RateLimit.PointsPerMinute != tc.user || c.RateLimit.AnonymousPointsPerMinute != tc.anonymous {
-			t.Errorf("%v: user %d anonymous %d, want %d and %d", tc.env, c.RateLimit.PointsPerMinute, c.RateLimit.AnonymousPointsPerMinute, tc.user, tc.anonymous)
+		if c.Service.RateLimit.PointsPerMinute != tc.user || c.Service.RateLimit.AnonymousPointsPerMinute != tc.anonymous {
+			t.Errorf("%v: user %d anonymous %d, want %d and %d", tc.env, c.Service.RateLimit.PointsPerMinute, c.Service.RateLimit.AnonymousPointsPerMinute, tc.user, tc.anonymous)
 		}
 	}
 }
@@ -136,8 +138,8 @@ func TestLoadConfigPersistedOperations(t *testing.T) {
 		adminBypass bool
 	}{{"", true}, {"ADMIN", true}, {"NONE", false}} {
 		cfg, err := loadConfig(env("PERSISTED_OPERATIONS", "/etc/shop/manifest.json", "PERSISTED_OPERATIONS_BYPASS", c.bypass), quiet)
-		if err != nil || cfg.Trusted.Manifest != "/etc/shop/manifest.json" || cfg.Trusted.AdminBypass != c.adminBypass {
-			t.Errorf("PERSISTED_OPERATIONS_BYPASS=%q: %+v, %v", c.bypass, cfg.Trusted, err)
+		if err != nil || cfg.Service.Trusted.Manifest != "/etc/shop/manifest.json" || cfg.Service.Trusted.AdminBypass != c.adminBypass {
+			t.Errorf("PERSISTED_OPERATIONS_BYPASS=%q: %+v, %v", c.bypass, cfg.Service.Trusted, err)
 		}
 	}
 	// Anyone can sign up as a CUSTOMER or MERCHANT: such a bypass would be no allow-list.
@@ -159,8 +161,8 @@ func TestLoadConfigReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Store.ReplicaURLs) != 2 || c.Store.ReplicaURLs[1] != "postgres://r2/shop" || c.Store.ReplicaMaxLag != 5*time.Second {
-		t.Errorf("replicas %q, max lag %s", c.Store.ReplicaURLs, c.Store.ReplicaMaxLag)
+	if len(c.Service.ReplicaURLs) != 2 || c.Service.ReplicaURLs[1] != "postgres://r2/shop" || c.Service.ReplicaMaxLag != 5*time.Second {
+		t.Errorf("replicas %q, max lag %s", c.Service.ReplicaURLs, c.Service.ReplicaMaxLag)
 	}
 	for _, bad := range [][]string{
 		{"DATABASE_REPLICA_URLS", "postgres://r1/shop"}, // the embedded SQLite store has no replicas
@@ -179,15 +181,15 @@ func TestLoadConfigLiveCaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Live.Seats; s.PerUser <= 0 || s.PerUser > 1000 || s.PerAddress < s.PerUser || c.Live.MaxSocketsPerAddress <= 0 {
-		t.Errorf("default caps %+v, sockets per address %d", s, c.Live.MaxSocketsPerAddress)
+	if s := c.Service.Live.Seats; s.PerUser <= 0 || s.PerUser > 1000 || s.PerAddress < s.PerUser || c.Service.Live.MaxSocketsPerAddress <= 0 {
+		t.Errorf("default caps %+v, sockets per address %d", s, c.Service.Live.MaxSocketsPerAddress)
 	}
 	c, err = loadConfig(env("MAX_SUBSCRIPTIONS_PER_USER", "20", "MAX_SUBSCRIPTIONS_PER_ADDRESS", "0", "MAX_OPERATIONS_PER_SOCKET", "7",
 		"MAX_QUEUED_SETUPS", "64", "MAX_SOCKETS_PER_ADDRESS", "0"), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Live; s.Seats.PerUser != 20 || s.Seats.PerAddress != 0 || s.MaxOperations != 7 || s.SetupQueue != 64 || s.MaxSocketsPerAddress != 0 {
+	if s := c.Service.Live; s.Seats.PerUser != 20 || s.Seats.PerAddress != 0 || s.MaxOperations != 7 || s.SetupQueue != 64 || s.MaxSocketsPerAddress != 0 {
 		t.Errorf("caps %+v", s)
 	}
 	if _, err := loadConfig(env("MAX_SUBSCRIPTIONS_PER_USER", "many"), quiet); err == nil || !strings.Contains(err.Error(), "MAX_SUBSCRIPTIONS_PER_USER") {
@@ -195,8 +197,9 @@ func TestLoadConfigLiveCaps(t *testing.T) {
 	}
 }
 
-// TestLoadConfigCheckout: ORDER_RESERVATION_TTL (default 15m, 0 for ever) and
-// PAYMENT_PROVIDER (test by default, none in production, where test refuses to start).
+// TestLoadConfigCheckout: ORDER_RESERVATION_TTL (unset: api's default of 15m; 0 for ever,
+// which api.Config spells negative) and PAYMENT_PROVIDER (unset: api.New picks test, or
+// none in production, where test refuses to start).
 func TestLoadConfigCheckout(t *testing.T) {
 	for _, c := range []struct {
 		env      func(string) string
@@ -204,11 +207,11 @@ func TestLoadConfigCheckout(t *testing.T) {
 		provider string
 		fails    bool
 	}{
-		{env: env(), ttl: 15 * time.Minute, provider: "test"},
-		{env: env("ORDER_RESERVATION_TTL", "0"), ttl: 0, provider: "test"},
+		{env: env(), ttl: 0, provider: ""},
+		{env: env("ORDER_RESERVATION_TTL", "0"), ttl: -1, provider: ""},
 		{env: env("ORDER_RESERVATION_TTL", "90s", "PAYMENT_PROVIDER", "none"), ttl: 90 * time.Second, provider: "none"},
-		{env: env("APP_ENV", "production"), ttl: 15 * time.Minute, provider: "none"},
-		{env: env("APP_ENV", "production", "PAYMENT_PROVIDER", "stripe"), ttl: 15 * time.Minute, provider: "stripe"},
+		{env: env("APP_ENV", "production"), ttl: 0, provider: ""},
+		{env: env("APP_ENV", "production", "PAYMENT_PROVIDER", "stripe"), ttl: 0, provider: "stripe"},
 		{env: env("APP_ENV", "production", "PAYMENT_PROVIDER", "test"), fails: true},
 		{env: env("ORDER_RESERVATION_TTL", "-1m"), fails: true},
 		{env: env("ORDER_RESERVATION_TTL", "soon"), fails: true},
@@ -220,8 +223,8 @@ func TestLoadConfigCheckout(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || cfg.Store.ReservationTTL != c.ttl || cfg.Checkout.Provider != c.provider {
-			t.Errorf("ttl %v provider %q err %v, want %v %q", cfg.Store.ReservationTTL, cfg.Checkout.Provider, err, c.ttl, c.provider)
+		if err != nil || cfg.Service.ReservationTTL != c.ttl || cfg.Service.PaymentProvider != c.provider {
+			t.Errorf("ttl %v provider %q err %v, want %v %q", cfg.Service.ReservationTTL, cfg.Service.PaymentProvider, err, c.ttl, c.provider)
 		}
 	}
 }

@@ -177,7 +177,7 @@ func TestDocumentCacheIsBoundedInBytes(t *testing.T) {
 			t.Fatalf("%v", r.Errors)
 		}
 	}
-	if n := env.svc.operations.Documents().Bytes(); n > bound || n == 0 {
+	if n := env.svc.Operations.Documents().Bytes(); n > bound || n == 0 {
 		t.Errorf("the document cache holds %d bytes, want (0, %d]", n, bound)
 	}
 }
