@@ -4,6 +4,10 @@
 //	go run . migrate      apply database migrations and exit
 //	go run . schema       print the GraphQL schema (SDL) and exit
 //	go run . healthcheck  exit 0 when the server on PORT answers /healthz (for images without curl)
+//	go run . --help       every setting: its environment variable and its default
+//
+// run reads the configuration once (the cli struct below), builds the service with api.New,
+// serves it and drains it on a signal.
 package main
 
 //go:generate go run ./graph/internal/execgen
@@ -20,6 +24,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/bytedance/gopkg/util/gctuner"
 	"github.com/vektah/gqlparser/v2/formatter"
 
@@ -48,28 +54,30 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	// These two need no configuration (and must print nothing else).
-	switch {
-	case len(args) == 1 && args[0] == "schema":
-		formatter.NewFormatter(stdout, formatter.WithComments()).FormatSchema(graph.Schema())
-		return nil
-	case len(args) == 1 && args[0] == "healthcheck":
-		return healthcheck(ctx, cmp.Or(getenv("PORT"), "8080"))
-	}
-	log := newLogger(getenv("APP_ENV") == "production", stdout)
-	cfg, err := loadConfig(getenv, log)
+	cmd, settings, err := parseArgs(args, getenv, stdout)
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(args) == 1 && args[0] == "migrate":
+	switch cmd {
+	case "help":
+		return nil
+	case "schema": // must print nothing else
+		formatter.NewFormatter(stdout, formatter.WithComments()).FormatSchema(graph.Schema())
+		return nil
+	case "healthcheck":
+		return healthcheck(ctx, settings.Port)
+	}
+	cfg, err := loadConfig(settings)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Production, stdout)
+	if cmd == "migrate" {
 		if err := api.Migrate(ctx, cfg.Service, log); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, "migrations applied")
 		return nil
-	case len(args) > 0:
-		return fmt.Errorf("unknown command %q (want: migrate, schema or healthcheck)", args[0])
 	}
 	paceGC(cfg.GCHeapFloorMiB, getenv("GOGC"))
 	svc, err := api.New(ctx, cfg.Service, log)
@@ -194,165 +202,266 @@ func healthcheck(ctx context.Context, port string) error {
 	return nil
 }
 
-// config is the process's configuration, read from the environment once: the service's
-// (api.Config) and how this process serves it.
-type config struct {
-	Port      string
-	PprofAddr string
-	AdminAddr string // metrics and readiness on a port of their own
-	// GCHeapFloorMiB is the heap the collector lets a process grow to before it runs (see
-	// paceGC); 0 leaves the pace at Go's default.
-	GCHeapFloorMiB int
-	Service        api.Config
+// cli is the command line: a command (serve when none is named) and every setting. A
+// setting is read from its environment variable (the envvar tag) or a flag of its own;
+// --help lists them all with their defaults. A default in braces comes from the package it
+// configures; one in words is left to that package (a zero value here).
+type cli struct {
+	Serve       struct{} `cmd:"" default:"1" help:"Serve the API (the default)."`
+	Migrate     struct{} `cmd:"" help:"Apply the database migrations and exit."`
+	Schema      struct{} `cmd:"" help:"Print the GraphQL schema (SDL) and exit."`
+	Healthcheck struct{} `cmd:"" help:"Exit 0 when the server on PORT answers /healthz (for images without curl)."`
+
+	Port           string `envvar:"PORT" default:"8080" help:"HTTP port."`
+	AppEnv         string `envvar:"APP_ENV" help:"production turns off the playground, introspection and field suggestions, and logs JSON (default: development)."`
+	Playground     *bool  `envvar:"PLAYGROUND" help:"Serve GraphiQL (default: on outside production)."`
+	Introspection  *bool  `envvar:"INTROSPECTION" help:"Answer introspection (default: on outside production)."`
+	SeedDemo       *bool  `envvar:"SEED_DEMO" help:"Fill an empty store with demo data; refused in production (default: on in embedded mode)."`
+	AdminAddr      string `envvar:"ADMIN_ADDR" help:"Serve /metrics and /readyz on this address instead of the public port (default: the public port)."`
+	PprofAddr      string `envvar:"PPROF_ADDR" help:"Serve net/http/pprof on this address (default: off)."`
+	GCHeapFloorMiB int    `envvar:"GC_HEAP_FLOOR_MIB" default:"${gc_heap_floor}" help:"Heap a process grows to before the collector runs; 0 leaves GOGC alone."`
+
+	DatabaseURL      string        `envvar:"DATABASE_URL" help:"PostgreSQL URL (default: the embedded SQLite file)."`
+	SQLitePath       string        `envvar:"SQLITE_PATH" help:"The embedded database file (default: shop.db)."`
+	ReplicaURLs      string        `envvar:"DATABASE_REPLICA_URLS" help:"Comma-separated URLs of streaming replicas serving reads; needs DATABASE_URL (default: none)."`
+	ReplicaMaxLag    time.Duration `envvar:"DATABASE_REPLICA_MAX_LAG" help:"How far behind a replica may be and still serve reads (default: 2s)."`
+	DBMaxConns       int           `envvar:"DB_MAX_CONNS" help:"PostgreSQL connections one process may hold (default: 20)."`
+	StatementTimeout time.Duration `envvar:"DB_STATEMENT_TIMEOUT" help:"Deadline of each SQL statement (default: 5s)."`
+	RedisURL         string        `envvar:"REDIS_URL" help:"redis:// or redis-sentinel:// URL (default: an in-process stand-in)."`
+	RedisPrefix      string        `envvar:"REDIS_PREFIX" help:"Namespace of every Redis key and channel (default: shop:<the database's namespace>:)."`
+	RedisBreakerOpen time.Duration `envvar:"REDIS_BREAKER_OPEN" help:"How long Redis is skipped after 3 consecutive failures (default: 5s)."`
+
+	JWTSecret      string        `envvar:"JWT_SECRET" help:"HMAC key for tokens, 32 bytes or more (default: random per start; required with DATABASE_URL or in production)."`
+	TokenTTL       time.Duration `envvar:"TOKEN_TTL" help:"How long a token lasts (default: 24h)."`
+	AdminEmail     string        `envvar:"ADMIN_EMAIL" help:"An ADMIN account created, or its password reset, at start (default: none)."`
+	AdminPassword  string        `envvar:"ADMIN_PASSWORD" help:"The ADMIN account's password (default: none)."`
+	Currency       string        `envvar:"CURRENCY" default:"${currency}" help:"The shop's currency code."`
+	ReservationTTL time.Duration `envvar:"ORDER_RESERVATION_TTL" default:"${reservation_ttl}" help:"How long a PENDING order holds its stock unpaid; 0: for ever."`
+	Payments       string        `envvar:"PAYMENT_PROVIDER" help:"test, stripe or none (default: test; none in production)."`
+	StripeKey      string        `envvar:"STRIPE_API_KEY" help:"Stripe's secret key, required with stripe (default: none)."`
+	StripeSecret   string        `envvar:"STRIPE_WEBHOOK_SECRET" help:"Stripe's webhook signing secret, required with stripe (default: none)."`
+	StripeURL      string        `envvar:"STRIPE_API_URL" help:"The Stripe API's base URL (default: Stripe's own)."`
+
+	RequestTimeout    time.Duration `envvar:"REQUEST_TIMEOUT" help:"Deadline of every request except subscriptions (default: 15s)."`
+	CORSOrigins       string        `envvar:"CORS_ORIGINS" help:"Comma-separated browser origins allowed to call /graphql, * for any (default: none)."`
+	WebSocketOrigins  string        `envvar:"WEBSOCKET_ORIGINS" help:"Hosts (comma-separated path.Match patterns) whose cross-origin WebSocket upgrades are accepted (default: none)."`
+	TrustedProxies    string        `envvar:"TRUSTED_PROXIES" help:"Comma-separated CIDR prefixes or addresses of your proxies, whose X-Forwarded-For names the client (default: none)."`
+	TrustForwardedFor string        `envvar:"TRUST_FORWARDED_FOR" hidden:"" help:"Removed: set TRUSTED_PROXIES."`
+	MaxDepth          int           `envvar:"MAX_QUERY_DEPTH" default:"${max_depth}" help:"Deepest nesting of fields."`
+	MaxCost           int           `envvar:"MAX_QUERY_COST" default:"${max_cost}" help:"Highest cost of one operation."`
+	MaxAliases        int           `envvar:"MAX_QUERY_ALIASES" default:"${max_aliases}" help:"Aliased fields per operation."`
+	MaxTokens         int           `envvar:"MAX_QUERY_TOKENS" default:"${max_tokens}" help:"Lexical tokens per document."`
+	MaxQueryBytes     int           `envvar:"MAX_QUERY_BYTES" default:"${max_query_bytes}" help:"Bytes of query text, at every transport."`
+	PointsPerMinute   *int          `envvar:"RATE_LIMIT_POINTS_PER_MINUTE" help:"Cost points a caller may spend per minute, also the burst; 0 turns it off (default: ${points})."`
+	AnonymousPoints   *int          `envvar:"RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE" help:"Cost points all anonymous callers at one address may spend per minute (default: ${anonymous_points}; when only RATE_LIMIT_POINTS_PER_MINUTE is set, that)."`
+	SubsPerUser       int           `envvar:"MAX_SUBSCRIPTIONS_PER_USER" default:"${subs_per_user}" help:"Live subscriptions one account may hold; 0 turns it off."`
+	SubsPerAddress    int           `envvar:"MAX_SUBSCRIPTIONS_PER_ADDRESS" default:"${subs_per_address}" help:"Live subscriptions one client address may hold; 0 turns it off."`
+	OpsPerSocket      int           `envvar:"MAX_OPERATIONS_PER_SOCKET" help:"Operations one WebSocket may run at once (default: 100)."`
+	SocketsPerAddress int           `envvar:"MAX_SOCKETS_PER_ADDRESS" default:"${sockets_per_address}" help:"WebSockets one client address may hold open in a process; 0 turns it off."`
+	QueuedSetups      int           `envvar:"MAX_QUEUED_SETUPS" help:"Socket operations waiting to be set up in one process (default: 4096)."`
+	LoginsPerAccount  int           `envvar:"LOGIN_FAILURES_PER_ACCOUNT" default:"${logins_per_account}" help:"Failed logIns per window for one email address."`
+	LoginsPerIP       int           `envvar:"LOGIN_FAILURES_PER_IP" default:"${logins_per_ip}" help:"Failed logIns per window from one client address."`
+	LoginWindow       time.Duration `envvar:"LOGIN_WINDOW" default:"${login_window}" help:"The sign-in throttle's window."`
+	Persisted         string        `envvar:"PERSISTED_OPERATIONS" help:"Path of an Apollo persisted query manifest: only its operations run (default: every operation runs)."`
+	PersistedBypass   string        `envvar:"PERSISTED_OPERATIONS_BYPASS" default:"ADMIN" enum:"ADMIN,NONE" help:"ADMIN: admins may still run any operation; NONE: nobody may."`
+
+	OTLPEndpoint       string `envvar:"OTEL_EXPORTER_OTLP_ENDPOINT" help:"Export OpenTelemetry traces over OTLP/HTTP; the standard OTEL_* variables apply (default: tracing off)."`
+	OTLPTracesEndpoint string `envvar:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" help:"The traces endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT's)."`
+	OTelDisabled       bool   `envvar:"OTEL_SDK_DISABLED" hidden:""`
+	OTelTracesExporter string `envvar:"OTEL_TRACES_EXPORTER" hidden:""`
 }
 
-// loadConfig reads the service's configuration from the environment; README's
-// "Configuration" and "Production" sections document each variable.
-func loadConfig(getenv func(string) string, _ *slog.Logger) (config, error) {
-	production := getenv("APP_ENV") == "production"
-	c := config{
-		Port:      cmp.Or(getenv("PORT"), "8080"),
-		PprofAddr: getenv("PPROF_ADDR"),
-		AdminAddr: getenv("ADMIN_ADDR"),
-		Service: api.Config{
-			Production:      production,
-			DatabaseURL:     getenv("DATABASE_URL"),
-			SQLitePath:      getenv("SQLITE_PATH"),
-			RedisURL:        getenv("REDIS_URL"),
-			JWTSecret:       []byte(getenv("JWT_SECRET")),
-			AdminEmail:      getenv("ADMIN_EMAIL"),
-			AdminPassword:   getenv("ADMIN_PASSWORD"),
-			Currency:        cmp.Or(getenv("CURRENCY"), api.DefaultCurrency),
-			PaymentProvider: getenv("PAYMENT_PROVIDER"),
-			Stripe: checkout.StripeConfig{APIKey: getenv("STRIPE_API_KEY"), WebhookSecret: getenv("STRIPE_WEBHOOK_SECRET"),
-				APIURL: getenv("STRIPE_API_URL")},
-		},
-	}
-	s := &c.Service
-	s.SeparateAdmin = c.AdminAddr != ""
-	s.Live.Origins = splitList(getenv("WEBSOCKET_ORIGINS"))
-	s.Playground = boolEnv(getenv("PLAYGROUND"), !production)
-	s.Introspection = boolEnv(getenv("INTROSPECTION"), !production)
-	s.SeedDemo = boolEnv(getenv("SEED_DEMO"), s.DatabaseURL == "" && !production)
-	if s.SeedDemo && production {
-		// Their password is in this repository.
-		return c, errors.New("SEED_DEMO: the demo accounts are never created in production")
-	}
-	if p := getenv("REDIS_PREFIX"); p != "" {
-		s.RedisPrefix = strings.TrimSuffix(p, ":") + ":"
-	}
-	if (s.AdminEmail == "") != (s.AdminPassword == "") {
-		return c, errors.New("set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither")
-	}
-	s.Trusted.Manifest = getenv("PERSISTED_OPERATIONS")
-	// Only ADMIN may bypass the allow-list: anyone can sign up as a CUSTOMER or MERCHANT.
-	switch b := getenv("PERSISTED_OPERATIONS_BYPASS"); b {
-	case "", "ADMIN":
-		s.Trusted.AdminBypass = true
-	case "NONE":
-	default:
-		return c, fmt.Errorf("PERSISTED_OPERATIONS_BYPASS: want ADMIN or NONE, got %q", b)
-	}
-	if ttl := getenv("ORDER_RESERVATION_TTL"); ttl != "" {
-		d, err := time.ParseDuration(ttl)
-		if err != nil || d < 0 {
-			return c, fmt.Errorf("ORDER_RESERVATION_TTL: want a duration such as 15m (0: for ever), got %q", ttl)
+// defaults are the defaults --help shows and the settings take, each from its package.
+func defaults() kong.Vars {
+	d := func(v time.Duration) string { // 15m, not 15m0s
+		s := v.String()
+		if strings.HasSuffix(s, "m0s") {
+			s = strings.TrimSuffix(s, "0s")
 		}
-		s.ReservationTTL = cmp.Or(d, -1) // api.Config's "for ever"
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+		return s
 	}
-	if s.PaymentProvider == checkout.ProviderTest && production {
-		return c, errors.New("PAYMENT_PROVIDER=test is refused with APP_ENV=production: set stripe or none")
+	return kong.Vars{
+		"gc_heap_floor":       strconv.Itoa(defaultGCHeapFloorMiB),
+		"currency":            api.DefaultCurrency,
+		"reservation_ttl":     d(api.DefaultReservationTTL),
+		"max_depth":           strconv.Itoa(guard.DefaultLimits.MaxDepth),
+		"max_cost":            strconv.Itoa(guard.DefaultLimits.MaxCost),
+		"max_aliases":         strconv.Itoa(guard.DefaultLimits.MaxAliases),
+		"max_tokens":          strconv.Itoa(guard.DefaultLimits.MaxTokens),
+		"max_query_bytes":     strconv.Itoa(guard.DefaultLimits.MaxQueryBytes),
+		"points":              strconv.Itoa(guard.DefaultRateLimit.PointsPerMinute),
+		"anonymous_points":    strconv.Itoa(guard.DefaultRateLimit.AnonymousPointsPerMinute),
+		"subs_per_user":       strconv.Itoa(guard.DefaultSeatLimit.PerUser),
+		"subs_per_address":    strconv.Itoa(guard.DefaultSeatLimit.PerAddress),
+		"sockets_per_address": strconv.Itoa(api.DefaultSocketsPerAddress),
+		"logins_per_account":  strconv.Itoa(guard.DefaultRateLimit.LoginFailuresPerAccount),
+		"logins_per_ip":       strconv.Itoa(guard.DefaultRateLimit.LoginFailuresPerIP),
+		"login_window":        d(guard.DefaultRateLimit.LoginWindow),
 	}
-	return c, loadHardening(&c, getenv)
 }
 
-// loadHardening reads the production limits. Unset, each takes its package's default,
-// except the rate limits, which are off in a zero guard.RateLimit and on by default here.
-func loadHardening(cfg *config, getenv func(string) string) error {
-	c := &cfg.Service
-	var errs []error
-	num := func(name string, def int) int {
-		s := getenv(name)
-		if s == "" {
-			return def
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("%s: want a whole number ≥ 0, got %q", name, s))
-		}
-		return n
+// parseArgs reads the command and the settings from args and the environment (getenv).
+// It returns the selected command ("serve" with no command named); --help prints to stdout
+// and returns "help".
+func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (string, *cli, error) {
+	var c cli
+	exited := false
+	parser, err := kong.New(&c, kong.Name("shop-api"),
+		kong.Description("The shop's GraphQL API. Every setting is an environment variable (or the flag beside it)."),
+		defaults(),
+		kong.Writers(stdout, stdout),
+		kong.Exit(func(int) { exited = true }),
+		kong.ConfigureHelp(kong.HelpOptions{NoExpandSubcommands: true}),
+		// Each flag is named after its variable: --max-query-depth for MAX_QUERY_DEPTH.
+		kong.PostBuild(func(k *kong.Kong) error {
+			for _, f := range k.Model.Flags {
+				if env := f.Tag.Get("envvar"); env != "" {
+					f.Name = strings.ToLower(strings.ReplaceAll(env, "_", "-"))
+				}
+			}
+			return nil
+		}),
+		kong.ValueFormatter(func(v *kong.Value) string {
+			if v.Tag.Get("envvar") == "" {
+				return v.Help
+			}
+			help := "$" + v.Tag.Get("envvar") + ": " + v.Help
+			if v.Default != "" && !strings.Contains(v.Help, "default") {
+				help += " (default: " + v.Default + ")"
+			}
+			return help
+		}),
+		kong.Resolvers(kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, f *kong.Flag) (any, error) {
+			name := f.Tag.Get("envvar")
+			s := getenv(name)
+			if s == "" || name == "" {
+				return nil, nil
+			}
+			return s, checkSetting(name, s, f.Target.Type())
+		})))
+	if err != nil {
+		return "", nil, err
 	}
-	dur := func(name string, def time.Duration) time.Duration {
-		s := getenv(name)
-		if s == "" {
-			return def
-		}
+	ctx, err := parser.Parse(args)
+	if exited {
+		return "help", nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return strings.Fields(ctx.Command())[0], &c, nil
+}
+
+// checkSetting refuses a number or a duration that is malformed or negative, naming the
+// variable (ORDER_RESERVATION_TTL may be 0, other durations may not).
+func checkSetting(name, s string, typ reflect.Type) error {
+	if typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	switch {
+	case typ == reflect.TypeFor[time.Duration]():
 		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("%s: want a duration such as 10s, got %q", name, s))
+		if err != nil || d < 0 || d == 0 && name != "ORDER_RESERVATION_TTL" {
+			return fmt.Errorf("%s: want a duration such as 10s, got %q", name, s)
 		}
-		return d
+	case typ.Kind() == reflect.Int:
+		if n, err := strconv.Atoi(s); err != nil || n < 0 {
+			return fmt.Errorf("%s: want a whole number ≥ 0, got %q", name, s)
+		}
 	}
-	c.Limits = guard.Limits{
-		MaxDepth:      num("MAX_QUERY_DEPTH", 0),
-		MaxCost:       num("MAX_QUERY_COST", 0),
-		MaxAliases:    num("MAX_QUERY_ALIASES", 0),
-		MaxTokens:     num("MAX_QUERY_TOKENS", 0),
-		MaxQueryBytes: num("MAX_QUERY_BYTES", 0),
+	return nil
+}
+
+// config is the process's configuration: the service's (api.Config) and how this process
+// serves it.
+type config struct {
+	Port, AdminAddr, PprofAddr string
+	Production                 bool
+	GCHeapFloorMiB             int
+	Service                    api.Config
+}
+
+// loadConfig turns the parsed settings into the process's configuration, refusing
+// combinations that cannot work.
+func loadConfig(c *cli) (config, error) {
+	production := c.AppEnv == "production"
+	on := func(b *bool, def bool) bool {
+		if b == nil {
+			return def
+		}
+		return *b
 	}
-	def := guard.DefaultRateLimit
-	if getenv("RATE_LIMIT_POINTS_PER_MINUTE") != "" {
+	points, anonymous := guard.DefaultRateLimit.PointsPerMinute, guard.DefaultRateLimit.AnonymousPointsPerMinute
+	if c.PointsPerMinute != nil {
 		// A budget set for every caller stays every caller's unless the anonymous one is set.
-		def.AnonymousPointsPerMinute = 0
+		points, anonymous = *c.PointsPerMinute, 0
 	}
-	c.RateLimit = guard.RateLimit{
-		PointsPerMinute:          num("RATE_LIMIT_POINTS_PER_MINUTE", def.PointsPerMinute),
-		AnonymousPointsPerMinute: num("RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", def.AnonymousPointsPerMinute),
-		LoginFailuresPerAccount:  num("LOGIN_FAILURES_PER_ACCOUNT", def.LoginFailuresPerAccount),
-		LoginFailuresPerIP:       num("LOGIN_FAILURES_PER_IP", def.LoginFailuresPerIP),
-		LoginWindow:              dur("LOGIN_WINDOW", def.LoginWindow),
+	if c.AnonymousPoints != nil {
+		anonymous = *c.AnonymousPoints
 	}
-	maxCost := cmp.Or(c.Limits.MaxCost, guard.DefaultLimits.MaxCost)
-	for _, b := range []struct {
-		name      string
-		perMinute int
-	}{{"RATE_LIMIT_POINTS_PER_MINUTE", c.RateLimit.PointsPerMinute}, {"RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", c.RateLimit.AnonymousPointsPerMinute}} {
-		if b.perMinute > 0 && b.perMinute < maxCost {
-			errs = append(errs, fmt.Errorf("%s (%d) is below MAX_QUERY_COST (%d): the costliest operations could never run", b.name, b.perMinute, maxCost))
-		}
+	trusted, err := guard.ParseTrustedProxies(c.TrustedProxies)
+	cfg := config{Port: c.Port, AdminAddr: c.AdminAddr, PprofAddr: c.PprofAddr, Production: production,
+		GCHeapFloorMiB: c.GCHeapFloorMiB, Service: api.Config{
+			DatabaseURL: c.DatabaseURL, SQLitePath: c.SQLitePath, DBMaxConns: c.DBMaxConns, StatementTimeout: c.StatementTimeout,
+			ReplicaURLs: splitList(c.ReplicaURLs), ReplicaMaxLag: c.ReplicaMaxLag,
+			ReservationTTL: cmp.Or(c.ReservationTTL, -1), Currency: c.Currency,
+			RedisURL: c.RedisURL, RedisBreakerOpen: c.RedisBreakerOpen,
+			JWTSecret: []byte(c.JWTSecret), TokenTTL: c.TokenTTL, AdminEmail: c.AdminEmail, AdminPassword: c.AdminPassword,
+			SeedDemo:      on(c.SeedDemo, c.DatabaseURL == "" && !production),
+			Production:    production,
+			Playground:    on(c.Playground, !production),
+			Introspection: on(c.Introspection, !production),
+			Limits: guard.Limits{MaxDepth: c.MaxDepth, MaxCost: c.MaxCost, MaxAliases: c.MaxAliases,
+				MaxTokens: c.MaxTokens, MaxQueryBytes: c.MaxQueryBytes},
+			RateLimit: guard.RateLimit{PointsPerMinute: points, AnonymousPointsPerMinute: anonymous,
+				LoginFailuresPerAccount: c.LoginsPerAccount, LoginFailuresPerIP: c.LoginsPerIP, LoginWindow: c.LoginWindow},
+			RequestTimeout: c.RequestTimeout, CORSOrigins: splitList(c.CORSOrigins), TrustedProxies: trusted,
+			Live: api.LiveConfig{Origins: splitList(c.WebSocketOrigins), MaxOperations: c.OpsPerSocket, SetupQueue: c.QueuedSetups,
+				MaxSocketsPerAddress: c.SocketsPerAddress, Seats: guard.SeatLimit{PerUser: c.SubsPerUser, PerAddress: c.SubsPerAddress}},
+			// Only ADMIN may bypass the allow-list: anyone can sign up as a CUSTOMER or MERCHANT.
+			Trusted:         api.TrustedConfig{Manifest: c.Persisted, AdminBypass: c.PersistedBypass == "ADMIN"},
+			PaymentProvider: c.Payments,
+			Stripe:          checkout.StripeConfig{APIKey: c.StripeKey, WebhookSecret: c.StripeSecret, APIURL: c.StripeURL},
+			// Opt-in through the standard OpenTelemetry variables, which the SDK reads.
+			Tracing:       (c.OTLPEndpoint != "" || c.OTLPTracesEndpoint != "") && !c.OTelDisabled && c.OTelTracesExporter != "none",
+			SeparateAdmin: c.AdminAddr != "",
+		}}
+	s := &cfg.Service
+	if c.RedisPrefix != "" {
+		s.RedisPrefix = strings.TrimSuffix(c.RedisPrefix, ":") + ":"
 	}
-	trusted, err := guard.ParseTrustedProxies(getenv("TRUSTED_PROXIES"))
+	var errs []error
 	if err != nil {
 		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
 	}
-	if getenv("TRUST_FORWARDED_FOR") != "" {
+	if c.TrustForwardedFor != "" {
 		// Removed rather than aliased: it believed the header from any peer.
 		errs = append(errs, errors.New("TRUST_FORWARDED_FOR was replaced by TRUSTED_PROXIES: set it to your proxies' addresses or CIDR prefixes (e.g. 10.0.0.0/8) and remove TRUST_FORWARDED_FOR"))
 	}
-	c.RequestTimeout = dur("REQUEST_TIMEOUT", 0)
-	c.CORSOrigins = splitList(getenv("CORS_ORIGINS"))
-	c.TrustedProxies = trusted
-	c.Live.MaxOperations = num("MAX_OPERATIONS_PER_SOCKET", 0)
-	c.Live.SetupQueue = num("MAX_QUEUED_SETUPS", 0)
-	c.Live.MaxSocketsPerAddress = num("MAX_SOCKETS_PER_ADDRESS", api.DefaultSocketsPerAddress)
-	c.Live.Seats = guard.SeatLimit{
-		PerUser:    num("MAX_SUBSCRIPTIONS_PER_USER", guard.DefaultSeatLimit.PerUser),
-		PerAddress: num("MAX_SUBSCRIPTIONS_PER_ADDRESS", guard.DefaultSeatLimit.PerAddress),
+	for name, perMinute := range map[string]int{"RATE_LIMIT_POINTS_PER_MINUTE": s.RateLimit.PointsPerMinute,
+		"RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE": s.RateLimit.AnonymousPointsPerMinute} {
+		if perMinute > 0 && perMinute < s.Limits.MaxCost {
+			errs = append(errs, fmt.Errorf("%s (%d) is below MAX_QUERY_COST (%d): the costliest operations could never run", name, perMinute, s.Limits.MaxCost))
+		}
 	}
-	c.StatementTimeout = dur("DB_STATEMENT_TIMEOUT", 0)
-	c.DBMaxConns = num("DB_MAX_CONNS", 0)
-	c.ReplicaURLs = splitList(getenv("DATABASE_REPLICA_URLS"))
-	c.ReplicaMaxLag = dur("DATABASE_REPLICA_MAX_LAG", 0)
-	if len(c.ReplicaURLs) > 0 && c.DatabaseURL == "" {
+	if len(s.ReplicaURLs) > 0 && s.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_REPLICA_URLS needs DATABASE_URL: the embedded SQLite store has no replicas"))
 	}
-	c.RedisBreakerOpen = dur("REDIS_BREAKER_OPEN", 0)
-	c.TokenTTL = dur("TOKEN_TTL", 0)
-	cfg.GCHeapFloorMiB = num("GC_HEAP_FLOOR_MIB", defaultGCHeapFloorMiB)
-	// Tracing is opt-in through the standard OpenTelemetry variables, which the SDK reads.
-	c.Tracing = (getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") &&
-		!boolEnv(getenv("OTEL_SDK_DISABLED"), false) && getenv("OTEL_TRACES_EXPORTER") != "none"
-	return errors.Join(errs...)
+	if s.SeedDemo && production {
+		// Their password is in this repository.
+		errs = append(errs, errors.New("SEED_DEMO: the demo accounts are never created in production"))
+	}
+	if (s.AdminEmail == "") != (s.AdminPassword == "") {
+		errs = append(errs, errors.New("set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither"))
+	}
+	if s.PaymentProvider == checkout.ProviderTest && production {
+		// Anyone could mark their own orders paid.
+		errs = append(errs, errors.New("PAYMENT_PROVIDER=test is refused with APP_ENV=production: set stripe or none"))
+	}
+	return cfg, errors.Join(errs...)
 }
 
 func newLogger(production bool, w io.Writer) *slog.Logger {
@@ -397,11 +506,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-func boolEnv(s string, def bool) bool {
-	if b, err := strconv.ParseBool(s); err == nil {
-		return b
-	}
-	return def
 }
