@@ -285,7 +285,7 @@ func defaults() kong.Vars {
 	}
 	return kong.Vars{
 		"gc_heap_floor":       strconv.Itoa(defaultGCHeapFloorMiB),
-		"currency":            api.DefaultCurrency,
+		"currency":            store.DefaultCurrency,
 		"reservation_ttl":     d(api.DefaultReservationTTL),
 		"max_depth":           strconv.Itoa(guard.DefaultLimits.MaxDepth),
 		"max_cost":            strconv.Itoa(guard.DefaultLimits.MaxCost),

@@ -37,8 +37,6 @@ const (
 	// a carrier-grade NAT's worth of phones, each with one socket (the same figure as the
 	// subscriptions per address, which each socket's subscriptions also spend).
 	DefaultSocketsPerAddress = 2000
-	// DefaultCurrency is the shop's currency when none is configured.
-	DefaultCurrency = "USD"
 )
 
 // Config is every setting of the service, as New takes it: server.go fills it from the
@@ -59,7 +57,7 @@ type Config struct {
 	// ReservationTTL is how long a PENDING order holds its stock: 0 means
 	// DefaultReservationTTL, a negative value for ever.
 	ReservationTTL time.Duration
-	// Currency is the shop's currency code; empty: DefaultCurrency.
+	// Currency is the shop's currency code; empty: store.DefaultCurrency.
 	Currency string
 
 	// RedisURL is a redis:// or redis-sentinel:// URL; empty: an in-process stand-in.
@@ -165,9 +163,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	s.closers = append(s.closers, func() { _ = s.Redis.Close() })
 	reg.MustRegister(s.Redis.Collectors()...)
 
-	if cfg.Currency != "" {
-		store.SetCurrency(cfg.Currency)
-	}
 	if s.Store, err = store.Open(ctx, cfg.storeConfig(tracer, log)); err != nil {
 		return nil, err
 	}
@@ -323,7 +318,7 @@ func (c Config) storeConfig(tracer observe.Tracing, log *slog.Logger) store.Conf
 	return store.Config{DatabaseURL: c.DatabaseURL, SQLitePath: c.SQLitePath, MaxConns: c.DBMaxConns,
 		PasswordCost: c.PasswordCost, StatementTimeout: c.StatementTimeout, Tracer: tracer.Provider(),
 		ReplicaURLs: c.ReplicaURLs, ReplicaMaxLag: c.ReplicaMaxLag, ReplicaCheckInterval: c.ReplicaCheckInterval,
-		Log: log, ReservationTTL: ttl}
+		Log: log, ReservationTTL: ttl, Currency: c.Currency}
 }
 
 // Migrate applies the database migrations of the store and of checkout's job queue.

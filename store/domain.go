@@ -33,16 +33,22 @@ type Money int
 // Amount is m in minor units: the GraphQL Money's amount, read without a resolver.
 func (m Money) Amount() int { return int(m) }
 
-// Currency is the shop's currency code: the GraphQL Money's currency, a setting of the
-// process (SetCurrency) rather than data, read without a resolver.
-func (Money) Currency() string { return *currency.Load() }
+// DefaultCurrency is the shop's currency when its configuration names none.
+const DefaultCurrency = "USD"
 
+// Currency is the shop's currency code: the GraphQL Money's currency. It is configuration
+// (Config.Currency, which Open applies), not data, and read without a resolver or a context,
+// so that a price stays a plain leaf for the executor and a Money needs no more than its
+// amount. A shop has one currency: the last store opened in a process sets it.
+func (Money) Currency() string {
+	if c := currency.Load(); c != nil {
+		return *c
+	}
+	return DefaultCurrency
+}
+
+// currency is the configured currency; nil until a store is opened.
 var currency atomic.Pointer[string]
-
-func init() { SetCurrency("USD") }
-
-// SetCurrency sets the shop's currency (CURRENCY), once at start-up.
-func SetCurrency(code string) { currency.Store(&code) }
 
 // User is an account. Its password hash never leaves the store.
 type User struct {

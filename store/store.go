@@ -72,6 +72,9 @@ type Config struct {
 	// ReservationTTL is how long a placed order holds its stock unpaid before it expires
 	// (ORDER_RESERVATION_TTL); 0: orders never expire.
 	ReservationTTL time.Duration
+	// Currency is the shop's currency code (CURRENCY), every Money's; empty means
+	// DefaultCurrency.
+	Currency string
 }
 
 // withDefaults fills in the zero fields that have a default.
@@ -94,6 +97,9 @@ func (c Config) withDefaults() Config {
 	if c.ReplicaCheckInterval <= 0 {
 		c.ReplicaCheckInterval = defaultReplicaCheckInterval
 	}
+	if c.Currency == "" {
+		c.Currency = DefaultCurrency
+	}
 	return c
 }
 
@@ -101,6 +107,7 @@ func (c Config) withDefaults() Config {
 // sends from then on has cfg's deadline and, with a tracer, a span.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cfg = cfg.withDefaults()
+	currency.Store(&cfg.Currency)
 	if len(cfg.ReplicaURLs) > 0 && cfg.DatabaseURL == "" {
 		return nil, errors.New("read replicas (DATABASE_REPLICA_URLS) need PostgreSQL (DATABASE_URL): the embedded SQLite store has none")
 	}
