@@ -119,6 +119,7 @@ func TestLoadConfigHardening(t *testing.T) {
 		{"TRUSTED_PROXIES", "10.0.0.0/33"},
 		{"TRUSTED_PROXIES", "10.0.0.1, nginx.internal"},
 		{"TRUST_FORWARDED_FOR", "true"}, // removed: it would silently trust every peer
+		{"PLAYGROUND", "maybe"},
 	} {
 		_, err := load(env(bad...))
 		if err == nil || !strings.Contains(err.Error(), bad[0]) {

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -355,8 +356,9 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (str
 	return strings.Fields(ctx.Command())[0], &c, nil
 }
 
-// checkSetting refuses a number or a duration that is malformed or negative, naming the
-// variable (ORDER_RESERVATION_TTL may be 0, other durations may not).
+// checkSetting refuses a number or a duration that is malformed or negative, or a
+// malformed switch, naming the variable (ORDER_RESERVATION_TTL may be 0, other durations
+// may not).
 func checkSetting(name, s string, typ reflect.Type) error {
 	if typ.Kind() == reflect.Pointer {
 		typ = typ.Elem()
@@ -370,6 +372,10 @@ func checkSetting(name, s string, typ reflect.Type) error {
 	case typ.Kind() == reflect.Int:
 		if n, err := strconv.Atoi(s); err != nil || n < 0 {
 			return fmt.Errorf("%s: want a whole number ≥ 0, got %q", name, s)
+		}
+	case typ.Kind() == reflect.Bool:
+		if !slices.Contains([]string{"true", "1", "yes", "false", "0", "no"}, strings.ToLower(s)) {
+			return fmt.Errorf("%s: want true or false, got %q", name, s)
 		}
 	}
 	return nil
