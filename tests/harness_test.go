@@ -10,12 +10,13 @@
 //	subscriptions_*  Subscriptions (rules, protocols, delivery across processes, caps)
 //	checkout_*       Checkout: reservations and payments (test provider, Stripe)
 //	shipments_*      Shipments and the stock ledger (low stock included)
-//	auth_*           Authentication and errors (authorization, limits, rate limits, APQ)
+//	auth_*           Authentication and errors (authorization, rate limits, APQ)
 //	operations_*     drills, faults, nginx, read replicas, Sentinel failover
 //	performance_*    statement counts, allocation budgets, benchmarks
 //	harness_*        the harness: starting the service, clients, shared helpers
 //
-// Unit tests live beside their packages.
+// A package's own tests live beside it (the limits in api/guard, metrics, logs and traces
+// in api/observe, which start the service with api/apitest).
 package tests
 
 import (
@@ -58,6 +59,14 @@ func forEachBackend(t *testing.T, test func(t *testing.T, env *testEnv)) {
 			test(t, newTestEnv(t, b.config(t)))
 		})
 	}
+}
+
+// embedded starts the service on the embedded backend with cfg's limits.
+func embedded(t *testing.T, cfg config) *testEnv {
+	t.Helper()
+	base := backends[0].config(t)
+	cfg.SQLitePath = base.SQLitePath
+	return newTestEnv(t, cfg)
 }
 
 // testEnv is a running service behind a real HTTP server.

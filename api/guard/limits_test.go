@@ -1,20 +1,16 @@
-package tests
+package guard_test
 
 import (
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/shop/api/api"
+	"github.com/shop/api/api/apitest"
 	"github.com/shop/api/api/guard"
 )
 
-// embedded starts the service on the embedded backend with cfg's limits.
-func embedded(t *testing.T, cfg config) *testEnv {
-	t.Helper()
-	base := backends[0].config(t)
-	cfg.SQLitePath = base.SQLitePath
-	return newTestEnv(t, cfg)
-}
+// The limits on an operation's shape and cost, through the service as server.go runs it.
 
 // nested returns a products → nodes → merchant chain repeated levels times, each
 // connection asking for first items, around leaf.
@@ -28,7 +24,7 @@ func nested(levels int, first int, leaf string) string {
 
 func TestLimitsRefuseAbusiveOperations(t *testing.T) {
 	t.Parallel()
-	env := embedded(t, config{})
+	env := apitest.Start(t, api.Config{}, nil)
 	deep := "id"
 	for range 49 {
 		deep = "merchant { " + deep + " }"
@@ -58,7 +54,7 @@ func TestLimitsRefuseAbusiveOperations(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := env.anon().post(c.query, nil)
+			r := env.Post(t, "", c.query)
 			if r.Code() != guard.CodeComplexityLimit {
 				t.Fatalf("status %d, errors %.300v: want %s", r.Status, r.Errors, guard.CodeComplexityLimit)
 			}
@@ -74,8 +70,8 @@ func TestLimitsRefuseAbusiveOperations(t *testing.T) {
 
 func TestLimitsAllowOrdinaryOperationsAndReportCost(t *testing.T) {
 	t.Parallel()
-	env := embedded(t, config{})
-	r := env.anon().post(nested(2, 20, "id name"), nil)
+	env := apitest.Start(t, api.Config{}, nil)
+	r := env.Post(t, "", nested(2, 20, "id name"))
 	if len(r.Errors) > 0 {
 		t.Fatalf("errors: %v", r.Errors)
 	}
@@ -86,32 +82,32 @@ func TestLimitsAllowOrdinaryOperationsAndReportCost(t *testing.T) {
 		t.Errorf("extensions.cost = %v, want requested 1661 and maximum %d", cost, guard.DefaultLimits.MaxCost)
 	}
 	// A larger page than 100 is the resolver's BAD_USER_INPUT, not a cost refusal.
-	if r := env.anon().post(`{ products(first: 1000) { totalCount } }`, nil); r.Code() != guard.CodeBadUserInput {
+	if r := env.Post(t, "", `{ products(first: 1000) { totalCount } }`); r.Code() != guard.CodeBadUserInput {
 		t.Errorf("first: 1000 gave %v, want BAD_USER_INPUT", r.Errors)
 	}
 }
 
 func TestLimitsAreConfigurable(t *testing.T) {
 	t.Parallel()
-	env := embedded(t, config{Limits: guard.Limits{MaxDepth: 3, MaxAliases: 1, MaxCost: 50, MaxTokens: 20}})
+	env := apitest.Start(t, api.Config{Limits: guard.Limits{MaxDepth: 3, MaxAliases: 1, MaxCost: 50, MaxTokens: 20}}, nil)
 	for _, q := range []string{
 		`{ products { nodes { merchant { id } } } }`,    // depth 4
 		`{ a: __typename b: __typename }`,               // two aliases
 		`{ products(first: 20) { nodes { id name } } }`, // costs 61
 		`{ __typename ` + strings.Repeat("__typename ", 20) + `}`,
 	} {
-		if r := env.anon().post(q, nil); r.Code() != guard.CodeComplexityLimit {
+		if r := env.Post(t, "", q); r.Code() != guard.CodeComplexityLimit {
 			t.Errorf("%s: errors %v, want %s", q, r.Errors, guard.CodeComplexityLimit)
 		}
 	}
-	if r := env.anon().post(`{ products(first: 2) { nodes { id } } }`, nil); len(r.Errors) > 0 {
+	if r := env.Post(t, "", `{ products(first: 2) { nodes { id } } }`); len(r.Errors) > 0 {
 		t.Errorf("small query refused: %v", r.Errors)
 	}
 }
 
 func TestLimitsCountFragmentsWhereSpread(t *testing.T) {
 	t.Parallel()
-	env := embedded(t, config{})
+	env := apitest.Start(t, api.Config{}, nil)
 	// Each fragment spreads the next twice: 2^20 aliases once expanded, from a tiny document.
 	var b strings.Builder
 	b.WriteString("query { ...F0 }\n")
@@ -119,7 +115,7 @@ func TestLimitsCountFragmentsWhereSpread(t *testing.T) {
 		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d x%d: __typename ...F%d }\n", i, i+1, i, i+1)
 	}
 	b.WriteString("fragment F20 on Query { a: __typename }\n")
-	if r := env.anon().post(b.String(), nil); r.Code() != guard.CodeComplexityLimit {
+	if r := env.Post(t, "", b.String()); r.Code() != guard.CodeComplexityLimit {
 		t.Fatalf("fragment bomb: %v, want %s", r.Errors, guard.CodeComplexityLimit)
 	}
 }
@@ -127,8 +123,8 @@ func TestLimitsCountFragmentsWhereSpread(t *testing.T) {
 func TestProductionHidesSuggestions(t *testing.T) {
 	t.Parallel()
 	for _, production := range []bool{false, true} {
-		env := embedded(t, config{Production: production})
-		r := env.anon().post(`{ prodcts { totalCount } }`, nil)
+		env := apitest.Start(t, api.Config{Production: production}, nil)
+		r := env.Post(t, "", `{ prodcts { totalCount } }`)
 		if r.Code() != "GRAPHQL_VALIDATION_FAILED" {
 			t.Fatalf("errors %v", r.Errors)
 		}
@@ -141,8 +137,8 @@ func TestProductionHidesSuggestions(t *testing.T) {
 // Introspection is not free: a schema query is charged like a full page of products.
 func TestIntrospectionHasACost(t *testing.T) {
 	t.Parallel()
-	env := embedded(t, config{})
-	r := env.anon().post(`{ __schema { queryType { name } } }`, nil)
+	env := apitest.Start(t, api.Config{}, nil)
+	r := env.Post(t, "", `{ __schema { queryType { name } } }`)
 	if len(r.Errors) > 0 {
 		t.Fatal(r.Errors)
 	}
