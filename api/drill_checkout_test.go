@@ -277,6 +277,10 @@ func TestCheckoutDrill(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	convergedIn := time.Since(trafficEnd)
+	// Provider jobs the killed process had taken wait for River's rescuer (the converging
+	// time above); its expiry jobs do not (below).
+	rescued := count(`SELECT count(*) FROM river_job WHERE kind IN ('refund_payment', 'cancel_payment')
+		AND errors::text LIKE '%rescued by JobRescuer%'`)
 
 	checks := []struct{ what, sql string }{
 		{"orders PAID without a SUCCEEDED payment", `SELECT count(*) FROM orders o WHERE o.status = 'PAID' AND NOT EXISTS
@@ -310,8 +314,8 @@ func TestCheckoutDrill(t *testing.T) {
 		(SELECT count(*) FROM payments WHERE status = 'REFUNDED' OR refund_requested_at IS NOT NULL),
 		(SELECT count(*) FROM payments WHERE status = 'FAILED') FROM orders`).Scan(&orders, &paid, &cancelled, &expired, &refunded, &failed)
 	t.Logf("drill: %d orders (%d PAID, %d CANCELLED of which %d expired), %d payments refunded, %d failed; client actions %v; "+
-		"%d requests and webhooks sent again; converged %.1fs after the traffic; expiries at most %.2fs late (bound %s), %d of them taken by the killed process first",
-		orders, paid, cancelled, expired, refunded, failed, d.stats, d.retries.Load(), convergedIn.Seconds(), lateMax, checkoutExpiryBound, stuck)
+		"%d requests and webhooks sent again; converged %.1fs after the traffic (%d provider jobs rescued from the killed process); expiries at most %.2fs late (bound %s), %d of them taken by the killed process first",
+		orders, paid, cancelled, expired, refunded, failed, d.stats, d.retries.Load(), convergedIn.Seconds(), rescued, lateMax, checkoutExpiryBound, stuck)
 	if paid == 0 || expired == 0 || refunded == 0 || failed == 0 {
 		t.Errorf("the drill did not exercise every path: %d paid, %d expired, %d refunded, %d failed", paid, expired, refunded, failed)
 	}
