@@ -38,10 +38,12 @@ type Config struct {
 	// DatabaseURL is the store's PostgreSQL URL, for the job queue's LISTEN/NOTIFY
 	// connection; empty with the embedded store.
 	DatabaseURL string
-	// Workers is how many jobs a process works at once; 0 means 10.
+	// Workers is how many jobs of each queue (expiries; provider calls) a process works at
+	// once; 0 means 10.
 	Workers int
 	// PollInterval is how often a process looks for due jobs; 0 means 500ms. (An order's
-	// expiry is worked within about this much of its reservedUntil.)
+	// expiry is worked within about this much of its reservedUntil, and within
+	// expiryBackup plus this much when the process that took it was killed.)
 	PollInterval time.Duration
 	// MaxAttempts is how often a job is tried before it is discarded; 0 means 25 (River's
 	// backoff then spans about three weeks).
@@ -136,7 +138,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*Checkout, error) {
 		c.Close()
 		return nil, err
 	}
-	st.SetJobs(queue{client: c.client, postgres: c.pool != nil, maxAttempts: cfg.MaxAttempts})
+	st.SetJobs(newQueue(c.client, c.pool != nil, cfg.MaxAttempts))
 	c.events, c.unsub = c.client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
 		river.EventKindJobCancelled, river.EventKindJobSnoozed)
 	go countOutcomes(c.events, c.outcomes)

@@ -26,6 +26,22 @@ func BenchmarkInsertExpireJob(b *testing.B) {
 	}
 	defer c.Close()
 	db, _ := st.DB()
+	b.Run("ours", func(b *testing.B) { // the two rows placeOrder writes
+		q := newQueue(c.client, true, 25)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := q.ExpireOrder(ctx, tx, int64(i+1), time.Now().Add(time.Hour)); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, unique := range []bool{true, false} {
 		b.Run(map[bool]string{true: "unique", false: "plain"}[unique], func(b *testing.B) {
 			b.ReportAllocs()

@@ -20,7 +20,7 @@ import (
 )
 
 // The saga's steps are River jobs, written in the transaction of the change that asks for
-// them (store.Jobs): an order's expiry, scheduled at its reservedUntil, and a payment's
+// them (store.Jobs): an order's expiry, due at its reservedUntil, and a payment's
 // cancel and refund at the provider, retried with backoff.
 // One client type serves both backends: its transactions are database/sql's, the store's
 // own (gorm runs on database/sql), on the embedded SQLite (riversqlite) and on PostgreSQL
@@ -70,37 +70,81 @@ func migrate(ctx context.Context, drv riverdriver.Driver[*sql.Tx]) error {
 // queue is the store's Jobs on a River client.
 type queue struct {
 	client *river.Client[*sql.Tx]
-	// postgres writes expiries with insertExpiryPostgres rather than InsertTx.
+	// insertExpiry is the statement that writes an order's expiry jobs on this backend.
+	insertExpiry string
+	// postgres: timestamps are bound as time.Time; on SQLite, as River's text format.
 	postgres    bool
 	maxAttempts int
 }
 
-// insertExpiryPostgres writes an expiry job as River's own insert would, in one plain
-// statement. placeOrder pays for this insert on every order: River's InsertTx through
-// database/sql encodes a dozen array parameters through lib/pq's text encoding, and made
-// placeOrder cost a quarter more server CPU; this statement costs a few percent. The columns
-// left out take the table's defaults (queue "default", priority 1, no tags, no metadata),
-// the same values River writes; the tests on PostgreSQL prove River works these jobs.
-const insertExpiryPostgres = `INSERT INTO river_job (args, kind, max_attempts, scheduled_at, state)
-VALUES ($1, 'expire_order', $2, $3, 'scheduled')`
+// newQueue returns the store's Jobs on client, on PostgreSQL or SQLite.
+func newQueue(client *river.Client[*sql.Tx], postgres bool, maxAttempts int) queue {
+	q := queue{client: client, insertExpiry: insertExpirySQLite, maxAttempts: maxAttempts}
+	if postgres {
+		q.insertExpiry, q.postgres = insertExpiryPostgres, true
+	}
+	return q
+}
+
+// expiryQueue is the River queue of expiry jobs: their own workers, so provider calls that
+// hang until their timeout never hold an expiry back.
+const expiryQueue = "expiry"
+
+// expiryBackup is how long after an order's expiry job its second one is due. The second
+// does the work only when the first did not: when the process that fetched the first was
+// killed before its transaction committed. It is longer than a live process takes to
+// fetch and work the first (a poll, 500 ms, and one transaction), so it is usually a no-op.
+const expiryBackup = 2 * time.Second
+
+// An order's expiry is two River jobs, written by one plain statement in placeOrder's
+// transaction, each as state 'available' with a future scheduled_at. River's fetch
+// (JobGetAvailable, in riverdatabasesql and riversqlite alike) takes available jobs whose
+// scheduled_at has come, so any live process takes them on its next poll. A job inserted
+// as 'scheduled' instead waits for River's leader, whose scheduler moves due jobs to
+// 'available': when the leader is SIGKILLed, that waits for the next leader, up to 15 s.
+// A job a killed process had fetched stays 'running' until the leader's rescuer finds it
+// (30 s and more); the second job, due expiryBackup later, is then taken by a live
+// process. Nothing else in River reads available jobs (the scheduler and the rescuer
+// read other states; unique inserts are not used), so these rows are River's own kind.
+//
+// The statement is also cheaper than River's InsertTx, which placeOrder pays on every
+// order: through database/sql River encodes a dozen array parameters through lib/pq's
+// text encoding, which made placeOrder cost a quarter more server CPU. The columns left
+// out take the table's defaults (priority 1, no tags, no metadata), the values River
+// writes.
+const (
+	insertExpiryPostgres = `INSERT INTO river_job (args, kind, max_attempts, queue, scheduled_at, state) VALUES
+($1, 'expire_order', $2, 'expiry', $3, 'available'), ($1, 'expire_order', $2, 'expiry', $4, 'available')`
+	// SQLite keeps args as JSONB and times as text that River compares as text: its
+	// format exactly (sqliteTime), in UTC.
+	insertExpirySQLite = `INSERT INTO river_job (args, created_at, kind, max_attempts, queue, scheduled_at, state) VALUES
+(jsonb(?1), datetime('now', 'subsec'), 'expire_order', ?2, 'expiry', ?3, 'available'),
+(jsonb(?1), datetime('now', 'subsec'), 'expire_order', ?2, 'expiry', ?4, 'available')`
+)
+
+// sqliteTime is t as riversqlite writes and compares times.
+func sqliteTime(t time.Time) string {
+	return t.UTC().Round(time.Millisecond).Format("2006-01-02 15:04:05.000")
+}
 
 var _ store.Jobs = queue{}
 
 // Each job is written by a change that happens once (an order is placed once, a payment
 // cancelled once, a refund asked for once), so it is unique by construction: River's unique
 // insert, which doubled the insert's cost in placeOrder, is not used. Working a job twice
-// (a process died after its work, before River marked it done) is harmless too: each
-// worker does nothing to an order or payment already past that step, and the provider
-// calls carry idempotency keys.
+// (a process died after its work, before River marked it done), or an order's two expiry
+// jobs, is harmless too: each worker does nothing to an order or payment already past that
+// step, and the provider calls carry idempotency keys.
 
-// ExpireOrder implements store.Jobs.
+// ExpireOrder implements store.Jobs: the order's two expiry jobs, at at and expiryBackup
+// later.
 func (q queue) ExpireOrder(ctx context.Context, tx *sql.Tx, orderID int64, at time.Time) error {
-	if q.postgres && at.After(time.Now()) {
-		args := `{"order_id":` + strconv.FormatInt(orderID, 10) + `}`
-		_, err := tx.ExecContext(ctx, insertExpiryPostgres, args, q.maxAttempts, at)
-		return err
+	args := `{"order_id":` + strconv.FormatInt(orderID, 10) + `}`
+	var first, second any = at, at.Add(expiryBackup)
+	if !q.postgres {
+		first, second = sqliteTime(at), sqliteTime(at.Add(expiryBackup))
 	}
-	_, err := q.client.InsertTx(ctx, tx, expireOrderArgs{OrderID: orderID}, &river.InsertOpts{ScheduledAt: at})
+	_, err := tx.ExecContext(ctx, q.insertExpiry, args, q.maxAttempts, first, second)
 	return err
 }
 
@@ -123,8 +167,9 @@ type expireWorker struct {
 }
 
 // Work expires the order, or waits for its reservation when it came early: a short wait
-// in place (River's scheduler moves a job up to its interval ahead of time), a longer one
-// by snoozing.
+// in place, a longer one by snoozing. (A job is fetched once the database's clock passes
+// its time; the order's reservation is on this process's clock. Jobs written as
+// 'scheduled' by an earlier version may also come up to River's scheduler interval early.)
 func (w *expireWorker) Work(ctx context.Context, job *river.Job[expireOrderArgs]) error {
 	for {
 		wait, err := w.store.ExpireOrder(ctx, job.Args.OrderID)
@@ -212,7 +257,10 @@ func newClient(drv riverdriver.Driver[*sql.Tx], st *store.Store, p Provider, cfg
 	river.AddWorker(workers, &cancelWorker{store: st, provider: p})
 	river.AddWorker(workers, &refundWorker{store: st, provider: p})
 	client, err := river.NewClient(drv, &river.Config{
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: cfg.Workers},
+			expiryQueue:        {MaxWorkers: cfg.Workers},
+		},
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
 		FetchCooldown:     min(cfg.PollInterval, 100*time.Millisecond),
