@@ -3017,6 +3017,15 @@ func (ec *executionContext) _Order_customer(ctx context.Context, field graphql.C
 	if v, ok := exec.BatchedObject[*store.Order, store.User](ctx, "Order", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
 	}
+	if v, ok := exec.BatchedValue[*store.Order, *store.User](ctx, "Order", field); ok {
+		fc, err := ec.fieldContext_Order_customer(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3071,6 +3080,15 @@ func (ec *executionContext) resolveBatch_Order_customer(ctx context.Context, fie
 }
 
 func (ec *executionContext) _Order_items(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if v, ok := exec.BatchedValue[*store.Order, []store.OrderItem](ctx, "Order", field); ok {
+		fc, err := ec.fieldContext_Order_items(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3213,6 +3231,15 @@ func (ec *executionContext) fieldContext_Order_updatedAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Order_history(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if v, ok := exec.BatchedValue[*store.Order, []store.OrderStatusEvent](ctx, "Order", field); ok {
+		fc, err := ec.fieldContext_Order_history(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNOrderStatusEvent2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEventᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3290,6 +3317,15 @@ func (ec *executionContext) fieldContext_Order_reservedUntil(_ context.Context, 
 }
 
 func (ec *executionContext) _Order_payments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if v, ok := exec.BatchedValue[*store.Order, []store.Payment](ctx, "Order", field); ok {
+		fc, err := ec.fieldContext_Order_payments(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNPayment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐPaymentᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3344,6 +3380,15 @@ func (ec *executionContext) resolveBatch_Order_payments(ctx context.Context, fie
 }
 
 func (ec *executionContext) _Order_shipments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if v, ok := exec.BatchedValue[*store.Order, []store.Shipment](ctx, "Order", field); ok {
+		fc, err := ec.fieldContext_Order_shipments(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNShipment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐShipmentᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3559,6 +3604,15 @@ func (ec *executionContext) _OrderItem_product(ctx context.Context, field graphq
 	if v, ok := exec.BatchedObject[*store.OrderItem, store.Product](ctx, "OrderItem", field, plainFields_Product); ok {
 		return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, field.Selections, v)
 	}
+	if v, ok := exec.BatchedValue[*store.OrderItem, *store.Product](ctx, "OrderItem", field); ok {
+		fc, err := ec.fieldContext_OrderItem_product(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3764,6 +3818,15 @@ func (ec *executionContext) _OrderStatusEvent_order(ctx context.Context, field g
 	if v, ok := exec.BatchedObject[*store.OrderStatusEvent, store.Order](ctx, "OrderStatusEvent", field, plainFields_Order); ok {
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
+	if v, ok := exec.BatchedValue[*store.OrderStatusEvent, *store.Order](ctx, "OrderStatusEvent", field); ok {
+		fc, err := ec.fieldContext_OrderStatusEvent_order(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3962,6 +4025,15 @@ func (ec *executionContext) fieldContext_Payment_id(_ context.Context, field gra
 
 func (ec *executionContext) _Payment_order(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
 	if v, ok := exec.BatchedObject[*store.Payment, store.Order](ctx, "Payment", field, plainFields_Order); ok {
+		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	}
+	if v, ok := exec.BatchedValue[*store.Payment, *store.Order](ctx, "Payment", field); ok {
+		fc, err := ec.fieldContext_Payment_order(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
 	return graphql.ResolveField(
@@ -4310,6 +4382,15 @@ func (ec *executionContext) fieldContext_Product_stock(_ context.Context, field 
 
 func (ec *executionContext) _Product_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
 	if v, ok := exec.BatchedObject[*store.Product, store.User](ctx, "Product", field, plainFields_User); ok {
+		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	}
+	if v, ok := exec.BatchedValue[*store.Product, *store.User](ctx, "Product", field); ok {
+		fc, err := ec.fieldContext_Product_merchant(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
 	}
 	return graphql.ResolveField(
@@ -5089,6 +5170,15 @@ func (ec *executionContext) _Shipment_order(ctx context.Context, field graphql.C
 	if v, ok := exec.BatchedObject[*store.Shipment, store.Order](ctx, "Shipment", field, plainFields_Order); ok {
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
+	if v, ok := exec.BatchedValue[*store.Shipment, *store.Order](ctx, "Shipment", field); ok {
+		fc, err := ec.fieldContext_Shipment_order(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5146,6 +5236,15 @@ func (ec *executionContext) _Shipment_merchant(ctx context.Context, field graphq
 	if v, ok := exec.BatchedObject[*store.Shipment, store.User](ctx, "Shipment", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
 	}
+	if v, ok := exec.BatchedValue[*store.Shipment, *store.User](ctx, "Shipment", field); ok {
+		fc, err := ec.fieldContext_Shipment_merchant(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5200,6 +5299,15 @@ func (ec *executionContext) resolveBatch_Shipment_merchant(ctx context.Context, 
 }
 
 func (ec *executionContext) _Shipment_items(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	if v, ok := exec.BatchedValue[*store.Shipment, []store.OrderItem](ctx, "Shipment", field); ok {
+		fc, err := ec.fieldContext_Shipment_items(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5452,6 +5560,15 @@ func (ec *executionContext) fieldContext_StockMovement_note(_ context.Context, f
 }
 
 func (ec *executionContext) _StockMovement_order(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	if v, ok := exec.BatchedValue[*store.StockMovement, *store.Order](ctx, "StockMovement", field); ok {
+		fc, err := ec.fieldContext_StockMovement_order(ctx, field)
+		if err != nil {
+			return graphql.Null
+		}
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
+		return ec.marshalOOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,

@@ -196,3 +196,38 @@ func parentIndex(ctx context.Context, after int) (ast.PathIndex, bool) {
 	}
 	return 0, false
 }
+
+// BatchedValue stands for graphql.ResolveField's resolver and middleware on a batch field
+// (an order's items, an item's product), for the parents after the first: it returns the
+// parent's value when the list's batch has been resolved without an error and holds one
+// value per parent. The generated field then gives the value its field context, which its
+// children's paths need, and marshals it, without ResolveField's closures, boxing and
+// middleware chain: the service has no field middleware (api.NewGraphQL refuses one) and
+// such a field has no directive. The first parent, which calls the batch resolver, and
+// every other case take gqlgen's path, so a resolver always finds its field context and a
+// batch error is reported as gqlgen reports it.
+func BatchedValue[P, T any](ctx context.Context, typeName string, field graphql.CollectedField) (v T, ok bool) {
+	// ctx is the parent's, not yet the field's: the parent's index ends its path.
+	batch, ok := batchOf[P](ctx, typeName, 0)
+	if !ok || batch.IndexMap != nil || batch.results == nil {
+		return v, false
+	}
+	r := batch.results.ready(resultKey(field))
+	if r == nil || r.Err != nil {
+		return v, false
+	}
+	values, ok := r.Results.([]T)
+	if !ok || len(values) != len(batch.Parents) || int(batch.Index) >= len(values) {
+		return v, false
+	}
+	return values[batch.Index], true
+}
+
+// RecoverField is deferred by a field marshaled without ResolveField (BatchedValue): a
+// panic becomes the field's error and null, as ResolveField's recover makes it.
+func RecoverField(ctx context.Context, oc *graphql.OperationContext, ret *graphql.Marshaler) {
+	if r := recover(); r != nil {
+		oc.Error(ctx, oc.Recover(ctx, r))
+		*ret = graphql.Null
+	}
+}

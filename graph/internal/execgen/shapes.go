@@ -32,6 +32,7 @@ func (s *shapes) funcs() template.FuncMap {
 		"leafValue":          leafValue,
 		"plainObjectField":   s.plainObjectField,
 		"batchedObjectField": s.batchedObjectField,
+		"batchedField":       s.batchedField,
 		"byValueObject":      byValueObject,
 		"batchedObjects":     s.batchedObjects,
 		"plainFieldNames":    s.plainFieldNames,
@@ -146,6 +147,16 @@ func (s *shapes) plainObjectField(f *codegen.Field) bool {
 func (s *shapes) batchedObjectField(f *codegen.Field) bool {
 	return !f.Object.Root && f.IsBatch() && !f.HasDirectives() && len(s.data.AllDirectives.LocationDirectives("FIELD")) == 0 &&
 		f.ResolveFieldFunc() == "ResolveField" && pointerObject(f.TypeReference) && s.objects[f.TypeReference.Definition.Name] != nil
+}
+
+// batchedField reports whether f is a batch field without arguments or directives (an
+// order's items, an item's product): for the parents after the first, once the list's
+// batch is resolved, it is marshaled in a field context of its own without
+// ResolveField's closures, boxing and middleware chain (exec.BatchedValue).
+func (s *shapes) batchedField(f *codegen.Field) bool {
+	return !f.Object.Root && f.IsBatch() && !f.HasDirectives() && len(s.data.AllDirectives.LocationDirectives("FIELD")) == 0 &&
+		f.ResolveFieldFunc() == "ResolveField" && len(f.Args) == 0 && !f.Stream && !f.TypeReference.IsRoot &&
+		!s.data.Config.OmitPanicHandler
 }
 
 // batchedObjects are the objects some batched object field holds, in the order of their

@@ -68,8 +68,13 @@ func TestTinySchema(t *testing.T) {
 		{"_Review_id", "return exec.MarshalGlobalID(obj)"},
 		// A GlobalID without AppendGlobalID is marshaled as gqlgen does, at once.
 		{"_Person_id", "return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())"},
+		// A batch field takes the list's result for the parents after the first.
+		{"_Shop_owner", "if v, ok := exec.BatchedValue[*model.Shop, *ids.Person](ctx, \"Shop\", field); ok {"},
+		{"_Shop_manager", "if v, ok := exec.BatchedValue[*model.Shop, *ids.Person](ctx, \"Shop\", field); ok {"},
+		{"_Shop_payments", "if v, ok := exec.BatchedValue[*model.Shop, []model.Payment](ctx, \"Shop\", field); ok {"},
 		// gqlgen's path: a time can marshal to null, a directive is field middleware, a
-		// nullable object or a list is no plain value, a batch list no single object.
+		// nullable object or a list is no plain value, a batch list no single object (each
+		// after the BatchedValue path above).
 		{"_Shop_opened", "return graphql.ResolveField("},
 		{"_Shop_motto", "return graphql.ResolveField("},
 		{"_Shop_discount", "return graphql.ResolveField("},
