@@ -36,21 +36,48 @@ func resultKey(field graphql.CollectedField) string {
 
 // WithBatchParentValues stands for graphql.WithBatchParentValues: it registers the list's
 // elements as the batch parents of typeName, and beside them the list's batch results.
-// gqlgen's group allocates a result, a channel and a map entry for every parent that asks
-// for a field, to keep the first; these are allocated once a field.
+// gqlgen's registration copies the map of every group around it into a new state and adds
+// a group and a context value, five allocations a list, and its group then allocates a
+// result, a channel and a map entry for every parent that asks for a field, to keep the
+// first. Here a list is one context node holding its parents and its results (batchList),
+// and a result is allocated once a field. A list of pointers or of an interface's
+// implementors still registers gqlgen's group (graphql.WithBatchParents), which batchOf
+// reads as well.
 func WithBatchParentValues[T any](ctx context.Context, typeName string, v []T) context.Context {
-	ctx = graphql.WithBatchParentValues(ctx, typeName, v)
-	prev, _ := ctx.Value(batchResultsKey{}).(*batchResults)
-	return context.WithValue(ctx, batchResultsKey{}, &batchResults{group: graphql.GetBatchParentGroup(ctx, typeName), outer: prev})
+	parents := make([]*T, len(v))
+	for i := range v {
+		parents[i] = &v[i]
+	}
+	outer, _ := ctx.Value(batchListKey{}).(*batchList)
+	return &batchList{Context: ctx, typeName: typeName, parents: parents,
+		shadows: graphql.GetBatchParentGroup(ctx, typeName), outer: outer}
 }
 
-type batchResultsKey struct{}
+type batchListKey struct{}
 
-// batchResults are the results of a list's batch fields, shared by its elements; outer
-// are those of the lists around it.
+// batchList is a list's batch parents and results, and the context they were registered
+// in; outer is the list around it with a batch group of its own.
+type batchList struct {
+	context.Context
+	typeName string
+	parents  any
+	// shadows is gqlgen's group of typeName that this list hides, nil if none: a gqlgen
+	// group of typeName other than this one was registered inside this list, and is nearer.
+	shadows *graphql.BatchParentGroup
+	outer   *batchList
+	results batchResults
+}
+
+// Value answers batchListKey with the list, and any other key as its context does.
+func (b *batchList) Value(key any) any {
+	if key == (batchListKey{}) {
+		return b
+	}
+	return b.Context.Value(key)
+}
+
+// batchResults are the results of a list's batch fields, shared by its elements.
 type batchResults struct {
-	group   *graphql.BatchParentGroup
-	outer   *batchResults
 	mu      sync.Mutex
 	results []*batchResult
 }
@@ -59,15 +86,6 @@ type batchResult struct {
 	key  string
 	done chan struct{}
 	graphql.BatchFieldResult
-}
-
-// resultsOf returns the results of group's list, nil when ctx has none.
-func resultsOf(ctx context.Context, group *graphql.BatchParentGroup) *batchResults {
-	r, _ := ctx.Value(batchResultsKey{}).(*batchResults)
-	for r != nil && r.group != group {
-		r = r.outer
-	}
-	return r
 }
 
 // lookup returns key's result, resolved or in flight, nil if none; s.mu is held.
@@ -152,22 +170,37 @@ func BatchParentsFor[P any](ctx context.Context, typeName string) (BatchParents[
 }
 
 // batchOf returns typeName's batch and the parent's place in it, the index that after
-// elements come before the end of ctx's path (see parentIndex).
+// elements come before the end of ctx's path (see parentIndex). The nearest list of
+// typeName wins: one of ours (WithBatchParentValues), or gqlgen's group registered inside it.
 func batchOf[P any](ctx context.Context, typeName string, after int) (BatchParents[P], bool) {
 	group := graphql.GetBatchParentGroup(ctx, typeName)
-	if group == nil {
+	var list *batchList
+	for b, _ := ctx.Value(batchListKey{}).(*batchList); b != nil; b = b.outer {
+		if b.typeName == typeName {
+			if b.shadows == group {
+				list = b
+			}
+			break
+		}
+	}
+	var batch BatchParents[P]
+	var parents any
+	switch {
+	case list != nil:
+		parents, batch.results = list.parents, &list.results
+	case group != nil:
+		parents, batch.IndexMap, batch.group = group.Parents, group.IndexMap, group
+	default:
+		return batch, false
+	}
+	var ok bool
+	if batch.Parents, ok = parents.([]P); !ok {
 		return BatchParents[P]{}, false
 	}
-	parents, ok := group.Parents.([]P)
-	if !ok {
+	if batch.Index, ok = parentIndex(ctx, after); !ok {
 		return BatchParents[P]{}, false
 	}
-	idx, ok := parentIndex(ctx, after)
-	if !ok {
-		return BatchParents[P]{}, false
-	}
-	return BatchParents[P]{Parents: parents, Index: idx, IndexMap: group.IndexMap, group: group,
-		results: resultsOf(ctx, group)}, true
+	return batch, true
 }
 
 // parentIndex is the element of ctx's path that after elements come before its end, when

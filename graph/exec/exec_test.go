@@ -138,9 +138,32 @@ func TestBatchResultsShared(t *testing.T) {
 
 	// Within an order's items, the orders' results are still found.
 	inner := WithBatchParentValues(withField(withElement(ctx, 0), "items"), "OrderItem", []int{1})
-	if got := resultsOf(inner, graphql.GetBatchParentGroup(inner, "Order")); got == nil || got.group != graphql.GetBatchParentGroup(ctx, "Order") {
+	if got := resultsOf(withElement(inner, 0), "Order"); got == nil || got != resultsOf(withElement(ctx, 0), "Order") {
 		t.Errorf("the orders' results not found inside an order's items: %v", got)
 	}
+	// gqlgen's group of a type registered inside our list of it is the nearer one, and ours
+	// is again inside a gqlgen group.
+	ptrs := graphql.WithBatchParents(withField(withElement(ctx, 0), "related"), "Order", []*int{new(int)}, nil)
+	if batch, ok := BatchParentsFor[*int](withField(withElement(ptrs, 0), "customer"), "Order"); !ok || batch.results != nil || len(batch.Parents) != 1 {
+		t.Errorf("gqlgen's inner group not found: %+v, %v", batch, ok)
+	}
+	again := WithBatchParentValues(withField(withElement(ptrs, 0), "others"), "Order", []int{1, 2})
+	if batch, ok := BatchParentsFor[*int](withField(withElement(again, 1), "customer"), "Order"); !ok || batch.results == nil || len(batch.Parents) != 2 {
+		t.Errorf("our innermost list not found: %+v, %v", batch, ok)
+	}
+}
+
+// resultsOf returns the batch results of the list of typeName nearest ctx, nil if none;
+// ctx is a list element's.
+func resultsOf(ctx context.Context, typeName string) *batchResults {
+	batch, ok := batchOf[*int](ctx, typeName, 0)
+	if !ok {
+		if batch, ok := batchOf[*store.Product](ctx, typeName, 0); ok {
+			return batch.results
+		}
+		return nil
+	}
+	return batch.results
 }
 
 func TestMarshalIntIsGqlgens(t *testing.T) {
@@ -222,7 +245,7 @@ func TestBatchedObject(t *testing.T) {
 		t.Fatal("an object before the batch is resolved")
 	}
 	users := []*store.User{{ID: 10}, nil, {ID: 30}}
-	results := resultsOf(ctx, graphql.GetBatchParentGroup(ctx, "Product"))
+	results := resultsOf(withElement(ctx, 0), "Product")
 	results.get("merchant", func() (any, error) { return users, nil })
 	for i, want := range users {
 		v, ok := BatchedObject[*store.Product, store.User](withElement(ctx, i), "Product", merchant, plain)
@@ -240,7 +263,7 @@ func TestBatchedObject(t *testing.T) {
 		}
 	}
 	failed := WithBatchParentValues(nodes, "Product", []store.Product{{ID: 1}})
-	resultsOf(failed, graphql.GetBatchParentGroup(failed, "Product")).get("merchant", func() (any, error) {
+	resultsOf(withElement(failed, 0), "Product").get("merchant", func() (any, error) {
 		return []*store.User{{ID: 10}}, fmt.Errorf("down")
 	})
 	if _, ok := BatchedObject[*store.Product, store.User](withElement(failed, 0), "Product", merchant, plain); ok {
