@@ -8,6 +8,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"sync/atomic"
@@ -3151,7 +3152,7 @@ func (ec *executionContext) fieldContext_Order_status(_ context.Context, field g
 
 func (ec *executionContext) _Order_total(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Total)
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Total, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3667,7 +3668,7 @@ func (ec *executionContext) resolveBatch_OrderItem_product(ctx context.Context, 
 }
 
 func (ec *executionContext) _OrderItem_quantity(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.Quantity)
+	return exec.MarshalIntField(&obj.Quantity)
 }
 func (ec *executionContext) fieldContext_OrderItem_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderItem", field, false, false, "Int")
@@ -3675,7 +3676,7 @@ func (ec *executionContext) fieldContext_OrderItem_quantity(_ context.Context, f
 
 func (ec *executionContext) _OrderItem_unitPrice(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.UnitPrice)
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.UnitPrice, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3710,7 +3711,7 @@ func (ec *executionContext) fieldContext_OrderItem_unitPrice(_ context.Context, 
 
 func (ec *executionContext) _OrderItem_subtotal(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Subtotal())
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Subtotal(), write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4091,7 +4092,7 @@ func (ec *executionContext) resolveBatch_Payment_order(ctx context.Context, fiel
 
 func (ec *executionContext) _Payment_amount(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Amount)
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Amount, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4340,7 +4341,7 @@ func (ec *executionContext) fieldContext_Product_description(_ context.Context, 
 
 func (ec *executionContext) _Product_price(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Price)
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Price, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4374,7 +4375,7 @@ func (ec *executionContext) fieldContext_Product_price(_ context.Context, field 
 }
 
 func (ec *executionContext) _Product_stock(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.Stock)
+	return exec.MarshalIntField(&obj.Stock)
 }
 func (ec *executionContext) fieldContext_Product_stock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
@@ -4559,7 +4560,7 @@ func (ec *executionContext) resolveBatch_Product_stockMovements(ctx context.Cont
 }
 
 func (ec *executionContext) _Product_lowStockThreshold(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.LowStockThreshold)
+	return exec.MarshalIntField(&obj.LowStockThreshold)
 }
 func (ec *executionContext) fieldContext_Product_lowStockThreshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
@@ -5516,14 +5517,14 @@ func (ec *executionContext) fieldContext_StockMovement_id(_ context.Context, fie
 }
 
 func (ec *executionContext) _StockMovement_delta(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.Delta)
+	return exec.MarshalIntField(&obj.Delta)
 }
 func (ec *executionContext) fieldContext_StockMovement_delta(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int")
 }
 
 func (ec *executionContext) _StockMovement_stockAfter(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.StockAfter)
+	return exec.MarshalIntField(&obj.StockAfter)
 }
 func (ec *executionContext) fieldContext_StockMovement_stockAfter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int")
@@ -10842,5 +10843,19 @@ var plainFields_Product = map[string]bool{"__typename": true, "id": true, "name"
 
 // plainFields_Order are the plain leaf fields of Order (see exec.BatchedObject).
 var plainFields_Order = map[string]bool{"__typename": true, "id": true, "status": true}
+
+// write_Money writes the field of Money named field (see exec.PlainObject).
+func write_Money(w io.Writer, obj *store.Money, field string) {
+	switch field {
+	case "__typename":
+		exec.WriteString(w, "Money")
+	case "amount":
+		exec.WriteInt(w, obj.Amount())
+	case "currency":
+		exec.WriteString(w, obj.Currency())
+	default:
+		panic("unknown field " + strconv.Quote(field))
+	}
+}
 
 // endregion ***************************** type.gotpl *****************************

@@ -178,6 +178,53 @@ func TestMarshalIntIsGqlgens(t *testing.T) {
 	}
 }
 
+// TestWritersAreGqlgens: the writers of plain leaves and plain objects write what gqlgen's
+// marshalers and FieldSet write.
+func TestWritersAreGqlgens(t *testing.T) {
+	for _, i := range []int{0, 7, 256, -1, 1 << 40} {
+		var want, got bytes.Buffer
+		graphql.MarshalInt(i).MarshalGQL(&want)
+		MarshalIntField(&i).MarshalGQL(&got)
+		if got.String() != want.String() {
+			t.Errorf("MarshalIntField(%d) wrote %q, gqlgen %q", i, got.String(), want.String())
+		}
+	}
+	for _, b := range []bool{true, false} {
+		var want, got bytes.Buffer
+		graphql.MarshalBoolean(b).MarshalGQL(&want)
+		WriteBoolean(&got, b)
+		if got.String() != want.String() {
+			t.Errorf("WriteBoolean(%v) wrote %q, gqlgen %q", b, got.String(), want.String())
+		}
+	}
+	type price struct {
+		amount   int
+		currency string
+	}
+	write := func(w io.Writer, p *price, field string) {
+		switch field {
+		case "__typename":
+			WriteString(w, "Price")
+		case "amount":
+			WriteInt(w, p.amount)
+		case "currency":
+			WriteString(w, p.currency)
+		}
+	}
+	fields := []graphql.CollectedField{{Field: &ast.Field{Name: "amount", Alias: "cents"}},
+		{Field: &ast.Field{Name: "currency", Alias: "currency"}}, {Field: &ast.Field{Name: "__typename", Alias: "__typename"}},
+		{Field: &ast.Field{Name: "amount", Alias: "cents"}}}
+	set := graphql.NewFieldSet(fields)
+	set.Values[0], set.Values[1], set.Values[2], set.Values[3] = graphql.MarshalInt(1299), graphql.MarshalString(`U"SD`),
+		graphql.MarshalString("Price"), graphql.MarshalInt(1299)
+	var want, got bytes.Buffer
+	set.MarshalGQL(&want)
+	NewPlainObject(fields, price{1299, `U"SD`}, write).MarshalGQL(&got)
+	if got.String() != want.String() {
+		t.Errorf("PlainObject wrote %s, gqlgen's FieldSet %s", got.String(), want.String())
+	}
+}
+
 func TestMarshalDataCopiesOut(t *testing.T) {
 	first := MarshalData(graphql.MarshalString("first"))
 	second := MarshalData(graphql.MarshalString("second, from the same pooled buffer"))
