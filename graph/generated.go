@@ -3018,14 +3018,8 @@ func (ec *executionContext) _Order_customer(ctx context.Context, field graphql.C
 	if v, ok := exec.BatchedObject[*store.Order, store.User](ctx, "Order", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
 	}
-	if v, ok := exec.BatchedValue[*store.Order, *store.User](ctx, "Order", field); ok {
-		fc, err := ec.fieldContext_Order_customer(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Order_customer(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3057,6 +3051,34 @@ func (ec *executionContext) fieldContext_Order_customer(_ context.Context, field
 	}
 	return fc, nil
 }
+
+// batched_Order_customer resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_customer(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_customer(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Customer(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.User](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_Order_customer(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -3081,14 +3103,8 @@ func (ec *executionContext) resolveBatch_Order_customer(ctx context.Context, fie
 }
 
 func (ec *executionContext) _Order_items(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
-	if v, ok := exec.BatchedValue[*store.Order, []store.OrderItem](ctx, "Order", field); ok {
-		fc, err := ec.fieldContext_Order_items(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Order_items(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3119,6 +3135,34 @@ func (ec *executionContext) fieldContext_Order_items(_ context.Context, field gr
 		},
 	}
 	return fc, nil
+}
+
+// batched_Order_items resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_items(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_items(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Items(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.OrderItem](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_items(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
@@ -3232,14 +3276,8 @@ func (ec *executionContext) fieldContext_Order_updatedAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Order_history(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
-	if v, ok := exec.BatchedValue[*store.Order, []store.OrderStatusEvent](ctx, "Order", field); ok {
-		fc, err := ec.fieldContext_Order_history(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNOrderStatusEvent2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEventᚄ(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Order_history(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3270,6 +3308,34 @@ func (ec *executionContext) fieldContext_Order_history(_ context.Context, field 
 		},
 	}
 	return fc, nil
+}
+
+// batched_Order_history resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_history(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_history(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().History(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.OrderStatusEvent](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrderStatusEvent2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEventᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_history(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
@@ -3318,14 +3384,8 @@ func (ec *executionContext) fieldContext_Order_reservedUntil(_ context.Context, 
 }
 
 func (ec *executionContext) _Order_payments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
-	if v, ok := exec.BatchedValue[*store.Order, []store.Payment](ctx, "Order", field); ok {
-		fc, err := ec.fieldContext_Order_payments(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNPayment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐPaymentᚄ(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Order_payments(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3357,6 +3417,34 @@ func (ec *executionContext) fieldContext_Order_payments(_ context.Context, field
 	}
 	return fc, nil
 }
+
+// batched_Order_payments resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_payments(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_payments(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Payments(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.Payment](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNPayment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐPaymentᚄ(ctx, field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_Order_payments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -3381,14 +3469,8 @@ func (ec *executionContext) resolveBatch_Order_payments(ctx context.Context, fie
 }
 
 func (ec *executionContext) _Order_shipments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
-	if v, ok := exec.BatchedValue[*store.Order, []store.Shipment](ctx, "Order", field); ok {
-		fc, err := ec.fieldContext_Order_shipments(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNShipment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐShipmentᚄ(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Order_shipments(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3419,6 +3501,34 @@ func (ec *executionContext) fieldContext_Order_shipments(_ context.Context, fiel
 		},
 	}
 	return fc, nil
+}
+
+// batched_Order_shipments resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_shipments(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_shipments(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Shipments(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.Shipment](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNShipment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐShipmentᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_shipments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
@@ -3605,14 +3715,8 @@ func (ec *executionContext) _OrderItem_product(ctx context.Context, field graphq
 	if v, ok := exec.BatchedObject[*store.OrderItem, store.Product](ctx, "OrderItem", field, plainFields_Product); ok {
 		return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, field.Selections, v)
 	}
-	if v, ok := exec.BatchedValue[*store.OrderItem, *store.Product](ctx, "OrderItem", field); ok {
-		fc, err := ec.fieldContext_OrderItem_product(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, field.Selections, v)
+	if ret, ok := ec.batched_OrderItem_product(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3643,6 +3747,34 @@ func (ec *executionContext) fieldContext_OrderItem_product(_ context.Context, fi
 		},
 	}
 	return fc, nil
+}
+
+// batched_OrderItem_product resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_OrderItem_product(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.OrderItem](parent, "OrderItem")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_OrderItem_product(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.OrderItem().Product(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Product](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_OrderItem_product(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.OrderItem](ctx, "OrderItem"); ok {
@@ -3819,14 +3951,8 @@ func (ec *executionContext) _OrderStatusEvent_order(ctx context.Context, field g
 	if v, ok := exec.BatchedObject[*store.OrderStatusEvent, store.Order](ctx, "OrderStatusEvent", field, plainFields_Order); ok {
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
-	if v, ok := exec.BatchedValue[*store.OrderStatusEvent, *store.Order](ctx, "OrderStatusEvent", field); ok {
-		fc, err := ec.fieldContext_OrderStatusEvent_order(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	if ret, ok := ec.batched_OrderStatusEvent_order(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3857,6 +3983,34 @@ func (ec *executionContext) fieldContext_OrderStatusEvent_order(_ context.Contex
 		},
 	}
 	return fc, nil
+}
+
+// batched_OrderStatusEvent_order resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_OrderStatusEvent_order(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.OrderStatusEvent](parent, "OrderStatusEvent")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_OrderStatusEvent_order(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.OrderStatusEvent().Order(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Order](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_OrderStatusEvent_order(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.OrderStatusEvent](ctx, "OrderStatusEvent"); ok {
@@ -4028,14 +4182,8 @@ func (ec *executionContext) _Payment_order(ctx context.Context, field graphql.Co
 	if v, ok := exec.BatchedObject[*store.Payment, store.Order](ctx, "Payment", field, plainFields_Order); ok {
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
-	if v, ok := exec.BatchedValue[*store.Payment, *store.Order](ctx, "Payment", field); ok {
-		fc, err := ec.fieldContext_Payment_order(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Payment_order(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4066,6 +4214,34 @@ func (ec *executionContext) fieldContext_Payment_order(_ context.Context, field 
 		},
 	}
 	return fc, nil
+}
+
+// batched_Payment_order resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Payment_order(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Payment](parent, "Payment")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Payment_order(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Payment().Order(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Order](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Payment_order(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Payment](ctx, "Payment"); ok {
@@ -4385,14 +4561,8 @@ func (ec *executionContext) _Product_merchant(ctx context.Context, field graphql
 	if v, ok := exec.BatchedObject[*store.Product, store.User](ctx, "Product", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
 	}
-	if v, ok := exec.BatchedValue[*store.Product, *store.User](ctx, "Product", field); ok {
-		fc, err := ec.fieldContext_Product_merchant(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Product_merchant(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4423,6 +4593,34 @@ func (ec *executionContext) fieldContext_Product_merchant(_ context.Context, fie
 		},
 	}
 	return fc, nil
+}
+
+// batched_Product_merchant resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Product_merchant(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Product](parent, "Product")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Product_merchant(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Product().Merchant(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.User](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Product_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Product) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Product](ctx, "Product"); ok {
@@ -5171,14 +5369,8 @@ func (ec *executionContext) _Shipment_order(ctx context.Context, field graphql.C
 	if v, ok := exec.BatchedObject[*store.Shipment, store.Order](ctx, "Shipment", field, plainFields_Order); ok {
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
-	if v, ok := exec.BatchedValue[*store.Shipment, *store.Order](ctx, "Shipment", field); ok {
-		fc, err := ec.fieldContext_Shipment_order(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Shipment_order(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -5210,6 +5402,34 @@ func (ec *executionContext) fieldContext_Shipment_order(_ context.Context, field
 	}
 	return fc, nil
 }
+
+// batched_Shipment_order resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Shipment_order(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Shipment](parent, "Shipment")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Shipment_order(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Shipment().Order(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Order](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_Shipment_order(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -5237,14 +5457,8 @@ func (ec *executionContext) _Shipment_merchant(ctx context.Context, field graphq
 	if v, ok := exec.BatchedObject[*store.Shipment, store.User](ctx, "Shipment", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
 	}
-	if v, ok := exec.BatchedValue[*store.Shipment, *store.User](ctx, "Shipment", field); ok {
-		fc, err := ec.fieldContext_Shipment_merchant(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Shipment_merchant(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -5276,6 +5490,34 @@ func (ec *executionContext) fieldContext_Shipment_merchant(_ context.Context, fi
 	}
 	return fc, nil
 }
+
+// batched_Shipment_merchant resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Shipment_merchant(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Shipment](parent, "Shipment")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Shipment_merchant(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Shipment().Merchant(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.User](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_Shipment_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -5300,14 +5542,8 @@ func (ec *executionContext) resolveBatch_Shipment_merchant(ctx context.Context, 
 }
 
 func (ec *executionContext) _Shipment_items(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
-	if v, ok := exec.BatchedValue[*store.Shipment, []store.OrderItem](ctx, "Shipment", field); ok {
-		fc, err := ec.fieldContext_Shipment_items(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v)
+	if ret, ok := ec.batched_Shipment_items(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -5338,6 +5574,34 @@ func (ec *executionContext) fieldContext_Shipment_items(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+// batched_Shipment_items resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Shipment_items(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Shipment](parent, "Shipment")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Shipment_items(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Shipment().Items(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.OrderItem](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Shipment_items(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {
@@ -5561,14 +5825,8 @@ func (ec *executionContext) fieldContext_StockMovement_note(_ context.Context, f
 }
 
 func (ec *executionContext) _StockMovement_order(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
-	if v, ok := exec.BatchedValue[*store.StockMovement, *store.Order](ctx, "StockMovement", field); ok {
-		fc, err := ec.fieldContext_StockMovement_order(ctx, field)
-		if err != nil {
-			return graphql.Null
-		}
-		ctx = graphql.WithFieldContext(ctx, fc)
-		defer exec.RecoverField(ctx, ec.OperationContext, &ret)
-		return ec.marshalOOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
+	if ret, ok := ec.batched_StockMovement_order(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -5599,6 +5857,34 @@ func (ec *executionContext) fieldContext_StockMovement_order(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+// batched_StockMovement_order resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_StockMovement_order(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.StockMovement](parent, "StockMovement")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_StockMovement_order(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.StockMovement().Order(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Order](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalOOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_StockMovement_order(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.StockMovement](ctx, "StockMovement"); ok {

@@ -230,37 +230,49 @@ func parentIndex(ctx context.Context, after int) (ast.PathIndex, bool) {
 	return 0, false
 }
 
-// BatchedValue stands for graphql.ResolveField's resolver and middleware on a batch field
-// (an order's items, an item's product), for the parents after the first: it returns the
-// parent's value when the list's batch has been resolved without an error and holds one
-// value per parent. The generated field then gives the value its field context, which its
-// children's paths need, and marshals it, without ResolveField's closures, boxing and
-// middleware chain: the service has no field middleware (api.NewGraphQL refuses one) and
-// such a field has no directive. The first parent, which calls the batch resolver, and
-// every other case take gqlgen's path, so a resolver always finds its field context and a
-// batch error is reported as gqlgen reports it.
-func BatchedValue[P, T any](ctx context.Context, typeName string, field graphql.CollectedField) (v T, ok bool) {
+// BatchFor stands for graphql.ResolveField's resolver and middleware on a batch field of a
+// list's elements (an order's items, an item's product; see graph/internal/execgen), which
+// the generated code then marshals in a field context of its own, without ResolveField's
+// closures, boxing and middleware chain: the service has no field middleware
+// (api.NewGraphQL refuses one) and such a field has no argument or directive. It returns
+// the batch of typeName's list that the parent belongs to (ctx is the parent's), when the
+// list is one of ours (WithBatchParentValues). The first parent to ask resolves the field
+// for all (FieldResult), the others take their value from its result (Ready, BatchValue).
+// A batch that failed is left to ResolveField, which reports it as gqlgen does from the
+// result kept here.
+func BatchFor[P any](ctx context.Context, typeName string) (BatchParents[P], bool) {
 	// ctx is the parent's, not yet the field's: the parent's index ends its path.
 	batch, ok := batchOf[P](ctx, typeName, 0)
 	if !ok || batch.IndexMap != nil || batch.results == nil {
-		return v, false
+		return BatchParents[P]{}, false
 	}
-	r := batch.results.ready(resultKey(field))
+	return batch, true
+}
+
+// Ready returns the field's result if a sibling has resolved it, nil otherwise: it never
+// waits.
+func (b BatchParents[P]) Ready(field graphql.CollectedField) *graphql.BatchFieldResult {
+	return b.results.ready(resultKey(field))
+}
+
+// BatchValue returns the parent's value in r, ok false when the batch failed or did not
+// return one value per parent.
+func BatchValue[T, P any](b BatchParents[P], r *graphql.BatchFieldResult) (v T, ok bool) {
 	if r == nil || r.Err != nil {
 		return v, false
 	}
 	values, ok := r.Results.([]T)
-	if !ok || len(values) != len(batch.Parents) || int(batch.Index) >= len(values) {
+	if !ok || len(values) != len(b.Parents) || int(b.Index) >= len(values) {
 		return v, false
 	}
-	return values[batch.Index], true
+	return values[b.Index], true
 }
 
-// RecoverField is deferred by a field marshaled without ResolveField (BatchedValue): a
-// panic becomes the field's error and null, as ResolveField's recover makes it.
-func RecoverField(ctx context.Context, oc *graphql.OperationContext, ret *graphql.Marshaler) {
+// RecoverBatched is deferred by a field marshaled through BatchFor: a panic becomes the
+// field's error and null, as ResolveField's recover makes it.
+func RecoverBatched(ctx context.Context, oc *graphql.OperationContext, ret *graphql.Marshaler, ok *bool) {
 	if r := recover(); r != nil {
 		oc.Error(ctx, oc.Recover(ctx, r))
-		*ret = graphql.Null
+		*ret, *ok = graphql.Null, true
 	}
 }

@@ -68,13 +68,14 @@ func TestTinySchema(t *testing.T) {
 		{"_Review_id", "return exec.MarshalGlobalID(obj)"},
 		// A GlobalID without AppendGlobalID is marshaled as gqlgen does, at once.
 		{"_Person_id", "return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())"},
-		// A batch field takes the list's result for the parents after the first.
-		{"_Shop_owner", "if v, ok := exec.BatchedValue[*model.Shop, *ids.Person](ctx, \"Shop\", field); ok {"},
-		{"_Shop_manager", "if v, ok := exec.BatchedValue[*model.Shop, *ids.Person](ctx, \"Shop\", field); ok {"},
-		{"_Shop_payments", "if v, ok := exec.BatchedValue[*model.Shop, []model.Payment](ctx, \"Shop\", field); ok {"},
+		// A batch field of a list's element is resolved once for the list (exec.BatchFor).
+		{"_Shop_owner", "if ret, ok := ec.batched_Shop_owner(ctx, field); ok {"},
+		{"_Shop_manager", "if ret, ok := ec.batched_Shop_manager(ctx, field); ok {"},
+		{"_Shop_payments", "if ret, ok := ec.batched_Shop_payments(ctx, field); ok {"},
+		{"batched_Shop_payments", "v, ok := exec.BatchValue[[]model.Payment](batch, r)"},
 		// gqlgen's path: a time can marshal to null, a directive is field middleware, a
 		// nullable object or a list is no plain value, a batch list no single object (each
-		// after the BatchedValue path above).
+		// after the BatchFor path above).
 		{"_Shop_opened", "return graphql.ResolveField("},
 		{"_Shop_motto", "return graphql.ResolveField("},
 		{"_Shop_discount", "return graphql.ResolveField("},
