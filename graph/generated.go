@@ -3774,7 +3774,7 @@ func (ec *executionContext) batched_OrderItem_product(parent context.Context, fi
 	if !ok {
 		return nil, false
 	}
-	return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, field.Selections, v), true
+	return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(exec.WithBatchObjects[store.Product](ctx, batch, field, "Product"), field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_OrderItem_product(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.OrderItem](ctx, "OrderItem"); ok {
@@ -4010,7 +4010,7 @@ func (ec *executionContext) batched_OrderStatusEvent_order(parent context.Contex
 	if !ok {
 		return nil, false
 	}
-	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v), true
+	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(exec.WithBatchObjects[store.Order](ctx, batch, field, "Order"), field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_OrderStatusEvent_order(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.OrderStatusEvent](ctx, "OrderStatusEvent"); ok {
@@ -4241,7 +4241,7 @@ func (ec *executionContext) batched_Payment_order(parent context.Context, field 
 	if !ok {
 		return nil, false
 	}
-	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v), true
+	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(exec.WithBatchObjects[store.Order](ctx, batch, field, "Order"), field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Payment_order(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Payment](ctx, "Payment"); ok {
@@ -5428,7 +5428,7 @@ func (ec *executionContext) batched_Shipment_order(parent context.Context, field
 	if !ok {
 		return nil, false
 	}
-	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v), true
+	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(exec.WithBatchObjects[store.Order](ctx, batch, field, "Order"), field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Shipment_order(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -16,6 +17,7 @@ type BatchParents[P any] struct {
 	IndexMap map[int]int
 	group    *graphql.BatchParentGroup
 	results  *batchResults
+	list     *batchList
 }
 
 // FieldResult resolves the field once for the whole group, as graphql.BatchParents does.
@@ -66,6 +68,10 @@ type batchList struct {
 	shadows *graphql.BatchParentGroup
 	outer   *batchList
 	results batchResults
+	// field is set on the objects of a batch field of within's elements (WithBatchObjects):
+	// the object's parent index is its field's parent's, in within.
+	field  *ast.Field
+	within *batchList
 }
 
 // Value answers batchListKey with the list, and any other key as its context does.
@@ -86,6 +92,72 @@ type batchResult struct {
 	key  string
 	done chan struct{}
 	graphql.BatchFieldResult
+	// objects are the result's objects as batch parents, once asked for (WithBatchObjects).
+	objects      *batchList
+	objectsTaken bool
+}
+
+// WithBatchObjects registers the objects of a batch field of a list's elements (the
+// products of an order's items) as batch parents of typeName, for the object of the parent
+// batch belongs to: gqlgen registers the elements of lists alone, so each item's product
+// resolved its merchant on its own, a resolver call, a field context and their closures a
+// product. Here the first product's merchant is resolved for the products of every item of
+// the list, and the others take theirs from its result (BatchFor, BatchedObject). The
+// objects are shared by the elements, and each object's context is one allocation. A
+// result that misses an object registers nothing, since a resolver is handed no nil parent.
+func WithBatchObjects[T, P any](ctx context.Context, batch BatchParents[P], field graphql.CollectedField, typeName string) context.Context {
+	if batch.results == nil || batch.list == nil {
+		return ctx
+	}
+	s := batch.results
+	s.mu.Lock()
+	r := s.lookup(resultKey(field))
+	if r != nil && !r.objectsTaken {
+		r.objectsTaken = true
+		if values, ok := r.Results.([]*T); ok && r.Err == nil && !slices.Contains(values, nil) {
+			r.objects = &batchList{typeName: typeName, parents: values,
+				shadows: graphql.GetBatchParentGroup(ctx, typeName), outer: batch.list, field: field.Field, within: batch.list}
+		}
+	}
+	s.mu.Unlock()
+	if r == nil || r.objects == nil {
+		return ctx
+	}
+	return &objectContext{Context: ctx, list: r.objects}
+}
+
+// objectContext is the context of an object that WithBatchObjects registered.
+type objectContext struct {
+	context.Context
+	list *batchList
+}
+
+// Value answers batchListKey with the object's batch, and any other key as its context does.
+func (c *objectContext) Value(key any) any {
+	if key == (batchListKey{}) {
+		return c.list
+	}
+	return c.Context.Value(key)
+}
+
+// holds reports whether the object whose field context is the one after elements before
+// the end of ctx's path is one of the objects list registered: it is held by list's field
+// in an element of list.within, and within is the nearest list of its type, so that the
+// object's parent index is its element's.
+func (list *batchList) holds(ctx context.Context, after int) bool {
+	if graphql.GetPathContext(ctx) != nil {
+		return false
+	}
+	fc := fieldContextAt(ctx, after)
+	if fc == nil || fc.Index != nil || fc.Field.Field != list.field {
+		return false
+	}
+	for b, _ := ctx.Value(batchListKey{}).(*batchList); b != nil; b = b.outer {
+		if b.typeName == list.within.typeName {
+			return b == list.within
+		}
+	}
+	return false
 }
 
 // lookup returns key's result, resolved or in flight, nil if none; s.mu is held.
@@ -185,9 +257,15 @@ func batchOf[P any](ctx context.Context, typeName string, after int) (BatchParen
 	}
 	var batch BatchParents[P]
 	var parents any
+	if list != nil && list.field != nil {
+		if !list.holds(ctx, after) {
+			return batch, false // a single object under objects of its type: on its own
+		}
+		after++ // the object's element's index
+	}
 	switch {
 	case list != nil:
-		parents, batch.results = list.parents, &list.results
+		parents, batch.results, batch.list = list.parents, &list.results, list
 	case group != nil:
 		parents, batch.IndexMap, batch.group = group.Parents, group.IndexMap, group
 	default:
@@ -214,20 +292,28 @@ func parentIndex(ctx context.Context, after int) (ast.PathIndex, bool) {
 		}
 		return graphql.BatchParentIndex(ctx) // a path of input arguments: gqlgen's way
 	}
+	fc := fieldContextAt(ctx, after)
+	if fc == nil || fc.Index == nil {
+		return 0, false
+	}
+	return ast.PathIndex(*fc.Index), true
+}
+
+// fieldContextAt is the field context of ctx that after elements come before the end of its
+// path, nil if the path is shorter; the path skips field contexts that have neither an
+// index nor a field.
+func fieldContextAt(ctx context.Context, after int) *graphql.FieldContext {
 	seen := 0
 	for fc := graphql.GetFieldContext(ctx); fc != nil; fc = fc.Parent {
 		if fc.Index == nil && fc.Field.Field == nil {
 			continue
 		}
 		if seen == after {
-			if fc.Index == nil {
-				return 0, false
-			}
-			return ast.PathIndex(*fc.Index), true
+			return fc
 		}
 		seen++
 	}
-	return 0, false
+	return nil
 }
 
 // BatchFor stands for graphql.ResolveField's resolver and middleware on a batch field of a

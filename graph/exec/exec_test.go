@@ -415,3 +415,46 @@ func TestMarshalListInTurnUntilAWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchObjects: the products of a list's items are the batch parents of their merchant,
+// each at its item's index; a product below a deeper list of items, or a result missing a
+// product, registers nothing.
+func TestBatchObjects(t *testing.T) {
+	items := WithBatchParentValues(withField(context.Background(), "items"), "OrderItem", []int{1, 2, 3})
+	product := graphql.CollectedField{Field: &ast.Field{Name: "product", Alias: "product"}}
+	products := []*store.Product{{ID: 10}, {ID: 20}, {ID: 30}}
+	objectOf := func(items context.Context, i int) context.Context {
+		elem := withElement(items, i)
+		batch, ok := BatchFor[*int](elem, "OrderItem")
+		if !ok {
+			t.Fatalf("item %d: no batch", i)
+		}
+		r := batch.FieldResult(product, func() (any, error) { return products, nil })
+		ctx := graphql.WithFieldContext(elem, &graphql.FieldContext{Field: product})
+		if v, ok := BatchValue[*store.Product](batch, r); !ok || v != products[i] {
+			t.Fatalf("item %d: product %v, %v", i, v, ok)
+		}
+		return WithBatchObjects[store.Product](ctx, batch, product, "Product")
+	}
+	for i := range products {
+		batch, ok := BatchParentsFor[*store.Product](withField(objectOf(items, i), "merchant"), "Product")
+		if !ok || int(batch.Index) != i || len(batch.Parents) != 3 || batch.Parents[i] != products[i] {
+			t.Errorf("product %d: batch %+v, %v", i, batch, ok)
+		}
+	}
+	// A product of an item of a deeper list, reached through the same selection.
+	deeper := WithBatchParentValues(withField(withElement(withField(objectOf(items, 0), "orders"), 0), "items"), "OrderItem", []int{4})
+	elem := withElement(deeper, 0)
+	single := graphql.WithFieldContext(elem, &graphql.FieldContext{Field: product})
+	if batch, ok := BatchParentsFor[*store.Product](withField(single, "merchant"), "Product"); ok {
+		t.Errorf("a deeper product took the outer products as its batch: %+v", batch)
+	}
+	// A missing product registers nothing.
+	missing := WithBatchParentValues(withField(context.Background(), "items"), "OrderItem", []int{1, 2})
+	batch, _ := BatchFor[*int](withElement(missing, 0), "OrderItem")
+	batch.FieldResult(product, func() (any, error) { return []*store.Product{{ID: 1}, nil}, nil })
+	ctx := graphql.WithFieldContext(withElement(missing, 0), &graphql.FieldContext{Field: product})
+	if got := WithBatchObjects[store.Product](ctx, batch, product, "Product"); got != ctx {
+		t.Error("objects registered with one missing")
+	}
+}
