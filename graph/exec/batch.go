@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -82,15 +83,20 @@ func (b *batchList) Value(key any) any {
 	return b.Context.Value(key)
 }
 
-// batchResults are the results of a list's batch fields, shared by its elements.
+// batchResults are the results of a list's batch fields, shared by its elements. A list
+// mostly has one (an order's items and history, an item's product): it is held inline.
 type batchResults struct {
 	mu      sync.Mutex
-	results []*batchResult
+	first   batchResult
+	results []*batchResult // after first
 }
 
+// batchResult is one field's result. Its resolver holds mu while it resolves, so that the
+// siblings that ask meanwhile wait for it by taking mu in turn; done says it has finished.
 type batchResult struct {
 	key  string
-	done chan struct{}
+	mu   sync.Mutex
+	done atomic.Bool
 	graphql.BatchFieldResult
 	// objects are the result's objects as batch parents, once asked for (WithBatchObjects).
 	objects      *batchList
@@ -162,6 +168,9 @@ func (list *batchList) holds(ctx context.Context, after int) bool {
 
 // lookup returns key's result, resolved or in flight, nil if none; s.mu is held.
 func (s *batchResults) lookup(key string) *batchResult {
+	if s.first.key == key && s.first.key != "" {
+		return &s.first
+	}
 	for _, r := range s.results {
 		if r.key == key {
 			return r
@@ -175,15 +184,10 @@ func (s *batchResults) ready(key string) *graphql.BatchFieldResult {
 	s.mu.Lock()
 	r := s.lookup(key)
 	s.mu.Unlock()
-	if r == nil {
+	if r == nil || !r.done.Load() {
 		return nil
 	}
-	select {
-	case <-r.done:
-		return &r.BatchFieldResult
-	default:
-		return nil
-	}
+	return &r.BatchFieldResult
 }
 
 // BatchedObject stands for the field context and resolver machinery of a batch field
@@ -222,13 +226,26 @@ func (s *batchResults) get(key string, resolve func() (any, error)) *graphql.Bat
 	s.mu.Lock()
 	if r := s.lookup(key); r != nil {
 		s.mu.Unlock()
-		<-r.done
+		if !r.done.Load() {
+			r.mu.Lock() // held by the resolver until it has finished
+			r.mu.Unlock()
+		}
 		return &r.BatchFieldResult
 	}
-	r := &batchResult{key: key, done: make(chan struct{})}
-	s.results = append(s.results, r)
+	var r *batchResult
+	if s.first.key == "" {
+		r = &s.first
+	} else {
+		r = &batchResult{}
+		s.results = append(s.results, r)
+	}
+	r.key = key
+	r.mu.Lock()
 	s.mu.Unlock()
-	defer close(r.done) // a panic leaves the waiters an empty result, as gqlgen's group does
+	defer func() {
+		r.done.Store(true) // a panic leaves the waiters an empty result, as gqlgen's group does
+		r.mu.Unlock()
+	}()
 	r.Results, r.Err = resolve()
 	return &r.BatchFieldResult
 }
