@@ -91,11 +91,11 @@ type batchResults struct {
 	results []*batchResult // after first
 }
 
-// batchResult is one field's result. Its resolver holds mu while it resolves, so that the
-// siblings that ask meanwhile wait for it by taking mu in turn; done says it has finished.
+// batchResult is one field's result. The siblings that ask while its resolver runs wait
+// for wg; done says it has finished.
 type batchResult struct {
 	key  string
-	mu   sync.Mutex
+	wg   sync.WaitGroup
 	done atomic.Bool
 	graphql.BatchFieldResult
 	// objects are the result's objects as batch parents, once asked for (WithBatchObjects).
@@ -226,10 +226,7 @@ func (s *batchResults) get(key string, resolve func() (any, error)) *graphql.Bat
 	s.mu.Lock()
 	if r := s.lookup(key); r != nil {
 		s.mu.Unlock()
-		if !r.done.Load() {
-			r.mu.Lock() // held by the resolver until it has finished
-			r.mu.Unlock()
-		}
+		r.wg.Wait()
 		return &r.BatchFieldResult
 	}
 	var r *batchResult
@@ -240,11 +237,11 @@ func (s *batchResults) get(key string, resolve func() (any, error)) *graphql.Bat
 		s.results = append(s.results, r)
 	}
 	r.key = key
-	r.mu.Lock()
+	r.wg.Add(1)
 	s.mu.Unlock()
 	defer func() {
 		r.done.Store(true) // a panic leaves the waiters an empty result, as gqlgen's group does
-		r.mu.Unlock()
+		r.wg.Done()
 	}()
 	r.Results, r.Err = resolve()
 	return &r.BatchFieldResult
