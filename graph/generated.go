@@ -8,6 +8,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"sync/atomic"
@@ -3017,6 +3018,9 @@ func (ec *executionContext) _Order_customer(ctx context.Context, field graphql.C
 	if v, ok := exec.BatchedObject[*store.Order, store.User](ctx, "Order", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
 	}
+	if ret, ok := ec.batched_Order_customer(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3047,6 +3051,34 @@ func (ec *executionContext) fieldContext_Order_customer(_ context.Context, field
 	}
 	return fc, nil
 }
+
+// batched_Order_customer resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_customer(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_customer(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Customer(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.User](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_Order_customer(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -3071,6 +3103,9 @@ func (ec *executionContext) resolveBatch_Order_customer(ctx context.Context, fie
 }
 
 func (ec *executionContext) _Order_items(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if ret, ok := ec.batched_Order_items(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3100,6 +3135,34 @@ func (ec *executionContext) fieldContext_Order_items(_ context.Context, field gr
 		},
 	}
 	return fc, nil
+}
+
+// batched_Order_items resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_items(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_items(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Items(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.OrderItem](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_items(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
@@ -3133,7 +3196,7 @@ func (ec *executionContext) fieldContext_Order_status(_ context.Context, field g
 
 func (ec *executionContext) _Order_total(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Total)
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Total, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3213,6 +3276,9 @@ func (ec *executionContext) fieldContext_Order_updatedAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Order_history(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if ret, ok := ec.batched_Order_history(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3242,6 +3308,34 @@ func (ec *executionContext) fieldContext_Order_history(_ context.Context, field 
 		},
 	}
 	return fc, nil
+}
+
+// batched_Order_history resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_history(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_history(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().History(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.OrderStatusEvent](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrderStatusEvent2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEventᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_history(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
@@ -3290,6 +3384,9 @@ func (ec *executionContext) fieldContext_Order_reservedUntil(_ context.Context, 
 }
 
 func (ec *executionContext) _Order_payments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if ret, ok := ec.batched_Order_payments(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3320,6 +3417,34 @@ func (ec *executionContext) fieldContext_Order_payments(_ context.Context, field
 	}
 	return fc, nil
 }
+
+// batched_Order_payments resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_payments(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_payments(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Payments(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.Payment](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNPayment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐPaymentᚄ(ctx, field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_Order_payments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -3344,6 +3469,9 @@ func (ec *executionContext) resolveBatch_Order_payments(ctx context.Context, fie
 }
 
 func (ec *executionContext) _Order_shipments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if ret, ok := ec.batched_Order_shipments(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3373,6 +3501,34 @@ func (ec *executionContext) fieldContext_Order_shipments(_ context.Context, fiel
 		},
 	}
 	return fc, nil
+}
+
+// batched_Order_shipments resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Order_shipments(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Order](parent, "Order")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Order_shipments(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Order().Shipments(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.Shipment](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNShipment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐShipmentᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_shipments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Order](ctx, "Order"); ok {
@@ -3559,6 +3715,9 @@ func (ec *executionContext) _OrderItem_product(ctx context.Context, field graphq
 	if v, ok := exec.BatchedObject[*store.OrderItem, store.Product](ctx, "OrderItem", field, plainFields_Product); ok {
 		return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(ctx, field.Selections, v)
 	}
+	if ret, ok := ec.batched_OrderItem_product(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3589,6 +3748,34 @@ func (ec *executionContext) fieldContext_OrderItem_product(_ context.Context, fi
 	}
 	return fc, nil
 }
+
+// batched_OrderItem_product resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_OrderItem_product(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.OrderItem](parent, "OrderItem")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_OrderItem_product(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.OrderItem().Product(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Product](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNProduct2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐProduct(exec.WithBatchObjects[store.Product](ctx, batch, field, "Product"), field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_OrderItem_product(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.OrderItem](ctx, "OrderItem"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -3613,7 +3800,7 @@ func (ec *executionContext) resolveBatch_OrderItem_product(ctx context.Context, 
 }
 
 func (ec *executionContext) _OrderItem_quantity(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.Quantity)
+	return exec.MarshalIntField(&obj.Quantity)
 }
 func (ec *executionContext) fieldContext_OrderItem_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderItem", field, false, false, "Int")
@@ -3621,7 +3808,7 @@ func (ec *executionContext) fieldContext_OrderItem_quantity(_ context.Context, f
 
 func (ec *executionContext) _OrderItem_unitPrice(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.UnitPrice)
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.UnitPrice, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3656,7 +3843,7 @@ func (ec *executionContext) fieldContext_OrderItem_unitPrice(_ context.Context, 
 
 func (ec *executionContext) _OrderItem_subtotal(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Subtotal())
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Subtotal(), write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3764,6 +3951,9 @@ func (ec *executionContext) _OrderStatusEvent_order(ctx context.Context, field g
 	if v, ok := exec.BatchedObject[*store.OrderStatusEvent, store.Order](ctx, "OrderStatusEvent", field, plainFields_Order); ok {
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
+	if ret, ok := ec.batched_OrderStatusEvent_order(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3793,6 +3983,34 @@ func (ec *executionContext) fieldContext_OrderStatusEvent_order(_ context.Contex
 		},
 	}
 	return fc, nil
+}
+
+// batched_OrderStatusEvent_order resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_OrderStatusEvent_order(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.OrderStatusEvent](parent, "OrderStatusEvent")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_OrderStatusEvent_order(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.OrderStatusEvent().Order(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Order](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(exec.WithBatchObjects[store.Order](ctx, batch, field, "Order"), field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_OrderStatusEvent_order(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.OrderStatusEvent](ctx, "OrderStatusEvent"); ok {
@@ -3964,6 +4182,9 @@ func (ec *executionContext) _Payment_order(ctx context.Context, field graphql.Co
 	if v, ok := exec.BatchedObject[*store.Payment, store.Order](ctx, "Payment", field, plainFields_Order); ok {
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
+	if ret, ok := ec.batched_Payment_order(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3994,6 +4215,34 @@ func (ec *executionContext) fieldContext_Payment_order(_ context.Context, field 
 	}
 	return fc, nil
 }
+
+// batched_Payment_order resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Payment_order(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Payment](parent, "Payment")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Payment_order(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Payment().Order(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Order](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(exec.WithBatchObjects[store.Order](ctx, batch, field, "Order"), field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_Payment_order(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Payment](ctx, "Payment"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -4019,7 +4268,7 @@ func (ec *executionContext) resolveBatch_Payment_order(ctx context.Context, fiel
 
 func (ec *executionContext) _Payment_amount(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Amount)
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Amount, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4268,7 +4517,7 @@ func (ec *executionContext) fieldContext_Product_description(_ context.Context, 
 
 func (ec *executionContext) _Product_price(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return ec.marshalNMoney2githubᚗcomᚋshopᚋapiᚋstoreᚐMoney(ctx, field.Selections, obj.Price)
+		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Price, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4302,7 +4551,7 @@ func (ec *executionContext) fieldContext_Product_price(_ context.Context, field 
 }
 
 func (ec *executionContext) _Product_stock(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.Stock)
+	return exec.MarshalIntField(&obj.Stock)
 }
 func (ec *executionContext) fieldContext_Product_stock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
@@ -4311,6 +4560,9 @@ func (ec *executionContext) fieldContext_Product_stock(_ context.Context, field 
 func (ec *executionContext) _Product_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
 	if v, ok := exec.BatchedObject[*store.Product, store.User](ctx, "Product", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	}
+	if ret, ok := ec.batched_Product_merchant(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4341,6 +4593,34 @@ func (ec *executionContext) fieldContext_Product_merchant(_ context.Context, fie
 		},
 	}
 	return fc, nil
+}
+
+// batched_Product_merchant resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Product_merchant(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Product](parent, "Product")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Product_merchant(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Product().Merchant(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.User](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Product_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Product) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Product](ctx, "Product"); ok {
@@ -4478,7 +4758,7 @@ func (ec *executionContext) resolveBatch_Product_stockMovements(ctx context.Cont
 }
 
 func (ec *executionContext) _Product_lowStockThreshold(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.LowStockThreshold)
+	return exec.MarshalIntField(&obj.LowStockThreshold)
 }
 func (ec *executionContext) fieldContext_Product_lowStockThreshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
@@ -5089,6 +5369,9 @@ func (ec *executionContext) _Shipment_order(ctx context.Context, field graphql.C
 	if v, ok := exec.BatchedObject[*store.Shipment, store.Order](ctx, "Shipment", field, plainFields_Order); ok {
 		return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v)
 	}
+	if ret, ok := ec.batched_Shipment_order(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5119,6 +5402,34 @@ func (ec *executionContext) fieldContext_Shipment_order(_ context.Context, field
 	}
 	return fc, nil
 }
+
+// batched_Shipment_order resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Shipment_order(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Shipment](parent, "Shipment")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Shipment_order(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Shipment().Order(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Order](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(exec.WithBatchObjects[store.Order](ctx, batch, field, "Order"), field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_Shipment_order(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -5145,6 +5456,9 @@ func (ec *executionContext) resolveBatch_Shipment_order(ctx context.Context, fie
 func (ec *executionContext) _Shipment_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
 	if v, ok := exec.BatchedObject[*store.Shipment, store.User](ctx, "Shipment", field, plainFields_User); ok {
 		return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v)
+	}
+	if ret, ok := ec.batched_Shipment_merchant(ctx, field); ok {
+		return ret
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -5176,6 +5490,34 @@ func (ec *executionContext) fieldContext_Shipment_merchant(_ context.Context, fi
 	}
 	return fc, nil
 }
+
+// batched_Shipment_merchant resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Shipment_merchant(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Shipment](parent, "Shipment")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Shipment_merchant(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Shipment().Merchant(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.User](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNUser2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐUser(ctx, field.Selections, v), true
+}
 func (ec *executionContext) resolveBatch_Shipment_merchant(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
@@ -5200,6 +5542,9 @@ func (ec *executionContext) resolveBatch_Shipment_merchant(ctx context.Context, 
 }
 
 func (ec *executionContext) _Shipment_items(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	if ret, ok := ec.batched_Shipment_items(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5229,6 +5574,34 @@ func (ec *executionContext) fieldContext_Shipment_items(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+// batched_Shipment_items resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_Shipment_items(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.Shipment](parent, "Shipment")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_Shipment_items(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.Shipment().Items(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[[]store.OrderItem](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Shipment_items(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.Shipment](ctx, "Shipment"); ok {
@@ -5408,14 +5781,14 @@ func (ec *executionContext) fieldContext_StockMovement_id(_ context.Context, fie
 }
 
 func (ec *executionContext) _StockMovement_delta(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.Delta)
+	return exec.MarshalIntField(&obj.Delta)
 }
 func (ec *executionContext) fieldContext_StockMovement_delta(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int")
 }
 
 func (ec *executionContext) _StockMovement_stockAfter(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
-	return exec.MarshalInt(obj.StockAfter)
+	return exec.MarshalIntField(&obj.StockAfter)
 }
 func (ec *executionContext) fieldContext_StockMovement_stockAfter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int")
@@ -5452,6 +5825,9 @@ func (ec *executionContext) fieldContext_StockMovement_note(_ context.Context, f
 }
 
 func (ec *executionContext) _StockMovement_order(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	if ret, ok := ec.batched_StockMovement_order(ctx, field); ok {
+		return ret
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5481,6 +5857,34 @@ func (ec *executionContext) fieldContext_StockMovement_order(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+// batched_StockMovement_order resolves and marshals the field for a parent of a list (see exec.BatchFor);
+// ok is false where ResolveField is to do it.
+func (ec *executionContext) batched_StockMovement_order(parent context.Context, field graphql.CollectedField) (ret graphql.Marshaler, ok bool) {
+	batch, ok := exec.BatchFor[*store.StockMovement](parent, "StockMovement")
+	if !ok {
+		return nil, false
+	}
+	fc, err := ec.fieldContext_StockMovement_order(parent, field)
+	if err != nil {
+		return nil, false
+	}
+	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
+	ctx := graphql.WithFieldContext(parent, fc)
+	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
+	r := batch.Ready(field)
+	if r == nil {
+		parents := batch.Parents
+		r = batch.FieldResult(field, func() (any, error) {
+			return ec.Resolvers.StockMovement().Order(ctx, parents)
+		})
+	}
+	v, ok := exec.BatchValue[*store.Order](batch, r)
+	if !ok {
+		return nil, false
+	}
+	return ec.marshalOOrder2ᚖgithubᚗcomᚋshopᚋapiᚋstoreᚐOrder(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_StockMovement_order(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (any, error) {
 	if batch, ok := exec.BatchParentsFor[*store.StockMovement](ctx, "StockMovement"); ok {
@@ -10725,5 +11129,19 @@ var plainFields_Product = map[string]bool{"__typename": true, "id": true, "name"
 
 // plainFields_Order are the plain leaf fields of Order (see exec.BatchedObject).
 var plainFields_Order = map[string]bool{"__typename": true, "id": true, "status": true}
+
+// write_Money writes the field of Money named field (see exec.PlainObject).
+func write_Money(w io.Writer, obj *store.Money, field string) {
+	switch field {
+	case "__typename":
+		exec.WriteString(w, "Money")
+	case "amount":
+		exec.WriteInt(w, obj.Amount())
+	case "currency":
+		exec.WriteString(w, obj.Currency())
+	default:
+		panic("unknown field " + strconv.Quote(field))
+	}
+}
 
 // endregion ***************************** type.gotpl *****************************

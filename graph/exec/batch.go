@@ -2,7 +2,9 @@ package exec
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -16,6 +18,7 @@ type BatchParents[P any] struct {
 	IndexMap map[int]int
 	group    *graphql.BatchParentGroup
 	results  *batchResults
+	list     *batchList
 }
 
 // FieldResult resolves the field once for the whole group, as graphql.BatchParents does.
@@ -36,42 +39,138 @@ func resultKey(field graphql.CollectedField) string {
 
 // WithBatchParentValues stands for graphql.WithBatchParentValues: it registers the list's
 // elements as the batch parents of typeName, and beside them the list's batch results.
-// gqlgen's group allocates a result, a channel and a map entry for every parent that asks
-// for a field, to keep the first; these are allocated once a field.
+// gqlgen's registration copies the map of every group around it into a new state and adds
+// a group and a context value, five allocations a list, and its group then allocates a
+// result, a channel and a map entry for every parent that asks for a field, to keep the
+// first. Here a list is one context node holding its parents and its results (batchList),
+// and a result is allocated once a field. A list of pointers or of an interface's
+// implementors still registers gqlgen's group (graphql.WithBatchParents), which batchOf
+// reads as well.
 func WithBatchParentValues[T any](ctx context.Context, typeName string, v []T) context.Context {
-	ctx = graphql.WithBatchParentValues(ctx, typeName, v)
-	prev, _ := ctx.Value(batchResultsKey{}).(*batchResults)
-	return context.WithValue(ctx, batchResultsKey{}, &batchResults{group: graphql.GetBatchParentGroup(ctx, typeName), outer: prev})
+	parents := make([]*T, len(v))
+	for i := range v {
+		parents[i] = &v[i]
+	}
+	outer, _ := ctx.Value(batchListKey{}).(*batchList)
+	return &batchList{Context: ctx, typeName: typeName, parents: parents,
+		shadows: graphql.GetBatchParentGroup(ctx, typeName), outer: outer}
 }
 
-type batchResultsKey struct{}
+type batchListKey struct{}
 
-// batchResults are the results of a list's batch fields, shared by its elements; outer
-// are those of the lists around it.
+// batchList is a list's batch parents and results, and the context they were registered
+// in; outer is the list around it with a batch group of its own.
+type batchList struct {
+	context.Context
+	typeName string
+	parents  any
+	// shadows is gqlgen's group of typeName that this list hides, nil if none: a gqlgen
+	// group of typeName other than this one was registered inside this list, and is nearer.
+	shadows *graphql.BatchParentGroup
+	outer   *batchList
+	results batchResults
+	// field is set on the objects of a batch field of within's elements (WithBatchObjects):
+	// the object's parent index is its field's parent's, in within.
+	field  *ast.Field
+	within *batchList
+}
+
+// Value answers batchListKey with the list, and any other key as its context does.
+func (b *batchList) Value(key any) any {
+	if key == (batchListKey{}) {
+		return b
+	}
+	return b.Context.Value(key)
+}
+
+// batchResults are the results of a list's batch fields, shared by its elements. A list
+// mostly has one (an order's items and history, an item's product): it is held inline.
 type batchResults struct {
-	group   *graphql.BatchParentGroup
-	outer   *batchResults
 	mu      sync.Mutex
-	results []*batchResult
+	first   batchResult
+	results []*batchResult // after first
 }
 
+// batchResult is one field's result. The siblings that ask while its resolver runs wait
+// for wg; done says it has finished.
 type batchResult struct {
 	key  string
-	done chan struct{}
+	wg   sync.WaitGroup
+	done atomic.Bool
 	graphql.BatchFieldResult
+	// objects are the result's objects as batch parents, once asked for (WithBatchObjects).
+	objects      *batchList
+	objectsTaken bool
 }
 
-// resultsOf returns the results of group's list, nil when ctx has none.
-func resultsOf(ctx context.Context, group *graphql.BatchParentGroup) *batchResults {
-	r, _ := ctx.Value(batchResultsKey{}).(*batchResults)
-	for r != nil && r.group != group {
-		r = r.outer
+// WithBatchObjects registers the objects of a batch field of a list's elements (the
+// products of an order's items) as batch parents of typeName, for the object of the parent
+// batch belongs to: gqlgen registers the elements of lists alone, so each item's product
+// resolved its merchant on its own, a resolver call, a field context and their closures a
+// product. Here the first product's merchant is resolved for the products of every item of
+// the list, and the others take theirs from its result (BatchFor, BatchedObject). The
+// objects are shared by the elements, and each object's context is one allocation. A
+// result that misses an object registers nothing, since a resolver is handed no nil parent.
+func WithBatchObjects[T, P any](ctx context.Context, batch BatchParents[P], field graphql.CollectedField, typeName string) context.Context {
+	if batch.results == nil || batch.list == nil {
+		return ctx
 	}
-	return r
+	s := batch.results
+	s.mu.Lock()
+	r := s.lookup(resultKey(field))
+	if r != nil && !r.objectsTaken {
+		r.objectsTaken = true
+		if values, ok := r.Results.([]*T); ok && r.Err == nil && !slices.Contains(values, nil) {
+			r.objects = &batchList{typeName: typeName, parents: values,
+				shadows: graphql.GetBatchParentGroup(ctx, typeName), outer: batch.list, field: field.Field, within: batch.list}
+		}
+	}
+	s.mu.Unlock()
+	if r == nil || r.objects == nil {
+		return ctx
+	}
+	return &objectContext{Context: ctx, list: r.objects}
+}
+
+// objectContext is the context of an object that WithBatchObjects registered.
+type objectContext struct {
+	context.Context
+	list *batchList
+}
+
+// Value answers batchListKey with the object's batch, and any other key as its context does.
+func (c *objectContext) Value(key any) any {
+	if key == (batchListKey{}) {
+		return c.list
+	}
+	return c.Context.Value(key)
+}
+
+// holds reports whether the object whose field context is the one after elements before
+// the end of ctx's path is one of the objects list registered: it is held by list's field
+// in an element of list.within, and within is the nearest list of its type, so that the
+// object's parent index is its element's.
+func (list *batchList) holds(ctx context.Context, after int) bool {
+	if graphql.GetPathContext(ctx) != nil {
+		return false
+	}
+	fc := fieldContextAt(ctx, after)
+	if fc == nil || fc.Index != nil || fc.Field.Field != list.field {
+		return false
+	}
+	for b, _ := ctx.Value(batchListKey{}).(*batchList); b != nil; b = b.outer {
+		if b.typeName == list.within.typeName {
+			return b == list.within
+		}
+	}
+	return false
 }
 
 // lookup returns key's result, resolved or in flight, nil if none; s.mu is held.
 func (s *batchResults) lookup(key string) *batchResult {
+	if s.first.key == key && s.first.key != "" {
+		return &s.first
+	}
 	for _, r := range s.results {
 		if r.key == key {
 			return r
@@ -85,15 +184,10 @@ func (s *batchResults) ready(key string) *graphql.BatchFieldResult {
 	s.mu.Lock()
 	r := s.lookup(key)
 	s.mu.Unlock()
-	if r == nil {
+	if r == nil || !r.done.Load() {
 		return nil
 	}
-	select {
-	case <-r.done:
-		return &r.BatchFieldResult
-	default:
-		return nil
-	}
+	return &r.BatchFieldResult
 }
 
 // BatchedObject stands for the field context and resolver machinery of a batch field
@@ -132,13 +226,23 @@ func (s *batchResults) get(key string, resolve func() (any, error)) *graphql.Bat
 	s.mu.Lock()
 	if r := s.lookup(key); r != nil {
 		s.mu.Unlock()
-		<-r.done
+		r.wg.Wait()
 		return &r.BatchFieldResult
 	}
-	r := &batchResult{key: key, done: make(chan struct{})}
-	s.results = append(s.results, r)
+	var r *batchResult
+	if s.first.key == "" {
+		r = &s.first
+	} else {
+		r = &batchResult{}
+		s.results = append(s.results, r)
+	}
+	r.key = key
+	r.wg.Add(1)
 	s.mu.Unlock()
-	defer close(r.done) // a panic leaves the waiters an empty result, as gqlgen's group does
+	defer func() {
+		r.done.Store(true) // a panic leaves the waiters an empty result, as gqlgen's group does
+		r.wg.Done()
+	}()
 	r.Results, r.Err = resolve()
 	return &r.BatchFieldResult
 }
@@ -152,22 +256,43 @@ func BatchParentsFor[P any](ctx context.Context, typeName string) (BatchParents[
 }
 
 // batchOf returns typeName's batch and the parent's place in it, the index that after
-// elements come before the end of ctx's path (see parentIndex).
+// elements come before the end of ctx's path (see parentIndex). The nearest list of
+// typeName wins: one of ours (WithBatchParentValues), or gqlgen's group registered inside it.
 func batchOf[P any](ctx context.Context, typeName string, after int) (BatchParents[P], bool) {
 	group := graphql.GetBatchParentGroup(ctx, typeName)
-	if group == nil {
+	var list *batchList
+	for b, _ := ctx.Value(batchListKey{}).(*batchList); b != nil; b = b.outer {
+		if b.typeName == typeName {
+			if b.shadows == group {
+				list = b
+			}
+			break
+		}
+	}
+	var batch BatchParents[P]
+	var parents any
+	if list != nil && list.field != nil {
+		if !list.holds(ctx, after) {
+			return batch, false // a single object under objects of its type: on its own
+		}
+		after++ // the object's element's index
+	}
+	switch {
+	case list != nil:
+		parents, batch.results, batch.list = list.parents, &list.results, list
+	case group != nil:
+		parents, batch.IndexMap, batch.group = group.Parents, group.IndexMap, group
+	default:
+		return batch, false
+	}
+	var ok bool
+	if batch.Parents, ok = parents.([]P); !ok {
 		return BatchParents[P]{}, false
 	}
-	parents, ok := group.Parents.([]P)
-	if !ok {
+	if batch.Index, ok = parentIndex(ctx, after); !ok {
 		return BatchParents[P]{}, false
 	}
-	idx, ok := parentIndex(ctx, after)
-	if !ok {
-		return BatchParents[P]{}, false
-	}
-	return BatchParents[P]{Parents: parents, Index: idx, IndexMap: group.IndexMap, group: group,
-		results: resultsOf(ctx, group)}, true
+	return batch, true
 }
 
 // parentIndex is the element of ctx's path that after elements come before its end, when
@@ -181,18 +306,73 @@ func parentIndex(ctx context.Context, after int) (ast.PathIndex, bool) {
 		}
 		return graphql.BatchParentIndex(ctx) // a path of input arguments: gqlgen's way
 	}
+	fc := fieldContextAt(ctx, after)
+	if fc == nil || fc.Index == nil {
+		return 0, false
+	}
+	return ast.PathIndex(*fc.Index), true
+}
+
+// fieldContextAt is the field context of ctx that after elements come before the end of its
+// path, nil if the path is shorter; the path skips field contexts that have neither an
+// index nor a field.
+func fieldContextAt(ctx context.Context, after int) *graphql.FieldContext {
 	seen := 0
 	for fc := graphql.GetFieldContext(ctx); fc != nil; fc = fc.Parent {
 		if fc.Index == nil && fc.Field.Field == nil {
 			continue
 		}
 		if seen == after {
-			if fc.Index == nil {
-				return 0, false
-			}
-			return ast.PathIndex(*fc.Index), true
+			return fc
 		}
 		seen++
 	}
-	return 0, false
+	return nil
+}
+
+// BatchFor stands for graphql.ResolveField's resolver and middleware on a batch field of a
+// list's elements (an order's items, an item's product; see graph/internal/execgen), which
+// the generated code then marshals in a field context of its own, without ResolveField's
+// closures, boxing and middleware chain: the service has no field middleware
+// (api.NewGraphQL refuses one) and such a field has no argument or directive. It returns
+// the batch of typeName's list that the parent belongs to (ctx is the parent's), when the
+// list is one of ours (WithBatchParentValues). The first parent to ask resolves the field
+// for all (FieldResult), the others take their value from its result (Ready, BatchValue).
+// A batch that failed is left to ResolveField, which reports it as gqlgen does from the
+// result kept here.
+func BatchFor[P any](ctx context.Context, typeName string) (BatchParents[P], bool) {
+	// ctx is the parent's, not yet the field's: the parent's index ends its path.
+	batch, ok := batchOf[P](ctx, typeName, 0)
+	if !ok || batch.IndexMap != nil || batch.results == nil {
+		return BatchParents[P]{}, false
+	}
+	return batch, true
+}
+
+// Ready returns the field's result if a sibling has resolved it, nil otherwise: it never
+// waits.
+func (b BatchParents[P]) Ready(field graphql.CollectedField) *graphql.BatchFieldResult {
+	return b.results.ready(resultKey(field))
+}
+
+// BatchValue returns the parent's value in r, ok false when the batch failed or did not
+// return one value per parent.
+func BatchValue[T, P any](b BatchParents[P], r *graphql.BatchFieldResult) (v T, ok bool) {
+	if r == nil || r.Err != nil {
+		return v, false
+	}
+	values, ok := r.Results.([]T)
+	if !ok || len(values) != len(b.Parents) || int(b.Index) >= len(values) {
+		return v, false
+	}
+	return values[b.Index], true
+}
+
+// RecoverBatched is deferred by a field marshaled through BatchFor: a panic becomes the
+// field's error and null, as ResolveField's recover makes it.
+func RecoverBatched(ctx context.Context, oc *graphql.OperationContext, ret *graphql.Marshaler, ok *bool) {
+	if r := recover(); r != nil {
+		oc.Error(ctx, oc.Recover(ctx, r))
+		*ret, *ok = graphql.Null, true
+	}
 }

@@ -72,3 +72,27 @@ func (g globalID[P]) MarshalGQL(w io.Writer) {
 	}
 	_, _ = w.Write(append(g.p.AppendGlobalID([]byte{'"'}), '"'))
 }
+
+// MarshalIntField stands for graphql.MarshalInt in plain leaf fields that read a struct
+// field: it holds the field's address, which an interface holds without an allocation,
+// where an int of 256 or more is one (a product's stock, an item's quantity).
+func MarshalIntField(i *int) graphql.Marshaler { return intField{i} }
+
+type intField struct{ i *int }
+
+func (f intField) MarshalGQL(w io.Writer) { WriteInt(w, *f.i) }
+
+// WriteInt writes i as graphql.MarshalInt does.
+func WriteInt(w io.Writer, i int) { intValue(i).MarshalGQL(w) }
+
+// WriteString writes s as graphql.MarshalString does.
+func WriteString(w io.Writer, s string) { graphql.MarshalString(s).MarshalGQL(w) }
+
+// WriteBoolean writes b as graphql.MarshalBoolean does.
+func WriteBoolean(w io.Writer, b bool) {
+	if b {
+		_, _ = io.WriteString(w, "true")
+		return
+	}
+	_, _ = io.WriteString(w, "false")
+}

@@ -138,9 +138,32 @@ func TestBatchResultsShared(t *testing.T) {
 
 	// Within an order's items, the orders' results are still found.
 	inner := WithBatchParentValues(withField(withElement(ctx, 0), "items"), "OrderItem", []int{1})
-	if got := resultsOf(inner, graphql.GetBatchParentGroup(inner, "Order")); got == nil || got.group != graphql.GetBatchParentGroup(ctx, "Order") {
+	if got := resultsOf(withElement(inner, 0), "Order"); got == nil || got != resultsOf(withElement(ctx, 0), "Order") {
 		t.Errorf("the orders' results not found inside an order's items: %v", got)
 	}
+	// gqlgen's group of a type registered inside our list of it is the nearer one, and ours
+	// is again inside a gqlgen group.
+	ptrs := graphql.WithBatchParents(withField(withElement(ctx, 0), "related"), "Order", []*int{new(int)}, nil)
+	if batch, ok := BatchParentsFor[*int](withField(withElement(ptrs, 0), "customer"), "Order"); !ok || batch.results != nil || len(batch.Parents) != 1 {
+		t.Errorf("gqlgen's inner group not found: %+v, %v", batch, ok)
+	}
+	again := WithBatchParentValues(withField(withElement(ptrs, 0), "others"), "Order", []int{1, 2})
+	if batch, ok := BatchParentsFor[*int](withField(withElement(again, 1), "customer"), "Order"); !ok || batch.results == nil || len(batch.Parents) != 2 {
+		t.Errorf("our innermost list not found: %+v, %v", batch, ok)
+	}
+}
+
+// resultsOf returns the batch results of the list of typeName nearest ctx, nil if none;
+// ctx is a list element's.
+func resultsOf(ctx context.Context, typeName string) *batchResults {
+	batch, ok := batchOf[*int](ctx, typeName, 0)
+	if !ok {
+		if batch, ok := batchOf[*store.Product](ctx, typeName, 0); ok {
+			return batch.results
+		}
+		return nil
+	}
+	return batch.results
 }
 
 func TestMarshalIntIsGqlgens(t *testing.T) {
@@ -152,6 +175,53 @@ func TestMarshalIntIsGqlgens(t *testing.T) {
 		if got.String() != want.String() || other.String() != want.String() {
 			t.Errorf("MarshalInt(%d) wrote %q and %q, gqlgen %q", i, got.String(), other.String(), want.String())
 		}
+	}
+}
+
+// TestWritersAreGqlgens: the writers of plain leaves and plain objects write what gqlgen's
+// marshalers and FieldSet write.
+func TestWritersAreGqlgens(t *testing.T) {
+	for _, i := range []int{0, 7, 256, -1, 1 << 40} {
+		var want, got bytes.Buffer
+		graphql.MarshalInt(i).MarshalGQL(&want)
+		MarshalIntField(&i).MarshalGQL(&got)
+		if got.String() != want.String() {
+			t.Errorf("MarshalIntField(%d) wrote %q, gqlgen %q", i, got.String(), want.String())
+		}
+	}
+	for _, b := range []bool{true, false} {
+		var want, got bytes.Buffer
+		graphql.MarshalBoolean(b).MarshalGQL(&want)
+		WriteBoolean(&got, b)
+		if got.String() != want.String() {
+			t.Errorf("WriteBoolean(%v) wrote %q, gqlgen %q", b, got.String(), want.String())
+		}
+	}
+	type price struct {
+		amount   int
+		currency string
+	}
+	write := func(w io.Writer, p *price, field string) {
+		switch field {
+		case "__typename":
+			WriteString(w, "Price")
+		case "amount":
+			WriteInt(w, p.amount)
+		case "currency":
+			WriteString(w, p.currency)
+		}
+	}
+	fields := []graphql.CollectedField{{Field: &ast.Field{Name: "amount", Alias: "cents"}},
+		{Field: &ast.Field{Name: "currency", Alias: "currency"}}, {Field: &ast.Field{Name: "__typename", Alias: "__typename"}},
+		{Field: &ast.Field{Name: "amount", Alias: "cents"}}}
+	set := graphql.NewFieldSet(fields)
+	set.Values[0], set.Values[1], set.Values[2], set.Values[3] = graphql.MarshalInt(1299), graphql.MarshalString(`U"SD`),
+		graphql.MarshalString("Price"), graphql.MarshalInt(1299)
+	var want, got bytes.Buffer
+	set.MarshalGQL(&want)
+	NewPlainObject(fields, price{1299, `U"SD`}, write).MarshalGQL(&got)
+	if got.String() != want.String() {
+		t.Errorf("PlainObject wrote %s, gqlgen's FieldSet %s", got.String(), want.String())
 	}
 }
 
@@ -222,7 +292,7 @@ func TestBatchedObject(t *testing.T) {
 		t.Fatal("an object before the batch is resolved")
 	}
 	users := []*store.User{{ID: 10}, nil, {ID: 30}}
-	results := resultsOf(ctx, graphql.GetBatchParentGroup(ctx, "Product"))
+	results := resultsOf(withElement(ctx, 0), "Product")
 	results.get("merchant", func() (any, error) { return users, nil })
 	for i, want := range users {
 		v, ok := BatchedObject[*store.Product, store.User](withElement(ctx, i), "Product", merchant, plain)
@@ -240,7 +310,7 @@ func TestBatchedObject(t *testing.T) {
 		}
 	}
 	failed := WithBatchParentValues(nodes, "Product", []store.Product{{ID: 1}})
-	resultsOf(failed, graphql.GetBatchParentGroup(failed, "Product")).get("merchant", func() (any, error) {
+	resultsOf(withElement(failed, 0), "Product").get("merchant", func() (any, error) {
 		return []*store.User{{ID: 10}}, fmt.Errorf("down")
 	})
 	if _, ok := BatchedObject[*store.Product, store.User](withElement(failed, 0), "Product", merchant, plain); ok {
@@ -343,5 +413,48 @@ func TestMarshalListInTurnUntilAWindow(t *testing.T) {
 		if w != nil && !slices.Equal(order[:waits+1], []int{0, 1, 2}) {
 			t.Errorf("elements before the wait resolved in the order %v", order[:waits+1])
 		}
+	}
+}
+
+// TestBatchObjects: the products of a list's items are the batch parents of their merchant,
+// each at its item's index; a product below a deeper list of items, or a result missing a
+// product, registers nothing.
+func TestBatchObjects(t *testing.T) {
+	items := WithBatchParentValues(withField(context.Background(), "items"), "OrderItem", []int{1, 2, 3})
+	product := graphql.CollectedField{Field: &ast.Field{Name: "product", Alias: "product"}}
+	products := []*store.Product{{ID: 10}, {ID: 20}, {ID: 30}}
+	objectOf := func(items context.Context, i int) context.Context {
+		elem := withElement(items, i)
+		batch, ok := BatchFor[*int](elem, "OrderItem")
+		if !ok {
+			t.Fatalf("item %d: no batch", i)
+		}
+		r := batch.FieldResult(product, func() (any, error) { return products, nil })
+		ctx := graphql.WithFieldContext(elem, &graphql.FieldContext{Field: product})
+		if v, ok := BatchValue[*store.Product](batch, r); !ok || v != products[i] {
+			t.Fatalf("item %d: product %v, %v", i, v, ok)
+		}
+		return WithBatchObjects[store.Product](ctx, batch, product, "Product")
+	}
+	for i := range products {
+		batch, ok := BatchParentsFor[*store.Product](withField(objectOf(items, i), "merchant"), "Product")
+		if !ok || int(batch.Index) != i || len(batch.Parents) != 3 || batch.Parents[i] != products[i] {
+			t.Errorf("product %d: batch %+v, %v", i, batch, ok)
+		}
+	}
+	// A product of an item of a deeper list, reached through the same selection.
+	deeper := WithBatchParentValues(withField(withElement(withField(objectOf(items, 0), "orders"), 0), "items"), "OrderItem", []int{4})
+	elem := withElement(deeper, 0)
+	single := graphql.WithFieldContext(elem, &graphql.FieldContext{Field: product})
+	if batch, ok := BatchParentsFor[*store.Product](withField(single, "merchant"), "Product"); ok {
+		t.Errorf("a deeper product took the outer products as its batch: %+v", batch)
+	}
+	// A missing product registers nothing.
+	missing := WithBatchParentValues(withField(context.Background(), "items"), "OrderItem", []int{1, 2})
+	batch, _ := BatchFor[*int](withElement(missing, 0), "OrderItem")
+	batch.FieldResult(product, func() (any, error) { return []*store.Product{{ID: 1}, nil}, nil })
+	ctx := graphql.WithFieldContext(withElement(missing, 0), &graphql.FieldContext{Field: product})
+	if got := WithBatchObjects[store.Product](ctx, batch, product, "Product"); got != ctx {
+		t.Error("objects registered with one missing")
 	}
 }

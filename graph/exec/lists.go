@@ -18,7 +18,7 @@ import (
 func MarshalList(ctx context.Context, n int, workerLimit int64, omitPanicHandler bool,
 	marshal func(context.Context, int) graphql.Marshaler) graphql.Array {
 	l := WindowIn(ctx)
-	if n <= 1 || l == nil {
+	if n == 0 || l == nil {
 		return graphql.MarshalSliceConcurrently(ctx, n, workerLimit, omitPanicHandler, marshal)
 	}
 	ret := make(graphql.Array, n)

@@ -48,7 +48,7 @@ func (o *object) MarshalGQL(w io.Writer) {
 	_, _ = io.WriteString(w, "{")
 	for i := range o.fields {
 		alias := o.fields[i].Alias
-		if o.written(i, alias) {
+		if written(o.fields, i, alias) {
 			continue // as FieldSet: an alias is written once
 		}
 		if i > 0 {
@@ -65,9 +65,9 @@ func (o *object) MarshalGQL(w io.Writer) {
 
 // written reports whether a field before i has alias. CollectFields merges the fields of
 // one alias, so this is a guard that FieldSet keeps too, over a handful of fields.
-func (o *object) written(i int, alias string) bool {
+func written(fields []graphql.CollectedField, i int, alias string) bool {
 	for j := range i {
-		if o.fields[j].Alias == alias {
+		if fields[j].Alias == alias {
 			return true
 		}
 	}
@@ -85,4 +85,39 @@ func PlainSelections(sel ast.SelectionSet) bool {
 		}
 	}
 	return true
+}
+
+// PlainObject stands for a plain object's function (a Money: every field a plain leaf) in
+// a field whose selection holds no fragment (see graph/internal/execgen): the object's
+// value and its collected fields are one allocation, and its fields are written straight
+// from the value when the response is written, by the object's generated write function.
+// gqlgen's path is four allocations for a price: the value's copy, the field set, and the
+// amount and currency boxed into marshalers.
+type PlainObject[T any] struct {
+	fields []graphql.CollectedField
+	v      T
+	write  func(w io.Writer, obj *T, field string)
+}
+
+// NewPlainObject returns the marshaler of the plain object v with fields, written by write.
+func NewPlainObject[T any](fields []graphql.CollectedField, v T, write func(io.Writer, *T, string)) *PlainObject[T] {
+	return &PlainObject[T]{fields: fields, v: v, write: write}
+}
+
+func (o *PlainObject[T]) MarshalGQL(w io.Writer) {
+	_, _ = io.WriteString(w, "{")
+	for i := range o.fields {
+		alias := o.fields[i].Alias
+		if written(o.fields, i, alias) {
+			continue
+		}
+		if i > 0 {
+			_, _ = io.WriteString(w, ",")
+		}
+		_, _ = io.WriteString(w, `"`)
+		_, _ = io.WriteString(w, alias)
+		_, _ = io.WriteString(w, `":`)
+		o.write(w, &o.v, o.fields[i].Name)
+	}
+	_, _ = io.WriteString(w, "}")
 }

@@ -32,6 +32,10 @@ func (s *shapes) funcs() template.FuncMap {
 		"leafValue":          leafValue,
 		"plainObjectField":   s.plainObjectField,
 		"batchedObjectField": s.batchedObjectField,
+		"batchedField":       s.batchedField,
+		"writtenPlainObject": s.writtenPlainObject,
+		"writtenObjects":     s.writtenObjects,
+		"leafWrite":          s.leafWrite,
 		"byValueObject":      byValueObject,
 		"batchedObjects":     s.batchedObjects,
 		"plainFieldNames":    s.plainFieldNames,
@@ -146,6 +150,74 @@ func (s *shapes) plainObjectField(f *codegen.Field) bool {
 func (s *shapes) batchedObjectField(f *codegen.Field) bool {
 	return !f.Object.Root && f.IsBatch() && !f.HasDirectives() && len(s.data.AllDirectives.LocationDirectives("FIELD")) == 0 &&
 		f.ResolveFieldFunc() == "ResolveField" && pointerObject(f.TypeReference) && s.objects[f.TypeReference.Definition.Name] != nil
+}
+
+// leafWrite is the statement that writes the plain leaf f of obj to w, "" when f is none
+// or its type has no writer of its own: Int, String, Boolean, and a global ID its object
+// appends.
+func (s *shapes) leafWrite(f *codegen.Field) string {
+	if !s.plainLeaf(f) {
+		return ""
+	}
+	v := leafValue(f)
+	switch f.TypeReference.MarshalFunc() {
+	case "marshalNInt2int":
+		return "exec.WriteInt(w, " + v + ")"
+	case "marshalNString2string":
+		return "exec.WriteString(w, " + v + ")"
+	case "marshalNBoolean2bool":
+		return "exec.WriteBoolean(w, " + v + ")"
+	case "marshalNID2string":
+		if v == "obj.GlobalID()" && appendsGlobalID(f.Object) {
+			return "exec.MarshalGlobalID(obj).MarshalGQL(w)"
+		}
+	}
+	return ""
+}
+
+// writtenPlainObject reports whether f holds a plain object by value (plainObjectField)
+// whose every field has a writer (leafWrite): in a selection without a fragment it is one
+// exec.PlainObject, written from its value by the object's write function.
+func (s *shapes) writtenPlainObject(f *codegen.Field) bool {
+	if !s.plainObjectField(f) {
+		return false
+	}
+	return s.writtenObject(s.objects[f.TypeReference.Definition.Name])
+}
+
+func (s *shapes) writtenObject(o *codegen.Object) bool {
+	for _, f := range o.Fields {
+		if s.leafWrite(f) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// writtenObjects are the objects some writtenPlainObject field holds, in the order of their
+// first such field: each gets a write function.
+func (s *shapes) writtenObjects() []*codegen.Object {
+	var out []*codegen.Object
+	seen := map[string]bool{}
+	for _, o := range s.data.Objects {
+		for _, f := range o.Fields {
+			if name := f.TypeReference.Definition.Name; s.writtenPlainObject(f) && !seen[name] {
+				seen[name] = true
+				out = append(out, s.objects[name])
+			}
+		}
+	}
+	return out
+}
+
+// batchedField reports whether f is a batch field without arguments or directives (an
+// order's items, an item's product): for the parents after the first, once the list's
+// batch is resolved, it is marshaled in a field context of its own without
+// ResolveField's closures, boxing and middleware chain (exec.BatchedValue).
+func (s *shapes) batchedField(f *codegen.Field) bool {
+	return !f.Object.Root && f.IsBatch() && !f.HasDirectives() && len(s.data.AllDirectives.LocationDirectives("FIELD")) == 0 &&
+		f.ResolveFieldFunc() == "ResolveField" && len(f.Args) == 0 && !f.Stream && !f.TypeReference.IsRoot &&
+		!s.data.Config.OmitPanicHandler
 }
 
 // batchedObjects are the objects some batched object field holds, in the order of their

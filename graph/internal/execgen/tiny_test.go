@@ -56,20 +56,26 @@ func TestTinySchema(t *testing.T) {
 	}
 	code := string(src)
 	for _, c := range []struct{ field, want string }{
-		{"_Shop_rank", "return exec.MarshalInt(obj.Rank)"},
+		{"_Shop_rank", "return exec.MarshalIntField(&obj.Rank)"},
 		{"_Shop_name", "return exec.MarshalStringField(&obj.Name)"},
 		{"_Shop_open", "return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Open)"},
 		{"_Shop_status", "return ec.marshalNStatus2"},
-		{"_Shop_price", "if exec.PlainSelections(field.Selections) {"},
+		{"_Shop_price", "return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, priceImplementors), obj.Price, write_Price)"},
 		{"_Shop_owner", "if v, ok := exec.BatchedObject[*model.Shop, ids.Person](ctx, \"Shop\", field, plainFields_Person); ok {"},
 		{"_Payment_amount", "if exec.PlainSelections(field.Selections) {"},
 		{"_Payment_ok", "return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Ok)"},
-		{"_Review_stars", "return exec.MarshalInt(obj.Stars)"},
+		{"_Review_stars", "return exec.MarshalIntField(&obj.Stars)"},
 		{"_Review_id", "return exec.MarshalGlobalID(obj)"},
 		// A GlobalID without AppendGlobalID is marshaled as gqlgen does, at once.
 		{"_Person_id", "return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())"},
+		// A batch field of a list's element is resolved once for the list (exec.BatchFor).
+		{"_Shop_owner", "if ret, ok := ec.batched_Shop_owner(ctx, field); ok {"},
+		{"_Shop_manager", "if ret, ok := ec.batched_Shop_manager(ctx, field); ok {"},
+		{"_Shop_payments", "if ret, ok := ec.batched_Shop_payments(ctx, field); ok {"},
+		{"batched_Shop_payments", "v, ok := exec.BatchValue[[]model.Payment](batch, r)"},
 		// gqlgen's path: a time can marshal to null, a directive is field middleware, a
-		// nullable object or a list is no plain value, a batch list no single object.
+		// nullable object or a list is no plain value, a batch list no single object (each
+		// after the BatchFor path above).
 		{"_Shop_opened", "return graphql.ResolveField("},
 		{"_Shop_motto", "return graphql.ResolveField("},
 		{"_Shop_discount", "return graphql.ResolveField("},
