@@ -36,6 +36,7 @@ import (
 	"github.com/shop/api/api/observe"
 	"github.com/shop/api/api/playground"
 	"github.com/shop/api/api/redisconn"
+	"github.com/shop/api/api/respcache"
 	"github.com/shop/api/auth"
 	"github.com/shop/api/checkout"
 	"github.com/shop/api/graph"
@@ -188,6 +189,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer liveDelivery.Close()
 	budget := guard.NewBudget(rdb, prefix, cfg.RateLimit, metrics)
 	httpGuard := guard.NewHTTP(cfg.HTTP)
+	// Responses are tagged through the entity cache's invalidations; replicas could hand a
+	// fresh version an old row, so they turn it off too.
+	var responses *respcache.Cache
+	if tags, ok := st.ResponseTags(); ok && cfg.ResponseCache && len(cfg.Store.ReplicaURLs) == 0 {
+		responses = respcache.New(cfg.Responses, rdb, prefix, tags, reg, log)
+	}
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: st, Tokens: tokens,
 			Events: liveDelivery.Broker, Logins: budget, Revocations: revoked, NewLoaders: newLoaders, Payments: payments},
@@ -202,6 +209,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Introspection:     cfg.Introspection,
 		Production:        cfg.Production,
 		ReplicaReads:      len(cfg.Store.ReplicaURLs) > 0,
+		ResponseCache:     responses,
 	})
 
 	mux := http.NewServeMux()
@@ -369,6 +377,8 @@ type config struct {
 	Redis         redisconn.Config
 	RedisPrefix   string // empty: named after the database (store.Namespace)
 	Cache         bool
+	ResponseCache bool // RESPONSE_CACHE
+	Responses     respcache.Config
 	JWTSecret     []byte
 	TokenTTL      time.Duration // 0: auth's default (24h)
 	AdminEmail    string
@@ -410,6 +420,7 @@ func loadConfig(getenv func(string) string, log *slog.Logger) (config, error) {
 		AdminAddr:     getenv("ADMIN_ADDR"),
 	}
 	c.Live.Origins = splitList(getenv("WEBSOCKET_ORIGINS"))
+	c.ResponseCache = boolEnv(getenv("RESPONSE_CACHE"), true)
 	c.Playground = boolEnv(getenv("PLAYGROUND"), !c.Production)
 	c.Introspection = boolEnv(getenv("INTROSPECTION"), !c.Production)
 	c.SeedDemo = boolEnv(getenv("SEED_DEMO"), c.Store.DatabaseURL == "" && !c.Production)
@@ -575,6 +586,7 @@ func loadHardening(c *config, getenv func(string) string) error {
 	}
 	c.Redis.BreakerOpen = dur("REDIS_BREAKER_OPEN", 0)
 	c.TokenTTL = dur("TOKEN_TTL", 0)
+	c.Responses.MaxAge = dur("RESPONSE_CACHE_MAX_AGE", 0)
 	c.GCHeapFloorMiB = num("GC_HEAP_FLOOR_MIB", defaultGCHeapFloorMiB)
 	// Tracing is opt-in through the standard OpenTelemetry variables, which the SDK reads.
 	c.Tracing = (getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") &&

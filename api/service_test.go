@@ -13,6 +13,7 @@ import (
 	"github.com/shop/api/api/observe"
 	"github.com/shop/api/api/playground"
 	"github.com/shop/api/api/redisconn"
+	"github.com/shop/api/api/respcache"
 	"github.com/shop/api/auth"
 	"github.com/shop/api/checkout"
 	"github.com/shop/api/loaders"
@@ -34,8 +35,10 @@ type config struct {
 	Playground              bool
 	Introspection           bool
 	// Loaders nil means loaders.DefaultConfig; NoCache turns the Redis cache off.
-	Loaders          *loaders.Config
-	NoCache          bool
+	Loaders *loaders.Config
+	NoCache bool
+	// NoResponseCache turns the response cache off (RESPONSE_CACHE=false).
+	NoResponseCache  bool
 	Limits           guard.Limits
 	RateLimit        guard.RateLimit
 	StatementTimeout time.Duration
@@ -64,8 +67,10 @@ type service struct {
 	Redis  *redisconn.Conn
 	Tokens *auth.Tokens
 	// Checkout takes payments and works the jobs (its Test provider can be made to fail).
-	Checkout   *checkout.Checkout
-	live       *api.Live
+	Checkout *checkout.Checkout
+	live     *api.Live
+	// Responses is the response cache; nil when off.
+	Responses  *respcache.Cache
 	operations *guard.Operations
 	prefix     string
 	handler    http.Handler
@@ -158,6 +163,9 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 	s.closers = append(s.closers, s.live.Close)
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
 	s.operations = guard.NewOperations(cfg.Limits, budget)
+	if tags, ok := s.Store.ResponseTags(); ok && !cfg.NoResponseCache && len(cfg.ReplicaURLs) == 0 {
+		s.Responses = respcache.New(respcache.Config{}, s.Redis, s.prefix, tags, reg, log)
+	}
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
 	gql := api.NewGraphQL(api.GraphQLConfig{
 		Resolvers: &resolvers.Resolver{Store: s.Store, Tokens: s.Tokens,
@@ -173,6 +181,7 @@ func startService(ctx context.Context, cfg config, log *slog.Logger) (s *service
 		Introspection:     cfg.Introspection,
 		Production:        cfg.Production,
 		ReplicaReads:      len(cfg.ReplicaURLs) > 0,
+		ResponseCache:     s.Responses,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api.Chain(gql,
