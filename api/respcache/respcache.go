@@ -41,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/shop/api/auth"
 	"github.com/shop/api/store"
@@ -126,17 +127,34 @@ func (c *Cache) ExtensionName() string { return "ResponseCache" }
 // Validate accepts any schema.
 func (c *Cache) Validate(graphql.ExecutableSchema) error { return nil }
 
-// publicMark is the operation context's mark of a response that was public as a whole.
-const publicMark = "responseCachePublic"
+// mark is the operation context's extension in which MutateOperationContext leaves the
+// operation's shape, once every earlier mutator (the shape and cost limits, the rate limit)
+// let it through.
+const mark = "responseCache"
+
+// MutateOperationContext marks a public query of an anonymous caller as one the cache may
+// answer. Installed last, it runs only when the limits before it admitted the operation.
+func (c *Cache) MutateOperationContext(ctx context.Context, rc *graphql.OperationContext) *gqlerror.Error {
+	if rc.Operation == nil || rc.Operation.Operation != ast.Query || !auth.ViewerFrom(ctx).Anonymous() {
+		return nil
+	}
+	if sh := classify(rc.Operation.SelectionSet); sh.public {
+		rc.Stats.SetExtension(mark, &sh)
+	}
+	return nil
+}
+
+// shapeOf returns the shape MutateOperationContext left on rc, nil when it left none.
+func shapeOf(rc *graphql.OperationContext) *shape {
+	sh, _ := rc.Stats.GetExtension(mark).(*shape)
+	return sh
+}
 
 // CacheControl returns the Cache-Control value for the response of rc, and whether it
-// should carry one: only when the response cache found the operation public (anonymous
-// caller, public fields) and the response has no errors. A nil Cache never does.
+// should carry one: only when the operation was a public query of an anonymous caller and
+// the response has no errors. A nil Cache never does.
 func (c *Cache) CacheControl(rc *graphql.OperationContext, resp *graphql.Response) (string, bool) {
-	if c == nil || rc == nil || resp == nil || len(resp.Errors) > 0 || len(resp.Data) == 0 {
-		return "", false
-	}
-	if v, _ := rc.Stats.GetExtension(publicMark).(bool); !v {
+	if c == nil || rc == nil || resp == nil || len(resp.Errors) > 0 || len(resp.Data) == 0 || shapeOf(rc) == nil {
 		return "", false
 	}
 	return "public, max-age=" + strconv.Itoa(int(c.cfg.MaxAge/time.Second)), true
@@ -145,18 +163,16 @@ func (c *Cache) CacheControl(rc *graphql.OperationContext, resp *graphql.Respons
 // InterceptResponse answers a public query from the cache, or executes it and stores its
 // response.
 func (c *Cache) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	if !graphql.HasOperationContext(ctx) {
+	// Errors already in the response context: an operation refused before it ran (gqlgen's
+	// DispatchError), which is answered with them.
+	if !graphql.HasOperationContext(ctx) || len(graphql.GetErrors(ctx)) > 0 {
 		return next(ctx)
 	}
 	rc := graphql.GetOperationContext(ctx)
-	if rc.Operation == nil || rc.Operation.Operation != ast.Query || !auth.ViewerFrom(ctx).Anonymous() {
+	sh := shapeOf(rc)
+	if sh == nil {
 		return next(ctx)
 	}
-	sh := classify(rc.Operation.SelectionSet)
-	if !sh.public {
-		return next(ctx)
-	}
-	rc.Stats.SetExtension(publicMark, true)
 	if !c.tags.Trusted() {
 		return next(ctx) // an invalidation is being retried: Redis may hold what it replaces
 	}
@@ -172,7 +188,8 @@ func (c *Cache) InterceptResponse(ctx context.Context, next graphql.ResponseHand
 		return next(ctx)
 	case known != nil && known.valid && slices.Equal(known.versions, current):
 		c.count("hit", &c.hits)
-		return &graphql.Response{Data: known.data}
+		// With the extensions the interceptors around this one registered (cost).
+		return &graphql.Response{Data: known.data, Extensions: graphql.GetExtensions(ctx)}
 	}
 	c.count("miss", &c.misses)
 
