@@ -42,8 +42,8 @@ var fields = map[field]access{
 	{"Product", "merchant"}:          public,
 	{"Product", "createdAt"}:         public,
 	{"Product", "updatedAt"}:         public,
-	{"Product", "lowStockThreshold"}: private, // its merchant's
-	{"Product", "stockMovements"}:    private, // its merchant's
+	{"Product", "lowStockThreshold"}: private, // readable by all, but a merchant's setting: not worth caching
+	{"Product", "stockMovements"}:    private, // its merchant's ledger
 
 	{"ProductConnection", "edges"}:      public,
 	{"ProductConnection", "nodes"}:      public,
