@@ -24,6 +24,7 @@ package api_test
 //	BENCH_PPROF     PPROF_ADDR for the current tree's server (e.g. 127.0.0.1:6060)
 //	BENCH_PROFILE_DIR  with BENCH_PPROF: a CPU profile of the current tree's server over each
 //	                cell, written there as <workload>-c<concurrency>.pprof
+//	BENCH_PPROF_BUILD  the build BENCH_PPROF profiles: new (default) or cached
 //	BENCH_NEW_ENV   space-separated KEY=value settings added to the current tree's server's
 //	                environment (e.g. GOGC=400 beside BENCH_OLD_REF=HEAD, to price a setting)
 //	BENCH_WORKLOADS, BENCH_CONCURRENCY  comma-separated subsets (default W1,W2,W3 and 1,8,32)
@@ -171,7 +172,11 @@ func BenchmarkServerProcess(b *testing.B) {
 			env = append(slices.Clone(newEnv), "RESPONSE_CACHE=false")
 			// The response cache's process and the hand-written program share new's database.
 			cached := &build{name: "cached", rev: head, runs: []string{"W1C", "MIX"}}
-			cached.srv = startBenchServer(b, bin, newEnv)
+			cachedEnv := newEnv
+			if addr := os.Getenv("BENCH_PPROF"); addr != "" && os.Getenv("BENCH_PPROF_BUILD") == "cached" {
+				cachedEnv = append(slices.Clone(newEnv), "PPROF_ADDR="+addr)
+			}
+			cached.srv = startBenchServer(b, bin, cachedEnv)
 			extra = append(extra, cached)
 			if os.Getenv("BENCH_HANDWRITTEN") == "1" {
 				hand := &build{name: "hand", rev: "testdata/bench/handwritten", runs: []string{"W1", "W2"}}
@@ -179,7 +184,7 @@ func BenchmarkServerProcess(b *testing.B) {
 					[]string{"DATABASE_URL=" + dbURL, "JWT_SECRET=" + benchSecret})
 				extra = append(extra, hand)
 			}
-			if addr := os.Getenv("BENCH_PPROF"); addr != "" {
+			if addr := os.Getenv("BENCH_PPROF"); addr != "" && cmp.Or(os.Getenv("BENCH_PPROF_BUILD"), "new") == "new" {
 				env = append(env, "PPROF_ADDR="+addr)
 			}
 		}
@@ -228,7 +233,7 @@ func BenchmarkServerProcess(b *testing.B) {
 						continue
 					}
 					var profiled chan struct{}
-					if profileDir != "" && bd.name == "new" && r == 0 {
+					if profileDir != "" && bd.name == cmp.Or(os.Getenv("BENCH_PPROF_BUILD"), "new") && r == 0 {
 						profiled = bd.srv.profile(b, filepath.Join(profileDir, fmt.Sprintf("%s-c%d.pprof", w, c)), duration)
 					}
 					var stop func() int

@@ -93,6 +93,8 @@ type Cache struct {
 	lookups                *prometheus.CounterVec
 	hits, misses, failures atomic.Int64
 
+	versions *versionReader
+
 	mu    sync.RWMutex
 	local map[string]*entry
 }
@@ -104,7 +106,7 @@ func New(cfg Config, rdb redis.UniversalClient, prefix string, tags store.Respon
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Cache{cfg: cfg.withDefaults(), rdb: rdb, prefix: prefix + "resp:" + store.CacheSchema + ":", tags: tags, log: log,
-		local: map[string]*entry{},
+		local: map[string]*entry{}, versions: &versionReader{rdb: rdb, timeout: cfg.withDefaults().Timeout},
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_response_cache_lookups_total",
 			Help: "Public queries looked up in the response cache, by result: hit, miss, or error (Redis failed; answered by the executor).",
@@ -246,8 +248,6 @@ type entry struct {
 // lookup returns the entry of key (this process's copy, else Redis's) and the current
 // versions of its tags. Both are nil when nothing is cached.
 func (c *Cache) lookup(ctx context.Context, key string) (*entry, []string, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
-	defer cancel()
 	c.mu.RLock()
 	e := c.local[key]
 	c.mu.RUnlock()
@@ -255,6 +255,8 @@ func (c *Cache) lookup(ctx context.Context, key string) (*entry, []string, error
 		e = nil
 	}
 	if e == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+		defer cancel()
 		raw, err := c.rdb.Get(ctx, c.prefix+key).Bytes()
 		switch {
 		case errors.Is(err, redis.Nil):
@@ -275,7 +277,7 @@ func (c *Cache) lookup(ctx context.Context, key string) (*entry, []string, error
 	if len(e.tags) == 0 {
 		return e, []string{}, nil
 	}
-	vals, err := c.rdb.MGet(ctx, e.tags...).Result()
+	vals, err := c.versions.read(ctx, e.tags)
 	if err != nil {
 		return nil, nil, err
 	}
