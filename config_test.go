@@ -225,3 +225,19 @@ func TestLoadConfigCheckout(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadConfigResponseCache: on by default, RESPONSE_CACHE=false turns it off, and
+// RESPONSE_CACHE_MAX_AGE is a duration left to the package's default when unset.
+func TestLoadConfigResponseCache(t *testing.T) {
+	c, err := loadConfig(env(), quiet)
+	if err != nil || !c.ResponseCache || c.Responses.MaxAge != 0 {
+		t.Fatalf("defaults: on %v, max-age %v, err %v", c.ResponseCache, c.Responses.MaxAge, err)
+	}
+	c, err = loadConfig(env("RESPONSE_CACHE", "false", "RESPONSE_CACHE_MAX_AGE", "30s"), quiet)
+	if err != nil || c.ResponseCache || c.Responses.MaxAge != 30*time.Second {
+		t.Fatalf("set: on %v, max-age %v, err %v", c.ResponseCache, c.Responses.MaxAge, err)
+	}
+	if _, err := loadConfig(env("RESPONSE_CACHE_MAX_AGE", "soon"), quiet); err == nil || !strings.Contains(err.Error(), "RESPONSE_CACHE_MAX_AGE") {
+		t.Errorf("a bad max-age: %v", err)
+	}
+}
