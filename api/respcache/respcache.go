@@ -129,6 +129,10 @@ func (c *Cache) ExtensionName() string { return "ResponseCache" }
 // Validate accepts any schema.
 func (c *Cache) Validate(graphql.ExecutableSchema) error { return nil }
 
+// maxEntryBytes bounds the responses kept: a page of that size is not a storefront's, and
+// LocalEntries of them must fit in a process.
+const maxEntryBytes = 256 << 10
+
 // mark is the operation context's extension in which MutateOperationContext leaves the
 // operation's shape, once every earlier mutator (the shape and cost limits, the rate limit)
 // let it through.
@@ -198,7 +202,7 @@ func (c *Cache) InterceptResponse(ctx context.Context, next graphql.ResponseHand
 	tags := &store.ReadTags{}
 	started := time.Now()
 	resp := next(store.WithReadTags(ctx, tags))
-	if resp == nil || len(resp.Errors) > 0 || len(resp.Data) == 0 || time.Since(started) > c.cfg.TTL/4 {
+	if resp == nil || len(resp.Errors) > 0 || len(resp.Data) == 0 || len(resp.Data) > maxEntryBytes || time.Since(started) > c.cfg.TTL/4 {
 		return resp
 	}
 	read := tags.Keys()
