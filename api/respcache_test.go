@@ -218,7 +218,9 @@ func TestResponseCacheOff(t *testing.T) {
 			t.Fatal("the response cache is off by default")
 		}
 	})
-	env := newTestEnv(t, config{NoResponseCache: true})
+	cfg := backends[0].config(t)
+	cfg.NoResponseCache = true
+	env := newTestEnv(t, cfg)
 	if env.svc.Responses != nil {
 		t.Fatal("NoResponseCache left the response cache on")
 	}
