@@ -35,10 +35,8 @@ type config struct {
 	Playground              bool
 	Introspection           bool
 	// Loaders nil means loaders.DefaultConfig; NoCache turns the Redis cache off.
-	Loaders *loaders.Config
-	NoCache bool
-	// NoResponseCache turns the response cache off (RESPONSE_CACHE=false).
-	NoResponseCache  bool
+	Loaders          *loaders.Config
+	NoCache          bool
 	Limits           guard.Limits
 	RateLimit        guard.RateLimit
 	StatementTimeout time.Duration
@@ -58,6 +56,9 @@ type config struct {
 	// PaymentProvider is PAYMENT_PROVIDER ("" means test); Stripe its stripe settings.
 	PaymentProvider string
 	Stripe          checkout.StripeConfig
+
+	// NoResponseCache turns the response cache off (RESPONSE_CACHE=false).
+	NoResponseCache bool
 }
 
 // service is the shop's API assembled as server.go's run assembles it, with the handles
@@ -67,14 +68,15 @@ type service struct {
 	Redis  *redisconn.Conn
 	Tokens *auth.Tokens
 	// Checkout takes payments and works the jobs (its Test provider can be made to fail).
-	Checkout *checkout.Checkout
-	live     *api.Live
-	// Responses is the response cache; nil when off.
-	Responses  *respcache.Cache
+	Checkout   *checkout.Checkout
+	live       *api.Live
 	operations *guard.Operations
 	prefix     string
 	handler    http.Handler
 	closers    []func()
+
+	// Responses is the response cache; nil when off.
+	Responses *respcache.Cache
 }
 
 // startService builds every part in run's order and mounts the same /graphql chain and
