@@ -2,6 +2,7 @@ package respcache
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -71,6 +72,9 @@ func (v *versionReader) send() {
 		ctx, cancel := context.WithTimeout(context.Background(), v.timeout)
 		vals, err := v.rdb.MGet(ctx, keys...).Result()
 		cancel()
+		if err == nil && len(vals) != len(keys) {
+			err = errors.New("MGET answered another number of values than it was asked")
+		}
 		for _, r := range batch {
 			if err != nil {
 				r.err = err
