@@ -299,3 +299,19 @@ func TestHelpListsEverySetting(t *testing.T) {
 		t.Errorf("README's configuration table lists\n%q\n--help lists\n%q", listed, names)
 	}
 }
+
+// TestLoadConfigResponseCache: on by default, RESPONSE_CACHE=false turns it off, and
+// RESPONSE_CACHE_MAX_AGE is a duration left to the package's default when unset.
+func TestLoadConfigResponseCache(t *testing.T) {
+	c, err := load(env())
+	if err != nil || c.Service.NoResponseCache || c.Service.Responses.MaxAge != 0 {
+		t.Fatalf("defaults: off %v, max-age %v, err %v", c.Service.NoResponseCache, c.Service.Responses.MaxAge, err)
+	}
+	c, err = load(env("RESPONSE_CACHE", "false", "RESPONSE_CACHE_MAX_AGE", "30s"))
+	if err != nil || !c.Service.NoResponseCache || c.Service.Responses.MaxAge != 30*time.Second {
+		t.Fatalf("set: off %v, max-age %v, err %v", c.Service.NoResponseCache, c.Service.Responses.MaxAge, err)
+	}
+	if _, err := load(env("RESPONSE_CACHE_MAX_AGE", "soon")); err == nil || !strings.Contains(err.Error(), "RESPONSE_CACHE_MAX_AGE") {
+		t.Errorf("a bad max-age: %v", err)
+	}
+}

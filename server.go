@@ -40,6 +40,7 @@ import (
 	"github.com/shop/api/api"
 	"github.com/shop/api/api/guard"
 	"github.com/shop/api/api/observe"
+	"github.com/shop/api/api/respcache"
 	"github.com/shop/api/checkout"
 	"github.com/shop/api/graph"
 	"github.com/shop/api/store"
@@ -265,6 +266,8 @@ type cli struct {
 	LoginWindow       time.Duration `envvar:"LOGIN_WINDOW" default:"${login_window}" help:"The sign-in throttle's window."`
 	Persisted         string        `envvar:"PERSISTED_OPERATIONS" help:"Path of an Apollo persisted query manifest: only its operations run (default: every operation runs)."`
 	PersistedBypass   string        `envvar:"PERSISTED_OPERATIONS_BYPASS" default:"ADMIN" enum:"ADMIN,NONE" help:"ADMIN: admins may still run any operation; NONE: nobody may."`
+	ResponseCache     *bool         `envvar:"RESPONSE_CACHE" help:"Answer anonymous public queries from cached responses; off with read replicas (default: on)."`
+	ResponseMaxAge    time.Duration `envvar:"RESPONSE_CACHE_MAX_AGE" help:"max-age of Cache-Control on public GET answers to persisted queries (default: 5s)."`
 
 	OTLPEndpoint       string `envvar:"OTEL_EXPORTER_OTLP_ENDPOINT" help:"Export OpenTelemetry traces over OTLP/HTTP; the standard OTEL_* variables apply (default: tracing off)."`
 	OTLPTracesEndpoint string `envvar:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" help:"The traces endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT's)."`
@@ -432,8 +435,10 @@ func loadConfig(c *cli) (config, error) {
 			PaymentProvider: c.Payments,
 			Stripe:          checkout.StripeConfig{APIKey: c.StripeKey, WebhookSecret: c.StripeSecret, APIURL: c.StripeURL},
 			// Opt-in through the standard OpenTelemetry variables, which the SDK reads.
-			Tracing:       (c.OTLPEndpoint != "" || c.OTLPTracesEndpoint != "") && !c.OTelDisabled && c.OTelTracesExporter != "none",
-			SeparateAdmin: c.AdminAddr != "",
+			Tracing:         (c.OTLPEndpoint != "" || c.OTLPTracesEndpoint != "") && !c.OTelDisabled && c.OTelTracesExporter != "none",
+			SeparateAdmin:   c.AdminAddr != "",
+			NoResponseCache: !on(c.ResponseCache, true),
+			Responses:       respcache.Config{MaxAge: c.ResponseMaxAge},
 		}}
 	s := &cfg.Service
 	if c.RedisPrefix != "" {

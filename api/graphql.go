@@ -18,6 +18,7 @@ import (
 
 	"github.com/shop/api/api/guard"
 	"github.com/shop/api/api/observe"
+	"github.com/shop/api/api/respcache"
 	"github.com/shop/api/graph"
 	"github.com/shop/api/resolvers"
 )
@@ -43,6 +44,9 @@ type GraphQLConfig struct {
 	// ReplicaReads lets queries and mutations read the store's replicas for their caller
 	// (DATABASE_REPLICA_URLS); without replicas nothing is wrapped around operations.
 	ReplicaReads bool
+	// ResponseCache, when set, answers public queries from cached responses (installed
+	// last: the limits and extensions around it treat its answers as the executor's).
+	ResponseCache *respcache.Cache
 }
 
 // NewGraphQL builds the GraphQL handler: its transports (the first that matches a request
@@ -52,7 +56,7 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	// Live transports come before POST: an SSE request is a POST too.
 	cfg.Live.install(srv)
-	srv.AddTransport(get{})
+	srv.AddTransport(get{cache: cfg.ResponseCache})
 	srv.AddTransport(post{})
 	srv.SetQueryCache(cfg.Operations.Documents())
 	use := func(ext graphql.HandlerExtension) { useExtension(srv, ext) }
@@ -76,6 +80,9 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
 	if cfg.ReplicaReads {
 		srv.AroundOperations(replicaReads)
+	}
+	if cfg.ResponseCache != nil {
+		use(cfg.ResponseCache)
 	}
 	srv.SetDisableSuggestion(cfg.Production)
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))

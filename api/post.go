@@ -18,6 +18,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/shop/api/api/respcache"
 )
 
 // post is gqlgen's POST transport (transport.POST with its defaults: the same content types,
@@ -73,19 +75,40 @@ func orEnded(ctx context.Context, exec graphql.GraphExecutor, resp *graphql.Resp
 }
 
 // get is gqlgen's GET transport answering a request that ended before its operation ran
-// with an error, as post does.
-type get struct{ transport.GET }
-
-func (g get) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	g.GET.Do(w, r, ended{exec})
+// with an error, as post does. A persisted query (sent without its text) whose answer the
+// response cache found public as a whole carries Cache-Control, so a CDN may serve it, and
+// Vary: Authorization, so a shared cache never gives it to a signed-in caller.
+type get struct {
+	transport.GET
+	cache *respcache.Cache
 }
 
-// ended is an executor whose single response is never nil (see orEnded).
-type ended struct{ graphql.GraphExecutor }
+func (g get) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	e := ended{GraphExecutor: exec}
+	if g.cache != nil && !r.URL.Query().Has("query") {
+		e.w, e.cache = w, g.cache
+	}
+	g.GET.Do(w, r, e)
+}
+
+// ended is an executor whose single response is never nil (see orEnded); with w, it sets
+// the response cache's headers on w before the response is written.
+type ended struct {
+	graphql.GraphExecutor
+	w     http.ResponseWriter
+	cache *respcache.Cache
+}
 
 func (e ended) DispatchOperation(ctx context.Context, rc *graphql.OperationContext) (graphql.ResponseHandler, context.Context) {
 	responses, ctx := e.GraphExecutor.DispatchOperation(ctx, rc)
-	return func(ctx context.Context) *graphql.Response { return orEnded(ctx, e.GraphExecutor, responses(ctx)) }, ctx
+	return func(ctx context.Context) *graphql.Response {
+		resp := orEnded(ctx, e.GraphExecutor, responses(ctx))
+		if cc, ok := e.cache.CacheControl(rc, resp); ok && e.w != nil {
+			e.w.Header().Set("Cache-Control", cc)
+			e.w.Header().Add("Vary", "Authorization")
+		}
+		return resp
+	}, ctx
 }
 
 const graphQLResponseJSON = "application/graphql-response+json"

@@ -15,6 +15,7 @@ import (
 	"github.com/shop/api/api/observe"
 	"github.com/shop/api/api/playground"
 	"github.com/shop/api/api/redisconn"
+	"github.com/shop/api/api/respcache"
 	"github.com/shop/api/auth"
 	"github.com/shop/api/checkout"
 	"github.com/shop/api/loaders"
@@ -101,6 +102,10 @@ type Config struct {
 	Tracing bool
 	// SeparateAdmin serves /metrics and /readyz on AdminHandler instead of Handler.
 	SeparateAdmin bool
+	// NoResponseCache turns the response cache off; it is off with read replicas too, where
+	// a lagging replica could pair an old row with a new version.
+	NoResponseCache bool
+	Responses       respcache.Config
 }
 
 // Service is the assembled service: its handlers and the handles tests look through.
@@ -114,6 +119,8 @@ type Service struct {
 	Operations *guard.Operations
 	// Demo is what SeedDemo created; nil when it created nothing.
 	Demo *store.Demo
+	// Responses is the response cache; nil when off.
+	Responses *respcache.Cache
 
 	live    *Live
 	prefix  string
@@ -220,6 +227,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	s.closers = append(s.closers, s.live.Close)
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
 	s.Operations = guard.NewOperations(cfg.Limits, budget)
+	// Responses are tagged through the entity cache's invalidations.
+	if tags, ok := s.Store.ResponseTags(); ok && !cfg.NoResponseCache && len(cfg.ReplicaURLs) == 0 {
+		s.Responses = respcache.New(cfg.Responses, s.Redis, s.prefix, tags, reg, log)
+	}
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins,
 		TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
 	gql := NewGraphQL(GraphQLConfig{
@@ -236,6 +247,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		Introspection:     cfg.Introspection,
 		Production:        cfg.Production,
 		ReplicaReads:      len(cfg.ReplicaURLs) > 0,
+		ResponseCache:     s.Responses,
 	})
 
 	mux := http.NewServeMux()

@@ -148,6 +148,7 @@ func readThrough[T any](ctx context.Context, c *Cache, codec entryCodec[T], ids 
 	if c == nil || len(ids) == 0 {
 		return load(ctx, ids)
 	}
+	c.tagReads(ctx, codec.kind, ids)
 	if !c.usable() {
 		c.count(ctx, 0, len(ids))
 		return load(ctx, ids)
@@ -317,7 +318,8 @@ func (c *Cache) invalidate(ctx context.Context, kind string, ids ...int64) {
 	}
 }
 
-// bury writes a fresh tombstone to each key.
+// bury writes a fresh tombstone to each key, and fresh versions for the responses that
+// read them.
 func (c *Cache) bury(ctx context.Context, keys []string) error {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
@@ -326,6 +328,7 @@ func (c *Cache) bury(ctx context.Context, keys []string) error {
 		for _, k := range keys {
 			p.Set(ctx, k, tombstone(), tombstoneTTL)
 		}
+		c.bumpVersions(ctx, p, keys) // the responses that read these entities (resptags.go)
 		if c.acks > 0 {
 			// WAIT's timeout stays inside the call's own deadline.
 			acked = p.Do(ctx, "WAIT", c.acks, (c.timeout / 2).Milliseconds())

@@ -101,6 +101,7 @@ func (s *Store) CreateProduct(ctx context.Context, viewer Viewer, in NewProduct)
 	if err != nil {
 		return Product{}, translate("create product", err)
 	}
+	s.invalidateProducts(ctx, row.ID) // no entry yet, but the lists of products change
 	s.wrote(ctx, viewer.UserID)
 	return row.toProduct(), nil
 }

@@ -36,6 +36,7 @@ func newCostEnv(t *testing.T, cfg config, cache bool) *costEnv {
 	rec := &costRecorder{byID: map[string]loaders.Report{}}
 	rec.cond = sync.NewCond(&rec.mu)
 	cfg.NoCache = !cache
+	cfg.NoResponseCache = true // the executor's costs are measured, not the response cache's
 	cfg.Loaders = &loaders.Config{Wait: testLoaderWait, MaxBatch: 1000, Observe: rec.observe}
 	return &costEnv{testEnv: newTestEnv(t, cfg), reports: rec}
 }

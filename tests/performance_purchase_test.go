@@ -58,10 +58,10 @@ func BenchmarkPurchase(b *testing.B) {
 	var servers []*purchaseServer
 	if ref := os.Getenv("BENCH_OLD_REF"); ref != "" {
 		rev := gitRev(b, root, ref)
-		servers = append(servers, startPurchaseServer(b, "old "+rev, buildServerBinary(b, archiveRev(b, root, rev)), redisURL, "", c))
+		servers = append(servers, startPurchaseServer(b, "old "+rev, buildServerBinary(b, archiveRev(b, root, rev), "."), redisURL, "", c))
 	}
 	servers = append(servers, startPurchaseServer(b, "new "+gitRev(b, root, "HEAD")+dirtyMark(b, root),
-		buildServerBinary(b, root), redisURL, stripeURL, c))
+		buildServerBinary(b, root, "."), redisURL, stripeURL, c))
 
 	type key struct{ build, step string }
 	cpu := map[key][]float64{}

@@ -7,7 +7,7 @@ package tests
 //
 //	DATABASE_URL=… REDIS_URL=… BENCH_OLD_REF=<commit> go test ./tests -run '^$' -bench ServerProcess -benchtime 1x -timeout 60m
 //
-// Each cell (workload W1, W2, W3 × concurrency 1, 8, 32 × build) reports req/s, the server's
+// Each cell (workload × concurrency 1, 8, 32 × build) reports req/s, the server's
 // CPU µs, allocations and bytes allocated per request (from its /metrics Go collector), wrk's
 // p50/p99 latency in ms, and errors (socket errors, timeouts, non-2xx, and responses with
 // GraphQL or user errors). The cells are measured first and then reported as sub-benchmarks
@@ -24,9 +24,21 @@ package tests
 //	BENCH_PPROF     PPROF_ADDR for the current tree's server (e.g. 127.0.0.1:6060)
 //	BENCH_PROFILE_DIR  with BENCH_PPROF: a CPU profile of the current tree's server over each
 //	                cell, written there as <workload>-c<concurrency>.pprof
+//	BENCH_PPROF_BUILD  the build BENCH_PPROF profiles: new (default) or cached
 //	BENCH_NEW_ENV   space-separated KEY=value settings added to the current tree's server's
 //	                environment (e.g. GOGC=400 beside BENCH_OLD_REF=HEAD, to price a setting)
 //	BENCH_WORKLOADS, BENCH_CONCURRENCY  comma-separated subsets (default W1,W2,W3 and 1,8,32)
+//	BENCH_HANDWRITTEN  1: also run the hand-written net/http + pgx program
+//	                (testdata/bench/handwritten) on W1 and W2, the floor the service is held to
+//
+// Workloads: W1 the anonymous storefront (50 products and their merchants), W2 a customer's
+// order history, W3 placeOrder, on builds old and new; new runs with RESPONSE_CACHE=false, so
+// that W1 measures the executor. W1C is W1 answered by the response cache, and MIX is W1C
+// while an order takes stock from one of its products every second, each followed by a read
+// of W1 checked against the database (a mismatch counts as an error): both on build
+// "cached", the current tree's binary with its response cache on, a second process on new's
+// database and Redis namespace, as a replica would be. The table's hit rate is the response
+// cache's over the cell.
 //
 // The rate limit stays on, as production pays for it, but at benchRateLimit points a minute:
 // the default 30,000 would throttle a load test that comes from one IP address.
@@ -102,6 +114,9 @@ const (
 type benchCell struct {
 	ReqPerSec, CPUMicros, Allocs, Bytes, P50, P99 float64
 	Errors                                        int
+	// HitRate is the response cache's hits over its Lookups (hits and misses) in the cell.
+	HitRate float64
+	Lookups int
 }
 
 func BenchmarkServerProcess(b *testing.B) {
@@ -120,19 +135,27 @@ func BenchmarkServerProcess(b *testing.B) {
 	type build struct {
 		name, rev string
 		srv       *benchServer
+		runs      []string // the workloads it serves
 	}
-	builds := []*build{{name: "new", rev: gitRev(b, root, "HEAD") + dirtyMark(b, root)}}
+	head := gitRev(b, root, "HEAD") + dirtyMark(b, root)
+	builds := []*build{{name: "new", rev: head, runs: []string{"W1", "W2", "W3"}}}
 	if ref := os.Getenv("BENCH_OLD_REF"); ref != "" {
-		builds = slices.Insert(builds, 0, &build{name: "old", rev: gitRev(b, root, ref)})
+		builds = slices.Insert(builds, 0, &build{name: "old", rev: gitRev(b, root, ref), runs: []string{"W1", "W2", "W3"}})
 	}
 	var seeded []storetest.Seeded
+	var newEnv []string
+	var newDB string
+	var extra []*build
 	for _, bd := range builds {
 		dir := root
 		if bd.name == "old" {
 			dir = oldWorktree(b, root, bd.rev)
 		}
-		bin := buildServerBinary(b, dir)
+		bin := buildServerBinary(b, dir, ".")
 		dbURL := storetest.PostgresURL(b)
+		if bd.name == "new" {
+			newDB = dbURL
+		}
 		started := time.Now()
 		seeded = append(seeded, seedBenchDatabase(b, dbURL))
 		b.Logf("%s (%s): seeded its database in %s", bd.name, bd.rev, time.Since(started).Round(time.Millisecond))
@@ -141,14 +164,33 @@ func BenchmarkServerProcess(b *testing.B) {
 			"REDIS_PREFIX=" + storetest.RedisPrefix(b, redisURL), "JWT_SECRET=" + benchSecret,
 			"RATE_LIMIT_POINTS_PER_MINUTE=" + strconv.Itoa(benchRateLimit),
 		}
-		if addr := os.Getenv("BENCH_PPROF"); addr != "" && bd.name == "new" {
-			env = append(env, "PPROF_ADDR="+addr)
-		}
-		if extra := os.Getenv("BENCH_NEW_ENV"); extra != "" && bd.name == "new" {
-			env = append(env, strings.Fields(extra)...)
+		if bd.name == "new" {
+			newEnv = slices.Clone(env)
+			if extra := os.Getenv("BENCH_NEW_ENV"); extra != "" {
+				newEnv = append(newEnv, strings.Fields(extra)...)
+			}
+			env = append(slices.Clone(newEnv), "RESPONSE_CACHE=false")
+			// The response cache's process and the hand-written program share new's database.
+			cached := &build{name: "cached", rev: head, runs: []string{"W1C", "MIX"}}
+			cachedEnv := newEnv
+			if addr := os.Getenv("BENCH_PPROF"); addr != "" && os.Getenv("BENCH_PPROF_BUILD") == "cached" {
+				cachedEnv = append(slices.Clone(newEnv), "PPROF_ADDR="+addr)
+			}
+			cached.srv = startBenchServer(b, bin, cachedEnv)
+			extra = append(extra, cached)
+			if os.Getenv("BENCH_HANDWRITTEN") == "1" {
+				hand := &build{name: "hand", rev: "testdata/bench/handwritten", runs: []string{"W1", "W2"}}
+				hand.srv = startBenchServer(b, buildServerBinary(b, root, "./tests/testdata/bench/handwritten"),
+					[]string{"DATABASE_URL=" + dbURL, "JWT_SECRET=" + benchSecret})
+				extra = append(extra, hand)
+			}
+			if addr := os.Getenv("BENCH_PPROF"); addr != "" && cmp.Or(os.Getenv("BENCH_PPROF_BUILD"), "new") == "new" {
+				env = append(env, "PPROF_ADDR="+addr)
+			}
 		}
 		bd.srv = startBenchServer(b, bin, env)
 	}
+	builds = append(builds, extra...)
 	shop := seeded[0]
 	for _, s := range seeded[1:] {
 		if !slices.Equal(s.ProductIDs, shop.ProductIDs) || !slices.Equal(s.CustomerIDs, shop.CustomerIDs) {
@@ -157,15 +199,20 @@ func BenchmarkServerProcess(b *testing.B) {
 	}
 
 	files := writeWorkloadRequests(b, shop)
+	files["W1C"], files["MIX"] = files["W1"], files["W1"]
 	workloads := benchEnvList("BENCH_WORKLOADS", "W1,W2,W3")
 	concurrencies := benchEnvInts(b, "BENCH_CONCURRENCY", "1,8,32")
 	profileDir := os.Getenv("BENCH_PROFILE_DIR")
+	serves := func(bd *build, w string) bool { return slices.Contains(bd.runs, w) }
 	for _, bd := range builds {
 		for _, w := range workloads {
-			bd.srv.check(b, files[w])
-			bd.srv.wrk(b, script, files[w], 8, min(2*time.Second, duration)) // warm the cache
+			if serves(bd, w) {
+				bd.srv.check(b, files[w])
+				bd.srv.wrk(b, script, files[w], 8, min(2*time.Second, duration)) // warm the cache
+			}
 		}
 	}
+	mix := newStockTaker(b, shop, newDB)
 
 	type key struct {
 		workload string
@@ -182,11 +229,21 @@ func BenchmarkServerProcess(b *testing.B) {
 					slices.Reverse(order)
 				}
 				for _, bd := range order {
+					if !serves(bd, w) {
+						continue
+					}
 					var profiled chan struct{}
-					if profileDir != "" && bd.name == "new" && r == 0 {
+					if profileDir != "" && bd.name == cmp.Or(os.Getenv("BENCH_PPROF_BUILD"), "new") && r == 0 {
 						profiled = bd.srv.profile(b, filepath.Join(profileDir, fmt.Sprintf("%s-c%d.pprof", w, c)), duration)
 					}
+					var stop func() int
+					if w == "MIX" {
+						stop = mix.start(bd.srv)
+					}
 					cell := bd.srv.measure(b, script, files[w], c, duration)
+					if stop != nil {
+						cell.Errors += stop()
+					}
 					if profiled != nil {
 						<-profiled
 					}
@@ -204,7 +261,10 @@ func BenchmarkServerProcess(b *testing.B) {
 	for _, w := range workloads {
 		for _, c := range concurrencies {
 			for _, bd := range builds {
-				m := medians[key{w, c, bd.name}]
+				m, ok := medians[key{w, c, bd.name}]
+				if !ok {
+					continue
+				}
 				b.Run(fmt.Sprintf("%s/c=%d/build=%s", w, c, bd.name), func(b *testing.B) {
 					b.ReportMetric(m.ReqPerSec, "req/s")
 					b.ReportMetric(m.CPUMicros, "cpu-µs/req")
@@ -221,47 +281,46 @@ func BenchmarkServerProcess(b *testing.B) {
 	var t strings.Builder
 	fmt.Fprintf(&t, "Server process benchmark, %s, wrk %s cells, %d round(s) (medians), %d CPUs, production config, cache warm.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), duration, rounds, runtime.NumCPU())
-	names := make([]string, len(builds))
-	for i, bd := range builds {
-		names[i] = bd.name
+	for _, bd := range builds {
 		fmt.Fprintf(&t, "Build %s = %s. ", bd.name, bd.rev)
 	}
-	fmt.Fprintf(&t, "Each cell %s.\n\n", strings.Join(names, " / "))
-	fmt.Fprintf(&t, "| workload | c | req/s | CPU µs/req | allocs/req | KB/req | p50 ms | p99 ms | errors |")
-	if len(builds) == 2 {
-		t.WriteString(" req/s new÷old | CPU new÷old |")
-	}
-	t.WriteString("\n|---|---|---|---|---|---|---|---|---|")
-	if len(builds) == 2 {
-		t.WriteString("---|---|")
-	}
-	t.WriteString("\n")
+	t.WriteString("new runs with RESPONSE_CACHE=false; cached is the same binary with it on.\n\n")
+	t.WriteString("| workload | c | build | req/s | CPU µs/req | allocs/req | KB/req | p50 ms | p99 ms | errors | hit rate |\n")
+	t.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range workloads {
 		for _, c := range concurrencies {
-			var cells []benchCell
 			for _, bd := range builds {
-				cells = append(cells, medians[key{w, c, bd.name}])
-			}
-			col := func(f func(benchCell) string) string {
-				var s []string
-				for _, cell := range cells {
-					s = append(s, f(cell))
+				m, ok := medians[key{w, c, bd.name}]
+				if !ok {
+					continue
 				}
-				return strings.Join(s, " / ")
+				hit := "–"
+				if m.Lookups > 0 {
+					hit = fmt.Sprintf("%.2f%%", 100*m.HitRate)
+				}
+				fmt.Fprintf(&t, "| %s | %d | %s | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %d | %s |\n", w, c, bd.name,
+					m.ReqPerSec, m.CPUMicros, m.Allocs, m.Bytes/1024, m.P50, m.P99, m.Errors, hit)
 			}
-			fmt.Fprintf(&t, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |", w, c,
-				col(func(m benchCell) string { return fmt.Sprintf("%.0f", m.ReqPerSec) }),
-				col(func(m benchCell) string { return fmt.Sprintf("%.0f", m.CPUMicros) }),
-				col(func(m benchCell) string { return fmt.Sprintf("%.0f", m.Allocs) }),
-				col(func(m benchCell) string { return fmt.Sprintf("%.0f", m.Bytes/1024) }),
-				col(func(m benchCell) string { return fmt.Sprintf("%.1f", m.P50) }),
-				col(func(m benchCell) string { return fmt.Sprintf("%.1f", m.P99) }),
-				col(func(m benchCell) string { return strconv.Itoa(m.Errors) }))
-			if len(cells) == 2 {
-				fmt.Fprintf(&t, " %.2f× | %.2f× |", cells[1].ReqPerSec/cells[0].ReqPerSec, cells[1].CPUMicros/cells[0].CPUMicros)
-			}
-			t.WriteString("\n")
 		}
+	}
+	t.WriteString("\n")
+	for _, c := range concurrencies {
+		ratio := func(label, wa, ba, wb, bb string) {
+			x, okx := medians[key{wa, c, ba}]
+			y, oky := medians[key{wb, c, bb}]
+			if okx && oky && y.ReqPerSec > 0 {
+				fmt.Fprintf(&t, "- c=%d %s: req/s %.2f×, CPU per request %.2f×\n", c, label, x.ReqPerSec/y.ReqPerSec, x.CPUMicros/y.CPUMicros)
+			}
+		}
+		for _, w := range []string{"W1", "W2", "W3"} {
+			ratio(w+" new÷old", w, "new", w, "old")
+			ratio(w+" new÷hand", w, "new", w, "hand")
+		}
+		ratio("W1C (cached) ÷ W1 hand", "W1C", "cached", "W1", "hand")
+		ratio("W1C (cached) ÷ W1 new", "W1C", "cached", "W1", "new")
+	}
+	if mix.checked > 0 {
+		fmt.Fprintf(&t, "\nMIX: %d orders, each followed by a W1 read checked against the database: %d mismatches.\n", mix.checked, mix.mismatches)
 	}
 	// A benchmark with sub-benchmarks shows its log only with -v: print the table instead.
 	fmt.Print("\n" + t.String() + "\n")
@@ -481,13 +540,21 @@ func (s *benchServer) wrk(tb testing.TB, script, file string, c int, d time.Dura
 // allocation counters read just before and after.
 func (s *benchServer) measure(tb testing.TB, script, file string, c int, d time.Duration) benchCell {
 	tb.Helper()
-	mallocs0, bytes0 := s.allocCounters(tb)
+	before := s.counters(tb)
 	cpu0 := s.cpuTime(tb)
 	r := s.wrk(tb, script, file, c, d)
 	cpu1 := s.cpuTime(tb)
-	mallocs1, bytes1 := s.allocCounters(tb)
+	after := s.counters(tb)
+	mallocs0, bytes0, mallocs1, bytes1 := before.mallocs, before.bytes, after.mallocs, after.bytes
+	hits, misses := after.hits-before.hits, after.misses-before.misses
 	n := float64(r.requests)
+	var hitRate float64
+	if hits+misses > 0 {
+		hitRate = hits / (hits + misses)
+	}
 	return benchCell{
+		HitRate:   hitRate,
+		Lookups:   int(hits + misses),
 		ReqPerSec: n / (float64(r.durationMicros) / 1e6),
 		CPUMicros: float64((cpu1 - cpu0).Microseconds()) / n,
 		Allocs:    (mallocs1 - mallocs0) / n,
@@ -559,15 +626,21 @@ func clockTicks(tb testing.TB) int64 {
 	return 100
 }
 
-// allocCounters returns the server's go_memstats_mallocs_total and
-// go_memstats_alloc_bytes_total from its /metrics.
-func (s *benchServer) allocCounters(tb testing.TB) (mallocs, allocBytes float64) {
+// serverCounters are the counters the benchmark reads from a server's /metrics.
+type serverCounters struct {
+	mallocs, bytes float64 // go_memstats_mallocs_total, go_memstats_alloc_bytes_total
+	hits, misses   float64 // shop_response_cache_lookups_total (0 without a response cache)
+}
+
+// counters reads the server's serverCounters from its /metrics.
+func (s *benchServer) counters(tb testing.TB) serverCounters {
 	tb.Helper()
 	resp, err := s.client.Get(s.url + "/metrics")
 	if err != nil {
 		tb.Fatalf("metrics: %v", err)
 	}
 	defer resp.Body.Close()
+	var out serverCounters
 	found := 0
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 1<<20)
@@ -579,9 +652,15 @@ func (s *benchServer) allocCounters(tb testing.TB) (mallocs, allocBytes float64)
 		var dst *float64
 		switch name {
 		case "go_memstats_mallocs_total":
-			dst = &mallocs
+			dst = &out.mallocs
+			found++
 		case "go_memstats_alloc_bytes_total":
-			dst = &allocBytes
+			dst = &out.bytes
+			found++
+		case `shop_response_cache_lookups_total{result="hit"}`:
+			dst = &out.hits
+		case `shop_response_cache_lookups_total{result="miss"}`:
+			dst = &out.misses
 		default:
 			continue
 		}
@@ -590,7 +669,6 @@ func (s *benchServer) allocCounters(tb testing.TB) (mallocs, allocBytes float64)
 			tb.Fatalf("metrics: %s: %v", name, err)
 		}
 		*dst = v
-		found++
 	}
 	if err := sc.Err(); err != nil {
 		tb.Fatalf("metrics: %v", err)
@@ -598,7 +676,7 @@ func (s *benchServer) allocCounters(tb testing.TB) (mallocs, allocBytes float64)
 	if resp.StatusCode != http.StatusOK || found != 2 {
 		tb.Fatalf("metrics: status %d, want go_memstats_mallocs_total and go_memstats_alloc_bytes_total", resp.StatusCode)
 	}
-	return mallocs, allocBytes
+	return out
 }
 
 // medianCell returns the median of each figure over cells, and the errors of them all.
@@ -621,9 +699,11 @@ func medianCell(cells []benchCell) benchCell {
 		Bytes:     median(func(c benchCell) float64 { return c.Bytes }),
 		P50:       median(func(c benchCell) float64 { return c.P50 }),
 		P99:       median(func(c benchCell) float64 { return c.P99 }),
+		HitRate:   median(func(c benchCell) float64 { return c.HitRate }),
 	}
 	for _, c := range cells {
 		m.Errors += c.Errors
+		m.Lookups += c.Lookups
 	}
 	return m
 }
@@ -677,11 +757,11 @@ func oldWorktree(tb testing.TB, root, rev string) string {
 	return dir
 }
 
-// buildServerBinary builds the server of the module at dir into a temporary file.
-func buildServerBinary(tb testing.TB, dir string) string {
+// buildServerBinary builds the main package pkg of the module at dir into a temporary file.
+func buildServerBinary(tb testing.TB, dir, pkg string) string {
 	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), "shop-server")
-	if out, err := runIn(dir, "go", "build", "-o", bin, "."); err != nil {
+	if out, err := runIn(dir, "go", "build", "-o", bin, pkg); err != nil {
 		tb.Fatalf("go build in %s: %v\n%s", dir, err, out)
 	}
 	return bin
@@ -699,6 +779,9 @@ func benchEnvDuration(tb testing.TB, name string, def time.Duration) time.Durati
 	s := os.Getenv(name)
 	if s == "" {
 		return def
+	}
+	if _, err := strconv.Atoi(s); err == nil {
+		s += "s" // whole seconds
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < time.Second {
