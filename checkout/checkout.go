@@ -38,8 +38,8 @@ type Config struct {
 	// DatabaseURL is the store's PostgreSQL URL, for the job queue's LISTEN/NOTIFY
 	// connection; empty with the embedded store.
 	DatabaseURL string
-	// Workers is how many jobs of each queue (expiries; provider calls) a process works at
-	// once; 0 means 10.
+	// Workers is how many jobs of each queue a process works at once (on PostgreSQL
+	// expiries have a queue of their own, beside the provider calls'); 0 means 10.
 	Workers int
 	// PollInterval is how often a process looks for due jobs; 0 means 500ms. (An order's
 	// expiry is worked within about this much of its reservedUntil, and within
@@ -134,7 +134,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*Checkout, error) {
 		c.Close()
 		return nil, err
 	}
-	if c.client, err = newClient(drv, st, c.provider, cfg); err != nil {
+	if c.client, err = newClient(drv, c.pool != nil, st, c.provider, cfg); err != nil {
 		c.Close()
 		return nil, err
 	}

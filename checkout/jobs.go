@@ -86,9 +86,20 @@ func newQueue(client *river.Client[*sql.Tx], postgres bool, maxAttempts int) que
 	return q
 }
 
-// expiryQueue is the River queue of expiry jobs: their own workers, so provider calls that
-// hang until their timeout never hold an expiry back.
+// expiryQueue is the River queue of expiry jobs on PostgreSQL: their own workers, so
+// provider calls that hang until their timeout never hold an expiry back. The embedded
+// SQLite store is one process on one database connection, which each queue's polling
+// would share with every request: there expiries go to River's default queue.
 const expiryQueue = "expiry"
+
+// queues returns the River queues a process works, with workers each.
+func queues(postgres bool, workers int) map[string]river.QueueConfig {
+	q := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: workers}}
+	if postgres {
+		q[expiryQueue] = river.QueueConfig{MaxWorkers: workers}
+	}
+	return q
+}
 
 // expiryBackup is how long after an order's expiry job its second one is due. The second
 // does the work only when the first did not: when the process that fetched the first was
@@ -118,8 +129,8 @@ const (
 	// SQLite keeps args as JSONB and times as text that River compares as text: its
 	// format exactly (sqliteTime), in UTC.
 	insertExpirySQLite = `INSERT INTO river_job (args, created_at, kind, max_attempts, queue, scheduled_at, state) VALUES
-(jsonb(?1), datetime('now', 'subsec'), 'expire_order', ?2, 'expiry', ?3, 'available'),
-(jsonb(?1), datetime('now', 'subsec'), 'expire_order', ?2, 'expiry', ?4, 'available')`
+(jsonb(?1), datetime('now', 'subsec'), 'expire_order', ?2, 'default', ?3, 'available'),
+(jsonb(?1), datetime('now', 'subsec'), 'expire_order', ?2, 'default', ?4, 'available')`
 )
 
 // sqliteTime is t as riversqlite writes and compares times.
@@ -251,16 +262,13 @@ func providerBackoff(attempt int) time.Duration {
 }
 
 // newClient builds the River client that inserts and works the checkout's jobs.
-func newClient(drv riverdriver.Driver[*sql.Tx], st *store.Store, p Provider, cfg Config) (*river.Client[*sql.Tx], error) {
+func newClient(drv riverdriver.Driver[*sql.Tx], postgres bool, st *store.Store, p Provider, cfg Config) (*river.Client[*sql.Tx], error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &expireWorker{store: st})
 	river.AddWorker(workers, &cancelWorker{store: st, provider: p})
 	river.AddWorker(workers, &refundWorker{store: st, provider: p})
 	client, err := river.NewClient(drv, &river.Config{
-		Queues: map[string]river.QueueConfig{
-			river.QueueDefault: {MaxWorkers: cfg.Workers},
-			expiryQueue:        {MaxWorkers: cfg.Workers},
-		},
+		Queues:            queues(postgres, cfg.Workers),
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
 		FetchCooldown:     min(cfg.PollInterval, 100*time.Millisecond),
