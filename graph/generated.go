@@ -8433,12 +8433,22 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "customer":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Order_customer, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_customer(ctx, field, obj)
 				})
 		case "items":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Order_items, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -8465,6 +8475,11 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "history":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Order_history, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -8476,12 +8491,22 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "payments":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Order_payments, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_payments(ctx, field, obj)
 				})
 		case "shipments":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Order_shipments, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -8517,24 +8542,44 @@ func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.Select
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("OrderConnection")
 		case "edges":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._OrderConnection_edges, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_edges(ctx, field, obj)
 				})
 		case "nodes":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._OrderConnection_nodes, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_nodes(ctx, field, obj)
 				})
 		case "pageInfo":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._OrderConnection_pageInfo, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderConnection_pageInfo(ctx, field, obj)
 				})
 		case "totalCount":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._OrderConnection_totalCount, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -8608,6 +8653,11 @@ func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("OrderItem")
 		case "product":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._OrderItem_product, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -8701,6 +8751,11 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "order":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._OrderStatusEvent_order, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -8809,6 +8864,11 @@ func (ec *executionContext) _Payment(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "order":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Payment_order, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -8835,6 +8895,11 @@ func (ec *executionContext) _Payment(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "clientSecret":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, false,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Payment_clientSecret, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
@@ -8948,6 +9013,11 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "merchant":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Product_merchant, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -8964,6 +9034,11 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "stockMovements":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, false,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Product_stockMovements, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
@@ -9004,24 +9079,44 @@ func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.Sele
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("ProductConnection")
 		case "edges":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._ProductConnection_edges, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_edges(ctx, field, obj)
 				})
 		case "nodes":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._ProductConnection_nodes, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_nodes(ctx, field, obj)
 				})
 		case "pageInfo":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._ProductConnection_pageInfo, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProductConnection_pageInfo(ctx, field, obj)
 				})
 		case "totalCount":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._ProductConnection_totalCount, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -9230,18 +9325,33 @@ func (ec *executionContext) _Shipment(ctx context.Context, sel ast.SelectionSet,
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "order":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Shipment_order, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Shipment_order(ctx, field, obj)
 				})
 		case "merchant":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Shipment_merchant, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Shipment_merchant(ctx, field, obj)
 				})
 		case "items":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._Shipment_items, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -9365,6 +9475,11 @@ func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.Selectio
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "order":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, false,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._StockMovement_order, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
@@ -9405,24 +9520,44 @@ func (ec *executionContext) _StockMovementConnection(ctx context.Context, sel as
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("StockMovementConnection")
 		case "edges":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._StockMovementConnection_edges, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._StockMovementConnection_edges(ctx, field, obj)
 				})
 		case "nodes":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._StockMovementConnection_nodes, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._StockMovementConnection_nodes(ctx, field, obj)
 				})
 		case "pageInfo":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._StockMovementConnection_pageInfo, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._StockMovementConnection_pageInfo(ctx, field, obj)
 				})
 		case "totalCount":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._StockMovementConnection_totalCount, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
@@ -9530,6 +9665,11 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "email":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, false,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._User_email, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
@@ -9546,12 +9686,22 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "orders":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, false,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._User_orders, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_orders(ctx, field, obj)
 				})
 		case "products":
+			if later.Now(ctx, &ec.collected, fields, field) {
+				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
+					exec.ResolveNow(ctx, ec.OperationContext, true, (*executionContext)._User_products, ec, field, obj))
+				break
+			}
 			later.Add(ec.OperationContext, &deferred, out, field, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {

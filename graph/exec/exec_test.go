@@ -373,6 +373,41 @@ func TestLaterFieldsAreFieldSets(t *testing.T) {
 	if wantInvalid != 2 || wantErrs != 1 {
 		t.Errorf("FieldSet: %d invalid, %d errors; the test expects 2 and 1", wantInvalid, wantErrs)
 	}
+
+	// As the generated code has it: fields resolved at once (Now, ResolveNow, Resolved) until
+	// one waits for the window (the third), the rest kept and dispatched concurrently.
+	w := new(window)
+	oc := &graphql.OperationContext{RecoverFunc: quiet, Operation: &ast.OperationDefinition{Operation: ast.Query}}
+	ctx := graphql.WithResponseContext(graphql.WithOperationContext(WithWindow(context.Background(), w), oc),
+		graphql.DefaultErrorPresenter, quiet)
+	var deferred graphql.DeferredGroup
+	var l LaterFields
+	var collected CollectedFields
+	out := NewObjectSet(fields)
+	resolve := func(i int, ctx context.Context, _ graphql.CollectedField, _ struct{}) graphql.Marshaler {
+		if i == 2 {
+			w.n.Add(1)
+		}
+		return resolvers[i].resolve(ctx)
+	}
+	now := 0
+	for i, r := range resolvers {
+		if l.Now(ctx, &collected, fields, fields[i]) {
+			now++
+			l.Resolved(oc, &collected, fields, out, i, r.nonNull, ResolveNow(ctx, oc, true, resolve, i, fields[i], struct{}{}))
+			continue
+		}
+		l.Add(oc, &deferred, out, fields[i], i, true, r.nonNull, func(ctx context.Context) graphql.Marshaler {
+			return resolve(i, ctx, fields[i], struct{}{})
+		})
+	}
+	l.Dispatch(ctx, out, &collected, fields)
+	var buf bytes.Buffer
+	out.MarshalGQL(&buf)
+	if buf.String() != want || out.Invalids != wantInvalid || len(graphql.GetErrors(ctx)) != wantErrs || now != 3 || !collected.hasWaited(fields) {
+		t.Errorf("resolved at once: %s with %d invalid and %d errors, %d at once; FieldSet %s, %d and %d",
+			buf.String(), out.Invalids, len(graphql.GetErrors(ctx)), now, want, wantInvalid, wantErrs)
+	}
 }
 
 // window is a batch window whose count the test moves.

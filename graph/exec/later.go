@@ -26,6 +26,65 @@ type LaterFields struct {
 	n      int
 	inline [4]laterField
 	more   []laterField
+	// window and windows are those of the field Now let resolve at once; waited says one
+	// such field waited for the window, after which the fields are kept for Dispatch.
+	window  Window
+	windows int64
+	waited  bool
+}
+
+// Now reports whether field is to be resolved at once, in the caller's goroutine
+// (ResolveNow, then Resolved), rather than kept by Add: so it is while no field of the
+// object has been kept and none has waited for the loaders' batch window, as Dispatch would
+// resolve them in turn. The field costs no closure then. A deferred field is Add's.
+func (l *LaterFields) Now(ctx context.Context, collected *CollectedFields, fields []graphql.CollectedField, field graphql.CollectedField) bool {
+	if l.n > 0 || l.waited || field.IsDeferred() {
+		return false
+	}
+	w := WindowIn(ctx)
+	if w == nil || collected.hasWaited(fields) {
+		return false
+	}
+	l.window, l.windows = w, w.Windows()
+	return true
+}
+
+// Resolved puts the value of field i, resolved at once, into out as resolveInto does, and
+// notes whether it waited for the window: the fields after it are then kept and resolved
+// concurrently by Dispatch, and the objects of these fields after this one resolve theirs
+// concurrently at once, as Dispatch has it.
+func (l *LaterFields) Resolved(oc *graphql.OperationContext, collected *CollectedFields, fields []graphql.CollectedField,
+	out *ObjectSet, i int, nonNull bool, v graphql.Marshaler) {
+	out.Values[i] = v
+	invalid := graphql.RequiredNull
+	if nonNull {
+		invalid = graphql.Null
+	}
+	if v == invalid {
+		atomic.AddUint32(&out.Invalids, 1)
+	}
+	if l.window.Windows() != l.windows {
+		l.waited = true
+		if oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
+			collected.markWaited(fields)
+		}
+	}
+}
+
+// ResolveNow resolves a field that Now let resolve at once, through resolve, the
+// executor's method for it (a method expression, which costs no closure): a panic, when
+// recovered, is the field's error and null, as recoverToNull makes it.
+func ResolveNow[E, O any](ctx context.Context, oc *graphql.OperationContext, recoverFromPanic bool,
+	resolve func(E, context.Context, graphql.CollectedField, O) graphql.Marshaler, ec E, field graphql.CollectedField, obj O) (ret graphql.Marshaler) {
+	if recoverFromPanic {
+		defer func() {
+			if r := recover(); r != nil {
+				oc.Error(ctx, oc.Recover(ctx, r))
+				ret = graphql.Null
+			}
+		}()
+	}
+	return resolve(ec, ctx, field, obj)
 }
 
 // laterField is a concurrent field of an object: the arguments gqlgen's
@@ -75,7 +134,7 @@ func (l *LaterFields) Dispatch(ctx context.Context, out *ObjectSet, collected *C
 		return
 	}
 	ld := WindowIn(ctx)
-	if ld == nil || collected.hasWaited(fields) {
+	if ld == nil || l.waited || collected.hasWaited(fields) {
 		// No window to tell a wait by, or one told already: gqlgen's way.
 		l.resolveConcurrently(ctx, out, 0)
 		return
