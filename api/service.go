@@ -66,8 +66,10 @@ type Config struct {
 	// RedisPrefix namespaces every key and channel; empty: named after the database.
 	RedisPrefix      string
 	RedisBreakerOpen time.Duration
-	// NoCache turns the Redis read-through cache off.
-	NoCache bool
+	// NoCache turns the Redis read-through cache off. CacheTimeout is how soon a read gives
+	// up on Redis for the database (0: CacheTimeout).
+	NoCache      bool
+	CacheTimeout time.Duration
 
 	// JWTSecret signs tokens: required with DatabaseURL or in production, random (with a
 	// warning) otherwise. TokenTTL is a token's life (0: auth's default).
@@ -180,13 +182,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	// share a Redis server never meet (pub/sub ignores the Redis database number).
 	s.prefix = cmp.Or(cfg.RedisPrefix, "shop:"+s.Store.Namespace()+":")
 	if !cfg.NoCache {
-		cache := store.NewCache(s.Redis, s.prefix, CacheTTL, CacheTimeout, log)
+		cache := store.NewCache(s.Redis, s.prefix, CacheTTL, cmp.Or(cfg.CacheTimeout, CacheTimeout), log)
 		if s.Redis.Replicated() {
 			cache.RequireReplicaAcks(1) // an invalidation must outlive a failover
 		}
 		s.Store.SetCache(cache)
 	}
-	s.Store.SetWriteMarks(s.Redis, s.prefix, CacheTimeout, log) // read-your-writes across processes, with replicas
+	s.Store.SetWriteMarks(s.Redis, s.prefix, cmp.Or(cfg.CacheTimeout, CacheTimeout), log) // read-your-writes across processes, with replicas
 	if cfg.AdminEmail != "" {
 		if _, err := s.Store.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 			return nil, fmt.Errorf("admin account: %w", err)
