@@ -309,6 +309,9 @@ func (ss *Sockets) Shutdown(ctx context.Context) {
 	}
 }
 
+// engineStopWait bounds how long Close waits for the event loop to stop.
+const engineStopWait = 5 * time.Second
+
 // Close drops every socket and stops the event loop, the pools and the heartbeat.
 func (ss *Sockets) Close() {
 	ss.mu.Lock()
@@ -318,7 +321,19 @@ func (ss *Sockets) Close() {
 		s.drop()
 	}
 	ss.beats.stop()
-	ss.engine.Stop()
+	// nbio's Stop waits for every connection's close callback; it has been seen (rarely,
+	// under load) to wait for ever with no connection left, which held a process's exit, or
+	// a test, until it was killed. A few seconds is plenty for the callbacks of sockets
+	// already dropped above; past that the event loop is left to the process's end.
+	stopped := make(chan struct{})
+	go func() {
+		ss.engine.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(engineStopWait):
+	}
 	ss.setups.stop()
 	ss.events.stop()
 }
