@@ -21,6 +21,7 @@ import (
 	"github.com/shop/api/loaders"
 	"github.com/shop/api/resolvers"
 	"github.com/shop/api/store"
+	"github.com/shop/api/store/cache"
 )
 
 // The service's constants, and the defaults server.go shows in --help.
@@ -179,12 +180,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	// events however their URLs are spelled, and services on different databases that
 	// share a Redis server never meet (pub/sub ignores the Redis database number).
 	s.prefix = cmp.Or(cfg.RedisPrefix, "shop:"+s.Store.Namespace()+":")
+	var entities *cache.Cache // the entity cache around the store
 	if !cfg.NoCache {
-		cache := store.NewCache(s.Redis, s.prefix, CacheTTL, CacheTimeout, log)
+		entities = cache.New(s.Redis, s.prefix, CacheTTL, CacheTimeout, log)
 		if s.Redis.Replicated() {
-			cache.RequireReplicaAcks(1) // an invalidation must outlive a failover
+			entities.RequireReplicaAcks(1) // an invalidation must outlive a failover
 		}
-		s.Store.SetCache(cache)
+		s.Store.SetCache(entities)
 	}
 	s.Store.SetWriteMarks(s.Redis, s.prefix, CacheTimeout, log) // read-your-writes across processes, with replicas
 	if cfg.AdminEmail != "" {
@@ -228,8 +230,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
 	s.Operations = guard.NewOperations(cfg.Limits, budget)
 	// Responses are tagged through the entity cache's invalidations.
-	if tags, ok := s.Store.ResponseTags(); ok && !cfg.NoResponseCache && len(cfg.ReplicaURLs) == 0 {
-		s.Responses = respcache.New(cfg.Responses, s.Redis, s.prefix, tags, reg, log)
+	if entities != nil && !cfg.NoResponseCache && len(cfg.ReplicaURLs) == 0 {
+		s.Responses = respcache.New(cfg.Responses, s.Redis, s.prefix, entities.ResponseTags(), reg, log)
 	}
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins,
 		TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})

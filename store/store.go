@@ -31,7 +31,7 @@ type Store struct {
 	now          func() time.Time
 	passwordCost int
 	sink         EventSink
-	cache        *Cache
+	cache        EntityCache // nil: none
 	namespace    string
 	statements   atomic.Int64 // SQL statements issued, see countStatements
 	reservation  time.Duration
@@ -53,7 +53,7 @@ type Config struct {
 	PasswordCost int
 	// Cache, when set, serves users and products by ID and is invalidated on every write.
 	// SetCache sets it after Open, e.g. under a prefix made from Namespace.
-	Cache *Cache
+	Cache EntityCache
 	// StatementTimeout bounds every SQL statement whose context has no earlier deadline;
 	// 0 means 5s.
 	StatementTimeout time.Duration
@@ -190,9 +190,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // infrastructure (Redis keys and channels) is namespaced with it.
 func (s *Store) Namespace() string { return s.namespace }
 
-// SetCache makes the store read users and products through c. Call it before the store is
-// used concurrently.
-func (s *Store) SetCache(c *Cache) { s.cache = c }
+// SetCache makes the store read users and products through c (store/cache), and invalidate
+// them there after its writes. Call it before the store is used concurrently.
+func (s *Store) SetCache(c EntityCache) { s.cache = c }
 
 // Internal returns the store's database handle for store/storetest; no package outside
 // store/ can open it.
