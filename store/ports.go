@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"database/sql"
+)
 
 // The store's ports: what it needs of the rooms around it, which implement them over Redis
 // and PostgreSQL replicas (store/cache, store/replicas) and are composed by api.New. The
@@ -47,3 +50,30 @@ const (
 	CacheEntryTag     = tagEntry
 	CacheTombstoneTag = tagTombstone
 )
+
+// ReadReplicas routes the reads replicas may serve (loaders' batches, list pages, counts):
+// it is the connection pool the store sends them to, which picks per statement a replica
+// that may serve it, or else the primary. store/replicas implements it over PostgreSQL
+// streaming replicas; the store starts it on Open and closes it on Close.
+type ReadReplicas interface {
+	ConnPool
+	// Start begins routing, with primary the store's own pool (a replica's fallback).
+	Start(ctx context.Context, primary *sql.DB) error
+	// Wrote tells the routing that a write of user (0: nobody signed in) committed, so that
+	// the operation's later reads, and user's, see it; position reads the primary's WAL
+	// position, when the routing needs it.
+	Wrote(ctx context.Context, user int64, position func() (int64, error))
+	// Stats returns what each replica did, and the reads they could have served that went
+	// to the primary.
+	Stats() (replicas []ReplicaStats, primaryReads int64)
+	// Close stops the routing and closes the replicas' pools.
+	Close()
+}
+
+// ConnPool is a database/sql connection pool as gorm uses one.
+type ConnPool interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}

@@ -30,7 +30,7 @@ func (s *Store) Stats() Stats {
 		st.CacheHits, st.CacheMisses, st.CacheErrors = c.Counts()
 	}
 	if s.replicas != nil {
-		st.Replicas, st.PrimaryReads = s.replicas.stats()
+		st.Replicas, st.PrimaryReads = s.replicas.Stats()
 	}
 	return st
 }
