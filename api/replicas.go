@@ -7,7 +7,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/shop/api/auth"
-	"github.com/shop/api/store"
+	"github.com/shop/api/store/replicas"
 )
 
 // replicaReads lets the loaders and lists of queries and mutations read a replica on behalf
@@ -17,7 +17,7 @@ import (
 func replicaReads(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	if oc := graphql.GetOperationContext(ctx); oc.Operation != nil && oc.Operation.Operation != ast.Subscription {
 		opCtx := ctx
-		ctx = store.WithReplicaReads(ctx, func() int64 { return auth.ViewerFrom(opCtx).UserID })
+		ctx = replicas.WithReads(ctx, func() int64 { return auth.ViewerFrom(opCtx).UserID })
 	}
 	return next(ctx)
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/shop/api/loaders"
 	"github.com/shop/api/resolvers"
 	"github.com/shop/api/store"
+	"github.com/shop/api/store/cache"
+	"github.com/shop/api/store/replicas"
 )
 
 // The service's constants, and the defaults server.go shows in --help.
@@ -50,7 +52,7 @@ type Config struct {
 	DBMaxConns       int
 	StatementTimeout time.Duration
 	// ReplicaURLs are read replicas of DatabaseURL, measured every ReplicaCheckInterval
-	// against ReplicaMaxLag (zero: the store's defaults).
+	// against ReplicaMaxLag (zero: store/replicas' defaults).
 	ReplicaURLs                         []string
 	ReplicaMaxLag, ReplicaCheckInterval time.Duration
 	// PasswordCost is bcrypt's cost for new passwords (0: bcrypt's default; tests lower it).
@@ -172,7 +174,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	s.closers = append(s.closers, func() { _ = s.Redis.Close() })
 	reg.MustRegister(s.Redis.Collectors()...)
 
-	if s.Store, err = store.Open(ctx, cfg.storeConfig(tracer, log)); err != nil {
+	storeCfg := cfg.storeConfig(tracer)
+	var reads *replicas.Set // the replica routing around the store
+	if len(cfg.ReplicaURLs) > 0 {
+		if reads, err = replicas.New(replicas.Config{URLs: cfg.ReplicaURLs, MaxLag: cfg.ReplicaMaxLag,
+			CheckInterval: cfg.ReplicaCheckInterval, MaxConns: cfg.DBMaxConns, Log: log}); err != nil {
+			return nil, err
+		}
+		storeCfg.Replicas = reads // the store starts and closes it
+	}
+	if s.Store, err = store.Open(ctx, storeCfg); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = s.Store.Close() })
@@ -181,14 +192,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	// events however their URLs are spelled, and services on different databases that
 	// share a Redis server never meet (pub/sub ignores the Redis database number).
 	s.prefix = cmp.Or(cfg.RedisPrefix, "shop:"+s.Store.Namespace()+":")
+	var entities *cache.Cache // the entity cache around the store
 	if !cfg.NoCache {
-		cache := store.NewCache(s.Redis, s.prefix, CacheTTL, cmp.Or(cfg.CacheTimeout, CacheTimeout), log)
+		entities = cache.New(s.Redis, s.prefix, CacheTTL, cmp.Or(cfg.CacheTimeout, CacheTimeout), log)
 		if s.Redis.Replicated() {
-			cache.RequireReplicaAcks(1) // an invalidation must outlive a failover
+			entities.RequireReplicaAcks(1) // an invalidation must outlive a failover
 		}
-		s.Store.SetCache(cache)
+		s.Store.SetCache(entities)
 	}
-	s.Store.SetWriteMarks(s.Redis, s.prefix, cmp.Or(cfg.CacheTimeout, CacheTimeout), log) // read-your-writes across processes, with replicas
+	if reads != nil {
+		reads.SetWriteMarks(s.Redis, s.prefix, cmp.Or(cfg.CacheTimeout, CacheTimeout), log) // read-your-writes across processes
+	}
 	if cfg.AdminEmail != "" {
 		if _, err := s.Store.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 			return nil, fmt.Errorf("admin account: %w", err)
@@ -230,8 +244,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	budget := guard.NewBudget(s.Redis, s.prefix, cfg.RateLimit, metrics)
 	s.Operations = guard.NewOperations(cfg.Limits, budget)
 	// Responses are tagged through the entity cache's invalidations.
-	if tags, ok := s.Store.ResponseTags(); ok && !cfg.NoResponseCache && len(cfg.ReplicaURLs) == 0 {
-		s.Responses = respcache.New(cfg.Responses, s.Redis, s.prefix, tags, reg, log)
+	if entities != nil && !cfg.NoResponseCache && len(cfg.ReplicaURLs) == 0 {
+		s.Responses = respcache.New(cfg.Responses, s.Redis, s.prefix, entities.ResponseTags(), reg, log)
 	}
 	httpGuard := guard.NewHTTP(guard.HTTPConfig{RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins,
 		TrustedProxies: cfg.TrustedProxies, Production: cfg.Production})
@@ -324,20 +338,19 @@ func (c *Config) check(log *slog.Logger) error {
 }
 
 // storeConfig is the store's part of c.
-func (c Config) storeConfig(tracer observe.Tracing, log *slog.Logger) store.Config {
+func (c Config) storeConfig(tracer observe.Tracing) store.Config {
 	ttl := cmp.Or(c.ReservationTTL, DefaultReservationTTL)
 	if ttl < 0 {
 		ttl = 0 // for ever
 	}
 	return store.Config{DatabaseURL: c.DatabaseURL, SQLitePath: c.SQLitePath, MaxConns: c.DBMaxConns,
 		PasswordCost: c.PasswordCost, StatementTimeout: c.StatementTimeout, Tracer: tracer.Provider(),
-		ReplicaURLs: c.ReplicaURLs, ReplicaMaxLag: c.ReplicaMaxLag, ReplicaCheckInterval: c.ReplicaCheckInterval,
-		Log: log, ReservationTTL: ttl, Currency: c.Currency}
+		ReservationTTL: ttl, Currency: c.Currency}
 }
 
 // Migrate applies the database migrations of the store and of checkout's job queue.
 func Migrate(ctx context.Context, cfg Config, log *slog.Logger) error {
-	st, err := store.Open(ctx, cfg.storeConfig(observe.Tracing{}, log))
+	st, err := store.Open(ctx, cfg.storeConfig(observe.Tracing{}))
 	if err != nil {
 		return err
 	}

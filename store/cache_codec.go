@@ -11,6 +11,9 @@ import (
 // its JSON took 146, a product 72 instead of 213. Changing the layout means bumping
 // CacheSchema, which is part of every key, so old and new processes never read each other's
 // entries.
+// CacheSchema is part of every cache key: bump it when the encoding in this file changes.
+const CacheSchema = "v4"
+
 const (
 	tagTombstone byte = 0 // an invalidated key: "absent since write <token>"
 	tagEntry     byte = 1
@@ -43,7 +46,7 @@ func (c entryCodec[T]) unmarshal(b string) (T, error) {
 }
 
 var userCodec = entryCodec[User]{
-	kind: "user",
+	kind: CacheKindUser,
 	id:   func(u User) int64 { return u.ID },
 	encode: func(b []byte, u User) []byte {
 		b = binary.AppendVarint(b, u.ID)
@@ -61,7 +64,7 @@ var userCodec = entryCodec[User]{
 }
 
 var productCodec = entryCodec[Product]{
-	kind: "product",
+	kind: CacheKindProduct,
 	id:   func(p Product) int64 { return p.ID },
 	encode: func(b []byte, p Product) []byte {
 		b = binary.AppendVarint(b, p.ID)

@@ -172,7 +172,7 @@ func (s *Store) UpdateProduct(ctx context.Context, viewer Viewer, id int64, ch P
 // FindProductsByIDs returns the products with these IDs, in no particular order, through the
 // cache when there is one; unknown IDs are left out.
 func (s *Store) FindProductsByIDs(ctx context.Context, ids []int64) ([]Product, error) {
-	return readThrough(ctx, s.cache, productCodec, ids, s.loadProducts)
+	return readThrough(ctx, s, productCodec, ids, (*Store).loadProducts)
 }
 
 func (s *Store) loadProducts(ctx context.Context, ids []int64) ([]Product, error) {

@@ -27,10 +27,10 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	st := Stats{Statements: s.statements.Load()}
 	if c := s.cache; c != nil {
-		st.CacheHits, st.CacheMisses, st.CacheErrors = c.hits.Load(), c.misses.Load(), c.errors.Load()
+		st.CacheHits, st.CacheMisses, st.CacheErrors = c.Counts()
 	}
 	if s.replicas != nil {
-		st.Replicas, st.PrimaryReads = s.replicas.stats()
+		st.Replicas, st.PrimaryReads = s.replicas.Stats()
 	}
 	return st
 }
@@ -98,15 +98,11 @@ func (rs *RequestStats) addStatement(sql string) {
 	rs.mu.Unlock()
 }
 
-func (c *Cache) count(ctx context.Context, hits, misses int) {
-	c.hits.Add(int64(hits))
-	c.misses.Add(int64(misses))
-	if rs := requestStatsFrom(ctx); rs != nil {
-		rs.mu.Lock()
-		rs.cacheHits += hits
-		rs.cacheMisses += misses
-		rs.mu.Unlock()
-	}
+func (rs *RequestStats) addCache(hits, misses int) {
+	rs.mu.Lock()
+	rs.cacheHits += hits
+	rs.cacheMisses += misses
+	rs.mu.Unlock()
 }
 
 // countStatement counts a statement that ran, in the process-wide counter and in the

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,12 +25,12 @@ import (
 // Store reads and writes the shop's data. It is safe for concurrent use.
 type Store struct {
 	db           *gorm.DB
-	replicaDB    *gorm.DB    // the reads replicas may serve (db when there are none)
-	replicas     *replicaSet // nil: no replicas
+	replicaDB    *gorm.DB     // the reads replicas may serve (db when there are none)
+	replicas     ReadReplicas // nil: no replicas
 	now          func() time.Time
 	passwordCost int
 	sink         EventSink
-	cache        *Cache
+	cache        EntityCache // nil: none
 	namespace    string
 	statements   atomic.Int64 // SQL statements issued, see countStatements
 	reservation  time.Duration
@@ -53,22 +52,17 @@ type Config struct {
 	PasswordCost int
 	// Cache, when set, serves users and products by ID and is invalidated on every write.
 	// SetCache sets it after Open, e.g. under a prefix made from Namespace.
-	Cache *Cache
+	Cache EntityCache
 	// StatementTimeout bounds every SQL statement whose context has no earlier deadline;
 	// 0 means 5s.
 	StatementTimeout time.Duration
 	// Tracer, when set, gives every SQL statement a client span ("sql SELECT" and the like)
 	// with the statement's text, placeholders only; nil means no spans.
 	Tracer trace.TracerProvider
-	// ReplicaURLs are postgres:// URLs of streaming replicas of DatabaseURL, which serve the
-	// reads of loaders and lists (see replica.go); empty: the primary serves every read.
-	// Refused with the embedded SQLite store.
-	ReplicaURLs []string
-	// ReplicaMaxLag is how far behind the primary a replica may be and still serve reads;
-	// 0 means 2s. ReplicaCheckInterval is how often the lag is measured; 0 means 500ms.
-	ReplicaMaxLag, ReplicaCheckInterval time.Duration
-	// Log receives the replicas' changes of health; nil discards them.
-	Log *slog.Logger
+	// Replicas, when set, routes the reads of loaders and lists to streaming replicas of
+	// DatabaseURL (store/replicas); nil: the primary serves every read. Open starts it and
+	// Close closes it (Open too, when it fails). Refused with the embedded SQLite store.
+	Replicas ReadReplicas
 	// ReservationTTL is how long a placed order holds its stock unpaid before it expires
 	// (ORDER_RESERVATION_TTL); 0: orders never expire.
 	ReservationTTL time.Duration
@@ -91,12 +85,6 @@ func (c Config) withDefaults() Config {
 	if c.StatementTimeout <= 0 {
 		c.StatementTimeout = 5 * time.Second
 	}
-	if c.ReplicaMaxLag <= 0 {
-		c.ReplicaMaxLag = defaultReplicaMaxLag
-	}
-	if c.ReplicaCheckInterval <= 0 {
-		c.ReplicaCheckInterval = defaultReplicaCheckInterval
-	}
 	if c.Currency == "" {
 		c.Currency = DefaultCurrency
 	}
@@ -105,10 +93,17 @@ func (c Config) withDefaults() Config {
 
 // Open connects to the database and applies pending migrations. Every statement the store
 // sends from then on has cfg's deadline and, with a tracer, a span.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
+func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	cfg = cfg.withDefaults()
 	currency.Store(&cfg.Currency)
-	if len(cfg.ReplicaURLs) > 0 && cfg.DatabaseURL == "" {
+	if cfg.Replicas != nil {
+		defer func() {
+			if err != nil {
+				cfg.Replicas.Close()
+			}
+		}()
+	}
+	if cfg.Replicas != nil && cfg.DatabaseURL == "" {
 		return nil, errors.New("read replicas (DATABASE_REPLICA_URLS) need PostgreSQL (DATABASE_URL): the embedded SQLite store has none")
 	}
 	var dialector gorm.Dialector
@@ -165,11 +160,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	if len(cfg.ReplicaURLs) > 0 {
-		if s.replicas, err = openReplicas(ctx, db, sqlDB, cfg); err != nil {
+	if cfg.Replicas != nil {
+		if err := cfg.Replicas.Start(ctx, sqlDB); err != nil {
 			_ = sqlDB.Close()
 			return nil, err
 		}
+		err := db.Use(dbresolver.Register(dbresolver.Config{Replicas: []gorm.Dialector{postgres.New(postgres.Config{Conn: cfg.Replicas})}}))
+		if err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("open replicas: %w", err)
+		}
+		s.replicas = cfg.Replicas
 		// Every statement goes to the primary unless it asks for a replica (s.reads).
 		s.db = db.Clauses(dbresolver.Write).Session(&gorm.Session{})
 		s.replicaDB = db.Clauses(dbresolver.Read).Session(&gorm.Session{})
@@ -190,9 +191,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // infrastructure (Redis keys and channels) is namespaced with it.
 func (s *Store) Namespace() string { return s.namespace }
 
-// SetCache makes the store read users and products through c. Call it before the store is
-// used concurrently.
-func (s *Store) SetCache(c *Cache) { s.cache = c }
+// SetCache makes the store read users and products through c (store/cache), and invalidate
+// them there after its writes. Call it before the store is used concurrently.
+func (s *Store) SetCache(c EntityCache) { s.cache = c }
 
 // Internal returns the store's database handle for store/storetest; no package outside
 // store/ can open it.
@@ -213,7 +214,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close stops the replicas' probe and releases the connection pools.
 func (s *Store) Close() error {
 	if s.replicas != nil {
-		s.replicas.close()
+		s.replicas.Close()
 	}
 	sqlDB, err := s.db.DB()
 	if err != nil {

@@ -216,7 +216,7 @@ func (s *Store) TokenRevocations(ctx context.Context, since time.Time) ([]Revoca
 // FindUsersByIDs returns the users with these IDs, in no particular order, through the
 // cache when there is one; unknown IDs are left out.
 func (s *Store) FindUsersByIDs(ctx context.Context, ids []int64) ([]User, error) {
-	return readThrough(ctx, s.cache, userCodec, ids, s.loadUsers)
+	return readThrough(ctx, s, userCodec, ids, (*Store).loadUsers)
 }
 
 func (s *Store) loadUsers(ctx context.Context, ids []int64) ([]User, error) {

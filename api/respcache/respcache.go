@@ -45,6 +45,7 @@ import (
 
 	"github.com/shop/api/auth"
 	"github.com/shop/api/store"
+	entitycache "github.com/shop/api/store/cache"
 )
 
 // Config tunes the cache; zero fields take the defaults.
@@ -87,7 +88,7 @@ type Cache struct {
 	cfg    Config
 	rdb    redis.UniversalClient
 	prefix string
-	tags   store.ResponseTags
+	tags   entitycache.ResponseTags
 	log    *slog.Logger
 
 	lookups                *prometheus.CounterVec
@@ -101,7 +102,7 @@ type Cache struct {
 
 // New returns a response cache in rdb under keys starting with prefix, tagging responses
 // with the store's tags. Its counters are registered in reg.
-func New(cfg Config, rdb redis.UniversalClient, prefix string, tags store.ResponseTags, reg prometheus.Registerer, log *slog.Logger) *Cache {
+func New(cfg Config, rdb redis.UniversalClient, prefix string, tags entitycache.ResponseTags, reg prometheus.Registerer, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -199,9 +200,9 @@ func (c *Cache) InterceptResponse(ctx context.Context, next graphql.ResponseHand
 	}
 	c.count("miss", &c.misses)
 
-	tags := &store.ReadTags{}
+	tags := &entitycache.ReadTags{}
 	started := time.Now()
-	resp := next(store.WithReadTags(ctx, tags))
+	resp := next(entitycache.WithReadTags(ctx, tags))
 	if resp == nil || len(resp.Errors) > 0 || len(resp.Data) == 0 || len(resp.Data) > maxEntryBytes || time.Since(started) > c.cfg.TTL/4 {
 		return resp
 	}

@@ -1,4 +1,7 @@
-package store
+// Package replicas routes the store's replica reads (store.ReadReplicas): a connection pool
+// that sends each read to a PostgreSQL streaming replica that may serve it, or else to the
+// primary, with read-your-writes marks kept in Redis for every process.
+package replicas
 
 import (
 	"context"
@@ -15,15 +18,14 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
-	"gorm.io/driver/postgres"
-	"gorm.io/gorm"
-	"gorm.io/plugin/dbresolver"
+
+	"github.com/shop/api/store"
 )
 
-// Read replicas. gorm's dbresolver splits the statements: writes, transactions and locking
-// reads go to the primary, and the reads the store sends through s.reads (loaders' batches,
-// list pages, counts) to one "replica" connection pool, replicaSet, which picks per
-// statement a PostgreSQL streaming replica that may serve it, or else the primary:
+// Read replicas. The store splits its statements (gorm's dbresolver): writes, transactions
+// and locking reads go to the primary, and the reads the store sends through its reads
+// handle (loaders' batches, list pages, counts) to one "replica" connection pool, Set, which
+// picks per statement a PostgreSQL streaming replica that may serve it, or else the primary:
 //
 //   - A background probe compares, every ReplicaCheckInterval, each replica's replayed WAL
 //     position (pg_last_wal_replay_lsn) with the positions the primary had at earlier
@@ -39,14 +41,28 @@ import (
 //     itself failed (connection lost, shutting down) it is skipped until the next probe
 //     finds it well: the client sees no error.
 //
-// Only operations that opt in with WithReplicaReads read replicas; everything else, the
+// Only operations that opt in with WithReads read replicas; everything else, the
 // subscriptions' event reads and background work included, reads the primary.
 
-// replicaDefaults are the defaults of Config's replica fields.
+// The defaults of Config's fields.
 const (
-	defaultReplicaMaxLag        = 2 * time.Second
-	defaultReplicaCheckInterval = 500 * time.Millisecond
+	defaultMaxLag        = 2 * time.Second
+	defaultCheckInterval = 500 * time.Millisecond
+	defaultMaxConns      = 20
 )
+
+// Config says which replicas serve reads and how they are judged.
+type Config struct {
+	// URLs are postgres:// URLs of streaming replicas of the store's primary.
+	URLs []string
+	// MaxLag is how far behind the primary a replica may be and still serve reads; 0 means
+	// 2s. CheckInterval is how often the lag is measured; 0 means 500ms.
+	MaxLag, CheckInterval time.Duration
+	// MaxConns caps each replica's connection pool; 0 means 20, the store's default.
+	MaxConns int
+	// Log receives the replicas' changes of health; nil discards them.
+	Log *slog.Logger
+}
 
 // replicaReadsKey carries a *replicaReads in an operation's context.
 type replicaReadsKey struct{}
@@ -63,11 +79,11 @@ type replicaReads struct {
 	marked   bool
 }
 
-// WithReplicaReads returns ctx in which the store may send the reads of loaders and lists to
+// WithReads returns ctx in which the store may send the reads of loaders and lists to
 // a read replica, on behalf of the user caller returns (0: anonymous), asked when a read
 // needs it: their reads never miss their own writes. Give it to queries and mutations;
 // without it every read goes to the primary.
-func WithReplicaReads(ctx context.Context, caller func() int64) context.Context {
+func WithReads(ctx context.Context, caller func() int64) context.Context {
 	return context.WithValue(ctx, replicaReadsKey{}, &replicaReads{caller: caller})
 }
 
@@ -98,9 +114,9 @@ type lsnSample struct {
 	lsn int64
 }
 
-// replicaSet is the connection pool dbresolver sends replica reads to: per statement, a
-// replica that may serve it, else the primary.
-type replicaSet struct {
+// Set is the connection pool the store sends replica reads to: per statement, a replica that
+// may serve it, else the primary. It implements store.ReadReplicas.
+type Set struct {
 	primary  *sql.DB
 	replicas []*replica
 	maxLag   time.Duration
@@ -114,26 +130,35 @@ type replicaSet struct {
 	marksFailedUntil atomic.Int64
 	primaryReads     atomic.Int64
 
-	samples []lsnSample // only the probe goroutine touches it (and Open before starting it)
-	stop    context.CancelFunc
-	done    chan struct{}
+	samples   []lsnSample // only the probe goroutine touches it (and Start before starting it)
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
-var _ gorm.ConnPool = (*replicaSet)(nil)
+var _ store.ReadReplicas = (*Set)(nil)
 
-// openReplicas connects to the replicas of primary (lazily: a replica that is down at start
-// is skipped until it answers), registers dbresolver on db, probes once and starts the
-// background probe.
-func openReplicas(ctx context.Context, db *gorm.DB, primary *sql.DB, cfg Config) (*replicaSet, error) {
-	rs := &replicaSet{primary: primary, maxLag: cfg.ReplicaMaxLag, interval: cfg.ReplicaCheckInterval,
-		log: cfg.Log, done: make(chan struct{})}
+// New opens pools to the replicas of cfg (lazily: a replica that is down at start is skipped
+// until it answers). Give it to store.Config's Replicas: the store starts it with its
+// primary and closes it.
+func New(cfg Config) (*Set, error) {
+	if cfg.MaxLag <= 0 {
+		cfg.MaxLag = defaultMaxLag
+	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = defaultCheckInterval
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = defaultMaxConns
+	}
+	rs := &Set{maxLag: cfg.MaxLag, interval: cfg.CheckInterval, log: cfg.Log, done: make(chan struct{})}
 	if rs.log == nil {
 		rs.log = slog.New(slog.DiscardHandler)
 	}
-	for _, u := range cfg.ReplicaURLs {
+	for _, u := range cfg.URLs {
 		pc, err := pgx.ParseConfig(u)
 		if err != nil {
-			rs.close()
+			rs.Close()
 			return nil, fmt.Errorf("DATABASE_REPLICA_URLS: %w", err)
 		}
 		r := &replica{name: pc.Host + ":" + strconv.Itoa(int(pc.Port)), db: stdlib.OpenDB(*pc)}
@@ -143,20 +168,22 @@ func openReplicas(ctx context.Context, db *gorm.DB, primary *sql.DB, cfg Config)
 		r.state.Store(&replicaState{reason: "not probed yet"})
 		rs.replicas = append(rs.replicas, r)
 	}
-	err := db.Use(dbresolver.Register(dbresolver.Config{Replicas: []gorm.Dialector{postgres.New(postgres.Config{Conn: rs})}}))
-	if err != nil {
-		rs.close()
-		return nil, fmt.Errorf("open replicas: %w", err)
-	}
+	return rs, nil
+}
+
+// Start measures the replicas against primary, the store's pool, once, and starts the
+// background probe. Call it once.
+func (rs *Set) Start(ctx context.Context, primary *sql.DB) error {
+	rs.primary = primary
 	rs.probe(ctx)
 	watchCtx, stop := context.WithCancel(context.Background())
 	rs.stop = stop
 	go rs.watch(watchCtx)
-	return rs, nil
+	return nil
 }
 
 // watch probes the replicas every interval until ctx ends.
-func (rs *replicaSet) watch(ctx context.Context) {
+func (rs *Set) watch(ctx context.Context) {
 	defer close(rs.done)
 	t := time.NewTicker(rs.interval)
 	defer t.Stop()
@@ -170,20 +197,22 @@ func (rs *replicaSet) watch(ctx context.Context) {
 	}
 }
 
-// close stops the probe and closes the replicas' pools.
-func (rs *replicaSet) close() {
-	if rs.stop != nil {
-		rs.stop()
-		<-rs.done
-	}
-	for _, r := range rs.replicas {
-		_ = r.db.Close()
-	}
+// Close stops the probe and closes the replicas' pools.
+func (rs *Set) Close() {
+	rs.closeOnce.Do(func() {
+		if rs.stop != nil {
+			rs.stop()
+			<-rs.done
+		}
+		for _, r := range rs.replicas {
+			_ = r.db.Close()
+		}
+	})
 }
 
 // probe samples the primary's WAL position and measures every replica against the samples.
 // Its statements bypass gorm: they are not the service's work, and are not counted.
-func (rs *replicaSet) probe(ctx context.Context) {
+func (rs *Set) probe(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, max(rs.interval, time.Second))
 	defer cancel()
 	var lsn int64
@@ -210,7 +239,7 @@ func (rs *replicaSet) probe(ctx context.Context) {
 }
 
 // measure probes one replica and records whether it may serve reads.
-func (rs *replicaSet) measure(ctx context.Context, r *replica) {
+func (rs *Set) measure(ctx context.Context, r *replica) {
 	var inRecovery bool
 	var replay sql.NullInt64
 	err := r.db.QueryRowContext(ctx, "SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0')::bigint").Scan(&inRecovery, &replay)
@@ -250,7 +279,7 @@ func (rs *replicaSet) measure(ctx context.Context, r *replica) {
 }
 
 // pick returns the replica that serves a read in ctx, or nil for the primary.
-func (rs *replicaSet) pick(ctx context.Context) *replica {
+func (rs *Set) pick(ctx context.Context) *replica {
 	rr, _ := ctx.Value(replicaReadsKey{}).(*replicaReads)
 	if rr == nil {
 		return nil
@@ -279,7 +308,7 @@ func (rs *replicaSet) pick(ctx context.Context) *replica {
 }
 
 // markOf returns the WAL position user's reads must see, looked up once per operation.
-func (rs *replicaSet) markOf(ctx context.Context, rr *replicaReads, user int64) int64 {
+func (rs *Set) markOf(ctx context.Context, rr *replicaReads, user int64) int64 {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	if rr.marked && rr.markUser == user {
@@ -296,16 +325,16 @@ func (rs *replicaSet) markOf(ctx context.Context, rr *replicaReads, user int64) 
 	return rr.mark
 }
 
-// wrote records, after a write of user (0: nobody signed in) committed, the primary's WAL
-// position: the operation's later reads, and user's anywhere, must see it.
-func (rs *replicaSet) wrote(ctx context.Context, db *gorm.DB, user int64) {
+// Wrote records, after a write of user (0: nobody signed in) committed, the primary's WAL
+// position, which position reads: the operation's later reads, and user's anywhere, must
+// see it.
+func (rs *Set) Wrote(ctx context.Context, user int64, position func() (int64, error)) {
 	rr, _ := ctx.Value(replicaReadsKey{}).(*replicaReads)
 	if rr == nil && user == 0 {
 		return
 	}
 	lsn := unknownPosition
-	var at int64
-	if err := db.WithContext(ctx).Raw("SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint").Scan(&at).Error; err == nil && at > 0 {
+	if at, err := position(); err == nil && at > 0 {
 		lsn = at
 	}
 	if rr != nil {
@@ -322,13 +351,13 @@ func (rs *replicaSet) wrote(ctx context.Context, db *gorm.DB, user int64) {
 
 // markTTL is how long a user's mark lives: well past the time any replica that serves reads
 // takes to replay it (the lag bound plus a probe), after which it no longer matters.
-func (rs *replicaSet) markTTL() time.Duration {
+func (rs *Set) markTTL() time.Duration {
 	return max(time.Minute, 2*(rs.maxLag+rs.interval))
 }
 
 // QueryContext runs a read on the replica pick chooses, or on the primary; a read that fails
 // on a replica runs again on the primary, unless its context ended.
-func (rs *replicaSet) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (rs *Set) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if r := rs.pick(ctx); r != nil {
 		rows, err := r.db.QueryContext(ctx, query, args...)
 		if err == nil || ctx.Err() != nil {
@@ -343,7 +372,7 @@ func (rs *replicaSet) QueryContext(ctx context.Context, query string, args ...an
 
 // QueryRowContext runs a single-row read like QueryContext, without the second try: its
 // error only shows when the row is scanned. (The store's routed reads do not use it.)
-func (rs *replicaSet) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+func (rs *Set) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	if r := rs.pick(ctx); r != nil {
 		r.reads.Add(1)
 		return r.db.QueryRowContext(ctx, query, args...)
@@ -354,12 +383,12 @@ func (rs *replicaSet) QueryRowContext(ctx context.Context, query string, args ..
 
 // ExecContext and PrepareContext never reach replicas: dbresolver sends writes to the
 // primary, and anything else that gets here goes there too.
-func (rs *replicaSet) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (rs *Set) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	return rs.primary.ExecContext(ctx, query, args...)
 }
 
 // PrepareContext prepares on the primary; see ExecContext.
-func (rs *replicaSet) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+func (rs *Set) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
 	return rs.primary.PrepareContext(ctx, query)
 }
 
@@ -369,7 +398,7 @@ func (rs *replicaSet) PrepareContext(ctx context.Context, query string) (*sql.St
 // resources. Any other error runs again too: a replica that has not yet replayed a
 // migration fails on a table or column the primary has, and a recovery conflict cancels a
 // statement there; a statement that is wrong fails on the primary as well.
-func (rs *replicaSet) replicaFault(r *replica, err error) {
+func (rs *Set) replicaFault(r *replica, err error) {
 	r.failures.Add(1)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -434,61 +463,23 @@ func (m *writeMarks) get(ctx context.Context, user int64) int64 {
 	return v
 }
 
-// SetWriteMarks makes the store keep its callers' read-your-writes marks in rdb under prefix
+// SetWriteMarks makes the set keep its callers' read-your-writes marks in rdb under prefix
 // (a Redis call giving up after timeout), so every process of the service sees them. Without
-// it, with replicas, signed-in callers read the primary. Call it before the store is used
-// concurrently; without replicas it does nothing.
-func (s *Store) SetWriteMarks(rdb redis.UniversalClient, prefix string, timeout time.Duration, log *slog.Logger) {
-	if s.replicas == nil {
-		return
-	}
+// it signed-in callers read the primary. Call it before the store is used concurrently.
+func (rs *Set) SetWriteMarks(rdb redis.UniversalClient, prefix string, timeout time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s.replicas.marks.Store(&writeMarks{rdb: rdb, prefix: prefix, ttl: s.replicas.markTTL(), timeout: timeout, log: log})
+	rs.marks.Store(&writeMarks{rdb: rdb, prefix: prefix, ttl: rs.markTTL(), timeout: timeout, log: log})
 }
 
-// reads returns the handle of the reads replicas may serve: loaders' batches, list pages,
-// counts.
-func (s *Store) reads(ctx context.Context) *gorm.DB {
-	return s.replicaDB.WithContext(ctx)
-}
-
-// wrote tells the replica routing that a write of user (0: none signed in) committed.
-func (s *Store) wrote(ctx context.Context, user int64) {
-	if s.replicas != nil {
-		s.replicas.wrote(ctx, s.db, user)
-	}
-}
-
-// ReplicaStats is what one read replica did since the process started.
-type ReplicaStats struct {
-	// Name is the replica's host:port.
-	Name string
-	// Healthy says whether the last probe found it fit to serve reads; Lag bounds how far
-	// it was behind the primary then.
-	Healthy bool
-	Lag     time.Duration
-	// Reads counts the statements it served; Failures those that failed on it and ran again
-	// on the primary.
-	Reads, Failures int64
-}
-
-func (rs *replicaSet) stats() ([]ReplicaStats, int64) {
-	out := make([]ReplicaStats, len(rs.replicas))
+// Stats returns what each replica did, and how many reads replicas could have served went
+// to the primary.
+func (rs *Set) Stats() ([]store.ReplicaStats, int64) {
+	out := make([]store.ReplicaStats, len(rs.replicas))
 	for i, r := range rs.replicas {
 		st := r.state.Load()
-		out[i] = ReplicaStats{Name: r.name, Healthy: st.healthy, Lag: st.lag, Reads: r.reads.Load(), Failures: r.failures.Load()}
+		out[i] = store.ReplicaStats{Name: r.name, Healthy: st.healthy, Lag: st.lag, Reads: r.reads.Load(), Failures: r.failures.Load()}
 	}
 	return out, rs.primaryReads.Load()
-}
-
-// fills returns the handle of the reads that fill the cache (users and products by ID): the
-// primary, since a row a replica had not replayed yet would outlive the lag bound by the
-// cache's TTL; replicas when there is no cache.
-func (s *Store) fills(ctx context.Context) *gorm.DB {
-	if s.cache != nil {
-		return s.db.WithContext(ctx)
-	}
-	return s.reads(ctx)
 }

@@ -1,4 +1,8 @@
-package store
+// Package cache is the Redis read-through cache of users and products by ID that wraps the
+// store (store.EntityCache), with the version keys the response cache tags its responses
+// with. The store encodes the entries; this package owns the keys, the tombstones and the
+// Redis calls.
+package cache
 
 import (
 	"context"
@@ -11,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shop/api/store"
 )
 
 // Cache is a Redis read-through cache of users and products by ID, shared by every process
@@ -52,8 +58,7 @@ type Cache struct {
 	retry   *time.Timer
 }
 
-// CacheSchema is part of every cache key: bump it when the encoding in cache_codec.go changes.
-const CacheSchema = "v4"
+var _ store.EntityCache = (*Cache)(nil)
 
 const (
 	// stepAside is how long reads skip Redis after it failed.
@@ -64,13 +69,14 @@ const (
 	fillDeadline = 10 * time.Second
 )
 
-// NewCache returns a cache in rdb under keys starting with prefix. Entries live for ttl, and
-// a Redis call that takes longer than timeout counts as a failure.
-func NewCache(rdb redis.UniversalClient, prefix string, ttl, timeout time.Duration, log *slog.Logger) *Cache {
+// New returns a cache in rdb under keys starting with prefix, then "cache:" and
+// store.CacheSchema (the entries' encoding). Entries live for ttl, and a Redis call that
+// takes longer than timeout counts as a failure.
+func New(rdb redis.UniversalClient, prefix string, ttl, timeout time.Duration, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{rdb: rdb, prefix: prefix + "cache:" + CacheSchema + ":", ttl: ttl, timeout: timeout, log: log,
+	return &Cache{rdb: rdb, prefix: prefix + "cache:" + store.CacheSchema + ":", ttl: ttl, timeout: timeout, log: log,
 		flights: map[string]chan struct{}{}, pending: map[string]time.Time{}}
 }
 
@@ -123,17 +129,14 @@ type lookup struct {
 	saw string
 }
 
-// split decodes the values MGET returned for want: found entries, and the misses with what
-// Redis held for them (a tombstone, an undecodable entry, or nothing).
-func split[T any](c *Cache, codec entryCodec[T], want []lookup, vals []any) (found []T, missing []lookup) {
-	found = make([]T, 0, len(want))
+// split decodes into rows the values MGET returned for want, and returns the misses with
+// what Redis held for them (a tombstone, an undecodable entry, or nothing).
+func (c *Cache) split(rows store.CachedRows, want []lookup, vals []any) (found int, missing []lookup) {
 	for i, l := range want {
 		s, _ := vals[i].(string)
-		if s != "" && !c.isPending(l.key) {
-			if v, err := codec.unmarshal(s); err == nil {
-				found = append(found, v)
-				continue
-			}
+		if s != "" && !c.isPending(l.key) && rows.Decode(s) {
+			found++
+			continue
 		}
 		l.saw = s
 		missing = append(missing, l)
@@ -141,34 +144,45 @@ func split[T any](c *Cache, codec entryCodec[T], want []lookup, vals []any) (fou
 	return found, missing
 }
 
-// readThrough returns the rows of ids from the cache, reading the misses with load and
-// filling them in. Unknown IDs are left out, as load leaves them out.
-func readThrough[T any](ctx context.Context, c *Cache, codec entryCodec[T], ids []int64,
-	load func(context.Context, []int64) ([]T, error)) ([]T, error) {
-	if c == nil || len(ids) == 0 {
-		return load(ctx, ids)
+// Counts returns the keys served and missed, and the Redis calls that failed, since the
+// cache was made.
+func (c *Cache) Counts() (hits, misses, errors int64) {
+	return c.hits.Load(), c.misses.Load(), c.errors.Load()
+}
+
+func (c *Cache) count(hits, misses int) (int, int) {
+	c.hits.Add(int64(hits))
+	c.misses.Add(int64(misses))
+	return hits, misses
+}
+
+// ReadThrough serves the rows of ids of kind from the cache, having rows load the misses
+// from the database and filling them in.
+func (c *Cache) ReadThrough(ctx context.Context, kind string, ids []int64, rows store.CachedRows) (hits, misses int, err error) {
+	if len(ids) == 0 {
+		return 0, 0, rows.Load(ctx, ids)
 	}
-	c.tagReads(ctx, codec.kind, ids)
+	c.tagReads(ctx, kind, ids)
 	if !c.usable() {
-		c.count(ctx, 0, len(ids))
-		return load(ctx, ids)
+		hits, misses = c.count(0, len(ids))
+		return hits, misses, rows.Load(ctx, ids)
 	}
 	want := make([]lookup, len(ids))
 	keys := make([]string, len(ids))
 	for i, id := range ids {
-		want[i] = lookup{id: id, key: c.key(codec.kind, id)}
+		want[i] = lookup{id: id, key: c.key(kind, id)}
 		keys[i] = want[i].key
 	}
 	vals, err := c.mget(ctx, keys)
 	if err != nil {
 		c.failed(ctx, "read", err)
-		c.count(ctx, 0, len(ids))
-		return load(ctx, ids)
+		hits, misses = c.count(0, len(ids))
+		return hits, misses, rows.Load(ctx, ids)
 	}
-	found, missing := split(c, codec, want, vals)
+	found, missing := c.split(rows, want, vals)
 	if len(missing) == 0 {
-		c.count(ctx, len(found), 0)
-		return found, nil
+		hits, misses = c.count(found, 0)
+		return hits, misses, nil
 	}
 
 	// Stampede protection: wait for reads of these keys already in flight, claim the rest,
@@ -182,25 +196,22 @@ func readThrough[T any](ctx context.Context, c *Cache, codec entryCodec[T], ids 
 	}
 	if vals, err = c.mget(ctx, keys); err != nil {
 		c.failed(ctx, "read", err)
-		c.count(ctx, len(found), len(missing))
-		loaded, err := load(ctx, idsOf(missing))
-		return append(found, loaded...), err
+		hits, misses = c.count(found, len(missing))
+		return hits, misses, rows.Load(ctx, idsOf(missing))
 	}
-	again, missing := split(c, codec, missing, vals)
-	found = append(found, again...)
-	c.count(ctx, len(found), len(missing))
+	again, missing := c.split(rows, missing, vals)
+	hits, misses = c.count(found+again, len(missing))
 	if len(missing) == 0 {
-		return found, nil
+		return hits, misses, nil
 	}
 	started := time.Now()
-	loaded, err := load(ctx, idsOf(missing))
-	if err != nil {
-		return nil, err
+	if err := rows.Load(ctx, idsOf(missing)); err != nil {
+		return hits, misses, err
 	}
 	if time.Since(started) < fillDeadline {
-		fill(ctx, c, codec, missing, loaded)
+		c.fill(ctx, rows, missing)
 	}
-	return append(found, loaded...), nil
+	return hits, misses, nil
 }
 
 func idsOf(ls []lookup) []int64 {
@@ -253,8 +264,9 @@ func (c *Cache) claim(ls []lookup) (release func()) {
 
 // fill writes the loaded rows back in one pipeline, each only if its key still holds what
 // the reader saw before reading the database.
-func fill[T any](ctx context.Context, c *Cache, codec entryCodec[T], missed []lookup, loaded []T) {
-	if len(loaded) == 0 {
+func (c *Cache) fill(ctx context.Context, rows store.CachedRows, missed []lookup) {
+	n := rows.Loaded()
+	if n == 0 {
 		return
 	}
 	saw := make(map[int64]lookup, len(missed))
@@ -266,12 +278,12 @@ func fill[T any](ctx context.Context, c *Cache, codec entryCodec[T], missed []lo
 	defer cancel()
 	run := func() error {
 		cmds, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, v := range loaded {
-				l, ok := saw[codec.id(v)]
+			for i := range n {
+				l, ok := saw[rows.ID(i)]
 				if !ok || c.isPending(l.key) {
 					continue
 				}
-				fillScript.EvalSha(ctx, p, []string{l.key}, l.saw, codec.marshal(v), ttl)
+				fillScript.EvalSha(ctx, p, []string{l.key}, l.saw, rows.Encode(i), ttl)
 			}
 			return nil
 		})
@@ -296,10 +308,10 @@ func fill[T any](ctx context.Context, c *Cache, codec entryCodec[T], missed []lo
 	}
 }
 
-// invalidate replaces the entries of ids with tombstones, in one pipeline. It runs after the
+// Invalidate replaces the entries of ids of kind with tombstones, in one pipeline. It runs after the
 // write committed. When Redis cannot be reached the keys are retried in the background, and
 // this process reads them from the database until the retry lands.
-func (c *Cache) invalidate(ctx context.Context, kind string, ids ...int64) {
+func (c *Cache) Invalidate(ctx context.Context, kind string, ids ...int64) {
 	if len(ids) == 0 {
 		return
 	}
@@ -345,7 +357,7 @@ func (c *Cache) bury(ctx context.Context, keys []string) error {
 
 func tombstone() []byte {
 	b := make([]byte, 9)
-	b[0] = tagTombstone
+	b[0] = store.CacheTombstoneTag
 	_, _ = rand.Read(b[1:])
 	return b
 }
@@ -393,17 +405,5 @@ func (c *Cache) retryPending() {
 		// The service is shutting down.
 	default:
 		c.scheduleRetry(time.Second)
-	}
-}
-
-func (s *Store) invalidateProducts(ctx context.Context, ids ...int64) {
-	if s.cache != nil {
-		s.cache.invalidate(ctx, productCodec.kind, ids...)
-	}
-}
-
-func (s *Store) invalidateUsers(ctx context.Context, ids ...int64) {
-	if s.cache != nil {
-		s.cache.invalidate(ctx, userCodec.kind, ids...)
 	}
 }

@@ -1,4 +1,4 @@
-package store
+package cache
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shop/api/store"
 )
 
 // A response cache (api/respcache) keeps whole responses tagged with the entities they read.
@@ -94,19 +96,14 @@ type ResponseTags struct {
 	Trusted func() bool
 }
 
-// ResponseTags returns the tags of the store's cache; ok is false without a cache, whose
-// writes then bump no versions.
-func (s *Store) ResponseTags() (tags ResponseTags, ok bool) {
-	c := s.cache
-	if c == nil {
-		return ResponseTags{}, false
-	}
+// ResponseTags returns the tags a response cache needs of c.
+func (c *Cache) ResponseTags() ResponseTags {
 	return ResponseTags{
-		ProductList: c.listKey(c.key(productCodec.kind, 0)),
+		ProductList: c.listKey(c.key(store.CacheKindProduct, 0)),
 		Trusted: func() bool {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			return len(c.pending) == 0
 		},
-	}, true
+	}
 }
