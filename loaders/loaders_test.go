@@ -362,3 +362,17 @@ func TestPartialLoadOfCachedKeys(t *testing.T) {
 		t.Errorf("%d statements, window batches %v; want the Whole read alone", rep.Statements, rep.Windowed)
 	}
 }
+
+// A request that never asks for a loader (a response-cache hit) pays little for them: the
+// loaders are set up by the first For, not by the middleware.
+func TestMiddlewareCostsLittleUntilAsked(t *testing.T) {
+	cfg := loaders.DefaultConfig
+	cfg.Observe = func(*http.Request, loaders.Report) {}
+	h := loaders.Middleware((*store.Store)(nil), cfg)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	w, r := httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/graphql", nil)
+	allocs := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) })
+	t.Logf("%.0f allocations a request", allocs)
+	if allocs > 12 {
+		t.Errorf("%.0f allocations for a request that asked for no loader, want at most 12", allocs)
+	}
+}

@@ -227,18 +227,20 @@ func (c *Cache) count(result string, n *atomic.Int64) {
 }
 
 // key names the response of rc's operation: its text, name and variables.
+// A storefront's page usually has no variables: those are not marshaled (an empty map
+// marshals as {} too), and the digest is summed on the stack.
 func (c *Cache) key(rc *graphql.OperationContext) (string, error) {
-	vars, err := json.Marshal(rc.Variables) // maps marshal with sorted keys
-	if err != nil {
-		return "", err
+	vars := []byte("{}")
+	if len(rc.Variables) > 0 {
+		var err error
+		if vars, err = json.Marshal(rc.Variables); err != nil { // maps marshal with sorted keys
+			return "", err
+		}
 	}
-	h := sha256.New()
-	h.Write([]byte(rc.RawQuery))
-	h.Write([]byte{0})
-	h.Write([]byte(rc.OperationName))
-	h.Write([]byte{0})
-	h.Write(vars)
-	return hex.EncodeToString(h.Sum(nil)[:20]), nil
+	b := make([]byte, 0, len(rc.RawQuery)+len(rc.OperationName)+len(vars)+2)
+	b = append(append(append(append(append(b, rc.RawQuery...), 0), rc.OperationName...), 0), vars...)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:20]), nil
 }
 
 // entry is a cached response: the version keys it read, their versions when it was stored
