@@ -1,12 +1,9 @@
-package tests
+package socket_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -16,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/shop/api/api"
+	"github.com/shop/api/live/socket/sockettest"
 )
 
 // What the event-loop transport promises beyond the protocol: sockets and subscriptions hold
@@ -23,21 +22,21 @@ import (
 // stops reading is cut off with 1013 instead of growing the server's memory.
 
 func TestSocketsAndSubscriptionsHoldNoGoroutine(t *testing.T) {
-	env := newLiveEnv(t, nil)
-	s := env.newLiveShop()
-	warm := openRawSocket(t, env.srv.URL, s.customer.Token, subOrder, map[string]any{"id": s.order})
-	env.waitSubscribers(1)
+	srv := start(t, nil)
+	s := newShop(t, srv)
+	warm := sockettest.OpenRaw(t, srv.URL, s.customer, subOrder, map[string]any{"id": s.order})
+	waitSubscribers(t, srv, 1)
 	time.Sleep(100 * time.Millisecond) // let the set-up's short-lived goroutines end
 	before := runtime.NumGoroutine()
 
 	// Each socket sends connection_init and subscribe in the same write as its upgrade
 	// request: they reach net/http's buffer and must be replayed into the socket.
 	const n = 50
-	socks := make([]*rawSocket, n)
+	socks := make([]*sockettest.Raw, n)
 	for i := range socks {
-		socks[i] = openRawSocket(t, env.srv.URL, s.customer.Token, subOrder, map[string]any{"id": s.order})
+		socks[i] = sockettest.OpenRaw(t, srv.URL, s.customer, subOrder, map[string]any{"id": s.order})
 	}
-	env.waitSubscribers(n + 1)
+	waitSubscribers(t, srv, n+1)
 	time.Sleep(100 * time.Millisecond)
 	// The clients are plain connections read by this goroutine: every goroutine more would
 	// be the server's. The old transport held three per socket.
@@ -45,9 +44,9 @@ func TestSocketsAndSubscriptionsHoldNoGoroutine(t *testing.T) {
 		t.Fatalf("%d goroutines more for %d subscribed sockets", grown, n)
 	}
 
-	env.moveOrderTo(s.merchant, s.order, "PAID")
+	s.moveOrderTo(t, srv, "PAID")
 	for i, c := range append(socks, warm) {
-		m := c.next(t)
+		m := c.Next(t)
 		if m.Type != "next" || !strings.Contains(string(m.Payload), `"status":"PAID"`) {
 			t.Fatalf("socket %d: want the PAID event, got %s %s", i, m.Type, m.Payload)
 		}
@@ -55,13 +54,13 @@ func TestSocketsAndSubscriptionsHoldNoGoroutine(t *testing.T) {
 }
 
 func TestSlowReaderIsClosedWithTryAgainLater(t *testing.T) {
-	env := newLiveEnv(t, func(c *config) { c.Live.SendBuffer = 8 << 10 })
-	m := env.signUp("MERCHANT")
-	product := env.createProduct(m, "Heavy", 100, 1)
+	srv := start(t, func(c *api.Config) { c.Live.SendBuffer = 8 << 10 })
+	m := signUp(t, srv, "MERCHANT")
+	product := createProduct(t, srv, m, "Heavy", 100, 1)
 	var out struct {
 		UpdateProduct struct{ UserErrors []map[string]any }
 	}
-	env.as(m.Token).must(`mutation($in: UpdateProductInput!) { updateProduct(input: $in) { userErrors { message } } }`,
+	srv.Must(t, m, `mutation($in: UpdateProductInput!) { updateProduct(input: $in) { userErrors { message } } }`,
 		map[string]any{"in": map[string]any{"id": product, "description": strings.Repeat("x", 10_000)}}, &out)
 
 	// A client with a small receive window that stops reading: what the server writes
@@ -73,7 +72,7 @@ func TestSlowReaderIsClosedWithTryAgainLater(t *testing.T) {
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, strings.Replace(env.srv.URL, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
+	conn, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
 		Subprotocols: []string{"graphql-transport-ws"},
 		HTTPClient:   &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}},
 	})
@@ -103,7 +102,7 @@ func TestSlowReaderIsClosedWithTryAgainLater(t *testing.T) {
 		write(map[string]any{"type": "subscribe", "id": fmt.Sprint(i), "payload": map[string]any{"query": q.String(), "variables": map[string]any{"id": product}}})
 	}
 	// Not reading, while the server answers, until it gives up on this client.
-	eventually(t, 10*time.Second, func() bool { return env.svc.LiveStats().SlowSubscribers == 1 }, "the socket cut off")
+	eventually(t, 10*time.Second, func() bool { return srv.LiveStats().SlowSubscribers == 1 }, "the socket cut off")
 
 	answered := 0
 	for {
@@ -121,89 +120,5 @@ func TestSlowReaderIsClosedWithTryAgainLater(t *testing.T) {
 	if answered >= 40 {
 		t.Fatalf("all %d answers were sent: the send buffer did not bound the backlog", answered)
 	}
-	eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Sockets == 0 }, "slow socket dropped")
-}
-
-// rawSocket is a graphql-transport-ws client on a plain connection: no goroutine of its own.
-type rawSocket struct {
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-// openRawSocket upgrades, initialises with token and subscribes, all in one write, and
-// waits for connection_ack.
-func openRawSocket(t *testing.T, url, token, query string, vars map[string]any) *rawSocket {
-	t.Helper()
-	host := strings.TrimPrefix(url, "http://")
-	conn, err := net.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	init, _ := json.Marshal(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + token}})
-	sub, _ := json.Marshal(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{"query": query, "variables": vars}})
-	req := "GET /graphql HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
-	if _, err := conn.Write(append(append([]byte(req), clientFrame(init)...), clientFrame(sub)...)); err != nil {
-		t.Fatal(err)
-	}
-	c := &rawSocket{conn: conn, r: bufio.NewReader(conn)}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(c.r, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
-	if m := c.next(t); m.Type != "connection_ack" {
-		t.Fatalf("want connection_ack, got %+v", m)
-	}
-	return c
-}
-
-// next returns the next message that is not a ping.
-func (c *rawSocket) next(t *testing.T) wsMsg {
-	t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		var head [2]byte
-		if _, err := io.ReadFull(c.r, head[:]); err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		n := int(head[1] & 0x7f)
-		switch n {
-		case 126:
-			var ext [2]byte
-			_, _ = io.ReadFull(c.r, ext[:])
-			n = int(binary.BigEndian.Uint16(ext[:]))
-		case 127:
-			var ext [8]byte
-			_, _ = io.ReadFull(c.r, ext[:])
-			n = int(binary.BigEndian.Uint64(ext[:]))
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(c.r, payload); err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		if head[0]&0x0f != 1 { // not a text frame
-			t.Fatalf("frame of opcode %d: %q", head[0]&0x0f, payload)
-		}
-		var m wsMsg
-		if err := json.Unmarshal(payload, &m); err != nil {
-			t.Fatalf("bad message %q", payload)
-		}
-		if m.Type != "ping" {
-			return m
-		}
-	}
-}
-
-// clientFrame is a masked text frame (with a zero mask, which leaves the payload as is).
-func clientFrame(payload []byte) []byte {
-	b := []byte{0x81}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	default:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	}
-	return append(append(b, 0, 0, 0, 0), payload...)
+	eventually(t, 5*time.Second, func() bool { return srv.LiveStats().Sockets == 0 }, "slow socket dropped")
 }
