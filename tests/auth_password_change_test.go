@@ -21,7 +21,7 @@ func TestChangePasswordEndsEarlierTokens(t *testing.T) {
 	forEachBackendPair(t, cfg, func(t *testing.T, a, b *testEnv) {
 		customer := a.signUp("CUSTOMER")
 		sock := b.connectSocket(customer.Token)
-		sock.subscribe("mine", subMine, nil)
+		sock.Subscribe("mine", subMine, nil)
 		b.waitSubscribers(1)
 
 		vars := func(cur, next string) map[string]any { return map[string]any{"cur": cur, "new": next} }
@@ -54,15 +54,15 @@ func TestChangePasswordEndsEarlierTokens(t *testing.T) {
 		waitFor(t, 5*time.Second, "the other process to refuse the old token", func() bool {
 			return b.as(customer.Token).post(me, nil).Status == http.StatusUnauthorized
 		})
-		if code := sock.closed(5 * time.Second); code != 4403 {
+		if code := sock.Closed(5 * time.Second); code != 4403 {
 			t.Errorf("the old token's socket on the other process closed with %d, want 4403", code)
 		}
 		if r := b.as(fresh).post(me, nil); len(r.Errors) > 0 {
 			t.Errorf("the new token on the other process: %v", r.Errors)
 		}
 		again := b.dialSocket(dialOpts{})
-		again.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + customer.Token}})
-		if code := again.closed(5 * time.Second); code != 4403 {
+		again.Send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + customer.Token}})
+		if code := again.Closed(5 * time.Second); code != 4403 {
 			t.Errorf("a new socket with the old token: close %d, want 4403", code)
 		}
 		a.logIn(customer.Email, "new-password-1")

@@ -57,7 +57,7 @@ func TestRedisNamespaceFollowsTheDatabase(t *testing.T) {
 	sub := a.connectSocket(shopA.customer.Token)
 	a.subscribeOrder(sub, "1", shopA.order, nil)
 	b.moveOrderTo(shopB.merchant, shopB.order, "PAID")
-	sub.quiet(500 * time.Millisecond)
+	sub.Quiet(500 * time.Millisecond)
 	a.moveOrderTo(shopA.merchant, shopA.order, "CANCELLED")
 	if ev := sub.event("1"); ev.Status != "CANCELLED" {
 		t.Fatalf("A's subscriber got %+v, want A's CANCELLED", ev)

@@ -143,8 +143,8 @@ func (e *testEnv) trustedShop(ops trustedOps) liveShop {
 
 // subscribeByID starts operation opID on the socket with a persisted query id.
 func (c *wsClient) subscribeByID(opID, id string, vars map[string]any) {
-	c.t.Helper()
-	c.send(map[string]any{"type": "subscribe", "id": opID, "payload": map[string]any{"variables": vars,
+	c.T.Helper()
+	c.Send(map[string]any{"type": "subscribe", "id": opID, "payload": map[string]any{"variables": vars,
 		"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": id}}}})
 }
 
@@ -231,13 +231,13 @@ func TestTrustedDocuments(t *testing.T) {
 			// Over WebSocket: an unlisted subscription is refused, the listed one runs by id,
 			// and the admin's unlisted one runs too.
 			customer := env.connectSocket(s.customer.Token)
-			customer.subscribe("unlisted", `subscription { myOrderEvents { id status } }`, nil)
-			if code := customer.errorCode("unlisted"); code != "FORBIDDEN" {
+			customer.Subscribe("unlisted", `subscription { myOrderEvents { id status } }`, nil)
+			if code := customer.ErrorCode("unlisted"); code != "FORBIDDEN" {
 				t.Fatalf("unlisted subscription over WebSocket: %s, want FORBIDDEN", code)
 			}
 			customer.subscribeByID("listed", ops.ids["TrustedOrderStatus"], map[string]any{"orderId": s.order})
 			adminSocket := env.connectSocket(admin.Token)
-			adminSocket.subscribe("free", `subscription($id: ID!) { orderStatusChanged(orderId: $id) { `+eventFields+` } }`, map[string]any{"id": s.order})
+			adminSocket.Subscribe("free", `subscription($id: ID!) { orderStatusChanged(orderId: $id) { `+eventFields+` } }`, map[string]any{"id": s.order})
 			env.waitSubscribers(2)
 			var moved struct {
 				UpdateOrderStatus struct{ Order struct{ Status string } }

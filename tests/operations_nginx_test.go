@@ -286,8 +286,8 @@ func TestBehindNginx(t *testing.T) {
 		created := lb.eventIDs(s.customer, s.order)[0]
 		subs := liveSubscribers(t, procs)
 		ws := dialSocketURL(t, nginx.url, dialOpts{})
-		ws.init(map[string]any{"Authorization": "Bearer " + s.customer.Token})
-		ws.subscribe("1", subOrder, map[string]any{"id": s.order, "after": created})
+		ws.Init(map[string]any{"Authorization": "Bearer " + s.customer.Token})
+		ws.Subscribe("1", subOrder, map[string]any{"id": s.order, "after": created})
 		wsOn := holder(t, procs, subs)
 		procs[(wsOn+1)%3].client(t).moveOrderTo(s.merchant, s.order, "PAID")
 		if e := ws.event("1"); e.Status != "PAID" {

@@ -208,14 +208,14 @@ func TestRedisSentinelFailover(t *testing.T) {
 	merchant, customer, admin := b.signUp("MERCHANT"), b.signUp("CUSTOMER"), b.liveAdmin()
 	product := b.createProduct(merchant, "Lamp", 1500, 100_000)
 	cust, adm := a.connectSocket(customer.Token), a.connectSocket(admin.Token)
-	cust.subscribe("mine", subMine, nil)
-	adm.subscribe("all", subMine, nil)
+	cust.Subscribe("mine", subMine, nil)
+	adm.Subscribe("all", subMine, nil)
 	a.waitSubscribers(2)
 	const orders = 40
 	ids := make([]string, orders+1) // the last is moved only once the failover is over
 	for i := range ids {
 		ids[i] = b.placeOrder(customer, line{product, 1})
-		cust.subscribe("o"+strconv.Itoa(i), subOrder, map[string]any{"id": ids[i]})
+		cust.Subscribe("o"+strconv.Itoa(i), subOrder, map[string]any{"id": ids[i]})
 	}
 	a.waitSubscribers(2 + len(ids))
 
@@ -370,8 +370,8 @@ func TestRedisSentinelFailover(t *testing.T) {
 		wantOrder[op] = append(wantOrder[op], e.status)
 	}
 	gotCust, gotAdm := receiveEvents(t, cust, len(ids)+2*len(events)), receiveEvents(t, adm, len(ids)+len(events))
-	cust.quiet(time.Second)
-	adm.quiet(10 * time.Millisecond)
+	cust.Quiet(time.Second)
+	adm.Quiet(10 * time.Millisecond)
 	gotMine := map[string]int{}
 	gotOrder := map[string][]string{}
 	for _, m := range gotCust {
@@ -410,7 +410,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	final := len(ids) - 1
 	b.moveOrderTo(admin, ids[final], "PAID")
 	for _, c := range []*wsClient{cust, cust, adm} {
-		m := c.next(10 * time.Second)
+		m := c.Next(10 * time.Second)
 		if e := decodeLiveEvent(t, m); e.Status != "PAID" || e.Order.ID != ids[final] {
 			t.Fatalf("after the failover: %s %+v", m.ID, e)
 		}
@@ -442,13 +442,13 @@ func receiveEvents(t *testing.T, c *wsClient, n int) []wsMsg {
 	deadline := time.After(20 * time.Second)
 	for len(got) < n {
 		select {
-		case m, ok := <-c.msgs:
+		case m, ok := <-c.Msgs:
 			if !ok {
-				t.Fatalf("socket closed after %d of %d events: %v", len(got), n, c.err)
+				t.Fatalf("socket closed after %d of %d events: %v", len(got), n, c.Err())
 			}
 			switch m.Type {
 			case "ping":
-				c.send(map[string]any{"type": "pong"})
+				c.Send(map[string]any{"type": "pong"})
 			case "ka", "pong":
 			default:
 				got = append(got, m)

@@ -32,7 +32,7 @@ func TestMeasureEventAllocations(t *testing.T) {
 			for range sockets {
 				c := env.connectSocket(s.customer.Token)
 				for i := range perSocket {
-					c.subscribe(fmt.Sprint(i), subMine, nil)
+					c.Subscribe(fmt.Sprint(i), subMine, nil)
 				}
 				cs = append(cs, c)
 			}
@@ -45,7 +45,7 @@ func TestMeasureEventAllocations(t *testing.T) {
 					env.moveOrderTo(s.merchant, order, st)
 					for _, c := range cs {
 						for range perSocket {
-							if m := c.next(10 * time.Second); m.Type != "next" {
+							if m := c.Next(10 * time.Second); m.Type != "next" {
 								t.Fatalf("%s %s", m.Type, m.Payload)
 							}
 						}

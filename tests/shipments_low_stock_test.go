@@ -25,17 +25,17 @@ type lowStockEvent struct {
 
 // lowStock returns the next lowStock event of operation id, failing on anything else.
 func (c *wsClient) lowStock(id string) lowStockEvent {
-	c.t.Helper()
-	m := c.next(10 * time.Second)
+	c.T.Helper()
+	m := c.Next(10 * time.Second)
 	if (m.Type != "next" && m.Type != "data") || m.ID != id {
-		c.t.Fatalf("want a lowStock event of %s, got %s %s %s", id, m.Type, m.ID, m.Payload)
+		c.T.Fatalf("want a lowStock event of %s, got %s %s %s", id, m.Type, m.ID, m.Payload)
 	}
 	var p struct {
 		Data   struct{ LowStock *lowStockEvent }
 		Errors []gqlError
 	}
 	if err := json.Unmarshal(m.Payload, &p); err != nil || len(p.Errors) > 0 || p.Data.LowStock == nil {
-		c.t.Fatalf("bad lowStock payload %s (%v)", m.Payload, err)
+		c.T.Fatalf("bad lowStock payload %s (%v)", m.Payload, err)
 	}
 	return *p.Data.LowStock
 }
@@ -59,19 +59,19 @@ func TestLowStockOncePerCrossing(t *testing.T) {
 		unwatched := env.createProduct(m1, "No threshold", 100, 3)
 
 		c := env.connectSocket(customer.Token)
-		c.subscribe("1", subLowStock, nil)
-		if code := c.errorCode("1"); code != "FORBIDDEN" {
+		c.Subscribe("1", subLowStock, nil)
+		if code := c.ErrorCode("1"); code != "FORBIDDEN" {
 			t.Fatalf("customer: %s, want FORBIDDEN", code)
 		}
 		anon := env.connectSocket("")
-		anon.subscribe("1", subLowStock, nil)
-		if code := anon.errorCode("1"); code != "UNAUTHENTICATED" {
+		anon.Subscribe("1", subLowStock, nil)
+		if code := anon.ErrorCode("1"); code != "UNAUTHENTICATED" {
 			t.Fatalf("anonymous: %s, want UNAUTHENTICATED", code)
 		}
 
 		w1, w2, wa := env.connectSocket(m1.Token), env.connectSocket(m2.Token), env.connectSocket(admin.Token)
 		for _, w := range []*wsClient{w1, w2, wa} {
-			w.subscribe("low", subLowStock, nil)
+			w.Subscribe("low", subLowStock, nil)
 		}
 		env.waitSubscribers(3)
 
@@ -85,7 +85,7 @@ func TestLowStockOncePerCrossing(t *testing.T) {
 		env.placeOrder(customer, line{p, 1})               // 5 → 4: still below, no new crossing
 		r, pl := env.as(m1.Token).adjust(p, 10, "restock") // 4 → 14: back above
 		requireOK(t, r, pl)
-		w1.quiet(300 * time.Millisecond)
+		w1.Quiet(300 * time.Millisecond)
 		r, pl = env.as(m1.Token).adjust(p, -9, "breakage") // 14 → 5: the second crossing
 		requireOK(t, r, pl)
 		if e := w1.lowStock("low"); e.ID != p || e.Stock != 5 {
@@ -104,10 +104,10 @@ func TestLowStockOncePerCrossing(t *testing.T) {
 			t.Fatalf("admin's alert of q %+v", e)
 		}
 		for _, w := range []*wsClient{w1, w2, wa} {
-			w.quiet(500 * time.Millisecond) // once a crossing, though the relay runs too
+			w.Quiet(500 * time.Millisecond) // once a crossing, though the relay runs too
 		}
 		// A completed subscription is forgotten.
-		w1.send(map[string]any{"type": "complete", "id": "low"})
+		w1.Send(map[string]any{"type": "complete", "id": "low"})
 		eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 2 }, "2 subscribers left")
 	})
 }
@@ -121,7 +121,7 @@ func TestLowStockFromAnotherProcess(t *testing.T) {
 	merchant, customer := b.signUp("MERCHANT"), b.signUp("CUSTOMER")
 	p := b.createWatchedProduct(merchant, 10, 4)
 	w := a.connectSocket(merchant.Token)
-	w.subscribe("low", subLowStock, nil)
+	w.Subscribe("low", subLowStock, nil)
 	a.waitSubscribers(1)
 
 	b.placeOrder(customer, line{p, 6}) // 10 → 4
@@ -132,7 +132,7 @@ func TestLowStockFromAnotherProcess(t *testing.T) {
 	r, pl := b.as(merchant.Token).adjust(p, 10, "restock")
 	requireOK(t, r, pl)
 	storetest.Exec(t, b.svc.Store, "UPDATE low_stock_alerts SET published_at = NULL")
-	w.quiet(time.Second) // the alert seen before is not delivered again
+	w.Quiet(time.Second) // the alert seen before is not delivered again
 	// A third process that commits a crossing and dies before publishing it (a store of its
 	// own, without live delivery): the relays of A and B publish it, once.
 	st, err := store.Open(context.Background(), store.Config{DatabaseURL: cfg.DatabaseURL})
@@ -147,7 +147,7 @@ func TestLowStockFromAnotherProcess(t *testing.T) {
 	if e := w.lowStock("low"); e.ID != p || e.Stock != 3 {
 		t.Fatalf("relayed alert %+v", e)
 	}
-	w.quiet(time.Second)
+	w.Quiet(time.Second)
 	if n := storetest.Count(t, b.svc.Store, "SELECT COUNT(*) FROM low_stock_alerts WHERE published_at IS NULL"); n != 0 {
 		t.Fatalf("%d alerts left unpublished", n)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shop/api/live/socket/sockettest"
 	"github.com/shop/api/store/storetest"
 )
 
@@ -39,7 +40,7 @@ func TestEventsReachSubscribersOfAnotherProcessOnceAndInOrder(t *testing.T) {
 	// Subscribers on A; every change goes through B.
 	c := a.connectSocket(s.customer.Token)
 	a.subscribeOrder(c, "order", s.order, nil)
-	c.subscribe("mine", subMine, nil)
+	c.Subscribe("mine", subMine, nil)
 	a.waitSubscribers(2)
 	o2 := b.placeOrder(s.customer, line{s.product, 1})
 	for _, st := range []string{"PAID", "SHIPPED", "DELIVERED"} {
@@ -49,7 +50,7 @@ func TestEventsReachSubscribersOfAnotherProcessOnceAndInOrder(t *testing.T) {
 
 	var order, mine []string
 	for len(order) < 3 || len(mine) < 5 {
-		m := c.next(10 * time.Second)
+		m := c.Next(10 * time.Second)
 		e := decodeLiveEvent(t, m)
 		switch m.ID {
 		case "order":
@@ -66,14 +67,14 @@ func TestEventsReachSubscribersOfAnotherProcessOnceAndInOrder(t *testing.T) {
 	if joinWords(mine) != want {
 		t.Fatalf("myOrderEvents = %v, want %s", mine, want)
 	}
-	c.quiet(500 * time.Millisecond) // nothing twice, although both processes run a relay
+	c.Quiet(500 * time.Millisecond) // nothing twice, although both processes run a relay
 }
 
 // decodeLiveEvent returns the event in a next/data message.
 func decodeLiveEvent(t *testing.T, m wsMsg) liveEvent {
 	t.Helper()
-	c := &wsClient{t: t, msgs: make(chan wsMsg, 1)}
-	c.msgs <- m
+	c := &wsClient{&sockettest.Client{T: t, Msgs: make(chan wsMsg, 1)}}
+	c.Msgs <- m
 	return c.event(m.ID)
 }
 
@@ -145,7 +146,7 @@ func testRedisOutage(t *testing.T, rs *liveRedisServer, a, b *testEnv) {
 	s := b.newLiveShop()
 	c := a.connectSocket(s.customer.Token)
 	a.subscribeOrder(c, "1", s.order, nil)
-	c.subscribe("mine", subMine, nil)
+	c.Subscribe("mine", subMine, nil)
 	a.waitSubscribers(2)
 
 	rs.stop()
@@ -153,22 +154,22 @@ func testRedisOutage(t *testing.T, rs *liveRedisServer, a, b *testEnv) {
 	failed := b.svc.LiveStats().PublishFailures
 	b.moveOrderTo(s.merchant, s.order, "PAID") // committed; its publication fails
 	eventually(t, 5*time.Second, func() bool { return b.svc.LiveStats().PublishFailures > failed }, "failed publication")
-	c.quiet(300 * time.Millisecond)
+	c.Quiet(300 * time.Millisecond)
 	rs.start()
 
 	got := map[string]string{}
 	for len(got) < 2 {
-		m := c.next(15 * time.Second)
+		m := c.Next(15 * time.Second)
 		got[m.ID] = decodeLiveEvent(t, m).Status
 	}
 	if got["1"] != "PAID" || got["mine"] != "PAID" {
 		t.Fatalf("after the outage: %v", got)
 	}
-	c.quiet(time.Second) // exactly once: relay and catch-up both ran, duplicates were dropped
+	c.Quiet(time.Second) // exactly once: relay and catch-up both ran, duplicates were dropped
 	// And live delivery goes on.
 	b.moveOrderTo(s.merchant, s.order, "SHIPPED")
 	for range 2 {
-		if e := decodeLiveEvent(t, c.next(10*time.Second)); e.Status != "SHIPPED" {
+		if e := decodeLiveEvent(t, c.Next(10*time.Second)); e.Status != "SHIPPED" {
 			t.Fatalf("event %+v", e)
 		}
 	}
@@ -180,7 +181,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 	envs := []*testEnv{newTestEnv(t, cfg), newTestEnv(t, cfg), newTestEnv(t, cfg)}
 	admin := envs[0].liveAdmin()
 	c := envs[0].connectSocket(admin.Token)
-	c.subscribe("mine", subMine, nil)
+	c.Subscribe("mine", subMine, nil)
 	envs[0].waitSubscribers(1)
 
 	s := envs[1].newLiveShop()
@@ -189,7 +190,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 		envs[1].placeOrder(s.customer, line{s.product, 1})
 	}
 	for range orders {
-		c.next(10 * time.Second)
+		c.Next(10 * time.Second)
 	}
 	time.Sleep(200 * time.Millisecond) // let the publishers mark them published
 	before := totalRelayed(envs)
@@ -213,7 +214,7 @@ func TestConcurrentRelaysPublishEachEventOnce(t *testing.T) {
 	if unpublished := storetest.Count(t, envs[0].svc.Store, "SELECT count(*) FROM order_status_events WHERE published_at IS NULL"); unpublished != 0 {
 		t.Fatalf("%d events left unpublished", unpublished)
 	}
-	c.quiet(300 * time.Millisecond) // the republished events were duplicates for the subscriber
+	c.Quiet(300 * time.Millisecond) // the republished events were duplicates for the subscriber
 }
 
 func totalRelayed(envs []*testEnv) int64 {

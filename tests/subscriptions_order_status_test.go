@@ -1,19 +1,17 @@
 package tests
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/shop/api/live/socket/sockettest"
 )
 
-// The live tests' own helpers: a graphql-transport-ws (or legacy graphql-ws) client on
-// github.com/coder/websocket, and a shop with a merchant, a customer and an order.
+// The live tests' own helpers: the protocol's test client (live/socket/sockettest) with the
+// shop's events, and a shop with a merchant, a customer and an order.
 
 // liveConfig shortens the relay's timers so outage tests stay fast.
 func liveConfig(cfg *config) {
@@ -93,11 +91,7 @@ func (e *testEnv) eventIDs(who account, order string) []string {
 }
 
 // wsMsg is a message of either subprotocol.
-type wsMsg struct {
-	Type    string          `json:"type"`
-	ID      string          `json:"id,omitempty"`
-	Payload json.RawMessage `json:"payload,omitempty"`
-}
+type wsMsg = sockettest.Msg
 
 // liveEvent is an OrderStatusEvent as the subscriptions below select it.
 type liveEvent struct {
@@ -112,67 +106,15 @@ type liveEvent struct {
 
 const eventFields = `id status previousStatus order { id status }`
 
-// wsClient is one WebSocket connection speaking graphql-transport-ws (or legacy graphql-ws).
-type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
-	msgs chan wsMsg
-	done chan struct{}
-	err  error // the read error that ended msgs
-}
+// wsClient is the protocol's test client (sockettest.Client) with the shop's events.
+type wsClient struct{ *sockettest.Client }
 
-type dialOpts struct {
-	subprotocol string // default graphql-transport-ws
-	header      http.Header
-}
+type dialOpts = sockettest.DialOpts
 
 // dialSocketURL opens a socket to url without initialising it, failing the test if it cannot.
 func dialSocketURL(t *testing.T, url string, o dialOpts) *wsClient {
 	t.Helper()
-	c, resp, err := tryDialSocket(url, o)
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		t.Fatalf("dial %s: %v (HTTP %d)", url, err, status)
-	}
-	c.t = t
-	t.Cleanup(func() { _ = c.conn.CloseNow() })
-	return c
-}
-
-func tryDialSocket(url string, o dialOpts) (*wsClient, *http.Response, error) {
-	if o.subprotocol == "" {
-		o.subprotocol = "graphql-transport-ws"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, resp, err := websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1)+"/graphql",
-		&websocket.DialOptions{Subprotocols: []string{o.subprotocol}, HTTPHeader: o.header})
-	if err != nil {
-		return nil, resp, err
-	}
-	conn.SetReadLimit(1 << 20)
-	c := &wsClient{conn: conn, msgs: make(chan wsMsg, 1024), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		defer close(c.msgs)
-		for {
-			_, data, err := conn.Read(context.Background())
-			if err != nil {
-				c.err = err
-				return
-			}
-			var m wsMsg
-			if err := json.Unmarshal(data, &m); err != nil {
-				c.err = fmt.Errorf("bad message %s: %w", data, err)
-				return
-			}
-			c.msgs <- m
-		}
-	}()
-	return c, resp, nil
+	return &wsClient{sockettest.Dial(t, url, o)}
 }
 
 // dialSocket opens a socket to env without initialising it.
@@ -184,156 +126,21 @@ func (e *testEnv) dialSocket(o dialOpts) *wsClient {
 // connectSocket opens a socket and initialises it with token (anonymous when empty).
 func (e *testEnv) connectSocket(token string) *wsClient {
 	e.t.Helper()
-	c := e.dialSocket(dialOpts{})
-	payload := map[string]any{}
-	if token != "" {
-		payload["Authorization"] = "Bearer " + token
-	}
-	c.init(payload)
-	return c
-}
-
-func (c *wsClient) send(m any) {
-	c.t.Helper()
-	b, _ := json.Marshal(m)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.conn.Write(ctx, websocket.MessageText, b); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// init sends connection_init and waits for the ack.
-func (c *wsClient) init(payload any) {
-	c.t.Helper()
-	c.send(map[string]any{"type": "connection_init", "payload": payload})
-	if m := c.next(5 * time.Second); m.Type != "connection_ack" {
-		c.t.Fatalf("want connection_ack, got %+v", m)
-	}
-}
-
-// subscribe starts operation id.
-func (c *wsClient) subscribe(id, query string, vars map[string]any) {
-	c.t.Helper()
-	typ := "subscribe"
-	if c.conn.Subprotocol() == "graphql-ws" {
-		typ = "start"
-	}
-	c.send(map[string]any{"type": typ, "id": id, "payload": map[string]any{"query": query, "variables": vars}})
-}
-
-// next returns the next message that is not a keep-alive, failing the test after timeout.
-func (c *wsClient) next(timeout time.Duration) wsMsg {
-	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case m, ok := <-c.msgs:
-			if !ok {
-				c.t.Fatalf("socket closed while waiting for a message: %v", c.err)
-			}
-			if m.Type == "ka" || m.Type == "ping" || m.Type == "pong" {
-				if m.Type == "ping" {
-					c.send(map[string]any{"type": "pong"})
-				}
-				continue
-			}
-			return m
-		case <-deadline:
-			c.t.Fatalf("no message within %v", timeout)
-		}
-	}
+	return &wsClient{sockettest.Connect(e.t, e.srv.URL, token)}
 }
 
 // event returns the next event of operation id, failing on anything else.
 func (c *wsClient) event(id string) liveEvent {
-	c.t.Helper()
-	m := c.next(10 * time.Second)
-	if (m.Type != "next" && m.Type != "data") || m.ID != id {
-		c.t.Fatalf("want an event of %s, got %s %s %s", id, m.Type, m.ID, m.Payload)
+	c.T.Helper()
+	var data map[string]liveEvent
+	c.Data(id, &data)
+	if len(data) != 1 {
+		c.T.Fatalf("want one event of %s, got %+v", id, data)
 	}
-	var p struct {
-		Data   map[string]liveEvent
-		Errors []gqlError
-	}
-	if err := json.Unmarshal(m.Payload, &p); err != nil || len(p.Errors) > 0 || len(p.Data) != 1 {
-		c.t.Fatalf("bad event payload %s (%v)", m.Payload, err)
-	}
-	for _, e := range p.Data {
+	for _, e := range data {
 		return e
 	}
 	panic("unreachable")
-}
-
-// quiet fails the test when a message other than a keep-alive arrives within d.
-func (c *wsClient) quiet(d time.Duration) {
-	c.t.Helper()
-	deadline := time.After(d)
-	for {
-		select {
-		case m, ok := <-c.msgs:
-			if !ok {
-				c.t.Fatalf("socket closed: %v", c.err)
-			}
-			if m.Type == "ka" || m.Type == "ping" || m.Type == "pong" {
-				continue
-			}
-			c.t.Fatalf("want nothing, got %s %s %s", m.Type, m.ID, m.Payload)
-		case <-deadline:
-			return
-		}
-	}
-}
-
-// errorCode returns the extensions.code of the error that ended operation id.
-func (c *wsClient) errorCode(id string) string {
-	c.t.Helper()
-	m := c.next(10 * time.Second)
-	switch {
-	case m.ID != id:
-		c.t.Fatalf("want a message of %s, got %+v", id, m)
-	case m.Type == "error":
-		var errs []gqlError
-		if err := json.Unmarshal(m.Payload, &errs); err != nil || len(errs) == 0 {
-			c.t.Fatalf("bad error payload %s", m.Payload)
-		}
-		return fmt.Sprint(errs[0].Extensions["code"])
-	case m.Type == "next" || m.Type == "data":
-		var p struct{ Errors []gqlError }
-		if err := json.Unmarshal(m.Payload, &p); err != nil || len(p.Errors) == 0 {
-			c.t.Fatalf("want errors, got %s", m.Payload)
-		}
-		// A resolver's error ends the operation: gqlgen follows it with complete.
-		if end := c.next(5 * time.Second); end.Type != "complete" || end.ID != id {
-			c.t.Fatalf("want complete of %s after the error, got %+v", id, end)
-		}
-		return fmt.Sprint(p.Errors[0].Extensions["code"])
-	}
-	c.t.Fatalf("want an error of %s, got %+v", id, m)
-	return ""
-}
-
-// closed waits for the server to close the socket, answering its pings as a client does,
-// and returns the close code.
-func (c *wsClient) closed(timeout time.Duration) websocket.StatusCode {
-	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case m, ok := <-c.msgs:
-			if !ok {
-				return websocket.CloseStatus(c.err)
-			}
-			if m.Type == "ping" {
-				// The server may be closing the socket as it pings: a failed pong is no error.
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = c.conn.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`))
-				cancel()
-			}
-		case <-deadline:
-			c.t.Fatalf("socket still open after %v", timeout)
-		}
-	}
 }
 
 const (
@@ -349,7 +156,7 @@ func (e *testEnv) subscribeOrder(c *wsClient, id, order string, after *string) {
 	if after != nil {
 		vars["after"] = *after
 	}
-	c.subscribe(id, subOrder, vars)
+	c.Subscribe(id, subOrder, vars)
 	e.waitSubscribers(1)
 }
 
@@ -397,7 +204,7 @@ func TestOrderStatusChangedDeliversEachChangeWithFreshData(t *testing.T) {
 		if first.ID != hist[1] || second.ID != hist[2] {
 			t.Fatalf("event ids %s %s, history %v", first.ID, second.ID, hist)
 		}
-		c.quiet(300 * time.Millisecond)
+		c.Quiet(300 * time.Millisecond)
 	})
 }
 

@@ -19,27 +19,27 @@ func TestOrderStatusChangedVisibility(t *testing.T) {
 		otherMerchant := env.signUp("MERCHANT")
 
 		c := env.connectSocket(stranger.Token)
-		c.subscribe("stranger", subOrder, map[string]any{"id": s.order})
-		if code := c.errorCode("stranger"); code != "NOT_FOUND" {
+		c.Subscribe("stranger", subOrder, map[string]any{"id": s.order})
+		if code := c.ErrorCode("stranger"); code != "NOT_FOUND" {
 			t.Fatalf("stranger: %s, want NOT_FOUND", code)
 		}
 		m := env.connectSocket(otherMerchant.Token)
-		m.subscribe("1", subOrder, map[string]any{"id": s.order})
-		if code := m.errorCode("1"); code != "NOT_FOUND" {
+		m.Subscribe("1", subOrder, map[string]any{"id": s.order})
+		if code := m.ErrorCode("1"); code != "NOT_FOUND" {
 			t.Fatalf("merchant without a product in it: %s, want NOT_FOUND", code)
 		}
 		unknown := env.connectSocket(s.customer.Token)
-		unknown.subscribe("1", subOrder, map[string]any{"id": unknownOrderID})
-		if code := unknown.errorCode("1"); code != "NOT_FOUND" {
+		unknown.Subscribe("1", subOrder, map[string]any{"id": unknownOrderID})
+		if code := unknown.ErrorCode("1"); code != "NOT_FOUND" {
 			t.Fatalf("unknown order: %s, want NOT_FOUND", code)
 		}
 		anon := env.connectSocket("")
-		anon.subscribe("1", subOrder, map[string]any{"id": s.order})
-		if code := anon.errorCode("1"); code != "UNAUTHENTICATED" {
+		anon.Subscribe("1", subOrder, map[string]any{"id": s.order})
+		if code := anon.ErrorCode("1"); code != "UNAUTHENTICATED" {
 			t.Fatalf("anonymous: %s, want UNAUTHENTICATED", code)
 		}
-		anon.subscribe("2", subMine, nil)
-		if code := anon.errorCode("2"); code != "UNAUTHENTICATED" {
+		anon.Subscribe("2", subMine, nil)
+		if code := anon.ErrorCode("2"); code != "UNAUTHENTICATED" {
 			t.Fatalf("anonymous myOrderEvents: %s, want UNAUTHENTICATED", code)
 		}
 
@@ -47,7 +47,7 @@ func TestOrderStatusChangedVisibility(t *testing.T) {
 		var watchers []*wsClient
 		for i, who := range []account{s.customer, s.merchant, admin} {
 			w := env.connectSocket(who.Token)
-			w.subscribe("1", subOrder, map[string]any{"id": s.order})
+			w.Subscribe("1", subOrder, map[string]any{"id": s.order})
 			env.waitSubscribers(i + 1)
 			watchers = append(watchers, w)
 		}
@@ -72,8 +72,8 @@ func TestOrderStatusChangedAfterMustBeAnEventOfTheOrder(t *testing.T) {
 		c := env.connectSocket(s.customer.Token)
 		for i, after := range []string{otherEvent, "not-an-id", s.order, "T3JkZXJTdGF0dXNFdmVudDo5OTk5OTk5"} {
 			id := string(rune('a' + i))
-			c.subscribe(id, subOrder, map[string]any{"id": s.order, "after": after})
-			if code := c.errorCode(id); code != "BAD_USER_INPUT" {
+			c.Subscribe(id, subOrder, map[string]any{"id": s.order, "after": after})
+			if code := c.ErrorCode(id); code != "BAD_USER_INPUT" {
 				t.Fatalf("after %q: %s, want BAD_USER_INPUT", after, code)
 			}
 		}
@@ -87,7 +87,7 @@ func TestOrderStatusChangedWithoutAfterSendsOnlyLaterEvents(t *testing.T) {
 		env.moveOrderTo(s.merchant, s.order, "PAID")
 		c := env.connectSocket(s.customer.Token)
 		env.subscribeOrder(c, "1", s.order, nil)
-		c.quiet(200 * time.Millisecond)
+		c.Quiet(200 * time.Millisecond)
 		env.moveOrderTo(s.merchant, s.order, "SHIPPED")
 		if e := c.event("1"); e.Status != "SHIPPED" {
 			t.Fatalf("event = %+v", e)
@@ -103,7 +103,7 @@ func TestOrderStatusChangedReplaysFromCursorThenContinues(t *testing.T) {
 		env.subscribeOrder(c, "1", s.order, nil)
 		env.moveOrderTo(s.merchant, s.order, "PAID")
 		last := c.event("1")
-		_ = c.conn.CloseNow() // the client drops off...
+		_ = c.Conn.CloseNow() // the client drops off...
 		eventually(t, 5*time.Second, func() bool { return env.svc.LiveStats().Subscribers == 0 }, "unsubscribe")
 		env.moveOrderTo(s.merchant, s.order, "SHIPPED") // ...misses two changes...
 		env.moveOrderTo(s.merchant, s.order, "DELIVERED")
@@ -115,11 +115,11 @@ func TestOrderStatusChangedReplaysFromCursorThenContinues(t *testing.T) {
 		if shipped.Status != "SHIPPED" || delivered.Status != "DELIVERED" {
 			t.Fatalf("replay = %+v, %+v", shipped, delivered)
 		}
-		c.quiet(300 * time.Millisecond) // no duplicate from the live side of the merge
+		c.Quiet(300 * time.Millisecond) // no duplicate from the live side of the merge
 
 		// From the creation event: the whole history, once.
 		first := env.eventIDs(s.customer, s.order)[0]
-		c.subscribe("2", subOrder, map[string]any{"id": s.order, "after": first})
+		c.Subscribe("2", subOrder, map[string]any{"id": s.order, "after": first})
 		var got []string
 		for range 3 {
 			got = append(got, c.event("2").Status)
@@ -127,7 +127,7 @@ func TestOrderStatusChangedReplaysFromCursorThenContinues(t *testing.T) {
 		if want := "PAID SHIPPED DELIVERED"; joinWords(got) != want {
 			t.Fatalf("replay from creation = %v, want %s", got, want)
 		}
-		c.quiet(300 * time.Millisecond)
+		c.Quiet(300 * time.Millisecond)
 	})
 }
 
@@ -147,7 +147,7 @@ func TestOrderStatusChangedReplayMergesWithConcurrentChanges(t *testing.T) {
 			}
 		}()
 		c := env.connectSocket(s.customer.Token)
-		c.subscribe("1", subOrder, map[string]any{"id": s.order, "after": first})
+		c.Subscribe("1", subOrder, map[string]any{"id": s.order, "after": first})
 		var got []string
 		for range 3 {
 			got = append(got, c.event("1").Status)
@@ -156,7 +156,7 @@ func TestOrderStatusChangedReplayMergesWithConcurrentChanges(t *testing.T) {
 		if want := "PAID SHIPPED DELIVERED"; joinWords(got) != want {
 			t.Fatalf("events = %v, want %s", got, want)
 		}
-		c.quiet(300 * time.Millisecond)
+		c.Quiet(300 * time.Millisecond)
 	})
 }
 
@@ -172,7 +172,7 @@ func TestMyOrderEventsFollowsOrdersVisibility(t *testing.T) {
 			env.connectSocket(env.signUp("CUSTOMER").Token), env.connectSocket(admin.Token)
 		otherM := env.connectSocket(other.Token)
 		for i, c := range []*wsClient{customer, merchant, stranger, adm, otherM} {
-			c.subscribe("mine", subMine, nil)
+			c.Subscribe("mine", subMine, nil)
 			env.waitSubscribers(i + 1)
 		}
 		// An order of the customer with the merchant's product; an order the merchant places
@@ -202,7 +202,7 @@ func TestMyOrderEventsFollowsOrdersVisibility(t *testing.T) {
 		if e := otherM.event("mine"); e.Order.ID != o3 {
 			t.Fatalf("other merchant got %+v, want the sentinel %s: an event leaked", e, o3)
 		}
-		stranger.quiet(300 * time.Millisecond)
+		stranger.Quiet(300 * time.Millisecond)
 	})
 }
 
@@ -225,8 +225,8 @@ func TestSubscriptionSetUpDoesNotReuseTheConnectionsLoaders(t *testing.T) {
 		s := env.newLiveShop()
 		next := nextOrderID(t, s.order)
 		c := env.connectSocket(s.customer.Token)
-		c.subscribe("early", subOrder, map[string]any{"id": next})
-		if code := c.errorCode("early"); code != "NOT_FOUND" {
+		c.Subscribe("early", subOrder, map[string]any{"id": next})
+		if code := c.ErrorCode("early"); code != "NOT_FOUND" {
 			t.Fatalf("not yet placed: %s", code)
 		}
 		if placed := env.placeOrder(s.customer, line{s.product, 1}); placed != next {

@@ -20,15 +20,15 @@ func TestSocketQueriesReadFreshData(t *testing.T) {
 
 		stock := func(id string) int {
 			t.Helper()
-			c.subscribe(id, `query($id: ID!) { product(id: $id) { stock } }`, map[string]any{"id": product})
-			m := c.next(10 * time.Second)
+			c.Subscribe(id, `query($id: ID!) { product(id: $id) { stock } }`, map[string]any{"id": product})
+			m := c.Next(10 * time.Second)
 			var p struct {
 				Data struct{ Product struct{ Stock int } }
 			}
 			if m.Type != "next" || json.Unmarshal(m.Payload, &p) != nil {
 				t.Fatalf("query over socket: %s %s", m.Type, m.Payload)
 			}
-			if done := c.next(10 * time.Second); done.Type != "complete" {
+			if done := c.Next(10 * time.Second); done.Type != "complete" {
 				t.Fatalf("want complete, got %s", done.Type)
 			}
 			return p.Data.Product.Stock
@@ -58,8 +58,8 @@ func TestSocketOperationsShareTheClientsBudget(t *testing.T) {
 			overHTTP, _ := throttle(env.anon().post(query, nil))["currentlyAvailable"].(float64)
 
 			c := env.connectSocket("")
-			c.subscribe("1", query, nil)
-			m := c.next(10 * time.Second)
+			c.Subscribe("1", query, nil)
+			m := c.Next(10 * time.Second)
 			var r gqlResponse
 			if m.Type != "next" || json.Unmarshal(m.Payload, &r) != nil {
 				t.Fatalf("query over socket: %s %s", m.Type, m.Payload)

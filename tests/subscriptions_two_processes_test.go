@@ -98,7 +98,7 @@ func TestTwoServerProcesses(t *testing.T) {
 	created := b.eventIDs(s.customer, s.order)[0]
 	c := a.connectSocket(s.customer.Token)
 	// With the creation event as cursor the subscription misses nothing, whenever it starts.
-	c.subscribe("1", subOrder, map[string]any{"id": s.order, "after": created})
+	c.Subscribe("1", subOrder, map[string]any{"id": s.order, "after": created})
 	for _, st := range []string{"PAID", "SHIPPED", "DELIVERED"} {
 		b.moveOrderTo(s.merchant, s.order, st)
 	}
@@ -109,20 +109,20 @@ func TestTwoServerProcesses(t *testing.T) {
 	if want := "PAID SHIPPED DELIVERED"; joinWords(got) != want {
 		t.Fatalf("events = %v, want %s", got, want)
 	}
-	c.quiet(500 * time.Millisecond)
+	c.Quiet(500 * time.Millisecond)
 
 	// SIGTERM: the subscription's socket closes with 1001, so the client moves to B.
 	if err := procA.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.closed(10 * time.Second); code != websocket.StatusGoingAway {
+	if code := c.Closed(10 * time.Second); code != websocket.StatusGoingAway {
 		t.Fatalf("close code %d, want 1001", code)
 	}
 	if err := procA.cmd.Wait(); err != nil {
 		t.Fatalf("server A exited with %v", err)
 	}
 	c = b.connectSocket(s.customer.Token)
-	c.subscribe("1", subOrder, map[string]any{"id": s.order, "after": created})
+	c.Subscribe("1", subOrder, map[string]any{"id": s.order, "after": created})
 	for _, want := range []string{"PAID", "SHIPPED", "DELIVERED"} {
 		if e := c.event("1"); e.Status != want {
 			t.Fatalf("resumed on B: %+v, want %s", e, want)

@@ -70,7 +70,13 @@ func (r Response) Code() string {
 // decoded response, failing the test when it is not JSON.
 func (s *Server) Post(tb testing.TB, token, query string) Response {
 	tb.Helper()
-	body, _ := json.Marshal(map[string]string{"query": query})
+	return s.PostVars(tb, token, query, nil)
+}
+
+// PostVars is Post with variables.
+func (s *Server) PostVars(tb testing.TB, token, query string, vars map[string]any) Response {
+	tb.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
@@ -87,4 +93,18 @@ func (s *Server) Post(tb testing.TB, token, query string) Response {
 		tb.Fatalf("status %d, body not JSON: %s", resp.StatusCode, raw)
 	}
 	return out
+}
+
+// Must is PostVars that fails the test on any error and decodes the data into v (unless nil).
+func (s *Server) Must(tb testing.TB, token, query string, vars map[string]any, v any) {
+	tb.Helper()
+	r := s.PostVars(tb, token, query, vars)
+	if r.Status != http.StatusOK || len(r.Errors) > 0 {
+		tb.Fatalf("status %d, errors %+v", r.Status, r.Errors)
+	}
+	if v != nil {
+		if err := json.Unmarshal(r.Data, v); err != nil {
+			tb.Fatalf("data %s: %v", r.Data, err)
+		}
+	}
 }
