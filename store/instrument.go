@@ -54,7 +54,8 @@ func (in instrumentation) register(db *gorm.DB) error {
 		cb.Delete().Before("gorm:delete").Register("shop:before_delete", in.before("DELETE")),
 		cb.Delete().After("gorm:delete").Register("shop:after_delete", in.after(true)),
 		// Row statements hand their rows to the caller, who reads them after the callbacks:
-		// their deadline ends with their context's, not in the after callback.
+		// their deadline ends with their context's, not in the after callback, unless
+		// scanRows's scan has read them inside it (scanned).
 		cb.Row().Before("gorm:row").Register("shop:before_row", in.before("ROW")),
 		cb.Row().After("gorm:row").Register("shop:after_row", in.after(false)),
 		cb.Row().Replace("gorm:row", queryRows(in.system == "postgresql")),
@@ -118,12 +119,19 @@ func (in instrumentation) after(endDeadline bool) func(*gorm.DB) {
 			}
 			span.End()
 		}
-		if st.cancel != nil && endDeadline {
+		if st.cancel != nil && (endDeadline || scanned(tx)) {
 			st.cancel()
 		}
 		// A statement reused for the next one must not hand it this one's deadline or span.
 		tx.Statement.Context = st.parent
 	}
+}
+
+// scanned reports whether tx's rows were read by its row callback (scanRows), and are
+// closed by the time the after callback runs.
+func scanned(tx *gorm.DB) bool {
+	_, ok := tx.Statement.Settings.Load(rowsScanKey)
+	return ok
 }
 
 // PoolStats returns the statistics of the store's connection pool, for metrics.

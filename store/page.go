@@ -88,6 +88,20 @@ func buildPage[R, T any](rows []R, first int, after *cursor, convert func(R) T, 
 	return items, cursors, info
 }
 
+// pageOf is buildPage for items read as they are returned: the page is rows itself, and
+// cursorOf is handed each item where it stays.
+func pageOf[T any](rows []T, first int, after *cursor, cursorOf func(*T) cursor) ([]T, Cursors, PageInfo) {
+	info := PageInfo{HasPrev: after != nil}
+	if len(rows) > first {
+		rows, info.HasNext = rows[:first], true
+	}
+	cursors := make(Cursors, len(rows))
+	for i := range rows {
+		cursors[i] = cursorOf(&rows[i])
+	}
+	return rows, cursors, info
+}
+
 // groupBy returns rows grouped by parent, each group in the order of rows.
 func groupBy[R any](rows []R, parent func(R) int64) map[int64][]R {
 	groups := map[int64][]R{}

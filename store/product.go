@@ -273,18 +273,19 @@ func (s *Store) FindProducts(ctx context.Context, f ProductFilter, sort ProductS
 	if col != "id" {
 		q = q.Order(col + " " + dir)
 	}
-	rows, err := findRows[productRow](q.Order("id "+dir).Limit(page.First+1), "find products")
+	products, err := findAll(q.Order("id "+dir).Limit(page.First+1), "find products", productRow.toProduct)
 	if err != nil {
 		return nil, err
 	}
 	p := &ProductPage{Filter: f}
-	p.Products, p.Cursors, p.PageInfo = buildPage(rows, page.First, after, productRow.toProduct, func(r productRow) cursor {
-		c := cursor{Order: order, ID: r.ID}
+	// The cursors point into the page's products, which nothing changes.
+	p.Products, p.Cursors, p.PageInfo = pageOf(products, page.First, after, func(pr *Product) cursor {
+		c := cursor{Order: order, ID: pr.ID}
 		switch sort.Field {
 		case SortPrice:
-			c.Int = &r.Price
+			c.Int = (*int)(&pr.Price)
 		case SortName:
-			c.Str = &r.Name
+			c.Str = &pr.Name
 		}
 		return c
 	})

@@ -8,11 +8,15 @@ import (
 	"io"
 	"net"
 	"strings"
+	"unsafe"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 	"gorm.io/gorm/callbacks"
+	"gorm.io/gorm/clause"
 	"gorm.io/plugin/dbresolver"
 )
 
@@ -51,29 +55,48 @@ func findRows[R any, P scannable[R]](q *gorm.DB, op string) ([]R, error) {
 // findAll runs q for R's columns and returns the rows converted to domain values. A read
 // whose connection broke while its rows were streaming (a replica stopped mid-read: the
 // replica set retries only a query that failed to start) runs once more on the primary.
+//
+// q is the caller's chain, which it does not use again: the statement is completed on it
+// rather than on a copy (gorm's WithContext and Model each copied the statement, its clauses
+// and its settings, a dozen allocations a read). The retry puts back what the first run
+// changed on it.
 func findAll[R, T any, P scannable[R]](q *gorm.DB, op string, convert func(R) T) ([]T, error) {
-	out, err := scanAll[R, T, P](q, convert)
-	if err != nil && brokenConnection(err) && q.Statement.Context.Err() == nil {
-		out, err = scanAll[R, T, P](q.Clauses(dbresolver.Write), convert)
+	tx := q.Model(new(R)).Select(selectList[R, P]())
+	st := tx.Statement
+	ctx, pool := st.Context, st.ConnPool
+	out, err := scanAll[R, T, P](tx, convert)
+	if err != nil && brokenConnection(err) && ctx.Err() == nil {
+		st.Context, st.ConnPool, tx.Error, tx.RowsAffected = ctx, pool, nil, 0
+		st.SQL.Reset()
+		st.Vars = st.Vars[:0]
+		out, err = scanAll[R, T, P](tx.Clauses(dbresolver.Write), convert)
 	}
 	return out, translate(op, err)
 }
 
 func scanAll[R, T any, P scannable[R]](q *gorm.DB, convert func(R) T) ([]T, error) {
-	// The statement's deadline, which gorm's row callbacks cannot end, ends with the rows.
-	ctx, cancel := context.WithCancel(q.Statement.Context)
-	defer cancel()
 	// One row is scanned into again and again: every column is written for every row (a
 	// NULL too), and convert copies it out, so the row and its destinations are allocated
 	// once a read, not once a row.
 	var r R
 	cols := P(&r).columns()
 	dest := make([]any, len(cols))
-	for i, c := range cols {
-		dest[i] = c.dest
-	}
 	var out []T
-	err := scanRows(q.WithContext(ctx).Model(new(R)).Select(selectList[R, P]()), func(rows rowScanner) error {
+	if n := limitOf(q.Statement); n > 0 {
+		out = make([]T, 0, n) // a page's rows: one allocation, not a slice grown by doubling
+	}
+	err := scanRows(q, func(rows rowScanner) error {
+		var strs *stringArena
+		var fields []pgconn.FieldDescription
+		if pr, ok := rows.(pgx.Rows); ok {
+			strs, fields = new(stringArena), pr.FieldDescriptions()
+		}
+		for i, c := range cols {
+			dest[i] = c.dest
+			if s, ok := c.dest.(*string); ok && i < len(fields) && textOID(fields[i].DataTypeOID) {
+				dest[i] = arenaString{s, strs}
+			}
+		}
 		for rows.Next() {
 			if err := rows.Scan(dest...); err != nil {
 				return err
@@ -83,6 +106,67 @@ func scanAll[R, T any, P scannable[R]](q *gorm.DB, convert func(R) T) ([]T, erro
 		return rows.Err()
 	})
 	return out, err
+}
+
+// limitOf returns the LIMIT of st, 0 if none or above maxPreallocated.
+func limitOf(st *gorm.Statement) int {
+	c, ok := st.Clauses["LIMIT"]
+	if !ok {
+		return 0
+	}
+	l, ok := c.Expression.(clause.Limit)
+	if !ok || l.Limit == nil || *l.Limit <= 0 || *l.Limit > maxPreallocated {
+		return 0
+	}
+	return *l.Limit
+}
+
+// maxPreallocated bounds the rows allocated ahead of a read: pages are at most
+// MaxPageSize+1 rows.
+const maxPreallocated = 4 * MaxPageSize
+
+// stringArena holds the text of a read's string columns. pgx copies every text value into
+// a string of its own, two allocations a product; here a read's strings are substrings of
+// a few chunks. A chunk is never written again where a string points into it, and it lives
+// as long as any of its strings does: a chunk is small, so one string kept for long (none
+// is: rows live for their request) pins little.
+type stringArena struct{ buf []byte }
+
+// textOID reports whether a column of type oid is text, whose values pgx hands a
+// pgtype.BytesScanner as they are.
+func textOID(oid uint32) bool {
+	return oid == pgtype.TextOID || oid == pgtype.VarcharOID
+}
+
+// arenaChunk is the size of the arena's chunks: a page of 50 products' names and
+// descriptions fits in a few.
+const arenaChunk = 2048
+
+// arenaString scans a text column into *s, its bytes copied into the read's arena.
+type arenaString struct {
+	s     *string
+	arena *stringArena
+}
+
+// ScanBytes is pgx's pgtype.BytesScanner: v is the driver's buffer, valid until the next
+// row. A NULL is refused, as pgx refuses it for a *string.
+func (a arenaString) ScanBytes(v []byte) error {
+	if v == nil {
+		return errors.New("cannot scan NULL into *string")
+	}
+	if len(v) == 0 {
+		*a.s = ""
+		return nil
+	}
+	b := a.arena.buf
+	if cap(b)-len(b) < len(v) {
+		b = make([]byte, 0, max(arenaChunk, len(v)))
+	}
+	n := len(b)
+	b = append(b, v...)
+	a.arena.buf = b
+	*a.s = unsafe.String(unsafe.SliceData(b[n:]), len(v))
+	return nil
 }
 
 // rowScanner is what a scan reads of *sql.Rows or pgx.Rows.

@@ -88,6 +88,9 @@ func newAllocEnv(t *testing.T, be backend) (*testEnv, string) {
 	t.Helper()
 	cfg := be.config(t)
 	cfg.Production = true
+	// The executor's allocations are budgeted, as BenchmarkServerProcess measures W1: an
+	// anonymous W1 would otherwise be answered by the response cache.
+	cfg.NoResponseCache = true
 	cfg.RateLimit = guard.RateLimit{PointsPerMinute: benchRateLimit, LoginFailuresPerAccount: 10,
 		LoginFailuresPerIP: 50, LoginWindow: 15 * time.Minute}
 	env := newTestEnv(t, cfg)
@@ -118,7 +121,7 @@ func seedAllocShop(tb testing.TB, svc *service) string {
 func BenchmarkRequestPath(b *testing.B) {
 	redisURL := storetest.RedisURL(b)
 	svc, err := startService(context.Background(), config{DatabaseURL: storetest.PostgresURL(b), RedisURL: redisURL,
-		RedisPrefix: storetest.RedisPrefix(b, redisURL), Production: true, PasswordCost: 4,
+		RedisPrefix: storetest.RedisPrefix(b, redisURL), Production: true, PasswordCost: 4, NoResponseCache: true,
 		JWTSecret: []byte(benchSecret), RateLimit: guard.RateLimit{PointsPerMinute: benchRateLimit,
 			LoginFailuresPerAccount: 10, LoginFailuresPerIP: 50, LoginWindow: 15 * time.Minute}}, nil)
 	if err != nil {
