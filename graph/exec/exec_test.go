@@ -493,3 +493,42 @@ func TestBatchObjects(t *testing.T) {
 		t.Error("objects registered with one missing")
 	}
 }
+
+// TestElementIsAFieldContext holds a list element's context to what graphql.WithFieldContext
+// builds: gqlgen finds the element's field context (its index, its parent), its path, and
+// every other value of the context around it, and the elements of a list are one allocation.
+func TestElementIsAFieldContext(t *testing.T) {
+	type other struct{}
+	outer := graphql.WithFieldContext(context.WithValue(context.Background(), other{}, "kept"),
+		&graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: "nodes", Alias: "nodes"}}})
+	var seen []*graphql.FieldContext
+	var paths []string
+	marshal := func(ctx context.Context, i int) graphql.Marshaler {
+		if ctx.Value(other{}) != "kept" {
+			t.Errorf("element %d lost its context's values", i)
+		}
+		fc := graphql.GetFieldContext(ctx)
+		seen = append(seen, fc)
+		paths = append(paths, fc.Path().String())
+		return graphql.MarshalInt(i)
+	}
+	l := &window{}
+	got := MarshalList(WithWindow(outer, l), 3, 0, false, marshal)
+	if len(got) != 3 || len(seen) != 3 {
+		t.Fatalf("marshaled %d elements, saw %d", len(got), len(seen))
+	}
+	for i, fc := range seen {
+		if fc == nil || fc.Index == nil || *fc.Index != i || fc.Parent != graphql.GetFieldContext(outer) {
+			t.Errorf("element %d: field context %+v", i, fc)
+		}
+		if want := fmt.Sprintf("nodes[%d]", i); paths[i] != want {
+			t.Errorf("element %d: path %q, want %q", i, paths[i], want)
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		MarshalList(WithWindow(outer, l), 50, 0, true, func(ctx context.Context, i int) graphql.Marshaler { return graphql.Null })
+	})
+	if allocs > 3 { // the window's context, the array, the elements
+		t.Errorf("a list of 50 elements allocated %.0f times", allocs)
+	}
+}

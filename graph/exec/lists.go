@@ -22,11 +22,12 @@ func MarshalList(ctx context.Context, n int, workerLimit int64, omitPanicHandler
 		return graphql.MarshalSliceConcurrently(ctx, n, workerLimit, omitPanicHandler, marshal)
 	}
 	ret := make(graphql.Array, n)
+	elems := make([]element, n) // the elements' field contexts, one allocation a list
 	for i := range n {
 		windows := l.Windows()
-		ret[i] = marshalElement(ctx, i, omitPanicHandler, marshal)
+		ret[i] = marshalElement(ctx, &elems[i], i, omitPanicHandler, marshal)
 		if l.Windows() != windows {
-			marshalRest(ctx, ret, i+1, omitPanicHandler, marshal)
+			marshalRest(ctx, ret, elems, i+1, omitPanicHandler, marshal)
 			break
 		}
 	}
@@ -34,28 +35,61 @@ func MarshalList(ctx context.Context, n int, workerLimit int64, omitPanicHandler
 }
 
 // marshalRest resolves the elements from first on concurrently, a goroutine each.
-func marshalRest(ctx context.Context, ret graphql.Array, first int, omitPanicHandler bool,
+func marshalRest(ctx context.Context, ret graphql.Array, elems []element, first int, omitPanicHandler bool,
 	marshal func(context.Context, int) graphql.Marshaler) {
 	var wg sync.WaitGroup
 	for i := first; i < len(ret); i++ {
-		wg.Go(func() { ret[i] = marshalElement(ctx, i, omitPanicHandler, marshal) })
+		wg.Go(func() { ret[i] = marshalElement(ctx, &elems[i], i, omitPanicHandler, marshal) })
 	}
 	wg.Wait()
 }
 
-// element is a list element's field context with the index it points to, one allocation.
+// element is a list element's context: its field context, with the index it points to, and
+// the context node that holds it, where graphql.WithFieldContext adds a node of its own.
 type element struct {
+	context.Context
 	fc    graphql.FieldContext
 	index int
 }
 
-// marshalElement resolves element i in its own field context, its panic becoming the
+// Value answers gqlgen's field context key with the element's, as the node
+// graphql.WithFieldContext adds would.
+func (e *element) Value(key any) any {
+	if key == fieldContextKey {
+		return &e.fc
+	}
+	return e.Context.Value(key)
+}
+
+// fieldContextKey is the key graphql.GetFieldContext asks a context for (unexported in
+// gqlgen), learned by asking a context that records it. TestElementIsAFieldContext holds
+// element to what graphql.WithFieldContext does.
+var fieldContextKey = func() any {
+	var p keyProbe
+	graphql.GetFieldContext(&p)
+	return p.key
+}()
+
+// keyProbe is a context that records the key it is asked for.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	return nil
+}
+
+// marshalElement resolves element i in its own field context e, its panic becoming the
 // element's error as in gqlgen.
-func marshalElement(ctx context.Context, i int, omitPanicHandler bool,
+func marshalElement(ctx context.Context, e *element, i int, omitPanicHandler bool,
 	marshal func(context.Context, int) graphql.Marshaler) (m graphql.Marshaler) {
-	e := &element{index: i}
+	e.index = i
 	e.fc.Index = &e.index
-	ctx = graphql.WithFieldContext(ctx, &e.fc)
+	e.fc.Parent = graphql.GetFieldContext(ctx)
+	e.Context = ctx
+	ctx = e
 	if !omitPanicHandler {
 		defer func() {
 			if r := recover(); r != nil {
