@@ -1350,6 +1350,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 type executionContext struct {
 	*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
 	collected exec.CollectedFields
+	objects   exec.Objects
 }
 
 func newExecutionContext(
@@ -8212,7 +8213,7 @@ var authPayloadImplementors = []string{"AuthPayload"}
 func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuthPayload) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, authPayloadImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -8255,7 +8256,7 @@ var moneyImplementors = []string{"Money"}
 func (ec *executionContext) _Money(ctx context.Context, sel ast.SelectionSet, obj *store.Money) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, moneyImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -8420,7 +8421,7 @@ var orderImplementors = []string{"Order", "Node"}
 func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, obj *store.Order) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, orderImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -8534,7 +8535,7 @@ var orderConnectionImplementors = []string{"OrderConnection"}
 func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.SelectionSet, obj *store.OrderPage) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, orderConnectionImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -8607,7 +8608,7 @@ var orderEdgeImplementors = []string{"OrderEdge"}
 func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet, obj *model.OrderEdge) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, orderEdgeImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -8645,7 +8646,7 @@ var orderItemImplementors = []string{"OrderItem"}
 func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet, obj *store.OrderItem) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, orderItemImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -8700,7 +8701,7 @@ var orderPayloadImplementors = []string{"OrderPayload"}
 func (ec *executionContext) _OrderPayload(ctx context.Context, sel ast.SelectionSet, obj *model.OrderPayload) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, orderPayloadImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -8738,7 +8739,7 @@ var orderStatusEventImplementors = []string{"OrderStatusEvent"}
 func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.SelectionSet, obj *store.OrderStatusEvent) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, orderStatusEventImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -8803,7 +8804,7 @@ var pageInfoImplementors = []string{"PageInfo"}
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, pageInfoImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -8851,7 +8852,7 @@ var paymentImplementors = []string{"Payment", "Node"}
 func (ec *executionContext) _Payment(ctx context.Context, sel ast.SelectionSet, obj *store.Payment) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, paymentImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -8942,7 +8943,7 @@ var paymentPayloadImplementors = []string{"PaymentPayload"}
 func (ec *executionContext) _PaymentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PaymentPayload) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, paymentPayloadImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -8980,7 +8981,7 @@ var productImplementors = []string{"Product", "Node"}
 func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *store.Product) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, productImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -9071,7 +9072,7 @@ var productConnectionImplementors = []string{"ProductConnection"}
 func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.SelectionSet, obj *store.ProductPage) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, productConnectionImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -9144,7 +9145,7 @@ var productEdgeImplementors = []string{"ProductEdge"}
 func (ec *executionContext) _ProductEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ProductEdge) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, productEdgeImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -9182,7 +9183,7 @@ var productPayloadImplementors = []string{"ProductPayload"}
 func (ec *executionContext) _ProductPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ProductPayload) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, productPayloadImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -9312,7 +9313,7 @@ var shipmentImplementors = []string{"Shipment", "Node"}
 func (ec *executionContext) _Shipment(ctx context.Context, sel ast.SelectionSet, obj *store.Shipment) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, shipmentImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -9404,7 +9405,7 @@ var shipmentPayloadImplementors = []string{"ShipmentPayload"}
 func (ec *executionContext) _ShipmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ShipmentPayload) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, shipmentPayloadImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -9442,7 +9443,7 @@ var stockMovementImplementors = []string{"StockMovement"}
 func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.SelectionSet, obj *store.StockMovement) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, stockMovementImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -9512,7 +9513,7 @@ var stockMovementConnectionImplementors = []string{"StockMovementConnection"}
 func (ec *executionContext) _StockMovementConnection(ctx context.Context, sel ast.SelectionSet, obj *store.StockMovementPage) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, stockMovementConnectionImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -9585,7 +9586,7 @@ var stockMovementEdgeImplementors = []string{"StockMovementEdge"}
 func (ec *executionContext) _StockMovementEdge(ctx context.Context, sel ast.SelectionSet, obj *model.StockMovementEdge) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, stockMovementEdgeImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -9647,7 +9648,7 @@ var userImplementors = []string{"User", "Node"}
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *store.User) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, userImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	var later exec.LaterFields
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
@@ -9729,7 +9730,7 @@ var userErrorImplementors = []string{"UserError"}
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.UserError) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, userErrorImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -9772,7 +9773,7 @@ var __DirectiveImplementors = []string{"__Directive"}
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -9825,7 +9826,7 @@ var __EnumValueImplementors = []string{"__EnumValue"}
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -9873,7 +9874,7 @@ var __FieldImplementors = []string{"__Field"}
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, __FieldImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -9931,7 +9932,7 @@ var __InputValueImplementors = []string{"__InputValue"}
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, __InputValueImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -9989,7 +9990,7 @@ var __SchemaImplementors = []string{"__Schema"}
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, __SchemaImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -10047,7 +10048,7 @@ var __TypeImplementors = []string{"__Type"}
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
 	fields := ec.collected.Of(ec.OperationContext, sel, __TypeImplementors)
 
-	out := exec.NewObjectSet(fields)
+	out := ec.objects.New(ec.OperationContext, fields)
 	deferred := exec.DeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {

@@ -3,6 +3,7 @@ package exec
 import (
 	"context"
 	"io"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -32,13 +33,19 @@ type object struct {
 
 // NewObjectSet stands for graphql.NewFieldSet in an object's function.
 func NewObjectSet(fields []graphql.CollectedField) *ObjectSet {
-	o := &ObjectSet{object: object{fields: fields}}
+	o := new(ObjectSet)
+	o.init(fields)
+	return o
+}
+
+// init makes o, zero, the object of fields.
+func (o *ObjectSet) init(fields []graphql.CollectedField) {
+	o.fields = fields
 	if len(fields) <= len(o.inline) {
 		o.Values = o.inline[:len(fields):len(fields)]
 	} else {
 		o.Values = make([]graphql.Marshaler, len(fields))
 	}
-	return o
 }
 
 // Dispatch resolves nothing: an object's concurrent fields are LaterFields'.
@@ -120,4 +127,38 @@ func (o *PlainObject[T]) MarshalGQL(w io.Writer) {
 		o.write(w, &o.v, o.fields[i].Name)
 	}
 	_, _ = io.WriteString(w, "}")
+}
+
+// Objects hands out an operation's ObjectSets from chunks (one per operation, beside its
+// CollectedFields): a page of 50 products with their merchants made 101 of them, each an
+// allocation; now a handful of chunks, which grow from objectChunkMin to objectChunkMax so
+// that a small query does not pay for a large one. A subscription, which lives as long as
+// its phone watches, allocates each object alone, so that a chunk does not keep an old
+// event's values alive.
+type Objects struct {
+	mu    sync.Mutex
+	chunk []ObjectSet
+	next  int // the size of the next chunk
+}
+
+const (
+	objectChunkMin = 4
+	objectChunkMax = 16
+)
+
+// New stands for NewObjectSet in an object's function.
+func (a *Objects) New(oc *graphql.OperationContext, fields []graphql.CollectedField) *ObjectSet {
+	if oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
+		return NewObjectSet(fields)
+	}
+	a.mu.Lock()
+	if len(a.chunk) == 0 {
+		a.next = min(max(2*a.next, objectChunkMin), objectChunkMax)
+		a.chunk = make([]ObjectSet, a.next)
+	}
+	o := &a.chunk[0]
+	a.chunk = a.chunk[1:]
+	a.mu.Unlock()
+	o.init(fields)
+	return o
 }
