@@ -21,10 +21,12 @@ package tests
 //	BENCH_ROUNDS    rounds of every cell; each figure is the median over rounds (default 1)
 //	BENCH_OLD_REF   a git commit to build beside the current tree (git worktree add, removed after)
 //	BENCH_TABLE     a file to write the markdown table to (it is printed too)
-//	BENCH_PPROF     PPROF_ADDR for the current tree's server (e.g. 127.0.0.1:6060)
-//	BENCH_PROFILE_DIR  with BENCH_PPROF: a CPU profile of the current tree's server over each
-//	                cell, written there as <workload>-c<concurrency>.pprof
-//	BENCH_PPROF_BUILD  the build BENCH_PPROF profiles: new (default) or cached
+//	BENCH_PPROF     PPROF_ADDR of the first profiled build (e.g. 127.0.0.1:6060); the next
+//	                profiled builds listen on the ports after it
+//	BENCH_PROFILE_DIR  with BENCH_PPROF: a CPU profile of each profiled build over each cell
+//	                of the first round, written there as <workload>-c<concurrency>-<build>.pprof
+//	BENCH_PPROF_BUILD  the builds profiled, comma-separated: new (default), old, cached,
+//	                oldcached; "old,new,oldcached,cached" gives before and after profiles
 //	BENCH_NEW_ENV   space-separated KEY=value settings added to the current tree's server's
 //	                environment (e.g. GOGC=400 beside BENCH_OLD_REF=HEAD, to price a setting)
 //	BENCH_WORKLOADS, BENCH_CONCURRENCY  comma-separated subsets (default W1,W2,W3 and 1,8,32)
@@ -37,8 +39,9 @@ package tests
 // while an order takes stock from one of its products every second, each followed by a read
 // of W1 checked against the database (a mismatch counts as an error): both on build
 // "cached", the current tree's binary with its response cache on, a second process on new's
-// database and Redis namespace, as a replica would be. The table's hit rate is the response
-// cache's over the cell.
+// database and Redis namespace, as a replica would be. With BENCH_OLD_REF, build "oldcached"
+// is the old binary likewise, on old's database, for W1C. The table's hit rate is the
+// response cache's over the cell.
 //
 // The rate limit stays on, as production pays for it, but at benchRateLimit points a minute:
 // the default 30,000 would throttle a load test that comes from one IP address.
@@ -137,13 +140,22 @@ func BenchmarkServerProcess(b *testing.B) {
 		srv       *benchServer
 		runs      []string // the workloads it serves
 	}
+	profiled := benchProfiled(b)
+	// start starts build bd's binary with env, listening for pprof when bd is profiled.
+	start := func(bd *build, bin string, env []string) {
+		addr := profiled[bd.name]
+		if addr != "" {
+			env = append(slices.Clone(env), "PPROF_ADDR="+addr)
+		}
+		bd.srv = startBenchServer(b, bin, env)
+		bd.srv.pprof = addr
+	}
 	head := gitRev(b, root, "HEAD") + dirtyMark(b, root)
 	builds := []*build{{name: "new", rev: head, runs: []string{"W1", "W2", "W3"}}}
 	if ref := os.Getenv("BENCH_OLD_REF"); ref != "" {
 		builds = slices.Insert(builds, 0, &build{name: "old", rev: gitRev(b, root, ref), runs: []string{"W1", "W2", "W3"}})
 	}
 	var seeded []storetest.Seeded
-	var newEnv []string
 	var newDB string
 	var extra []*build
 	for _, bd := range builds {
@@ -165,30 +177,25 @@ func BenchmarkServerProcess(b *testing.B) {
 			"RATE_LIMIT_POINTS_PER_MINUTE=" + strconv.Itoa(benchRateLimit),
 		}
 		if bd.name == "new" {
-			newEnv = slices.Clone(env)
 			if extra := os.Getenv("BENCH_NEW_ENV"); extra != "" {
-				newEnv = append(newEnv, strings.Fields(extra)...)
-			}
-			env = append(slices.Clone(newEnv), "RESPONSE_CACHE=false")
-			// The response cache's process and the hand-written program share new's database.
-			cached := &build{name: "cached", rev: head, runs: []string{"W1C", "MIX"}}
-			cachedEnv := newEnv
-			if addr := os.Getenv("BENCH_PPROF"); addr != "" && os.Getenv("BENCH_PPROF_BUILD") == "cached" {
-				cachedEnv = append(slices.Clone(newEnv), "PPROF_ADDR="+addr)
-			}
-			cached.srv = startBenchServer(b, bin, cachedEnv)
-			extra = append(extra, cached)
-			if os.Getenv("BENCH_HANDWRITTEN") == "1" {
-				hand := &build{name: "hand", rev: "testdata/bench/handwritten", runs: []string{"W1", "W2"}}
-				hand.srv = startBenchServer(b, buildServerBinary(b, root, "./tests/testdata/bench/handwritten"),
-					[]string{"DATABASE_URL=" + dbURL, "JWT_SECRET=" + benchSecret})
-				extra = append(extra, hand)
-			}
-			if addr := os.Getenv("BENCH_PPROF"); addr != "" && cmp.Or(os.Getenv("BENCH_PPROF_BUILD"), "new") == "new" {
-				env = append(env, "PPROF_ADDR="+addr)
+				env = append(env, strings.Fields(extra)...)
 			}
 		}
-		bd.srv = startBenchServer(b, bin, env)
+		// The response cache's process (and the hand-written program) share the build's
+		// database; the build itself runs without the cache, so that W1 measures the executor.
+		cached := &build{name: "cached", rev: bd.rev, runs: []string{"W1C", "MIX"}}
+		if bd.name == "old" {
+			cached = &build{name: "oldcached", rev: bd.rev, runs: []string{"W1C"}}
+		}
+		start(cached, bin, env)
+		extra = append(extra, cached)
+		if bd.name == "new" && os.Getenv("BENCH_HANDWRITTEN") == "1" {
+			hand := &build{name: "hand", rev: "testdata/bench/handwritten", runs: []string{"W1", "W2"}}
+			hand.srv = startBenchServer(b, buildServerBinary(b, root, "./tests/testdata/bench/handwritten"),
+				[]string{"DATABASE_URL=" + dbURL, "JWT_SECRET=" + benchSecret})
+			extra = append(extra, hand)
+		}
+		start(bd, bin, append(slices.Clone(env), "RESPONSE_CACHE=false"))
 	}
 	builds = append(builds, extra...)
 	shop := seeded[0]
@@ -232,9 +239,9 @@ func BenchmarkServerProcess(b *testing.B) {
 					if !serves(bd, w) {
 						continue
 					}
-					var profiled chan struct{}
-					if profileDir != "" && bd.name == cmp.Or(os.Getenv("BENCH_PPROF_BUILD"), "new") && r == 0 {
-						profiled = bd.srv.profile(b, filepath.Join(profileDir, fmt.Sprintf("%s-c%d.pprof", w, c)), duration)
+					var profiling chan struct{}
+					if profileDir != "" && bd.srv.pprof != "" && r == 0 {
+						profiling = bd.srv.profile(b, filepath.Join(profileDir, fmt.Sprintf("%s-c%d-%s.pprof", w, c, bd.name)), duration)
 					}
 					var stop func() int
 					if w == "MIX" {
@@ -244,8 +251,8 @@ func BenchmarkServerProcess(b *testing.B) {
 					if stop != nil {
 						cell.Errors += stop()
 					}
-					if profiled != nil {
-						<-profiled
+					if profiling != nil {
+						<-profiling
 					}
 					k := key{w, c, bd.name}
 					results[k] = append(results[k], cell)
@@ -284,7 +291,7 @@ func BenchmarkServerProcess(b *testing.B) {
 	for _, bd := range builds {
 		fmt.Fprintf(&t, "Build %s = %s. ", bd.name, bd.rev)
 	}
-	t.WriteString("new runs with RESPONSE_CACHE=false; cached is the same binary with it on.\n\n")
+	t.WriteString("old and new run with RESPONSE_CACHE=false; oldcached and cached are the same binaries with it on.\n\n")
 	t.WriteString("| workload | c | build | req/s | CPU µs/req | allocs/req | KB/req | p50 ms | p99 ms | errors | hit rate |\n")
 	t.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range workloads {
@@ -316,6 +323,7 @@ func BenchmarkServerProcess(b *testing.B) {
 			ratio(w+" new÷old", w, "new", w, "old")
 			ratio(w+" new÷hand", w, "new", w, "hand")
 		}
+		ratio("W1C cached÷oldcached", "W1C", "cached", "W1C", "oldcached")
 		ratio("W1C (cached) ÷ W1 hand", "W1C", "cached", "W1", "hand")
 		ratio("W1C (cached) ÷ W1 new", "W1C", "cached", "W1", "new")
 	}
@@ -397,6 +405,7 @@ func writeWorkloadRequests(tb testing.TB, shop storetest.Seeded) map[string]stri
 
 // benchServer is a server binary running in its own process.
 type benchServer struct {
+	pprof   string // its PPROF_ADDR, when profiled
 	cmd     *exec.Cmd
 	url     string
 	logPath string
@@ -569,7 +578,7 @@ func (s *benchServer) measure(tb testing.TB, script, file string, c int, d time.
 // into path, in the background; the returned channel closes when it is written.
 func (s *benchServer) profile(tb testing.TB, path string, d time.Duration) chan struct{} {
 	tb.Helper()
-	addr := os.Getenv("BENCH_PPROF")
+	addr := s.pprof
 	done := make(chan struct{})
 	seconds := max(1, int(d/time.Second)-1)
 	go func() {
@@ -820,4 +829,24 @@ func benchEnvInts(tb testing.TB, name, def string) []int {
 		ns = append(ns, n)
 	}
 	return ns
+}
+
+// benchProfiled returns the PPROF_ADDR of each build BENCH_PPROF_BUILD names: BENCH_PPROF's
+// for the first, the ports after it for the next. Empty without BENCH_PPROF.
+func benchProfiled(tb testing.TB) map[string]string {
+	tb.Helper()
+	addr := os.Getenv("BENCH_PPROF")
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil {
+		tb.Fatalf("BENCH_PPROF=%q: want host:port", addr)
+	}
+	out := map[string]string{}
+	for i, name := range benchEnvList("BENCH_PPROF_BUILD", "new") {
+		out[name] = net.JoinHostPort(host, strconv.Itoa(p+i))
+	}
+	return out
 }
