@@ -51,7 +51,7 @@ func MarshalStringField(s *string) graphql.Marshaler { return stringField{s} }
 
 type stringField struct{ s *string }
 
-func (f stringField) MarshalGQL(w io.Writer) { graphql.MarshalString(*f.s).MarshalGQL(w) }
+func (f stringField) MarshalGQL(w io.Writer) { WriteString(w, *f.s) }
 
 // MarshalGlobalID stands for graphql.MarshalID of an object's GlobalID(): the ID is
 // encoded into the response as it is written, where gqlgen's marshaler holds a string
@@ -85,8 +85,31 @@ func (f intField) MarshalGQL(w io.Writer) { WriteInt(w, *f.i) }
 // WriteInt writes i as graphql.MarshalInt does.
 func WriteInt(w io.Writer, i int) { intValue(i).MarshalGQL(w) }
 
-// WriteString writes s as graphql.MarshalString does.
-func WriteString(w io.Writer, s string) { graphql.MarshalString(s).MarshalGQL(w) }
+// WriteString writes s as graphql.MarshalString does. A string without a byte to escape
+// (most are) is copied into the executor's buffer whole; gqlgen's writer goes through
+// io.WriteString three times and looks at it rune by rune.
+func WriteString(w io.Writer, s string) {
+	if buf, ok := w.(*bytes.Buffer); ok && !needsEscape(s) {
+		buf.Grow(len(s) + 2)
+		buf.WriteByte('"')
+		buf.WriteString(s)
+		buf.WriteByte('"')
+		return
+	}
+	graphql.MarshalString(s).MarshalGQL(w)
+}
+
+// needsEscape reports whether s holds a byte graphql.MarshalString escapes: a control
+// character, a quote or a backslash (the bytes of a multi-byte UTF-8 character are all
+// 0x80 or more, and it writes those as they are).
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return true
+		}
+	}
+	return false
+}
 
 // WriteBoolean writes b as graphql.MarshalBoolean does.
 func WriteBoolean(w io.Writer, b bool) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -530,5 +531,30 @@ func TestElementIsAFieldContext(t *testing.T) {
 	})
 	if allocs > 3 { // the window's context, the array, the elements
 		t.Errorf("a list of 50 elements allocated %.0f times", allocs)
+	}
+}
+
+// TestWriteStringIsMarshalString holds WriteString, whose strings without a byte to escape
+// skip gqlgen's writer, to what graphql.MarshalString writes, into the executor's buffer and
+// into any other writer.
+func TestWriteStringIsMarshalString(t *testing.T) {
+	for _, s := range []string{"", "plain", `a "quoted" name`, `back\slash`, "tab\tnew\nline\r", "\x00\x1f\x7f",
+		"Ünïcödé ✓ 😀", "\u2028\u2029", "bad \xff\xfe utf-8", "</script>"} {
+		var want bytes.Buffer
+		graphql.MarshalString(s).MarshalGQL(&want)
+		var buf bytes.Buffer
+		WriteString(&buf, s)
+		var other strings.Builder
+		WriteString(&other, s)
+		if buf.String() != want.String() || other.String() != want.String() {
+			t.Errorf("%q: wrote %s and %s, gqlgen %s", s, buf.String(), other.String(), want.String())
+		}
+	}
+	var buf bytes.Buffer
+	if n := testing.AllocsPerRun(100, func() {
+		buf.Reset()
+		WriteString(&buf, "a product's name")
+	}); n > 0 {
+		t.Errorf("WriteString allocated %.0f times", n)
 	}
 }
