@@ -53,7 +53,8 @@ func WithBatchParentValues[T any](ctx context.Context, typeName string, v []T) c
 	}
 	outer, _ := ctx.Value(batchListKey{}).(*batchList)
 	return &batchList{Context: ctx, typeName: typeName, parents: parents,
-		shadows: graphql.GetBatchParentGroup(ctx, typeName), outer: outer}
+		shadows: graphql.GetBatchParentGroup(ctx, typeName), outer: outer,
+		pathContext: graphql.GetPathContext(ctx) != nil}
 }
 
 type batchListKey struct{}
@@ -73,6 +74,9 @@ type batchList struct {
 	// the object's parent index is its field's parent's, in within.
 	field  *ast.Field
 	within *batchList
+	// pathContext says whether the list's context has a path of input arguments, which
+	// makes parentIndex take gqlgen's way.
+	pathContext bool
 }
 
 // Value answers batchListKey with the list, and any other key as its context does.
@@ -259,6 +263,14 @@ func BatchParentsFor[P any](ctx context.Context, typeName string) (BatchParents[
 // elements come before the end of ctx's path (see parentIndex). The nearest list of
 // typeName wins: one of ours (WithBatchParentValues), or gqlgen's group registered inside it.
 func batchOf[P any](ctx context.Context, typeName string, after int) (BatchParents[P], bool) {
+	if b, ok := elementBatch[P](ctx, typeName, after); ok {
+		return b, true
+	}
+	return batchOfChain[P](ctx, typeName, after)
+}
+
+// batchOfChain is batchOf, read from ctx's chain of values.
+func batchOfChain[P any](ctx context.Context, typeName string, after int) (BatchParents[P], bool) {
 	group := graphql.GetBatchParentGroup(ctx, typeName)
 	var list *batchList
 	for b, _ := ctx.Value(batchListKey{}).(*batchList); b != nil; b = b.outer {
@@ -293,6 +305,28 @@ func batchOf[P any](ctx context.Context, typeName string, after int) (BatchParen
 		return BatchParents[P]{}, false
 	}
 	return batch, true
+}
+
+// elementBatch is batchOf for the commonest parent, an element of one of our lists asking
+// about its own list: ctx is the element's context (after 0) right on top of the list's.
+// Nothing between them registers a batch group, so gqlgen's nearest group of typeName is
+// the one the list shadows, and the element's index is the parent's. It answers without
+// walking ctx's chain of values three times for each element (gqlgen's group, the path
+// context and the field contexts), which batchOf does for any other parent.
+func elementBatch[P any](ctx context.Context, typeName string, after int) (BatchParents[P], bool) {
+	e, ok := ctx.(*element)
+	if !ok || after != 0 {
+		return BatchParents[P]{}, false
+	}
+	list, ok := e.Context.(*batchList)
+	if !ok || list.typeName != typeName || list.field != nil || list.pathContext {
+		return BatchParents[P]{}, false
+	}
+	parents, ok := list.parents.([]P)
+	if !ok {
+		return BatchParents[P]{}, false
+	}
+	return BatchParents[P]{Parents: parents, Index: ast.PathIndex(e.index), results: &list.results, list: list}, true
 }
 
 // parentIndex is the element of ctx's path that after elements come before its end, when

@@ -558,3 +558,49 @@ func TestWriteStringIsMarshalString(t *testing.T) {
 		t.Errorf("WriteString allocated %.0f times", n)
 	}
 }
+
+// TestElementBatchIsTheChains holds elementBatch, the shortcut for an element asking about
+// its own list, to what batchOf reads from the context's chain: for the elements of a list,
+// of a list inside an element of another, of a list of another type, and under a gqlgen
+// group registered around the list.
+func TestElementBatchIsTheChains(t *testing.T) {
+	type product struct{ id int }
+	type order struct{ id int }
+	check := func(name string, ctx context.Context, typeName string) {
+		t.Helper()
+		fast, fastOK := elementBatch[*product](ctx, typeName, 0)
+		slow, slowOK := batchOfChain[*product](ctx, typeName, 0)
+		if fastOK && (!slowOK || fast.Index != slow.Index || fast.list != slow.list || fast.results != slow.results ||
+			len(fast.Parents) != len(slow.Parents) || fast.IndexMap != nil || slow.group != nil) {
+			t.Errorf("%s: elementBatch %+v, the chain's %+v, %v", name, fast, slow, slowOK)
+		}
+	}
+	root := WithWindow(context.Background(), &window{}) // the loaders' window is the request's
+	orders := []order{{1}, {2}}
+	groups := []context.Context{root, graphql.WithBatchParents(root, "Product", []*product{{9}}, nil)}
+	for g, outer := range groups {
+		ctx := WithBatchParentValues(outer, "Order", orders)
+		ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: new(int)})
+		ctx = WithBatchParentValues(ctx, "Product", []product{{1}, {2}, {3}})
+		MarshalList(ctx, 3, 0, true, func(ctx context.Context, i int) graphql.Marshaler {
+			check(fmt.Sprintf("group %d, product %d", g, i), ctx, "Product")
+			check(fmt.Sprintf("group %d, product %d as an order", g, i), ctx, "Order")
+			inner := WithBatchParentValues(ctx, "Order", orders)
+			MarshalList(inner, 2, 0, true, func(ctx context.Context, j int) graphql.Marshaler {
+				check(fmt.Sprintf("group %d, order %d of product %d", g, j, i), ctx, "Product")
+				return graphql.Null
+			})
+			return graphql.Null
+		})
+	}
+	ctx := WithBatchParentValues(root, "Product", []product{{1}, {2}})
+	MarshalList(ctx, 2, 0, true, func(ctx context.Context, i int) graphql.Marshaler {
+		if b, ok := batchOf[*product](ctx, "Product", 0); !ok || int(b.Index) != i || len(b.Parents) != 2 {
+			t.Errorf("product %d: batchOf %+v, %v", i, b, ok)
+		}
+		if _, ok := elementBatch[*product](ctx, "Product", 0); !ok {
+			t.Errorf("product %d: no shortcut for an element of its own list", i)
+		}
+		return graphql.Null
+	})
+}
