@@ -63,3 +63,27 @@ func TestReadsOutliveDroppedConnections(t *testing.T) {
 		}
 	}
 }
+
+// A page read through pgx costs the same allocations whatever its length but for each
+// row's copy: its rows are one slice sized from the LIMIT, its strings share a few chunks
+// (pgx made each its own), no row escapes for its cursor, and the statement is completed
+// on the caller's chain. A page of 50 products allocated three times a product more than a
+// page of 5 (265 and 127); now both allocate alike.
+func TestProductPageAllocationsDoNotGrowPerRow(t *testing.T) {
+	s := openStore(t, store.Config{DatabaseURL: storetest.PostgresURL(t), MaxConns: 2})
+	storetest.Seed(t, s, storetest.Shop{Merchants: 1, ProductsPerMerchant: 60, Stock: 10})
+	ctx := context.Background()
+	page := func(n int) float64 {
+		return testing.AllocsPerRun(20, func() {
+			p, err := s.FindProducts(ctx, store.ProductFilter{}, store.ProductSort{}, store.PageArgs{First: n})
+			if err != nil || len(p.Products) != n || p.Products[n-1].Name == "" {
+				t.Fatalf("page of %d: %v", n, err)
+			}
+		})
+	}
+	small, large := page(5), page(50)
+	t.Logf("a page of 5 products: %.0f allocations, of 50: %.0f", small, large)
+	if large-small > 45/2 {
+		t.Errorf("45 more products cost %.0f more allocations", large-small)
+	}
+}

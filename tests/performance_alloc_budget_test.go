@@ -39,11 +39,20 @@ import (
 // 892; W2 4,184 and 3,158; with an object's resolver fields resolved at once, without a
 // closure, until one waits (LaterFields.Now): W1 1,996 and 848, W2 4,070 and 3,040. The
 // race detector adds up to 11% (sync.Pool drops items under it), inside the headroom, so
-// the budgets hold under -race too.
-const (
-	w1AllocBudget = 2_500 // W1: products(first: 50) with merchants
-	w2AllocBudget = 5_100 // W2: an order history of 20 orders, items, products, history
-)
+// the budgets hold under -race too. Since the response cache, W1 is measured with it off (an
+// anonymous W1 was a cache hit: 168 allocations), as BenchmarkServerProcess runs it: 1,921
+// and 877 then. Each backend now has budgets of its own, since PostgreSQL's figures are far
+// below the embedded one's and a budget set for the embedded one let them grow unseen.
+// With a page read completed on the caller's gorm chain, its rows sized from its LIMIT and
+// its text in one arena (store/scan.go), a list's elements in one allocation, an
+// operation's objects from chunks (exec.Objects) and an element's own batch read from its
+// context (exec.elementBatch): W1 1,732 and 477; W2 3,753 and 2,708.
+var allocBudgets = map[string]struct{ w1, w2 int }{
+	// W1: products(first: 50) with merchants; W2: an order history of 20 orders, items,
+	// products, history.
+	"embedded": {w1: 2_200, w2: 4_700},
+	"postgres": {w1: 600, w2: 3_400},
+}
 
 // allocRuns is how many requests each figure averages.
 const allocRuns = 100
@@ -64,15 +73,15 @@ func TestAllocationBudget(t *testing.T) {
 				name, query, token string
 				budget             int
 			}{
-				{"W1", benchW1, "", w1AllocBudget},
-				{"W2", benchW2, token, w2AllocBudget},
+				{"W1", benchW1, "", allocBudgets[be.name].w1},
+				{"W2", benchW2, token, allocBudgets[be.name].w2},
 			} {
 				t.Run(w.name, func(t *testing.T) {
 					allocs, bytes := allocsPerRequest(t, env.svc.Handler(), w.query, w.token)
 					t.Logf("%s on %s: %.0f allocs and %.0f B per request (budget %d allocs)", w.name, be.name, allocs, bytes, w.budget)
 					if allocs > float64(w.budget) {
 						t.Errorf("%s allocates %.0f times a request, over its budget of %d (%+.0f%%). "+
-							"If the increase is intended, raise %sAllocBudget in tests/performance_alloc_budget_test.go to about 1.25× the new figure; "+
+							"If the increase is intended, raise %s's budget in allocBudgets (tests/performance_alloc_budget_test.go) to about 1.25× the new figure; "+
 							"otherwise find the allocations: go test ./tests -run 'TestAllocationBudget/%s/%s' -memprofile mem.out",
 							w.name, allocs, w.budget, 100*(allocs/float64(w.budget)-1), strings.ToLower(w.name), be.name, w.name)
 					}
