@@ -3197,7 +3197,7 @@ func (ec *executionContext) fieldContext_Order_status(_ context.Context, field g
 
 func (ec *executionContext) _Order_total(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Total, write_Money)
+		return exec.NewPlainObjectIn(&ec.objects, ec.OperationContext, ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Total, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3809,7 +3809,7 @@ func (ec *executionContext) fieldContext_OrderItem_quantity(_ context.Context, f
 
 func (ec *executionContext) _OrderItem_unitPrice(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.UnitPrice, write_Money)
+		return exec.NewPlainObjectIn(&ec.objects, ec.OperationContext, ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.UnitPrice, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -3844,7 +3844,7 @@ func (ec *executionContext) fieldContext_OrderItem_unitPrice(_ context.Context, 
 
 func (ec *executionContext) _OrderItem_subtotal(ctx context.Context, field graphql.CollectedField, obj *store.OrderItem) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Subtotal(), write_Money)
+		return exec.NewPlainObjectIn(&ec.objects, ec.OperationContext, ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Subtotal(), write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4269,7 +4269,7 @@ func (ec *executionContext) resolveBatch_Payment_order(ctx context.Context, fiel
 
 func (ec *executionContext) _Payment_amount(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Amount, write_Money)
+		return exec.NewPlainObjectIn(&ec.objects, ec.OperationContext, ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Amount, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,
@@ -4518,7 +4518,7 @@ func (ec *executionContext) fieldContext_Product_description(_ context.Context, 
 
 func (ec *executionContext) _Product_price(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
 	if exec.PlainSelections(field.Selections) {
-		return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Price, write_Money)
+		return exec.NewPlainObjectIn(&ec.objects, ec.OperationContext, ec.collected.Of(ec.OperationContext, field.Selections, moneyImplementors), obj.Price, write_Money)
 	}
 	return graphql.ResolveField(
 		ctx,

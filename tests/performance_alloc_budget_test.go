@@ -45,13 +45,13 @@ import (
 // below the embedded one's and a budget set for the embedded one let them grow unseen.
 // With a page read completed on the caller's gorm chain, its rows sized from its LIMIT and
 // its text in one arena (store/scan.go), a list's elements in one allocation, an
-// operation's objects from chunks (exec.Objects) and an element's own batch read from its
-// context (exec.elementBatch): W1 1,732 and 477; W2 3,753 and 2,708.
+// operation's objects and prices from chunks (exec.Objects) and an element's own batch
+// read from its context (exec.elementBatch): W1 1,686 and 434; W2 3,698 and 2,639.
 var allocBudgets = map[string]struct{ w1, w2 int }{
 	// W1: products(first: 50) with merchants; W2: an order history of 20 orders, items,
 	// products, history.
 	"embedded": {w1: 2_200, w2: 4_700},
-	"postgres": {w1: 600, w2: 3_400},
+	"postgres": {w1: 550, w2: 3_300},
 }
 
 // allocRuns is how many requests each figure averages.

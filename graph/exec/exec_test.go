@@ -604,3 +604,38 @@ func TestElementBatchIsTheChains(t *testing.T) {
 		return graphql.Null
 	})
 }
+
+// TestObjectsComeFromChunks: an operation's objects and plain objects are taken from chunks
+// (a page of 50 products with their merchants and prices made 150 allocations), each
+// written as its own, while a subscription's are allocated one by one.
+func TestObjectsComeFromChunks(t *testing.T) {
+	fields := []graphql.CollectedField{{Field: &ast.Field{Name: "amount", Alias: "amount"}}}
+	write := func(w io.Writer, v *int, _ string) { WriteInt(w, *v) }
+	query := &graphql.OperationContext{Operation: &ast.OperationDefinition{Operation: ast.Query}}
+	subscription := &graphql.OperationContext{Operation: &ast.OperationDefinition{Operation: ast.Subscription}}
+	for _, c := range []struct {
+		oc  *graphql.OperationContext
+		max float64
+	}{{query, 10}, {subscription, 100}} {
+		var a Objects
+		var objs []graphql.Marshaler
+		allocs := testing.AllocsPerRun(1, func() {
+			objs = objs[:0]
+			for i := range 50 {
+				o := a.New(c.oc, fields)
+				o.Values[0] = NewPlainObjectIn(&a, c.oc, fields, i, write)
+				objs = append(objs, o)
+			}
+		})
+		if c.oc == query && allocs > c.max || c.oc == subscription && allocs < c.max {
+			t.Errorf("%s: 50 objects and their plain objects allocated %.0f times", c.oc.Operation.Operation, allocs)
+		}
+		for i, o := range objs {
+			var buf bytes.Buffer
+			o.MarshalGQL(&buf)
+			if want := fmt.Sprintf(`{"amount":{"amount":%d}}`, i); buf.String() != want {
+				t.Errorf("object %d wrote %s, want %s", i, buf.String(), want)
+			}
+		}
+	}
+}

@@ -160,6 +160,39 @@ type Objects struct {
 	mu    sync.Mutex
 	chunk []ObjectSet
 	next  int // the size of the next chunk
+	// plain is the chunk of the plain objects last handed out (a *plainChunk[T]): an
+	// operation mostly has one plain type (Money), and a chunk of another replaces it.
+	plain any
+}
+
+// plainChunk is a chunk of plain objects of one type.
+type plainChunk[T any] struct {
+	objects []PlainObject[T]
+	next    int
+}
+
+// NewPlainObjectIn stands for NewPlainObject, the object taken from a's chunks as an
+// object's are (see Objects).
+func NewPlainObjectIn[T any](a *Objects, oc *graphql.OperationContext, fields []graphql.CollectedField, v T,
+	write func(io.Writer, *T, string)) *PlainObject[T] {
+	if oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
+		return NewPlainObject(fields, v, write)
+	}
+	a.mu.Lock()
+	c, ok := a.plain.(*plainChunk[T])
+	if !ok {
+		c = new(plainChunk[T])
+		a.plain = c
+	}
+	if len(c.objects) == 0 {
+		c.next = min(max(2*c.next, objectChunkMin), objectChunkMax)
+		c.objects = make([]PlainObject[T], c.next)
+	}
+	o := &c.objects[0]
+	c.objects = c.objects[1:]
+	a.mu.Unlock()
+	o.fields, o.v, o.write = fields, v, write
+	return o
 }
 
 const (

@@ -60,7 +60,7 @@ func TestTinySchema(t *testing.T) {
 		{"_Shop_name", "return exec.MarshalStringField(&obj.Name)"},
 		{"_Shop_open", "return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Open)"},
 		{"_Shop_status", "return ec.marshalNStatus2"},
-		{"_Shop_price", "return exec.NewPlainObject(ec.collected.Of(ec.OperationContext, field.Selections, priceImplementors), obj.Price, write_Price)"},
+		{"_Shop_price", "return exec.NewPlainObjectIn(&ec.objects, ec.OperationContext, ec.collected.Of(ec.OperationContext, field.Selections, priceImplementors), obj.Price, write_Price)"},
 		{"_Shop_owner", "if v, ok := exec.BatchedObject[*model.Shop, ids.Person](ctx, \"Shop\", field, plainFields_Person); ok {"},
 		{"_Payment_amount", "if exec.PlainSelections(field.Selections) {"},
 		{"_Payment_ok", "return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Ok)"},
