@@ -504,8 +504,9 @@ func TestElementIsAFieldContext(t *testing.T) {
 		&graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: "nodes", Alias: "nodes"}}})
 	var seen []*graphql.FieldContext
 	var paths []string
+	l := &window{}
 	marshal := func(ctx context.Context, i int) graphql.Marshaler {
-		if ctx.Value(other{}) != "kept" {
+		if ctx.Value(other{}) != "kept" || WindowIn(ctx) != Window(l) {
 			t.Errorf("element %d lost its context's values", i)
 		}
 		fc := graphql.GetFieldContext(ctx)
@@ -513,7 +514,6 @@ func TestElementIsAFieldContext(t *testing.T) {
 		paths = append(paths, fc.Path().String())
 		return graphql.MarshalInt(i)
 	}
-	l := &window{}
 	got := MarshalList(WithWindow(outer, l), 3, 0, false, marshal)
 	if len(got) != 3 || len(seen) != 3 {
 		t.Fatalf("marshaled %d elements, saw %d", len(got), len(seen))

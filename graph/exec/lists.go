@@ -25,6 +25,7 @@ func MarshalList(ctx context.Context, n int, workerLimit int64, omitPanicHandler
 	elems := make([]element, n) // the elements' field contexts, one allocation a list
 	for i := range n {
 		windows := l.Windows()
+		elems[i].window = l
 		ret[i] = marshalElement(ctx, &elems[i], i, omitPanicHandler, marshal)
 		if l.Windows() != windows {
 			marshalRest(ctx, ret, elems, i+1, omitPanicHandler, marshal)
@@ -39,6 +40,7 @@ func marshalRest(ctx context.Context, ret graphql.Array, elems []element, first 
 	marshal func(context.Context, int) graphql.Marshaler) {
 	var wg sync.WaitGroup
 	for i := first; i < len(ret); i++ {
+		elems[i].window = elems[first-1].window
 		wg.Go(func() { ret[i] = marshalElement(ctx, &elems[i], i, omitPanicHandler, marshal) })
 	}
 	wg.Wait()
@@ -50,13 +52,19 @@ type element struct {
 	context.Context
 	fc    graphql.FieldContext
 	index int
+	// window is the loaders' window in the list's context, which every object of an
+	// element asks for (LaterFields.Now) and found at the far end of the request's chain.
+	window Window
 }
 
 // Value answers gqlgen's field context key with the element's, as the node
-// graphql.WithFieldContext adds would.
+// graphql.WithFieldContext adds would, and the window's key with the list's window.
 func (e *element) Value(key any) any {
-	if key == fieldContextKey {
+	switch key {
+	case fieldContextKey:
 		return &e.fc
+	case windowKey{}:
+		return e.window
 	}
 	return e.Context.Value(key)
 }
