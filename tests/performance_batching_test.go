@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -373,6 +374,55 @@ func TestNestedLevelsReadWhatTheQueryAsks(t *testing.T) {
 					if l.P.Name == "" || l.P.M.Name == "" {
 						t.Fatalf("%s: a line without its product or merchant: %s", c.name, resp.Data)
 					}
+				}
+			}
+		}
+	})
+}
+
+// TestOrderHistoryReadsAhead: a page of orders read as a whole level brings along the items
+// and the history its selection asks for, on PostgreSQL in the page's round trip (one batch:
+// its statements still count one each); SQLite reads them level by level. The answer is the
+// one the levels read one by one give (a second root field makes every level Partial, which
+// reads nothing ahead).
+func TestOrderHistoryReadsAhead(t *testing.T) {
+	t.Parallel()
+	forEachSeededBackend(t, func(t *testing.T, env *costEnv, seeded storetest.Seeded) {
+		customer := env.tokenFor(t, seeded.CustomerIDs[0], store.RoleCustomer)
+		postgres := env.svc.Store.Postgres()
+		type readCase struct {
+			name, query string
+			tables      []string // the statements of a request
+			ahead       int      // of them, those a PostgreSQL batch sends with the page
+		}
+		for _, c := range []readCase{
+			{"W2", queryW2, []string{"users", "orders", "order_items", "order_status_events", "products", "users"}, 2},
+			{"items through edges", `query($n: Int!) { me { orders(first: $n) { edges { node { items { quantity } } } } } }`,
+				[]string{"users", "orders", "order_items"}, 1},
+			{"history", `query($n: Int!) { me { orders(first: $n) { nodes { history { status } } } } }`,
+				[]string{"users", "orders", "order_status_events"}, 1},
+			{"neither", `query($n: Int!) { me { orders(first: $n) { nodes { id total { amount } } } } }`,
+				[]string{"users", "orders"}, 0},
+		} {
+			for _, n := range []int{20, 100} {
+				what := c.name + " first " + strconv.Itoa(n)
+				resp, rep := env.measure(t, customer, c.query, map[string]any{"n": n})
+				requireTables(t, what, rep, c.tables...)
+				requireNoWindow(t, what, rep)
+				want := len(c.tables)
+				if postgres {
+					want -= c.ahead
+				}
+				if rep.RoundTrips != want {
+					t.Fatalf("%s: %d statements in %d round trips, want %d; SQL:\n%s", what, rep.Statements, rep.RoundTrips, want,
+						jsonLines(rep.SQL))
+				}
+				levels, _ := env.measure(t, customer, strings.Replace(c.query, "{ me {", "{ t: __typename me {", 1), map[string]any{"n": n})
+				var got, byLevel struct{ Me json.RawMessage }
+				resp.Decode(t, &got)
+				levels.Decode(t, &byLevel)
+				if !bytes.Equal(got.Me, byLevel.Me) {
+					t.Fatalf("%s: read ahead\n%s\nlevel by level\n%s", what, got.Me, byLevel.Me)
 				}
 			}
 		}

@@ -1,0 +1,86 @@
+package store_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/shop/api/store"
+	"github.com/shop/api/store/storetest"
+)
+
+// FindOrdersOfCustomersWith returns the pages FindOrdersOfCustomers returns and, where it
+// reads them, the items and events FindItemsByOrderIDs and FindEventsByOrderIDs return for
+// the pages' orders (none of the orders after a page); on PostgreSQL in one round trip,
+// counted as its statements.
+func TestOrderPagesReadAheadMatchLevelByLevel(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		shop := storetest.Seed(t, s, storetest.Shop{Merchants: 1, ProductsPerMerchant: 5, Stock: 100, Customers: 3,
+			OrdersOf: func(c int) int { return []int{7, 0, 2}[c] }, ItemsOf: func(o int) int { return 1 + o%5 }})
+		page := store.PageArgs{First: 3}
+		plain, err := s.FindOrdersOfCustomers(context.Background(), shop.CustomerIDs, nil, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, p := range plain {
+			for _, o := range p.Orders {
+				ids = append(ids, o.ID)
+			}
+		}
+		items, err := s.FindItemsByOrderIDs(context.Background(), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events, err := s.FindEventsByOrderIDs(context.Background(), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantItems, wantEvents := map[int64][]store.OrderItem{}, map[int64][]store.OrderStatusEvent{}
+		for _, it := range items {
+			wantItems[it.OrderID] = append(wantItems[it.OrderID], it)
+		}
+		for _, e := range events {
+			wantEvents[e.OrderID] = append(wantEvents[e.OrderID], e)
+		}
+		for _, with := range []store.OrderChildren{{Items: true}, {History: true}, {Items: true, History: true}} {
+			rs := &store.RequestStats{}
+			got, err := s.FindOrdersOfCustomersWith(store.WithRequestStats(context.Background(), rs), shop.CustomerIDs, nil, page, with)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Pages, plain) {
+				t.Fatalf("%+v: pages %+v, want %+v", with, got.Pages, plain)
+			}
+			statements := 1
+			if with.Items {
+				statements++
+				if !reflect.DeepEqual(got.Items, wantItems) {
+					t.Fatalf("items %+v, want %+v", got.Items, wantItems)
+				}
+			} else if got.Items != nil {
+				t.Fatalf("%+v: items read", with)
+			}
+			if with.History {
+				statements++
+				if !reflect.DeepEqual(got.History, wantEvents) {
+					t.Fatalf("events %+v, want %+v", got.History, wantEvents)
+				}
+			} else if got.History != nil {
+				t.Fatalf("%+v: events read", with)
+			}
+			roundTrips := statements // SQLite: one each
+			if s.Postgres() {
+				roundTrips = 1
+			}
+			if rs.Statements() != statements || rs.RoundTrips() != roundTrips {
+				t.Fatalf("%+v: %d statements in %d round trips, want %d in %d: %v", with, rs.Statements(), rs.RoundTrips(),
+					statements, roundTrips, rs.SQL())
+			}
+		}
+		if _, err := s.FindOrdersOfCustomersWith(context.Background(), shop.CustomerIDs, nil, store.PageArgs{First: 3, After: "nope"},
+			store.OrderChildren{Items: true}); store.ErrorCode(err) != store.CodeInvalid {
+			t.Fatalf("bad cursor: %v", err)
+		}
+	})
+}
