@@ -167,6 +167,12 @@ func CustomerOrdersAhead(ctx context.Context, customerIDs []int64, status *store
 		if read.History != nil {
 			primeChildren(ctx, l, &l.history, "history", orders, read.History)
 		}
+		if read.Products != nil {
+			primeByID(ctx, l, &l.products, "product", read.Products, func(p store.Product) int64 { return p.ID })
+		}
+		if read.Merchants != nil {
+			primeByID(ctx, l, &l.users, "user", read.Merchants, func(u store.User) int64 { return u.ID })
+		}
 	}
 	return CustomerOrdersOf(ctx, customerIDs, status, page, Whole)
 }
@@ -181,6 +187,18 @@ func primeChildren[V any](ctx context.Context, l *Loaders, z *lazy[int64, []V], 
 	loader := z.get()
 	for _, id := range orders {
 		loader.Prime(ctx, id, children[id])
+	}
+}
+
+// primeByID caches values read ahead, as the batch of loader name.
+func primeByID[V any](ctx context.Context, l *Loaders, z *lazy[int64, V], name string, vals []V, id func(V) int64) {
+	if len(vals) == 0 {
+		return
+	}
+	l.count(name, len(vals))
+	loader := z.get()
+	for _, v := range vals {
+		loader.Prime(ctx, id(v), v)
 	}
 }
 

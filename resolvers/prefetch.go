@@ -101,16 +101,21 @@ func prefetchHistory(ctx context.Context, orders []*store.Order, fields []graphq
 }
 
 // orderChildren says which children of their orders fields (pages of orders) ask for, of
-// those a page's read can bring along (store.FindOrdersOfCustomersWith).
+// those a page's read can bring along (store.FindOrdersOfCustomersWith): their items and
+// history, the items' products and the products' merchants.
 func orderChildren(ctx context.Context, fields []graphql.CollectedField) store.OrderChildren {
 	orders := asked(ctx, fields, orderPageTypes, "nodes")
 	orders = append(orders, asked(ctx, asked(ctx, fields, orderPageTypes, "edges"), orderEdgeTypes, "node")...)
 	if len(orders) == 0 {
 		return store.OrderChildren{}
 	}
+	items := asked(ctx, orders, orderTypes, "items")
+	products := asked(ctx, items, orderItemTypes, "product")
 	return store.OrderChildren{
-		Items:   len(asked(ctx, orders, orderTypes, "items")) > 0,
-		History: len(asked(ctx, orders, orderTypes, "history")) > 0,
+		Items:     len(items) > 0,
+		History:   len(asked(ctx, orders, orderTypes, "history")) > 0,
+		Products:  len(products) > 0,
+		Merchants: len(products) > 0 && len(asked(ctx, products, productTypes, "merchant")) > 0,
 	}
 }
 

@@ -22,18 +22,23 @@ import (
 // WHERE order_id IN (the page's statement, ranked as rankedChildren ranks it), and the three
 // go in one pgx batch, one round trip. They still count as three statements.
 
-// OrderChildren says which children of the orders of a page a read brings along.
+// OrderChildren says which children of the orders of a page a read brings along: their items
+// and history, and the products of the items (with Items) and their merchants (with
+// Products).
 type OrderChildren struct {
-	Items, History bool
+	Items, History, Products, Merchants bool
 }
 
 // OrderPagesWith is what FindOrdersOfCustomersWith read: every customer's page and, when they
 // were asked for, the children of every order on the pages, by order ID (nil for none).
-// Items or History is nil when it was not asked for.
+// Items or History is nil when it was not asked for. Products and Merchants, when read, are
+// those of the items, read from the primary as the cache's fills are; nil when not read.
 type OrderPagesWith struct {
-	Pages   map[int64]*OrderPage
-	Items   map[int64][]OrderItem
-	History map[int64][]OrderStatusEvent
+	Pages     map[int64]*OrderPage
+	Items     map[int64][]OrderItem
+	History   map[int64][]OrderStatusEvent
+	Products  []Product
+	Merchants []User
 }
 
 // FindOrdersOfCustomersWith returns the pages FindOrdersOfCustomers returns and the children
@@ -75,6 +80,31 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 			return err
 		})
 	}
+	if with.Items && with.Products {
+		// The products (and merchants) the levels below would read by ID through the cache:
+		// here the batch has them for the price of its round trip, where the cache would
+		// cost one of its own for each.
+		products := db.Model(&orderItemRow{}).Select("product_id").Where("order_id IN (?)", ids)
+		b.add(db.Model(&productRow{}).Where("id IN (?)", products), selectList[productRow](), func(rows pgx.Rows) error {
+			var err error
+			out.Products, err = scanBatch(rows, productRow.toProduct)
+			if out.Products == nil {
+				out.Products = []Product{}
+			}
+			return err
+		})
+		if with.Merchants {
+			merchants := db.Model(&productRow{}).Select("merchant_id").Where("id IN (?)", products)
+			b.add(db.Model(&userRow{}).Where("id IN (?)", merchants), selectList[userRow](), func(rows pgx.Rows) error {
+				var err error
+				out.Merchants, err = scanBatch(rows, userRow.toUser)
+				if out.Merchants == nil {
+					out.Merchants = []User{}
+				}
+				return err
+			})
+		}
+	}
 	if with.History {
 		q := db.Model(&eventRow{}).Where("order_id IN (?)", ids).Order("order_id, id")
 		b.add(q, selectList[eventRow](), func(rows pgx.Rows) error {
@@ -95,7 +125,8 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 
 // findOrdersOfCustomersThenChildren is FindOrdersOfCustomersWith where statements cannot
 // share a round trip: the children are read by the IDs of the pages' orders, a statement and
-// a round trip each, as the levels below would read them.
+// a round trip each, as the levels below would read them. Products and merchants are left to
+// the levels below, which read them through the cache.
 func (s *Store) findOrdersOfCustomersThenChildren(ctx context.Context, customerIDs []int64, status *OrderStatus, page PageArgs,
 	with OrderChildren) (OrderPagesWith, error) {
 	pages, err := s.FindOrdersOfCustomers(ctx, customerIDs, status, page)

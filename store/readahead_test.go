@@ -43,7 +43,20 @@ func TestOrderPagesReadAheadMatchLevelByLevel(t *testing.T) {
 		for _, e := range events {
 			wantEvents[e.OrderID] = append(wantEvents[e.OrderID], e)
 		}
-		for _, with := range []store.OrderChildren{{Items: true}, {History: true}, {Items: true, History: true}} {
+		var productIDs []int64
+		for _, it := range items {
+			productIDs = append(productIDs, it.ProductID)
+		}
+		products, err := s.FindProductsByIDs(context.Background(), productIDs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		merchants, err := s.FindUsersByIDs(context.Background(), shop.MerchantIDs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, with := range []store.OrderChildren{{Items: true}, {History: true}, {Items: true, History: true},
+			{Items: true, Products: true}, {Items: true, History: true, Products: true, Merchants: true}} {
 			rs := &store.RequestStats{}
 			got, err := s.FindOrdersOfCustomersWith(store.WithRequestStats(context.Background(), rs), shop.CustomerIDs, nil, page, with)
 			if err != nil {
@@ -69,6 +82,22 @@ func TestOrderPagesReadAheadMatchLevelByLevel(t *testing.T) {
 			} else if got.History != nil {
 				t.Fatalf("%+v: events read", with)
 			}
+			if with.Products && s.Postgres() { // SQLite leaves them to the cache's reads
+				statements++
+				if !sameByID(got.Products, products, func(p store.Product) int64 { return p.ID }) {
+					t.Fatalf("products %+v, want %+v", got.Products, products)
+				}
+			} else if got.Products != nil {
+				t.Fatalf("%+v: products read", with)
+			}
+			if with.Merchants && s.Postgres() {
+				statements++
+				if !sameByID(got.Merchants, merchants, func(u store.User) int64 { return u.ID }) {
+					t.Fatalf("merchants %+v, want %+v", got.Merchants, merchants)
+				}
+			} else if got.Merchants != nil {
+				t.Fatalf("%+v: merchants read", with)
+			}
 			roundTrips := statements // SQLite: one each
 			if s.Postgres() {
 				roundTrips = 1
@@ -83,4 +112,21 @@ func TestOrderPagesReadAheadMatchLevelByLevel(t *testing.T) {
 			t.Fatalf("bad cursor: %v", err)
 		}
 	})
+}
+
+// sameByID reports whether got and want hold the same values, in any order.
+func sameByID[V any](got, want []V, id func(V) int64) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	byID := map[int64]V{}
+	for _, v := range want {
+		byID[id(v)] = v
+	}
+	for _, v := range got {
+		if w, ok := byID[id(v)]; !ok || !reflect.DeepEqual(v, w) {
+			return false
+		}
+	}
+	return true
 }
