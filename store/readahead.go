@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"gorm.io/gorm"
 )
 
 // Reading ahead: an order history asks for a page of orders and, below it, the items and the
@@ -54,24 +55,26 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 	if err != nil {
 		return OrderPagesWith{}, err
 	}
-	db := s.reads(ctx)
-	narrow := customerOrdersNarrow(status, after)
-	// The page's statement is FindOrdersOfCustomers'; the children's read the IDs of the
-	// page's orders (first of each customer, not the extra row that tells a next page).
-	pageQ := ranked[orderRow](db, "customer_id", ordersNewestFirst, customerIDs, page.First+1, narrow).
-		Order("customer_id, " + ordersNewestFirst)
-	ids := ranked[orderRow](db, "customer_id", ordersNewestFirst, customerIDs, page.First, narrow).Select("id")
+	sql := batchSQL(status != nil, after != nil, with)
+	// Every statement takes the same arguments ($1 the customers, $2 the page size, then the
+	// narrowing's): the children's statements read the page's IDs themselves.
+	args := []any{customerIDs, page.First}
+	if status != nil {
+		args = append(args, string(*status))
+	}
+	if after != nil {
+		args = append(args, after.At.UTC(), after.ID)
+	}
 	var orders []orderRow
 	out := OrderPagesWith{}
-	b := readBatch{s: s}
-	b.add(pageQ.Model(&orderRow{}), selectList[orderRow](), func(rows pgx.Rows) error {
+	b := readBatch{s: s, args: args}
+	b.add(sql.page, func(rows pgx.Rows) error {
 		var err error
 		orders, err = scanBatch(rows, func(r orderRow) orderRow { return r })
 		return err
 	})
 	if with.Items {
-		q := db.Model(&orderItemRow{}).Where("order_id IN (?)", ids).Order("order_id, position")
-		b.add(q, selectList[orderItemRow](), func(rows pgx.Rows) error {
+		b.add(sql.items, func(rows pgx.Rows) error {
 			items, err := scanBatch(rows, orderItemRow.toItem)
 			out.Items = make(map[int64][]OrderItem)
 			for _, it := range items {
@@ -84,8 +87,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 		// The products (and merchants) the levels below would read by ID through the cache:
 		// here the batch has them for the price of its round trip, where the cache would
 		// cost one of its own for each.
-		products := db.Model(&orderItemRow{}).Select("product_id").Where("order_id IN (?)", ids)
-		b.add(db.Model(&productRow{}).Where("id IN (?)", products), selectList[productRow](), func(rows pgx.Rows) error {
+		b.add(sql.products, func(rows pgx.Rows) error {
 			var err error
 			out.Products, err = scanBatch(rows, productRow.toProduct)
 			if out.Products == nil {
@@ -94,8 +96,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 			return err
 		})
 		if with.Merchants {
-			merchants := db.Model(&productRow{}).Select("merchant_id").Where("id IN (?)", products)
-			b.add(db.Model(&userRow{}).Where("id IN (?)", merchants), selectList[userRow](), func(rows pgx.Rows) error {
+			b.add(sql.merchants, func(rows pgx.Rows) error {
 				var err error
 				out.Merchants, err = scanBatch(rows, userRow.toUser)
 				if out.Merchants == nil {
@@ -106,8 +107,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 		}
 	}
 	if with.History {
-		q := db.Model(&eventRow{}).Where("order_id IN (?)", ids).Order("order_id, id")
-		b.add(q, selectList[eventRow](), func(rows pgx.Rows) error {
+		b.add(sql.history, func(rows pgx.Rows) error {
 			events, err := scanBatch(rows, eventRow.toEvent)
 			out.History = make(map[int64][]OrderStatusEvent)
 			for _, e := range events {
@@ -167,22 +167,78 @@ func (s *Store) findOrdersOfCustomersThenChildren(ctx context.Context, customerI
 	return out, nil
 }
 
-// readBatch is statements gorm builds and pgx sends together.
+// orderBatchSQL is the text of the statements of FindOrdersOfCustomersWith's batch for one
+// shape of read, "" for those it does not send.
+type orderBatchSQL struct {
+	page, items, products, merchants, history string
+}
+
+type orderBatchShape struct {
+	status, after bool
+	with          OrderChildren
+}
+
+// orderBatches holds the statements of each shape, written once: gorm would build them
+// again for every request (its subqueries rendered once per statement they appear in), some
+// 500 allocations a W2 request.
+var orderBatches sync.Map // orderBatchShape → orderBatchSQL
+
+// batchSQL returns the statements of a read of pages of customers' orders, narrowed by a
+// status and a cursor when set, that brings along the children with asks for. They are
+// written here rather than built by gorm, and say what gorm would for FindOrdersOfCustomers
+// and for the children's reads by order ID, with the page's IDs read by a subquery.
+func batchSQL(status, after bool, with OrderChildren) orderBatchSQL {
+	shape := orderBatchShape{status, after, with}
+	if q, ok := orderBatches.Load(shape); ok {
+		return q.(orderBatchSQL)
+	}
+	narrow, n := "", 2
+	if status {
+		n++
+		narrow += fmt.Sprintf(" AND status = $%d", n)
+	}
+	if after {
+		narrow += fmt.Sprintf(" AND (created_at < $%d OR (created_at = $%d AND id < $%d))", n+1, n+1, n+2)
+	}
+	ranked := "(SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY " + ordersNewestFirst + ") AS child_rank" +
+		" FROM orders WHERE customer_id = ANY($1)" + narrow + ") AS ranked"
+	// The page reads one row more than it shows, to tell whether a next page exists.
+	q := orderBatchSQL{page: "SELECT " + selectList[orderRow]() + " FROM " + ranked +
+		" WHERE child_rank <= $2 + 1 ORDER BY customer_id, " + ordersNewestFirst}
+	ids := "SELECT id FROM " + ranked + " WHERE child_rank <= $2"
+	if with.Items {
+		q.items = "SELECT " + selectList[orderItemRow]() + " FROM order_items WHERE order_id IN (" + ids + ") ORDER BY order_id, position"
+		if with.Products {
+			products := "SELECT product_id FROM order_items WHERE order_id IN (" + ids + ")"
+			q.products = "SELECT " + selectList[productRow]() + " FROM products WHERE id IN (" + products + ")"
+			if with.Merchants {
+				q.merchants = "SELECT " + selectList[userRow]() + " FROM users WHERE id IN (SELECT merchant_id FROM products WHERE id IN (" +
+					products + "))"
+			}
+		}
+	}
+	if with.History {
+		q.history = "SELECT " + selectList[eventRow]() + " FROM order_status_events WHERE order_id IN (" + ids + ") ORDER BY order_id, id"
+	}
+	orderBatches.Store(shape, q)
+	return q
+}
+
+// readBatch is statements pgx sends together, all with the same arguments.
 type readBatch struct {
 	s     *Store
+	args  []any
 	stmts []batchStatement
 }
 
 type batchStatement struct {
 	sql  string
-	vars []any
 	scan func(pgx.Rows) error
 }
 
-// add renders q with the SELECT list cols, for scan to read its rows.
-func (b *readBatch) add(q *gorm.DB, cols string, scan func(pgx.Rows) error) {
-	st := q.Session(&gorm.Session{DryRun: true}).Select(cols).Find(nil).Statement
-	b.stmts = append(b.stmts, batchStatement{sql: st.SQL.String(), vars: st.Vars, scan: scan})
+// add queues the statement sql, for scan to read its rows.
+func (b *readBatch) add(sql string, scan func(pgx.Rows) error) {
+	b.stmts = append(b.stmts, batchStatement{sql: sql, scan: scan})
 }
 
 // run sends the statements in one round trip, in a read-only REPEATABLE READ transaction so
@@ -228,7 +284,7 @@ func (b *readBatch) send(ctx context.Context) error {
 		batch := &pgx.Batch{}
 		batch.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 		for _, st := range b.stmts {
-			batch.Queue(st.sql, st.vars...)
+			batch.Queue(st.sql, b.args...)
 		}
 		batch.Queue("COMMIT")
 		br := pc.SendBatch(ctx, batch)
