@@ -5,6 +5,10 @@ import (
 	"reflect"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/shop/api/store"
 	"github.com/shop/api/store/storetest"
 )
@@ -147,4 +151,33 @@ func sameByID[V any](got, want []V, id func(V) int64) bool {
 		}
 	}
 	return true
+}
+
+// A batch's statements get a span each, as the statements gorm sends do.
+func TestReadAheadSpans(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	s := openStore(t, store.Config{DatabaseURL: storetest.PostgresURL(t), MaxConns: 4, Tracer: tp})
+	shop := storetest.Seed(t, s, storetest.Shop{Merchants: 1, ProductsPerMerchant: 3, Stock: 10, Customers: 1,
+		OrdersOf: func(int) int { return 2 }, ItemsOf: func(int) int { return 2 }})
+	before := len(rec.Ended())
+	_, err := s.FindOrdersOfCustomersWith(context.Background(), shop.CustomerIDs, nil, store.PageArgs{First: 5},
+		store.OrderChildren{Items: true, History: true, Products: true, Merchants: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := rec.Ended()[before:]
+	if len(spans) != 5 {
+		t.Fatalf("%d spans, want 5 (page, items, products, merchants, events)", len(spans))
+	}
+	for _, span := range spans {
+		attrs := map[attribute.Key]string{}
+		for _, a := range span.Attributes() {
+			attrs[a.Key] = a.Value.String()
+		}
+		if span.Name() != "sql SELECT" || attrs["db.system"] != "postgresql" || attrs["db.query.text"] == "" {
+			t.Errorf("span %s: attributes %v", span.Name(), attrs)
+		}
+	}
 }
