@@ -307,8 +307,14 @@ func (b *readBatch) send(ctx context.Context) error {
 			_, err = br.Exec()
 		}
 		err = errors.Join(err, br.Close())
-		if pc.IsClosed() || pc.PgConn().TxStatus() != 'I' {
-			// Broken, or left in the failed transaction: the pool must not hand it out again.
+		if !pc.IsClosed() && pc.PgConn().TxStatus() != 'I' {
+			// A statement failed and left the transaction open: end it, or the pool would
+			// discard the connection (stdlib's ResetSession).
+			if _, rbErr := pc.Exec(ctx, "ROLLBACK"); rbErr != nil {
+				return errors.Join(driver.ErrBadConn, err, rbErr)
+			}
+		}
+		if pc.IsClosed() {
 			return errors.Join(driver.ErrBadConn, err)
 		}
 		return err
