@@ -2,6 +2,7 @@ package loaders
 
 import (
 	"context"
+	"slices"
 
 	"github.com/shop/api/store"
 )
@@ -123,6 +124,82 @@ func CustomerOrdersOf(ctx context.Context, customerIDs []int64, status *store.Or
 		ks[i] = orderPage(id, status, page)
 	}
 	return many(ctx, &For(ctx).customerOrders, ks, level)
+}
+
+// CustomerOrdersAhead returns the page of each of these customers, as CustomerOrdersOf does
+// for a Whole level, and reads with the pages not yet cached the children with asks for of
+// their orders, where the store can read them in the same round trip (store.
+// FindOrdersOfCustomersWith): Items and History then find them cached. It does not check who
+// may see them.
+func CustomerOrdersAhead(ctx context.Context, customerIDs []int64, status *store.OrderStatus, page store.PageArgs,
+	with store.OrderChildren) ([]*store.OrderPage, []error) {
+	l := For(ctx)
+	z := &l.customerOrders
+	loader := z.get()
+	var missing []int64
+	for _, id := range customerIDs {
+		if _, ok := z.cache.Get(ctx, orderPage(id, status, page)); !ok && !slices.Contains(missing, id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 && with != (store.OrderChildren{}) {
+		l.count("customer_orders", len(missing))
+		read, err := l.store.FindOrdersOfCustomersWith(ctx, missing, status, page, with)
+		if err != nil {
+			// Each key reports it, as a batch of the loader would.
+			pages, errs := make([]*store.OrderPage, len(customerIDs)), make([]error, len(customerIDs))
+			for i := range errs {
+				errs[i] = err
+			}
+			return pages, errs
+		}
+		var orders []int64
+		for _, id := range missing {
+			p := read.Pages[id]
+			loader.Prime(ctx, orderPage(id, status, page), p)
+			for _, o := range p.Orders {
+				orders = append(orders, o.ID)
+			}
+		}
+		if read.Items != nil {
+			primeChildren(ctx, l, &l.items, "items", orders, read.Items)
+		}
+		if read.History != nil {
+			primeChildren(ctx, l, &l.history, "history", orders, read.History)
+		}
+		if read.Products != nil {
+			primeByID(ctx, l, &l.products, "product", read.Products, func(p store.Product) int64 { return p.ID })
+		}
+		if read.Merchants != nil {
+			primeByID(ctx, l, &l.users, "user", read.Merchants, func(u store.User) int64 { return u.ID })
+		}
+	}
+	return CustomerOrdersOf(ctx, customerIDs, status, page, Whole)
+}
+
+// primeChildren caches the children of orders read ahead, an empty list for an order without
+// any, as the batch of loader name.
+func primeChildren[V any](ctx context.Context, l *Loaders, z *lazy[int64, []V], name string, orders []int64, children map[int64][]V) {
+	if len(orders) == 0 {
+		return
+	}
+	l.count(name, len(orders))
+	loader := z.get()
+	for _, id := range orders {
+		loader.Prime(ctx, id, children[id])
+	}
+}
+
+// primeByID caches values read ahead, as the batch of loader name.
+func primeByID[V any](ctx context.Context, l *Loaders, z *lazy[int64, V], name string, vals []V, id func(V) int64) {
+	if len(vals) == 0 {
+		return
+	}
+	l.count(name, len(vals))
+	loader := z.get()
+	for _, v := range vals {
+		loader.Prime(ctx, id(v), v)
+	}
 }
 
 // MerchantProducts returns a page of a merchant's products, newest first. Pages of many

@@ -28,6 +28,7 @@ type Store interface {
 	FindPaymentsByIDs(ctx context.Context, ids []int64) ([]store.Payment, error)
 	FindPaymentsByOrderIDs(ctx context.Context, orderIDs []int64) ([]store.Payment, error)
 	FindOrdersOfCustomers(ctx context.Context, customerIDs []int64, status *store.OrderStatus, page store.PageArgs) (map[int64]*store.OrderPage, error)
+	FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int64, status *store.OrderStatus, page store.PageArgs, with store.OrderChildren) (store.OrderPagesWith, error)
 	FindProductsOfMerchants(ctx context.Context, merchantIDs []int64, page store.PageArgs) (map[int64]*store.ProductPage, error)
 	CountOrdersOfCustomers(ctx context.Context, customerIDs []int64, status *store.OrderStatus) (map[int64]int, error)
 	CountProductsOfMerchants(ctx context.Context, merchantIDs []int64) (map[int64]int, error)
@@ -202,13 +203,18 @@ func fromWindow[K comparable, V any](l *Loaders, name string, fetch dataloader.B
 // counted wraps fetch to record the size of every batch it is sent.
 func counted[K comparable, V any](l *Loaders, cfg Config, name string, fetch dataloader.BatchFunc[K, V]) dataloader.BatchFunc[K, V] {
 	return func(ctx context.Context, keys []K) []*dataloader.Result[V] {
-		l.mu.Lock()
-		l.batches[name] = append(l.batches[name], len(keys))
-		l.mu.Unlock()
-		if cfg.OnBatch != nil {
-			cfg.OnBatch(name, len(keys))
-		}
+		l.count(name, len(keys))
 		return fetch(ctx, keys)
+	}
+}
+
+// count records a batch of n keys that loader name read.
+func (l *Loaders) count(name string, n int) {
+	l.mu.Lock()
+	l.batches[name] = append(l.batches[name], n)
+	l.mu.Unlock()
+	if l.cfg.OnBatch != nil {
+		l.cfg.OnBatch(name, n)
 	}
 }
 
@@ -229,6 +235,9 @@ type Report struct {
 	// Statements is the number of SQL statements the request issued, SQL their text.
 	Statements int
 	SQL        []string
+	// RoundTrips is how many times those statements waited for the database: once each,
+	// once for all the statements of a batch (a page of orders read with its children).
+	RoundTrips int
 	// CacheHits and CacheMisses count the keys Redis answered and missed.
 	CacheHits, CacheMisses int
 	// Batches lists, per loader, the size of each batch it sent.
@@ -241,7 +250,7 @@ type Report struct {
 
 // Report returns what the operation of these loaders cost so far.
 func (l *Loaders) Report() Report {
-	r := Report{Statements: l.stats.Statements(), SQL: l.stats.SQL(), Batches: map[string][]int{}}
+	r := Report{Statements: l.stats.Statements(), SQL: l.stats.SQL(), RoundTrips: l.stats.RoundTrips(), Batches: map[string][]int{}}
 	r.CacheHits, r.CacheMisses = l.stats.Cache()
 	l.mu.Lock()
 	for k, v := range l.batches {

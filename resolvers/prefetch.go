@@ -30,6 +30,8 @@ var (
 	eventTypes       = []string{"OrderStatusEvent"}
 	userTypes        = []string{"User", "Node"}
 	orderPageTypes   = []string{"OrderConnection"}
+	orderEdgeTypes   = []string{"OrderEdge"}
+	orderTypes       = []string{"Order", "Node"}
 	productPageTypes = []string{"ProductConnection"}
 )
 
@@ -98,6 +100,25 @@ func prefetchHistory(ctx context.Context, orders []*store.Order, fields []graphq
 	}
 }
 
+// orderChildren says which children of their orders fields (pages of orders) ask for, of
+// those a page's read can bring along (store.FindOrdersOfCustomersWith): their items and
+// history, the items' products and the products' merchants.
+func orderChildren(ctx context.Context, fields []graphql.CollectedField) store.OrderChildren {
+	orders := asked(ctx, fields, orderPageTypes, "nodes")
+	orders = append(orders, asked(ctx, asked(ctx, fields, orderPageTypes, "edges"), orderEdgeTypes, "node")...)
+	if len(orders) == 0 {
+		return store.OrderChildren{}
+	}
+	items := asked(ctx, orders, orderTypes, "items")
+	products := asked(ctx, items, orderItemTypes, "product")
+	return store.OrderChildren{
+		Items:     len(items) > 0,
+		History:   len(asked(ctx, orders, orderTypes, "history")) > 0,
+		Products:  len(products) > 0,
+		Merchants: len(products) > 0 && len(asked(ctx, products, productTypes, "merchant")) > 0,
+	}
+}
+
 // prefetchPages reads the pages of products and of orders that the field being resolved (of
 // type User: Order.customer, Product.merchant) asks for of users, and their totalCount when
 // it asks: gqlgen resolves them user by user. Pages of orders are read only for the users
@@ -145,7 +166,7 @@ func prefetchPages(ctx context.Context, users []store.User) {
 		first, _ := args.Args["first"].(*int)
 		after, _ := args.Args["after"].(*string)
 		status, _ := args.Args["status"].(*store.OrderStatus)
-		loaders.CustomerOrdersOf(ctx, visible, status, pageArgs(first, after), loaders.Whole)
+		loaders.CustomerOrdersAhead(ctx, visible, status, pageArgs(first, after), orderChildren(ctx, []graphql.CollectedField{f}))
 		if len(asked(ctx, []graphql.CollectedField{f}, orderPageTypes, "totalCount")) > 0 {
 			loaders.CustomerOrderCounts(ctx, visible, status, loaders.Whole)
 		}

@@ -65,7 +65,17 @@ func (r *userResolver) Orders(ctx context.Context, obj *store.User, first *int, 
 	if !store.CanSeePrivate(viewer(ctx), obj.ID) {
 		return nil, forbidden("only the user themself and admins see their orders")
 	}
-	return loaders.CustomerOrders(ctx, obj.ID, status, pageArgs(first, after), level(ctx))
+	lvl := level(ctx)
+	if lvl == loaders.Whole {
+		// The page's orders are the whole level below: their items and history, when asked
+		// for, are read with the page.
+		pages, errs := loaders.CustomerOrdersAhead(ctx, []int64{obj.ID}, status, pageArgs(first, after), orderChildren(ctx, here(ctx)))
+		if errs != nil {
+			return nil, errs[0]
+		}
+		return pages[0], nil
+	}
+	return loaders.CustomerOrders(ctx, obj.ID, status, pageArgs(first, after), lvl)
 }
 
 // Products is the resolver for the products field.

@@ -16,12 +16,19 @@ import (
 // conditions.
 func rankedChildren[R any, P scannable[R]](db *gorm.DB, parentCol, order string, parents []int64, limit int,
 	narrow func(*gorm.DB) *gorm.DB, op string) ([]R, error) {
+	q := ranked[R, P](db, parentCol, order, parents, limit, narrow).Order(parentCol + ", " + order)
+	return findRows[R, P](q, op)
+}
+
+// ranked is rankedChildren's statement before its SELECT list and its ORDER BY: the first
+// limit rows of each parent, as a table a statement may also read as a subquery.
+func ranked[R any, P scannable[R]](db *gorm.DB, parentCol, order string, parents []int64, limit int,
+	narrow func(*gorm.DB) *gorm.DB) *gorm.DB {
 	inner := db.Model(P(new(R))).
 		Select("*, ROW_NUMBER() OVER (PARTITION BY "+parentCol+" ORDER BY "+order+") AS child_rank").
 		Where(parentCol+" IN ?", parents)
 	inner = narrow(inner)
-	q := db.Table("(?) AS ranked", inner).Where("child_rank <= ?", limit).Order(parentCol + ", " + order)
-	return findRows[R, P](q, op)
+	return db.Table("(?) AS ranked", inner).Where("child_rank <= ?", limit)
 }
 
 // FindOrdersOfCustomers returns, for each customer, the page of the orders they placed
@@ -34,21 +41,33 @@ func (s *Store) FindOrdersOfCustomers(ctx context.Context, customerIDs []int64, 
 		return nil, err
 	}
 	rows, err := rankedChildren[orderRow](s.reads(ctx), "customer_id", ordersNewestFirst, customerIDs, page.First+1,
-		func(q *gorm.DB) *gorm.DB {
-			if status != nil {
-				q = q.Where("status = ?", string(*status))
-			}
-			return ordersAfter(q, after)
-		}, "find orders of customers")
+		customerOrdersNarrow(status, after), "find orders of customers")
 	if err != nil {
 		return nil, err
 	}
+	return customerOrderPages(customerIDs, status, page, after, rows), nil
+}
+
+// customerOrdersNarrow keeps the orders of a customer's list: in status when it is set, after
+// the cursor after when it is set.
+func customerOrdersNarrow(status *OrderStatus, after *cursor) func(*gorm.DB) *gorm.DB {
+	return func(q *gorm.DB) *gorm.DB {
+		if status != nil {
+			q = q.Where("status = ?", string(*status))
+		}
+		return ordersAfter(q, after)
+	}
+}
+
+// customerOrderPages makes the page of every customer of customerIDs from rows, their orders
+// ranked as rankedChildren reads them.
+func customerOrderPages(customerIDs []int64, status *OrderStatus, page PageArgs, after *cursor, rows []orderRow) map[int64]*OrderPage {
 	byCustomer := groupBy(rows, func(r orderRow) int64 { return r.CustomerID })
 	pages := make(map[int64]*OrderPage, len(customerIDs))
 	for _, id := range customerIDs {
 		pages[id] = newOrderPage(OrderFilter{CustomerID: &id, Status: status}, byCustomer[id], page.First, after)
 	}
-	return pages, nil
+	return pages
 }
 
 // productsByMerchantOrder is the ordering of a merchant's product list: newest first.

@@ -41,6 +41,7 @@ func (s *Store) Stats() Stats {
 type RequestStats struct {
 	mu                     sync.Mutex
 	sql                    []string
+	roundTrips             int
 	cacheHits, cacheMisses int
 }
 
@@ -69,6 +70,14 @@ func (rs *RequestStats) Statements() int {
 	return len(rs.sql)
 }
 
+// RoundTrips returns how many times the statements counted so far waited for the database:
+// one each, but one for all the statements of a batch (see FindOrdersOfCustomersWith).
+func (rs *RequestStats) RoundTrips() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.roundTrips
+}
+
 // SQL returns the text of the statements counted so far (at most the first 200), in order.
 func (rs *RequestStats) SQL() []string {
 	rs.mu.Lock()
@@ -89,12 +98,16 @@ func (rs *RequestStats) Cache() (hits, misses int) {
 	return rs.cacheHits, rs.cacheMisses
 }
 
-func (rs *RequestStats) addStatement(sql string) {
+// addStatements counts statements sent together, in one round trip.
+func (rs *RequestStats) addStatements(sql ...string) {
 	rs.mu.Lock()
-	if len(rs.sql) >= maxKeptSQL {
-		sql = ""
+	for _, s := range sql {
+		if len(rs.sql) >= maxKeptSQL {
+			s = ""
+		}
+		rs.sql = append(rs.sql, s)
 	}
-	rs.sql = append(rs.sql, sql)
+	rs.roundTrips++
 	rs.mu.Unlock()
 }
 
@@ -110,6 +123,15 @@ func (rs *RequestStats) addCache(hits, misses int) {
 func (s *Store) countStatement(db *gorm.DB) {
 	s.statements.Add(1)
 	if rs := requestStatsFrom(db.Statement.Context); rs != nil {
-		rs.addStatement(db.Statement.SQL.String())
+		rs.addStatements(db.Statement.SQL.String())
+	}
+}
+
+// countBatch counts statements that went to the database in one round trip, as
+// countStatement counts one.
+func (s *Store) countBatch(ctx context.Context, sql ...string) {
+	s.statements.Add(int64(len(sql)))
+	if rs := requestStatsFrom(ctx); rs != nil {
+		rs.addStatements(sql...)
 	}
 }

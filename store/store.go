@@ -33,6 +33,7 @@ type Store struct {
 	cache        EntityCache // nil: none
 	namespace    string
 	statements   atomic.Int64 // SQL statements issued, see countStatements
+	in           instrumentation
 	reservation  time.Duration
 	jobs         Jobs
 }
@@ -156,6 +157,7 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	if cfg.Tracer != nil {
 		in.tracer = cfg.Tracer.Tracer("github.com/shop/api/store")
 	}
+	s.in = in
 	if err := in.register(db); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)

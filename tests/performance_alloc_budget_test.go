@@ -37,7 +37,10 @@ import (
 // group in one context node, an item's products the batch parents of their merchants
 // (graph/exec/batch.go) and a price written from its value (exec.PlainObject): W1 2,047 and
 // 892; W2 4,184 and 3,158; with an object's resolver fields resolved at once, without a
-// closure, until one waits (LaterFields.Now): W1 1,996 and 848, W2 4,070 and 3,040. The
+// closure, until one waits (LaterFields.Now): W1 1,996 and 848, W2 4,070 and 3,040. With
+// W2's order page reading its items, events, products and merchants ahead in one pgx batch
+// of statements written once (store/readahead.go): W2 3,988 and 2,444 (main beside it: 4,121
+// and 3,081). The
 // race detector adds up to 11% (sync.Pool drops items under it), inside the headroom, so
 // the budgets hold under -race too. Since the response cache, W1 is measured with it off (an
 // anonymous W1 was a cache hit: 168 allocations), as BenchmarkServerProcess runs it: 1,921
@@ -46,12 +49,13 @@ import (
 // With a page read completed on the caller's gorm chain, its rows sized from its LIMIT and
 // its text in one arena (store/scan.go), a list's elements in one allocation, an
 // operation's objects and prices from chunks (exec.Objects) and an element's own batch
-// read from its context (exec.elementBatch): W1 1,686 and 434; W2 3,698 and 2,639.
+// read from its context (exec.elementBatch): W1 1,686 and 434; W2 3,698 and 2,639. Both
+// together: W2 3,615 and 2,119.
 var allocBudgets = map[string]struct{ w1, w2 int }{
 	// W1: products(first: 50) with merchants; W2: an order history of 20 orders, items,
 	// products, history.
-	"embedded": {w1: 2_200, w2: 4_700},
-	"postgres": {w1: 550, w2: 3_300},
+	"embedded": {w1: 2_200, w2: 4_200},
+	"postgres": {w1: 550, w2: 2_500},
 }
 
 // allocRuns is how many requests each figure averages.
