@@ -8,6 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator"
 
 	"github.com/shop/api/api/guard"
@@ -23,9 +24,10 @@ import (
 // text as they would, checks the text's size, finds the document gqlgen parsed and
 // validated, coerces the variables, charges the cost the response's first execution was
 // charged (from this process's lease of the caller's budget), and records the operation
-// as the observer does (metrics, log line, span). Anything it is not sure of (a text it
-// has not seen, a persisted query to register, a budget that needs Redis, a miss) goes the
-// whole way through gqlgen, which answers or refuses it as always.
+// as the observer does (metrics, log line, span); a caller over budget gets the cost
+// limit's refusal, through gqlgen's DispatchError as the transport would send it. Anything
+// it is not sure of (a text it has not seen, a persisted query to register, a cost over the
+// limit, a miss) goes the whole way through gqlgen, which answers or refuses it as always.
 type cachedAnswers struct {
 	cache    *respcache.Cache
 	ops      *guard.Operations
@@ -42,9 +44,12 @@ type cachedObserver interface {
 	graphql.ResponseInterceptor
 }
 
-// answer answers params from the cache when it can, and reports whether it did; hit writes
-// the response (its headers first). Otherwise ctx, returned, carries what the cache read.
-func (a *cachedAnswers) answer(ctx context.Context, params *graphql.RawParams, hit func(*graphql.Response)) (bool, context.Context) {
+// answer answers params from the cache when it can, and reports whether it did; write
+// writes the response (its headers first): a hit, or refused, the rate limit's refusal
+// (gqlgen's answer to an operation its cost limit refused, from exec). Otherwise ctx,
+// returned, carries what the cache read.
+func (a *cachedAnswers) answer(ctx context.Context, exec graphql.GraphExecutor, params *graphql.RawParams,
+	write func(resp *graphql.Response, refused bool)) (bool, context.Context) {
 	if a == nil || !auth.ViewerFrom(ctx).Anonymous() {
 		return false, ctx
 	}
@@ -81,9 +86,14 @@ func (a *cachedAnswers) answer(ctx context.Context, params *graphql.RawParams, h
 	rc := &graphql.OperationContext{RawQuery: p.Query, OperationName: p.OperationName, Variables: vars,
 		Extensions: p.Extensions, Headers: params.Headers, Doc: doc, Operation: op,
 		Stats: graphql.Stats{Read: params.ReadTime, OperationStart: graphql.GetStartTime(ctx)}}
-	costs, ok := a.ops.ChargeKnown(ctx, rc, cost)
+	costs, refused, ok := a.ops.ChargeKnown(ctx, rc, cost)
 	if !ok {
 		return false, ctx
+	}
+	if refused != nil {
+		// As the transport answers an operation whose set-up failed (no span, no hit).
+		write(exec.DispatchError(graphql.WithOperationContext(ctx, rc), gqlerror.List{refused}), true)
+		return true, ctx
 	}
 	a.cache.Hit()
 	if persisted {
@@ -97,7 +107,7 @@ func (a *cachedAnswers) answer(ctx context.Context, params *graphql.RawParams, h
 			return a.observer.InterceptResponse(ctx, func(context.Context) *graphql.Response { return resp })
 		}
 	})(ctx)
-	hit(resp)
+	write(resp, false)
 	return true, ctx
 }
 
@@ -130,7 +140,13 @@ func versionOne(v any) bool {
 }
 
 // writeHit writes resp, a hit, with its length: one write, no chunked encoding to end.
-func writeHit(w http.ResponseWriter, resp *graphql.Response) {
+// A refusal is written as post writes a refused operation's.
+func writeHit(w http.ResponseWriter, resp *graphql.Response, refused bool) {
+	if refused {
+		w.WriteHeader(http.StatusOK) // guard's writer makes it 429
+		writeResponse(w, resp)
+		return
+	}
 	buf, pooled, ok := encodeResponse(resp)
 	if !ok {
 		writeInternalError(w)

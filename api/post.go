@@ -52,7 +52,7 @@ func (p post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecu
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	var answered bool
-	if answered, ctx = p.cached.answer(ctx, &params, func(resp *graphql.Response) { writeHit(w, resp) }); answered {
+	if answered, ctx = p.cached.answer(ctx, exec, &params, func(resp *graphql.Response, refused bool) { writeHit(w, resp, refused) }); answered {
 		return
 	}
 	rc, opErr := exec.CreateOperationContext(ctx, &params)
@@ -100,7 +100,7 @@ func (g get) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecut
 		e.w, e.cache = w, g.cache
 	}
 	if err == nil && g.cached != nil {
-		if answered, ctx := g.answer(w, r, query, e.cache != nil); answered {
+		if answered, ctx := g.answer(w, r, exec, query, e.cache != nil); answered {
 			return
 		} else if ctx != r.Context() {
 			r = r.WithContext(ctx)
@@ -111,7 +111,7 @@ func (g get) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecut
 
 // answer answers a GET from the response cache as the transport would answer it (see
 // cachedAnswers), with the Cache-Control of a persisted query when public is set.
-func (g get) answer(w http.ResponseWriter, r *http.Request, query url.Values, public bool) (bool, context.Context) {
+func (g get) answer(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, query url.Values, public bool) (bool, context.Context) {
 	start := graphql.Now()
 	params := graphql.RawParams{Query: query.Get("query"), OperationName: query.Get("operationName"), Headers: r.Header}
 	for name, v := range map[string]*map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
@@ -124,7 +124,7 @@ func (g get) answer(w http.ResponseWriter, r *http.Request, query url.Values, pu
 		}
 	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	return g.cached.answer(r.Context(), &params, func(resp *graphql.Response) {
+	return g.cached.answer(r.Context(), exec, &params, func(resp *graphql.Response, refused bool) {
 		// The transport writes what json.Marshal writes (which escapes <, > and & in data).
 		b, err := json.Marshal(resp)
 		if err != nil {
@@ -133,6 +133,11 @@ func (g get) answer(w http.ResponseWriter, r *http.Request, query url.Values, pu
 		}
 		h := w.Header()
 		h.Set("Content-Type", responseContentType(r.Header.Get("Accept")))
+		if refused {
+			w.WriteHeader(http.StatusOK) // guard's writer makes it 429
+			_, _ = w.Write(b)
+			return
+		}
 		if public {
 			h.Set("Cache-Control", g.cache.PublicCacheControl())
 			h.Add("Vary", "Authorization")

@@ -167,23 +167,21 @@ func OperationCost(rc *graphql.OperationContext) (int, bool) {
 
 // ChargeKnown admits an anonymous caller's query whose cost is already known (a cached
 // response's: what the cost limit computed when it ran) as the cost limit would, without
-// gqlgen: it refuses a cost over this process's limit, charges the caller's bucket from this
-// process's lease of it, and leaves on rc and returns what extensions.cost reports. ok is
-// false, and nothing is charged, when the cost is over the limit or the lease cannot pay it
-// (none held, or spent): the operation then goes the whole way, which asks Redis, or
-// refuses it.
-func (o *Operations) ChargeKnown(ctx context.Context, rc *graphql.OperationContext, cost int) (ext any, ok bool) {
+// gqlgen: it charges the caller's bucket (from this process's lease of it when it can, as
+// always), and leaves on rc and returns what extensions.cost reports. refused is the
+// RATE_LIMITED error of a caller over budget, answered as the cost limit's (the response
+// is marked 429). ok is false, and nothing is charged, when the cost is over this process's
+// limit: the operation then goes the whole way, which refuses it.
+func (o *Operations) ChargeKnown(ctx context.Context, rc *graphql.OperationContext, cost int) (ext any, refused *gqlerror.Error, ok bool) {
 	if cost > o.limits.MaxCost || !auth.ViewerFrom(ctx).Anonymous() {
-		return nil, false
+		return nil, nil, false
 	}
 	stats := &costStats{Requested: cost, Maximum: o.limits.MaxCost}
-	if o.budget != nil {
-		if stats.Throttle, ok = o.budget.chargeLeased(ctx, cost); !ok {
-			return nil, false
-		}
-	}
 	rc.Stats.SetExtension(costExtension, stats)
-	return stats, true
+	if o.budget != nil {
+		stats.Throttle, refused = o.budget.chargeCost(ctx, cost)
+	}
+	return stats, refused, true
 }
 
 // Install refuses abusive operations before they execute: a document with too many

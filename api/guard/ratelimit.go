@@ -128,32 +128,16 @@ func (s *Budget) chargeCost(ctx context.Context, cost int) (*throttleStatus, *gq
 	return status, nil
 }
 
-// chargeLeased takes cost points from an anonymous caller's bucket as chargeCost would, but
-// only from this process's lease of it: false, and nothing taken, when that needs Redis.
-func (s *Budget) chargeLeased(ctx context.Context, cost int) (*throttleStatus, bool) {
-	key, perMinute := s.addressBucket(ctx)
-	if perMinute <= 0 {
-		return nil, true
-	}
-	available, ok := s.leases.spend(s.prefix+"cost:"+key, cost, time.Now())
-	if !ok {
-		return nil, false
-	}
-	return newThrottleStatus(redis_rate.PerMinute(perMinute), available), true
-}
-
-func newThrottleStatus(limit redis_rate.Limit, available int) *throttleStatus {
-	return &throttleStatus{MaximumAvailable: limit.Burst, CurrentlyAvailable: available,
-		RestoreRate: float64(limit.Rate) / limit.Period.Seconds()}
-}
-
 // charge takes cost points from bucket key of perMinute points (none: no limit).
 func (s *Budget) charge(ctx context.Context, key string, perMinute, cost int) (*throttleStatus, *gqlerror.Error) {
 	if perMinute <= 0 {
 		return nil, nil
 	}
 	limit := redis_rate.PerMinute(perMinute)
-	status := func(available int) *throttleStatus { return newThrottleStatus(limit, available) }
+	status := func(available int) *throttleStatus {
+		return &throttleStatus{MaximumAvailable: limit.Burst, CurrentlyAvailable: available,
+			RestoreRate: float64(limit.Rate) / limit.Period.Seconds()}
+	}
 	bucket, now := s.prefix+"cost:"+key, time.Now()
 	if available, ok := s.leases.spend(bucket, cost, now); ok {
 		return status(available), nil
