@@ -17,9 +17,17 @@
 //     all among those read first (its first execution, or one that read other entities) is
 //     stored as learning: its tags, no valid versions. The next miss stores it for real.
 //
-// The cost limit and the rate limit have charged the operation before the cache is asked
-// (they mutate the operation context; this intercepts its response), and extensions.cost
-// is added around a cached answer as around any other.
+// A response that lists products carries the list key instead of each product's version
+// key: every invalidation that buries a product gives the list key a fresh version too, so
+// the list key alone goes stale with any of them, and a hit asks Redis for fewer keys.
+//
+// Most hits are found before gqlgen sets the operation up (Lookup, called by api's POST and
+// GET transports): the entry keeps the cost its first execution was charged, which the
+// transport charges again as the cost limit would, and the transport records the operation
+// as gqlgen's extensions would. Otherwise, the cost limit and the rate limit have charged
+// the operation before the interceptor is asked (they mutate the operation context; this
+// intercepts its response), and extensions.cost is added around a cached answer as around
+// any other.
 package respcache
 
 import (
