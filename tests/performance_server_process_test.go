@@ -32,14 +32,13 @@ package tests
 //	                (testdata/bench/handwritten) on W1 and W2, the floor the service is held to
 //
 // Workloads: W1 the anonymous storefront (50 products and their merchants), W2 a customer's
-// order history, W3 placeOrder, on builds old and new; both run with RESPONSE_CACHE=false, so
+// order history, W3 placeOrder, on builds old and new; new runs with RESPONSE_CACHE=false, so
 // that W1 measures the executor. W1C is W1 answered by the response cache, and MIX is W1C
 // while an order takes stock from one of its products every second, each followed by a read
 // of W1 checked against the database (a mismatch counts as an error): both on build
 // "cached", the current tree's binary with its response cache on, a second process on new's
-// database and Redis namespace, as a replica would be; with BENCH_OLD_REF, build
-// "old-cached" is old's binary so, serving W1C. The table's hit rate is the response cache's
-// over the cell.
+// database and Redis namespace, as a replica would be. The table's hit rate is the response
+// cache's over the cell.
 //
 // The rate limit stays on, as production pays for it, but at benchRateLimit points a minute:
 // the default 30,000 would throttle a load test that comes from one IP address.
@@ -189,14 +188,6 @@ func BenchmarkServerProcess(b *testing.B) {
 				env = append(env, "PPROF_ADDR="+addr)
 			}
 		}
-		if bd.name == "old" {
-			// As new: W1 measures old's executor, and old's binary with its response cache on
-			// (a second process on old's database and Redis namespace) serves W1C.
-			oldCached := &build{name: "old-cached", rev: bd.rev, runs: []string{"W1C"}}
-			oldCached.srv = startBenchServer(b, bin, env)
-			extra = append(extra, oldCached)
-			env = append(slices.Clone(env), "RESPONSE_CACHE=false")
-		}
 		bd.srv = startBenchServer(b, bin, env)
 	}
 	builds = append(builds, extra...)
@@ -293,7 +284,7 @@ func BenchmarkServerProcess(b *testing.B) {
 	for _, bd := range builds {
 		fmt.Fprintf(&t, "Build %s = %s. ", bd.name, bd.rev)
 	}
-	t.WriteString("new and old run with RESPONSE_CACHE=false; cached and old-cached are the same binaries with it on.\n\n")
+	t.WriteString("new runs with RESPONSE_CACHE=false; cached is the same binary with it on.\n\n")
 	t.WriteString("| workload | c | build | req/s | CPU µs/req | allocs/req | KB/req | p50 ms | p99 ms | errors | hit rate |\n")
 	t.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range workloads {
@@ -327,7 +318,6 @@ func BenchmarkServerProcess(b *testing.B) {
 		}
 		ratio("W1C (cached) ÷ W1 hand", "W1C", "cached", "W1", "hand")
 		ratio("W1C (cached) ÷ W1 new", "W1C", "cached", "W1", "new")
-		ratio("W1C cached÷old-cached", "W1C", "cached", "W1C", "old-cached")
 	}
 	if mix.checked > 0 {
 		fmt.Fprintf(&t, "\nMIX: %d orders, each followed by a W1 read checked against the database: %d mismatches.\n", mix.checked, mix.mismatches)
