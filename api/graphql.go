@@ -56,8 +56,17 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	// Live transports come before POST: an SSE request is a POST too.
 	cfg.Live.install(srv)
-	srv.AddTransport(get{cache: cfg.ResponseCache})
-	srv.AddTransport(post{})
+	observer := cfg.Metrics.Operations(cfg.Log, cfg.Tracer)
+	var cached *cachedAnswers
+	if cfg.ResponseCache != nil && !cfg.ReplicaReads {
+		cached = &cachedAnswers{cache: cfg.ResponseCache, ops: cfg.Operations, trusted: cfg.Trusted, metrics: cfg.Metrics,
+			observer: observer.(cachedObserver), schema: graph.Schema()}
+		if cfg.Trusted == nil {
+			cached.apq = cfg.PersistedQueries
+		}
+	}
+	srv.AddTransport(get{cache: cfg.ResponseCache, cached: cached})
+	srv.AddTransport(post{cached: cached})
 	srv.SetQueryCache(cfg.Operations.Documents())
 	use := func(ext graphql.HandlerExtension) { useExtension(srv, ext) }
 	if cfg.Introspection {
@@ -77,7 +86,7 @@ func NewGraphQL(cfg GraphQLConfig) *handler.Server {
 	if cfg.OperationDeadline != nil {
 		use(cfg.OperationDeadline)
 	}
-	use(cfg.Metrics.Operations(cfg.Log, cfg.Tracer))
+	use(observer)
 	if cfg.ReplicaReads {
 		srv.AroundOperations(replicaReads)
 	}

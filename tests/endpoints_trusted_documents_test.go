@@ -191,6 +191,27 @@ func TestTrustedDocuments(t *testing.T) {
 					t.Fatalf("%s: got %+v, want %+v", what, got, want)
 				}
 			}
+			// Cached now, each anonymous form of it is answered from the response cache
+			// before gqlgen sets it up, its id or text resolved as the allow-list does.
+			for what, send := range map[string]func() gqlResponse{
+				"GET by id":   func() gqlResponse { return env.do(get) },
+				"POST by id":  func() gqlResponse { return env.byID("", products, vars) },
+				"exact text":  func() gqlResponse { return env.anon().post(body, vars) },
+				"relaid text": func() gqlResponse { return env.anon().post(relaid, vars) },
+			} {
+				before := env.svc.Responses.Stats()
+				var got struct{ Products struct{ TotalCount int } }
+				r := send()
+				if len(r.Errors) > 0 {
+					t.Fatalf("%s from the cache: %+v", what, r.Errors)
+				}
+				if r.Decode(t, &got); got != want {
+					t.Fatalf("%s from the cache: got %+v, want %+v", what, got, want)
+				}
+				if after := env.svc.Responses.Stats(); after.Early != before.Early+1 {
+					t.Fatalf("%s: no hit answered before gqlgen: %+v then %+v", what, before, after)
+				}
+			}
 
 			// Anything else is refused, also a listed operation's source without the
 			// __typename fields the generator added (another document), and a registration

@@ -18,6 +18,7 @@ import (
 	"github.com/vektah/gqlparser/v2/lexer"
 	"github.com/vektah/gqlparser/v2/parser"
 
+	"github.com/shop/api/auth"
 	"github.com/shop/api/graph"
 	"github.com/shop/api/graph/model"
 	"github.com/shop/api/live/delivery"
@@ -150,6 +151,38 @@ func NewOperations(limits Limits, budget *Budget) *Operations {
 
 // Documents returns the cache of parsed and validated documents, shared by every request.
 func (o *Operations) Documents() *ByteCache[*ast.QueryDocument] { return o.docs }
+
+// MaxQueryBytes is the longest query text the shape limit lets through.
+func (o *Operations) MaxQueryBytes() int { return o.limits.MaxQueryBytes }
+
+// OperationCost returns the cost the cost limit computed for rc's operation (without what
+// registering it as a persisted query added), false when it computed none.
+func OperationCost(rc *graphql.OperationContext) (int, bool) {
+	stats, ok := rc.Stats.GetExtension(costExtension).(*costStats)
+	if !ok {
+		return 0, false
+	}
+	return stats.Requested, true
+}
+
+// ChargeKnown admits an anonymous caller's query whose cost is already known (a cached
+// response's: what the cost limit computed when it ran) as the cost limit would, without
+// gqlgen: it charges the caller's bucket (from this process's lease of it when it can, as
+// always), and leaves on rc and returns what extensions.cost reports. refused is the
+// RATE_LIMITED error of a caller over budget, answered as the cost limit's (the response
+// is marked 429). ok is false, and nothing is charged, when the cost is over this process's
+// limit: the operation then goes the whole way, which refuses it.
+func (o *Operations) ChargeKnown(ctx context.Context, rc *graphql.OperationContext, cost int) (ext any, refused *gqlerror.Error, ok bool) {
+	if cost > o.limits.MaxCost || !auth.ViewerFrom(ctx).Anonymous() {
+		return nil, nil, false
+	}
+	stats := &costStats{Requested: cost, Maximum: o.limits.MaxCost}
+	rc.Stats.SetExtension(costExtension, stats)
+	if o.budget != nil {
+		stats.Throttle, refused = o.budget.chargeCost(ctx, cost)
+	}
+	return stats, refused, true
+}
 
 // Install refuses abusive operations before they execute: a document with too many
 // tokens, aliases or too deep is refused before gqlgen validates it (validation itself is

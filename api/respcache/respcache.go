@@ -17,9 +17,17 @@
 //     all among those read first (its first execution, or one that read other entities) is
 //     stored as learning: its tags, no valid versions. The next miss stores it for real.
 //
-// The cost limit and the rate limit have charged the operation before the cache is asked
-// (they mutate the operation context; this intercepts its response), and extensions.cost
-// is added around a cached answer as around any other.
+// A response that lists products carries the list key instead of each product's version
+// key: every invalidation that buries a product gives the list key a fresh version too, so
+// the list key alone goes stale with any of them, and a hit asks Redis for fewer keys.
+//
+// Most hits are found before gqlgen sets the operation up (Lookup, called by api's POST and
+// GET transports): the entry keeps the cost its first execution was charged, which the
+// transport charges again as the cost limit would, and the transport records the operation
+// as gqlgen's extensions would. Otherwise, the cost limit and the rate limit have charged
+// the operation before the interceptor is asked (they mutate the operation context; this
+// intercepts its response), and extensions.cost is added around a cached answer as around
+// any other.
 package respcache
 
 import (
@@ -33,6 +41,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +52,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/shop/api/api/guard"
 	"github.com/shop/api/auth"
 	"github.com/shop/api/store"
 	entitycache "github.com/shop/api/store/cache"
@@ -90,9 +100,11 @@ type Cache struct {
 	prefix string
 	tags   entitycache.ResponseTags
 	log    *slog.Logger
+	// productTags starts every product's version key (tags.ProductList without "list").
+	productTags string
 
-	lookups                *prometheus.CounterVec
-	hits, misses, failures atomic.Int64
+	lookups                       *prometheus.CounterVec
+	hits, misses, failures, early atomic.Int64
 
 	versions *versionReader
 
@@ -106,8 +118,10 @@ func New(cfg Config, rdb redis.UniversalClient, prefix string, tags entitycache.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{cfg: cfg.withDefaults(), rdb: rdb, prefix: prefix + "resp:" + store.CacheSchema + ":", tags: tags, log: log,
-		local: map[string]*entry{}, versions: &versionReader{rdb: rdb, timeout: cfg.withDefaults().Timeout},
+	// resp2: entries carry their cost, in an encoding the first version cannot read.
+	c := &Cache{cfg: cfg.withDefaults(), rdb: rdb, prefix: prefix + "resp2:" + store.CacheSchema + ":", tags: tags, log: log,
+		productTags: strings.TrimSuffix(tags.ProductList, "list"),
+		local:       map[string]*entry{}, versions: &versionReader{rdb: rdb, timeout: cfg.withDefaults().Timeout},
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_response_cache_lookups_total",
 			Help: "Public queries looked up in the response cache, by result: hit, miss, or error (Redis failed; answered by the executor).",
@@ -116,12 +130,13 @@ func New(cfg Config, rdb redis.UniversalClient, prefix string, tags entitycache.
 	return c
 }
 
-// Stats are the cache's counters since it started.
-type Stats struct{ Hits, Misses, Failures int64 }
+// Stats are the cache's counters since it started; Early counts the hits (among Hits)
+// answered before gqlgen set the operation up (Lookup).
+type Stats struct{ Hits, Misses, Failures, Early int64 }
 
 // Stats returns the cache's counters.
 func (c *Cache) Stats() Stats {
-	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Failures: c.failures.Load()}
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Failures: c.failures.Load(), Early: c.early.Load()}
 }
 
 // ExtensionName names the extension.
@@ -164,8 +179,54 @@ func (c *Cache) CacheControl(rc *graphql.OperationContext, resp *graphql.Respons
 	if c == nil || rc == nil || resp == nil || len(resp.Errors) > 0 || len(resp.Data) == 0 || shapeOf(rc) == nil {
 		return "", false
 	}
-	return "public, max-age=" + strconv.Itoa(int(c.cfg.MaxAge/time.Second)), true
+	return c.PublicCacheControl(), true
 }
+
+// PublicCacheControl is the Cache-Control value of a public answer.
+func (c *Cache) PublicCacheControl() string {
+	return "public, max-age=" + strconv.Itoa(int(c.cfg.MaxAge/time.Second))
+}
+
+// Lookup answers a query before gqlgen sets it up (api's transports): query is its text
+// as it would run (a persisted query's or trusted document's resolved), vars its variables
+// as gqlgen coerces them, and ctx's viewer anonymous. On a valid hit it returns the data and
+// the cost its first execution was charged; the caller charges that cost and calls Hit, or
+// goes the whole way. Either way the returned context carries what was read from Redis, so
+// that InterceptResponse does not read it again (its versions were read after the request
+// began, as a hit's must be).
+func (c *Cache) Lookup(ctx context.Context, query, operationName string, vars map[string]any) (data []byte, cost int, ok bool, _ context.Context) {
+	if !auth.ViewerFrom(ctx).Anonymous() || !c.tags.Trusted() {
+		return nil, 0, false, ctx
+	}
+	key, err := keyOf(query, operationName, vars)
+	if err != nil {
+		return nil, 0, false, ctx
+	}
+	known, current, err := c.lookup(ctx, key)
+	if err != nil {
+		return nil, 0, false, ctx // InterceptResponse asks again, and counts the failure
+	}
+	ctx = context.WithValue(ctx, lookedUpKey{}, &lookedUp{key: key, known: known, current: current})
+	if known == nil || !known.valid || !known.costKnown || !slices.Equal(known.versions, current) {
+		return nil, 0, false, ctx
+	}
+	return known.data, known.cost, true, ctx
+}
+
+// Hit counts a hit Lookup found and its caller answered.
+func (c *Cache) Hit() {
+	c.early.Add(1)
+	c.count("hit", &c.hits)
+}
+
+// lookedUp is what Lookup read for a request that went on to gqlgen.
+type lookedUp struct {
+	key     string
+	known   *entry
+	current []string
+}
+
+type lookedUpKey struct{}
 
 // InterceptResponse answers a public query from the cache, or executes it and stores its
 // response.
@@ -183,12 +244,18 @@ func (c *Cache) InterceptResponse(ctx context.Context, next graphql.ResponseHand
 	if !c.tags.Trusted() {
 		return next(ctx) // an invalidation is being retried: Redis may hold what it replaces
 	}
-	key, err := c.key(rc)
+	key, err := keyOf(rc.RawQuery, rc.OperationName, rc.Variables)
 	if err != nil {
 		return next(ctx)
 	}
 
-	known, current, err := c.lookup(ctx, key)
+	var known *entry
+	var current []string
+	if l, ok := ctx.Value(lookedUpKey{}).(*lookedUp); ok && l.key == key {
+		known, current = l.known, l.current
+	} else {
+		known, current, err = c.lookup(ctx, key)
+	}
 	switch {
 	case err != nil:
 		c.count("error", &c.failures)
@@ -208,11 +275,16 @@ func (c *Cache) InterceptResponse(ctx context.Context, next graphql.ResponseHand
 	}
 	read := tags.Keys()
 	if sh.listsProducts {
+		// Every write that buries a product gives the list key a fresh version too, in the
+		// same pipeline (the entity cache's bumpVersions): the list key alone stands for
+		// every product the response read, and a hit asks Redis for fewer keys.
+		read = slices.DeleteFunc(read, func(t string) bool { return strings.HasPrefix(t, c.productTags) })
 		read = append(read, c.tags.ProductList)
 		slices.Sort(read)
 		read = slices.Compact(read)
 	}
 	e := &entry{tags: read, data: bytes.Clone(resp.Data), expires: time.Now().Add(c.cfg.TTL)}
+	e.cost, e.costKnown = guard.OperationCost(rc)
 	if known != nil {
 		// Valid only if every tag it read had its version read before it executed.
 		e.versions, e.valid = versionsOf(read, known.tags, current)
@@ -226,28 +298,33 @@ func (c *Cache) count(result string, n *atomic.Int64) {
 	c.lookups.WithLabelValues(result).Inc()
 }
 
-// key names the response of rc's operation: its text, name and variables.
+// keyOf names the response of an operation: its text, the operation name sent and its
+// variables as gqlgen coerced them.
 // A storefront's page usually has no variables: those are not marshaled (an empty map
 // marshals as {} too), and the digest is summed on the stack.
-func (c *Cache) key(rc *graphql.OperationContext) (string, error) {
+func keyOf(query, operationName string, variables map[string]any) (string, error) {
 	vars := []byte("{}")
-	if len(rc.Variables) > 0 {
+	if len(variables) > 0 {
 		var err error
-		if vars, err = json.Marshal(rc.Variables); err != nil { // maps marshal with sorted keys
+		if vars, err = json.Marshal(variables); err != nil { // maps marshal with sorted keys
 			return "", err
 		}
 	}
-	b := make([]byte, 0, len(rc.RawQuery)+len(rc.OperationName)+len(vars)+2)
-	b = append(append(append(append(append(b, rc.RawQuery...), 0), rc.OperationName...), 0), vars...)
+	b := make([]byte, 0, len(query)+len(operationName)+len(vars)+2)
+	b = append(append(append(append(append(b, query...), 0), operationName...), 0), vars...)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:20]), nil
 }
 
 // entry is a cached response: the version keys it read, their versions when it was stored
-// (valid false: learning, never served), and its data.
+// (valid false: learning, never served), the cost the cost limit computed for it (a hit
+// answered before gqlgen charges it; costKnown false: such a hit goes through gqlgen), and
+// its data.
 type entry struct {
 	tags, versions []string
 	valid          bool
+	cost           int
+	costKnown      bool
 	data           []byte
 	expires        time.Time
 }
@@ -333,14 +410,26 @@ func (c *Cache) keepLocal(key string, e *entry) {
 	c.local[key] = e
 }
 
-// encode writes e as: a byte (1: valid), the number of tags, each tag and its version
-// (lengths first), then the data.
+// Flags of an encoded entry's first byte.
+const (
+	flagValid     = 1
+	flagCostKnown = 2
+)
+
+// encode writes e as: a byte of flags, the cost when known, the number of tags, each tag and
+// its version (lengths first), then the data.
 func encode(e *entry) []byte {
-	b := make([]byte, 0, 16+len(e.data)+64*len(e.tags))
+	b := make([]byte, 0, 24+len(e.data)+64*len(e.tags))
+	var flags byte
 	if e.valid {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
+		flags |= flagValid
+	}
+	if e.costKnown {
+		flags |= flagCostKnown
+	}
+	b = append(b, flags)
+	if e.costKnown {
+		b = binary.AppendUvarint(b, uint64(e.cost))
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.tags)))
 	for i, t := range e.tags {
@@ -361,8 +450,15 @@ func decode(b []byte) *entry {
 	if len(b) < 2 {
 		return nil
 	}
-	e := &entry{valid: b[0] == 1}
+	e := &entry{valid: b[0]&flagValid != 0, costKnown: b[0]&flagCostKnown != 0}
 	b = b[1:]
+	if e.costKnown {
+		cost, k := binary.Uvarint(b)
+		if k <= 0 || cost > 1<<31 {
+			return nil
+		}
+		e.cost, b = int(cost), b[k:]
+	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
 		return nil

@@ -23,7 +23,8 @@ type versionReader struct {
 	running bool // a goroutine is sending the pending reads
 }
 
-// versionRead is one request's read: its keys, then the values or the error.
+// versionRead is one request's read: its keys, then the values (shared with the other
+// requests of the same keys: read only) or the error.
 type versionRead struct {
 	keys []string
 	vals []any
@@ -61,12 +62,29 @@ func (v *versionReader) send() {
 			return
 		}
 		v.mu.Unlock()
+		// Hits of one response ask for its entry's very slice of tags: each such slice is
+		// asked once, and its values shared (read only) by the requests that asked it.
 		var keys []string
-		if len(batch) == 1 {
-			keys = batch[0].keys
+		var asked [][]string // the distinct slices, in keys' order
+		at := make([]int, len(batch))
+		for i, r := range batch {
+			at[i] = -1
+			for j, a := range asked {
+				if sameSlice(a, r.keys) {
+					at[i] = j
+					break
+				}
+			}
+			if at[i] < 0 {
+				at[i] = len(asked)
+				asked = append(asked, r.keys)
+			}
+		}
+		if len(asked) == 1 {
+			keys = asked[0]
 		} else {
-			for _, r := range batch {
-				keys = append(keys, r.keys...)
+			for _, a := range asked {
+				keys = append(keys, a...)
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), v.timeout)
@@ -75,13 +93,20 @@ func (v *versionReader) send() {
 		if err == nil && len(vals) != len(keys) {
 			err = errors.New("MGET answered another number of values than it was asked")
 		}
-		for _, r := range batch {
-			if err != nil {
-				r.err = err
-			} else {
-				r.vals, vals = vals[:len(r.keys):len(r.keys)], vals[len(r.keys):]
+		answers := make([][]any, len(asked))
+		for j, a := range asked {
+			if err == nil {
+				answers[j], vals = vals[:len(a):len(a)], vals[len(a):]
 			}
+		}
+		for i, r := range batch {
+			r.vals, r.err = answers[at[i]], err
 			close(r.done)
 		}
 	}
+}
+
+// sameSlice reports whether a and b are the same slice (not merely equal).
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

@@ -50,3 +50,89 @@ func TestVersionReaderSharesRoundTrips(t *testing.T) {
 		t.Fatalf("after a write: %v, %v", vals, err)
 	}
 }
+
+// mgetKeys is a hook that records the number of keys of each MGET, holding the first one
+// until release is closed.
+type mgetKeys struct {
+	mu      sync.Mutex
+	counts  []int
+	release chan struct{}
+}
+
+func (h *mgetKeys) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *mgetKeys) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *mgetKeys) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "mget" {
+			h.mu.Lock()
+			h.counts = append(h.counts, len(cmd.Args())-1)
+			first := len(h.counts) == 1
+			h.mu.Unlock()
+			if first {
+				<-h.release
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestVersionReaderAsksSharedTagsOnce: hits of one response waiting together (they ask for
+// its entry's slice of tags) are answered by one MGET of those tags, not one copy each.
+func TestVersionReaderAsksSharedTagsOnce(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	hook := &mgetKeys{release: make(chan struct{})}
+	rdb.AddHook(hook)
+	v := &versionReader{rdb: rdb, timeout: 5 * time.Second}
+	mr.Set("a", "1")
+	tags := []string{"a", "b", "c"}
+	const waiting = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, waiting+1)
+	read := func() {
+		defer wg.Done()
+		vals, err := v.read(context.Background(), tags)
+		if err == nil && fmt.Sprint(vals) != "[1 <nil> <nil>]" {
+			err = fmt.Errorf("got %v", vals)
+		}
+		if err != nil {
+			errs <- err
+		}
+	}
+	wg.Add(1)
+	go read() // its MGET is held
+	for len(hook.snapshot()) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range waiting {
+		wg.Add(1)
+		go read()
+	}
+	for {
+		v.mu.Lock()
+		n := len(v.pending)
+		v.mu.Unlock()
+		if n == waiting {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(hook.release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := hook.snapshot(); fmt.Sprint(got) != "[3 3]" {
+		t.Fatalf("MGETs asked for %v keys, want [3 3]: the first read's, then the %d waiting reads' once", got, waiting)
+	}
+}
+
+func (h *mgetKeys) snapshot() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]int(nil), h.counts...)
+}
