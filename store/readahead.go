@@ -76,10 +76,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 	if with.Items {
 		b.add(sql.items, func(rows pgx.Rows) error {
 			items, err := scanBatch(rows, orderItemRow.toItem)
-			out.Items = make(map[int64][]OrderItem)
-			for _, it := range items {
-				out.Items[it.OrderID] = append(out.Items[it.OrderID], it)
-			}
+			out.Items = byOrder(items, func(it OrderItem) int64 { return it.OrderID })
 			return err
 		})
 	}
@@ -109,10 +106,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 	if with.History {
 		b.add(sql.history, func(rows pgx.Rows) error {
 			events, err := scanBatch(rows, eventRow.toEvent)
-			out.History = make(map[int64][]OrderStatusEvent)
-			for _, e := range events {
-				out.History[e.OrderID] = append(out.History[e.OrderID], e)
-			}
+			out.History = byOrder(events, func(e OrderStatusEvent) int64 { return e.OrderID })
 			return err
 		})
 	}
@@ -147,9 +141,7 @@ func (s *Store) findOrdersOfCustomersThenChildren(ctx context.Context, customerI
 			if err != nil {
 				return OrderPagesWith{}, err
 			}
-			for _, it := range items {
-				out.Items[it.OrderID] = append(out.Items[it.OrderID], it)
-			}
+			out.Items = byOrder(items, func(it OrderItem) int64 { return it.OrderID })
 		}
 	}
 	if with.History {
@@ -159,9 +151,7 @@ func (s *Store) findOrdersOfCustomersThenChildren(ctx context.Context, customerI
 			if err != nil {
 				return OrderPagesWith{}, err
 			}
-			for _, e := range events {
-				out.History[e.OrderID] = append(out.History[e.OrderID], e)
-			}
+			out.History = byOrder(events, func(e OrderStatusEvent) int64 { return e.OrderID })
 		}
 	}
 	return out, nil
@@ -358,4 +348,14 @@ func scanBatch[R, T any, P scannable[R]](rows pgx.Rows, convert func(R) T) ([]T,
 		out = append(out, convert(r))
 	}
 	return out, rows.Err()
+}
+
+// byOrder groups rows, in their order, by the order each belongs to; never nil, so that an
+// order without rows reads as read and empty.
+func byOrder[T any](rows []T, orderID func(T) int64) map[int64][]T {
+	out := make(map[int64][]T)
+	for _, r := range rows {
+		out[orderID(r)] = append(out[orderID(r)], r)
+	}
+	return out
 }
