@@ -3065,7 +3065,7 @@ func (ec *executionContext) batched_Order_customer(parent context.Context, field
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3150,7 +3150,7 @@ func (ec *executionContext) batched_Order_items(parent context.Context, field gr
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3231,6 +3231,9 @@ func (ec *executionContext) fieldContext_Order_total(_ context.Context, field gr
 }
 
 func (ec *executionContext) _Order_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if !obj.CreatedAt.IsZero() {
+		return exec.MarshalTimeField(&obj.CreatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3254,6 +3257,9 @@ func (ec *executionContext) fieldContext_Order_createdAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Order_updatedAt(ctx context.Context, field graphql.CollectedField, obj *store.Order) (ret graphql.Marshaler) {
+	if !obj.UpdatedAt.IsZero() {
+		return exec.MarshalTimeField(&obj.UpdatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3323,7 +3329,7 @@ func (ec *executionContext) batched_Order_history(parent context.Context, field 
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3431,7 +3437,7 @@ func (ec *executionContext) batched_Order_payments(parent context.Context, field
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3516,7 +3522,7 @@ func (ec *executionContext) batched_Order_shipments(parent context.Context, fiel
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3762,7 +3768,7 @@ func (ec *executionContext) batched_OrderItem_product(parent context.Context, fi
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3998,7 +4004,7 @@ func (ec *executionContext) batched_OrderStatusEvent_order(parent context.Contex
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -4067,6 +4073,9 @@ func (ec *executionContext) fieldContext_OrderStatusEvent_previousStatus(_ conte
 }
 
 func (ec *executionContext) _OrderStatusEvent_at(ctx context.Context, field graphql.CollectedField, obj *store.OrderStatusEvent) (ret graphql.Marshaler) {
+	if !obj.At.IsZero() {
+		return exec.MarshalTimeField(&obj.At)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4229,7 +4238,7 @@ func (ec *executionContext) batched_Payment_order(parent context.Context, field 
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -4386,6 +4395,9 @@ func (ec *executionContext) fieldContext_Payment_failureReason(_ context.Context
 }
 
 func (ec *executionContext) _Payment_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	if !obj.CreatedAt.IsZero() {
+		return exec.MarshalTimeField(&obj.CreatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4409,6 +4421,9 @@ func (ec *executionContext) fieldContext_Payment_createdAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _Payment_updatedAt(ctx context.Context, field graphql.CollectedField, obj *store.Payment) (ret graphql.Marshaler) {
+	if !obj.UpdatedAt.IsZero() {
+		return exec.MarshalTimeField(&obj.UpdatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4608,7 +4623,7 @@ func (ec *executionContext) batched_Product_merchant(parent context.Context, fie
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -4647,6 +4662,9 @@ func (ec *executionContext) resolveBatch_Product_merchant(ctx context.Context, f
 }
 
 func (ec *executionContext) _Product_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
+	if !obj.CreatedAt.IsZero() {
+		return exec.MarshalTimeField(&obj.CreatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4670,6 +4688,9 @@ func (ec *executionContext) fieldContext_Product_createdAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _Product_updatedAt(ctx context.Context, field graphql.CollectedField, obj *store.Product) (ret graphql.Marshaler) {
+	if !obj.UpdatedAt.IsZero() {
+		return exec.MarshalTimeField(&obj.UpdatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5416,7 +5437,7 @@ func (ec *executionContext) batched_Shipment_order(parent context.Context, field
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -5504,7 +5525,7 @@ func (ec *executionContext) batched_Shipment_merchant(parent context.Context, fi
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -5589,7 +5610,7 @@ func (ec *executionContext) batched_Shipment_items(parent context.Context, field
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -5665,6 +5686,9 @@ func (ec *executionContext) fieldContext_Shipment_trackingUrl(_ context.Context,
 }
 
 func (ec *executionContext) _Shipment_shippedAt(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (ret graphql.Marshaler) {
+	if !obj.ShippedAt.IsZero() {
+		return exec.MarshalTimeField(&obj.ShippedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5872,7 +5896,7 @@ func (ec *executionContext) batched_StockMovement_order(parent context.Context, 
 		return nil, false
 	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := graphql.WithFieldContext(parent, fc)
+	ctx := exec.WithFieldContext(parent, *fc)
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -5911,6 +5935,9 @@ func (ec *executionContext) resolveBatch_StockMovement_order(ctx context.Context
 }
 
 func (ec *executionContext) _StockMovement_at(ctx context.Context, field graphql.CollectedField, obj *store.StockMovement) (ret graphql.Marshaler) {
+	if !obj.At.IsZero() {
+		return exec.MarshalTimeField(&obj.At)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6244,6 +6271,9 @@ func (ec *executionContext) fieldContext_User_role(_ context.Context, field grap
 }
 
 func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.User) (ret graphql.Marshaler) {
+	if !obj.CreatedAt.IsZero() {
+		return exec.MarshalTimeField(&obj.CreatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10316,6 +10346,9 @@ func (ec *executionContext) unmarshalNOrderStatus2githubᚗcomᚋshopᚋapiᚋst
 
 func (ec *executionContext) marshalNOrderStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatus(ctx context.Context, sel ast.SelectionSet, v store.OrderStatus) graphql.Marshaler {
 	_ = sel
+	if m, ok := marshalNOrderStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusValues[v]; ok {
+		return m
+	}
 	res := graphql.MarshalString(marshalNOrderStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatus[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "OrderStatus!")
@@ -10338,6 +10371,7 @@ var (
 		store.StatusDelivered: "DELIVERED",
 		store.StatusCancelled: "CANCELLED",
 	}
+	marshalNOrderStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusValues = exec.EnumMarshalers(marshalNOrderStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatus)
 )
 
 func (ec *executionContext) marshalNOrderStatusEvent2githubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEvent(ctx context.Context, sel ast.SelectionSet, v store.OrderStatusEvent) graphql.Marshaler {
@@ -10411,6 +10445,9 @@ func (ec *executionContext) unmarshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋ
 
 func (ec *executionContext) marshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus(ctx context.Context, sel ast.SelectionSet, v store.PaymentStatus) graphql.Marshaler {
 	_ = sel
+	if m, ok := marshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatusValues[v]; ok {
+		return m
+	}
 	res := graphql.MarshalString(marshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "PaymentStatus!")
@@ -10433,6 +10470,7 @@ var (
 		store.PaymentCanceled:  "CANCELED",
 		store.PaymentRefunded:  "REFUNDED",
 	}
+	marshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatusValues = exec.EnumMarshalers(marshalNPaymentStatus2githubᚗcomᚋshopᚋapiᚋstoreᚐPaymentStatus)
 )
 
 func (ec *executionContext) unmarshalNPlaceOrderInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐPlaceOrderInput(ctx context.Context, v any) (model.PlaceOrderInput, error) {
@@ -10515,6 +10553,9 @@ func (ec *executionContext) unmarshalNRole2githubᚗcomᚋshopᚋapiᚋstoreᚐR
 
 func (ec *executionContext) marshalNRole2githubᚗcomᚋshopᚋapiᚋstoreᚐRole(ctx context.Context, sel ast.SelectionSet, v store.Role) graphql.Marshaler {
 	_ = sel
+	if m, ok := marshalNRole2githubᚗcomᚋshopᚋapiᚋstoreᚐRoleValues[v]; ok {
+		return m
+	}
 	res := graphql.MarshalString(marshalNRole2githubᚗcomᚋshopᚋapiᚋstoreᚐRole[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
@@ -10533,6 +10574,7 @@ var (
 		store.RoleMerchant: "MERCHANT",
 		store.RoleAdmin:    "ADMIN",
 	}
+	marshalNRole2githubᚗcomᚋshopᚋapiᚋstoreᚐRoleValues = exec.EnumMarshalers(marshalNRole2githubᚗcomᚋshopᚋapiᚋstoreᚐRole)
 )
 
 func (ec *executionContext) unmarshalNShipOrderInput2githubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐShipOrderInput(ctx context.Context, v any) (model.ShipOrderInput, error) {
@@ -10623,6 +10665,9 @@ func (ec *executionContext) unmarshalNStockMovementReason2githubᚗcomᚋshopᚋ
 
 func (ec *executionContext) marshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason(ctx context.Context, sel ast.SelectionSet, v store.StockMovementReason) graphql.Marshaler {
 	_ = sel
+	if m, ok := marshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReasonValues[v]; ok {
+		return m
+	}
 	res := graphql.MarshalString(marshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "StockMovementReason!")
@@ -10647,6 +10692,7 @@ var (
 		store.ReasonAdjustment:         "ADJUSTMENT",
 		store.ReasonProductUpdate:      "PRODUCT_UPDATE",
 	}
+	marshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReasonValues = exec.EnumMarshalers(marshalNStockMovementReason2githubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementReason)
 )
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {

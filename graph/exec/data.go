@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 )
@@ -118,4 +119,34 @@ func WriteBoolean(w io.Writer, b bool) {
 		return
 	}
 	_, _ = io.WriteString(w, "false")
+}
+
+// MarshalTimeField stands for graphql.MarshalTime in non-null Time fields that read a
+// struct field (an order event's at): it holds the field's address and appends the time
+// into the executor's buffer, where gqlgen's path is a field context, closures, the boxed
+// time, its formatted string and its quoted copy. The generated code takes it only for a
+// time that is not zero, which gqlgen's marshaler makes null, an error it reports.
+func MarshalTimeField(t *time.Time) graphql.Marshaler { return timeField{t} }
+
+type timeField struct{ t *time.Time }
+
+func (f timeField) MarshalGQL(w io.Writer) {
+	// RFC 3339 needs no escaping in a JSON string: strconv.Quote leaves it as it is.
+	var b []byte
+	if buf, ok := w.(*bytes.Buffer); ok { // the executor's, always
+		b = buf.AvailableBuffer()
+	}
+	b = append(f.t.AppendFormat(append(b, '"'), time.RFC3339Nano), '"')
+	_, _ = w.Write(b)
+}
+
+// EnumMarshalers stands for graphql.MarshalString of an enum's names (an order's status):
+// the marshaler of each value is made once, where gqlgen's closes over the name for every
+// field it writes. A value without a name is the generated code's to marshal as gqlgen does.
+func EnumMarshalers[T comparable](names map[T]string) map[T]graphql.Marshaler {
+	m := make(map[T]graphql.Marshaler, len(names))
+	for v, name := range names {
+		m[v] = MarshalStringField(&name)
+	}
+	return m
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -246,13 +247,25 @@ func TestCollectedFieldsCacheByAddress(t *testing.T) {
 	if again := c.Of(oc, sel, products); &again[0] != &first[0] {
 		t.Errorf("the same selection and type collected twice")
 	}
-	if other := c.Of(oc, sel, users); len(c.fields) != 2 || len(other) != 2 {
-		t.Errorf("another type: %d entries, %d fields", len(c.fields), len(other))
+	if other := c.Of(oc, sel, users); c.entries() != 2 || len(other) != 2 {
+		t.Errorf("another type: %d entries, %d fields", c.entries(), len(other))
+	}
+	// Beyond the inline entries, the map: each selection set still collected once.
+	sets := make([]ast.SelectionSet, 2*maxRecent)
+	for i := range sets {
+		sets[i] = ast.SelectionSet{&ast.Field{Name: "id", Alias: "id"}}
+		first := c.Of(oc, sets[i], products)
+		if again := c.Of(oc, sets[i], products); &again[0] != &first[0] {
+			t.Errorf("selection set %d collected twice", i)
+		}
+	}
+	if c.entries() != 2+len(sets) {
+		t.Errorf("%d entries, want %d", c.entries(), 2+len(sets))
 	}
 	var live CollectedFields
 	sub := &graphql.OperationContext{Doc: doc, Variables: map[string]any{}, Operation: &ast.OperationDefinition{Operation: ast.Subscription}}
-	if got := live.Of(sub, sel, products); len(got) != 2 || live.fields != nil {
-		t.Errorf("a subscription's fields: %d, cached %v", len(got), live.fields)
+	if got := live.Of(sub, sel, products); len(got) != 2 || live.entries() != 0 {
+		t.Errorf("a subscription's fields: %d, cached %d", len(got), live.entries())
 	}
 	want := graphql.CollectFields(oc, sel, products)
 	if len(first) != len(want) || first[0].Alias != want[0].Alias || first[1].Alias != want[1].Alias {
@@ -637,5 +650,55 @@ func TestObjectsComeFromChunks(t *testing.T) {
 				t.Errorf("object %d wrote %s, want %s", i, buf.String(), want)
 			}
 		}
+	}
+}
+
+// TestTimeAndEnumWritersAreGqlgens: a time written from its field and an enum's name from
+// its table write what graphql.MarshalTime and graphql.MarshalString write.
+func TestTimeAndEnumWritersAreGqlgens(t *testing.T) {
+	for _, at := range []time.Time{time.Date(2026, 12, 7, 3, 4, 5, 600700800, time.UTC),
+		time.Date(1999, 1, 2, 3, 4, 5, 0, time.FixedZone("", -7*3600-30*60)), time.Unix(1, 0)} {
+		var want, got, other bytes.Buffer
+		graphql.MarshalTime(at).MarshalGQL(&want)
+		MarshalTimeField(&at).MarshalGQL(&got)
+		MarshalTimeField(&at).MarshalGQL(struct{ io.Writer }{&other}) // not a *bytes.Buffer
+		if got.String() != want.String() || other.String() != want.String() {
+			t.Errorf("MarshalTimeField wrote %s and %s, gqlgen %s", got.String(), other.String(), want.String())
+		}
+	}
+	names := map[store.OrderStatus]string{store.StatusPaid: "PAID", store.StatusCancelled: "CANCELLED"}
+	table := EnumMarshalers(names)
+	for v, name := range names {
+		var want, got bytes.Buffer
+		graphql.MarshalString(name).MarshalGQL(&want)
+		table[v].MarshalGQL(&got)
+		if got.String() != want.String() {
+			t.Errorf("%v: wrote %s, gqlgen %s", v, got.String(), want.String())
+		}
+	}
+	if len(table) != len(names) {
+		t.Errorf("%d marshalers for %d names", len(table), len(names))
+	}
+}
+
+// TestWithFieldContextIsGqlgens: the field's context node answers as graphql.WithFieldContext's
+// does, its field context under the parent's, the other values through.
+func TestWithFieldContextIsGqlgens(t *testing.T) {
+	type other struct{}
+	i := 3
+	parent := graphql.WithFieldContext(context.WithValue(context.Background(), other{}, "kept"), &graphql.FieldContext{Index: &i,
+		Parent: &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: "orders", Alias: "orders"}}}})
+	field := graphql.CollectedField{Field: &ast.Field{Name: "items", Alias: "items"}}
+	ctx := WithFieldContext(parent, graphql.FieldContext{Object: "Order", Field: field, IsResolver: true})
+	want := graphql.WithFieldContext(parent, &graphql.FieldContext{Object: "Order", Field: field, IsResolver: true})
+	fc, wantFC := graphql.GetFieldContext(ctx), graphql.GetFieldContext(want)
+	if fc.Parent != wantFC.Parent || fc.Object != "Order" || !fc.IsResolver || fc.Field.Field != field.Field {
+		t.Errorf("field context %+v, gqlgen's %+v", fc, wantFC)
+	}
+	if got, want := graphql.GetPath(ctx).String(), graphql.GetPath(want).String(); got != want {
+		t.Errorf("path %q, gqlgen's %q", got, want)
+	}
+	if ctx.Value(other{}) != "kept" {
+		t.Errorf("the parent's values are lost")
 	}
 }

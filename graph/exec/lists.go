@@ -108,3 +108,26 @@ func marshalElement(ctx context.Context, e *element, i int, omitPanicHandler boo
 	}
 	return marshal(ctx, i)
 }
+
+// WithFieldContext stands for graphql.WithFieldContext in a batch field marshaled without
+// ResolveField (see BatchFor): the field context and the context node that holds it are one
+// allocation, as a list element's are, where gqlgen's are two.
+func WithFieldContext(parent context.Context, fc graphql.FieldContext) context.Context {
+	n := &fieldNode{Context: parent, fc: fc}
+	n.fc.Parent = graphql.GetFieldContext(parent)
+	return n
+}
+
+// fieldNode is a field's context node holding its field context.
+type fieldNode struct {
+	context.Context
+	fc graphql.FieldContext
+}
+
+// Value answers gqlgen's field context key with the node's, as graphql.WithFieldContext's would.
+func (n *fieldNode) Value(key any) any {
+	if key == fieldContextKey {
+		return &n.fc
+	}
+	return n.Context.Value(key)
+}

@@ -31,6 +31,8 @@ func (s *shapes) funcs() template.FuncMap {
 		"plainLeaf":          s.plainLeaf,
 		"leafValue":          leafValue,
 		"plainObjectField":   s.plainObjectField,
+		"timeField":          s.timeField,
+		"enumNames":          enumNames,
 		"batchedObjectField": s.batchedObjectField,
 		"batchedField":       s.batchedField,
 		"writtenPlainObject": s.writtenPlainObject,
@@ -98,6 +100,30 @@ func neverNull(t *config.TypeReference) bool {
 	return t.GQL.NonNull && valueType(t.GO) && !t.IsNilable() && !t.IsMarshaler && !t.IsContext &&
 		m != nil && m.Pkg() != nil && m.Pkg().Path() == "github.com/99designs/gqlgen/graphql" && neverNullMarshalers[m.Name()] &&
 		t.CastType == nil && !t.IsTargetNilable()
+}
+
+// timeField reports whether f is a simple field that is a struct field holding a non-null
+// time.Time marshaled by graphql.MarshalTime (an order event's at): a time that is not zero
+// is written from the field's address (exec.MarshalTimeField); the zero time, which gqlgen
+// marshals to null and reports, still goes through ResolveField.
+func (s *shapes) timeField(f *codegen.Field) bool {
+	t := f.TypeReference
+	return s.simpleField(f) && f.IsVariable() && gqlgenMarshaler(t, "MarshalTime") && t.GO.String() == "time.Time" &&
+		!t.IsNilable() && !t.IsMarshaler && !t.IsContext && t.CastType == nil && !t.IsTargetNilable()
+}
+
+// enumNames reports whether t is an enum held by value whose names are marshaled by
+// graphql.MarshalString: its marshal function takes each name's marshaler from a table made
+// once (exec.EnumMarshalers).
+func enumNames(t *config.TypeReference) bool {
+	return t.HasEnumValues() && !t.IsSlice() && !t.IsNilable() && !t.IsTargetNilable() && !t.IsContext &&
+		gqlgenMarshaler(t, "MarshalString")
+}
+
+// gqlgenMarshaler reports whether t is marshaled by gqlgen's marshaler name.
+func gqlgenMarshaler(t *config.TypeReference, name string) bool {
+	m := t.Marshaler
+	return m != nil && m.Pkg() != nil && m.Pkg().Path() == "github.com/99designs/gqlgen/graphql" && m.Name() == name
 }
 
 // byValueObject reports whether t is a non-null object held by value, whose marshal
