@@ -10237,16 +10237,10 @@ func (ec *executionContext) marshalNOrder2githubᚗcomᚋshopᚋapiᚋstoreᚐOr
 
 func (ec *executionContext) marshalNOrder2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Order) graphql.Marshaler {
 	ctx = exec.WithBatchParentValues(ctx, "Order", v)
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._Order(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._Order)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10283,16 +10277,10 @@ func (ec *executionContext) marshalNOrderEdge2githubᚗcomᚋshopᚋapiᚋgraph�
 }
 
 func (ec *executionContext) marshalNOrderEdge2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐOrderEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.OrderEdge) graphql.Marshaler {
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._OrderEdge(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._OrderEdge)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10304,16 +10292,10 @@ func (ec *executionContext) marshalNOrderItem2githubᚗcomᚋshopᚋapiᚋstore�
 
 func (ec *executionContext) marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx context.Context, sel ast.SelectionSet, v []store.OrderItem) graphql.Marshaler {
 	ctx = exec.WithBatchParentValues(ctx, "OrderItem", v)
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._OrderItem(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._OrderItem)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10380,16 +10362,10 @@ func (ec *executionContext) marshalNOrderStatusEvent2githubᚗcomᚋshopᚋapi�
 
 func (ec *executionContext) marshalNOrderStatusEvent2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEventᚄ(ctx context.Context, sel ast.SelectionSet, v []store.OrderStatusEvent) graphql.Marshaler {
 	ctx = exec.WithBatchParentValues(ctx, "OrderStatusEvent", v)
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._OrderStatusEvent(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._OrderStatusEvent)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10422,16 +10398,10 @@ func (ec *executionContext) marshalNPayment2githubᚗcomᚋshopᚋapiᚋstoreᚐ
 
 func (ec *executionContext) marshalNPayment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐPaymentᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Payment) graphql.Marshaler {
 	ctx = exec.WithBatchParentValues(ctx, "Payment", v)
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._Payment(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._Payment)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10484,16 +10454,10 @@ func (ec *executionContext) marshalNProduct2githubᚗcomᚋshopᚋapiᚋstoreᚐ
 
 func (ec *executionContext) marshalNProduct2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐProductᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Product) graphql.Marshaler {
 	ctx = exec.WithBatchParentValues(ctx, "Product", v)
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._Product(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._Product)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10520,16 +10484,10 @@ func (ec *executionContext) marshalNProductEdge2githubᚗcomᚋshopᚋapiᚋgrap
 }
 
 func (ec *executionContext) marshalNProductEdge2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐProductEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ProductEdge) graphql.Marshaler {
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._ProductEdge(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._ProductEdge)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10588,16 +10546,10 @@ func (ec *executionContext) marshalNShipment2githubᚗcomᚋshopᚋapiᚋstore�
 
 func (ec *executionContext) marshalNShipment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐShipmentᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Shipment) graphql.Marshaler {
 	ctx = exec.WithBatchParentValues(ctx, "Shipment", v)
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._Shipment(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._Shipment)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10614,16 +10566,10 @@ func (ec *executionContext) marshalNStockMovement2githubᚗcomᚋshopᚋapiᚋst
 
 func (ec *executionContext) marshalNStockMovement2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐStockMovementᚄ(ctx context.Context, sel ast.SelectionSet, v []store.StockMovement) graphql.Marshaler {
 	ctx = exec.WithBatchParentValues(ctx, "StockMovement", v)
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._StockMovement(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._StockMovement)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10642,16 +10588,10 @@ func (ec *executionContext) marshalNStockMovementEdge2githubᚗcomᚋshopᚋapi�
 }
 
 func (ec *executionContext) marshalNStockMovementEdge2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐStockMovementEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.StockMovementEdge) graphql.Marshaler {
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._StockMovementEdge(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._StockMovementEdge)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10756,16 +10696,10 @@ func (ec *executionContext) marshalNUserError2githubᚗcomᚋshopᚋapiᚋgraph�
 }
 
 func (ec *executionContext) marshalNUserError2ᚕgithubᚗcomᚋshopᚋapiᚋgraphᚋmodelᚐUserErrorᚄ(ctx context.Context, sel ast.SelectionSet, v []model.UserError) graphql.Marshaler {
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec._UserError(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._UserError)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10786,16 +10720,10 @@ func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlge
 }
 
 func (ec *executionContext) marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Directive) graphql.Marshaler {
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.___Directive(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext).___Directive)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10830,16 +10758,14 @@ func (ec *executionContext) unmarshalN__DirectiveLocation2ᚕstringᚄ(ctx conte
 }
 
 func (ec *executionContext) marshalN__DirectiveLocation2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret, null := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__DirectiveLocation2string(ctx, sel, v[i])
 	})
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10858,16 +10784,10 @@ func (ec *executionContext) marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlg
 }
 
 func (ec *executionContext) marshalN__InputValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.InputValue) graphql.Marshaler {
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.___InputValue(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext).___InputValue)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -10886,16 +10806,10 @@ func (ec *executionContext) marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋg
 }
 
 func (ec *executionContext) marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.___Type(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext).___Type)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -11179,14 +11093,14 @@ func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel
 		return graphql.Null
 	}
 	ret := make(graphql.Array, len(v))
+	null := false
 	for i := range v {
 		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+		null = null || ret[i] == graphql.Null
 	}
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -11239,16 +11153,10 @@ func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgq
 	if v == nil {
 		return graphql.Null
 	}
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.___EnumValue(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext).___EnumValue)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -11258,16 +11166,10 @@ func (ec *executionContext) marshalO__Field2ᚕgithubᚗcomᚋ99designsᚋgqlgen
 	if v == nil {
 		return graphql.Null
 	}
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.___Field(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext).___Field)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -11277,16 +11179,10 @@ func (ec *executionContext) marshalO__InputValue2ᚕgithubᚗcomᚋ99designsᚋg
 	if v == nil {
 		return graphql.Null
 	}
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.___InputValue(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext).___InputValue)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret
@@ -11296,16 +11192,10 @@ func (ec *executionContext) marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgen�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := exec.MarshalList(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.___Type(ctx, sel, &v[i])
-	})
+	ret, null := exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext).___Type)
 
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
+	if null {
+		return graphql.Null
 	}
 
 	return ret

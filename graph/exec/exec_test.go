@@ -453,11 +453,11 @@ func TestMarshalListInTurnUntilAWindow(t *testing.T) {
 		if w != nil {
 			ctx = WithWindow(ctx, w)
 		}
-		got := MarshalList(ctx, n, 0, false, marshal)
+		got, null := MarshalList(ctx, n, 0, false, marshal)
 		var buf bytes.Buffer
 		got.MarshalGQL(&buf)
-		if buf.String() != "[0,1,2,3,4,5]" || len(order) != n {
-			t.Fatalf("window %v: wrote %s after %d elements", w != nil, buf.String(), len(order))
+		if buf.String() != "[0,1,2,3,4,5]" || len(order) != n || null {
+			t.Fatalf("window %v: wrote %s after %d elements (null %v)", w != nil, buf.String(), len(order), null)
 		}
 		if w != nil && !slices.Equal(order[:waits+1], []int{0, 1, 2}) {
 			t.Errorf("elements before the wait resolved in the order %v", order[:waits+1])
@@ -527,9 +527,11 @@ func TestElementIsAFieldContext(t *testing.T) {
 		paths = append(paths, fc.Path().String())
 		return graphql.MarshalInt(i)
 	}
-	got := MarshalList(WithWindow(outer, l), 3, 0, false, marshal)
-	if len(got) != 3 || len(seen) != 3 {
-		t.Fatalf("marshaled %d elements, saw %d", len(got), len(seen))
+	got, null := MarshalList(WithWindow(outer, l), 3, 0, false, marshal)
+	var buf bytes.Buffer
+	got.MarshalGQL(&buf)
+	if buf.String() != "[0,1,2]" || len(seen) != 3 || null {
+		t.Fatalf("wrote %s (null %v), saw %d elements", buf.String(), null, len(seen))
 	}
 	for i, fc := range seen {
 		if fc == nil || fc.Index == nil || *fc.Index != i || fc.Parent != graphql.GetFieldContext(outer) {
@@ -539,11 +541,29 @@ func TestElementIsAFieldContext(t *testing.T) {
 			t.Errorf("element %d: path %q, want %q", i, paths[i], want)
 		}
 	}
+	ctx := WithWindow(outer, l)
+	products, zero := make([]store.Product, 50), graphql.MarshalInt(0)
+	marshalProduct := func(_ *testing.T, ctx context.Context, _ ast.SelectionSet, p *store.Product) graphql.Marshaler {
+		if graphql.GetFieldContext(ctx).Result != p {
+			return graphql.Null
+		}
+		return zero
+	}
 	allocs := testing.AllocsPerRun(100, func() {
-		MarshalList(WithWindow(outer, l), 50, 0, true, func(ctx context.Context, i int) graphql.Marshaler { return graphql.Null })
+		if _, null := MarshalValues(ctx, 0, true, t, nil, products, marshalProduct); null {
+			t.Fatal("an element's field context lacks its result")
+		}
 	})
-	if allocs > 3 { // the window's context, the array, the elements
+	if allocs > 1 { // the elements
 		t.Errorf("a list of 50 elements allocated %.0f times", allocs)
+	}
+	if _, null := MarshalList(ctx, 2, 0, true, func(_ context.Context, i int) graphql.Marshaler {
+		return []graphql.Marshaler{graphql.MarshalInt(1), graphql.Null}[i]
+	}); !null {
+		t.Errorf("a list with a null element is not reported")
+	}
+	if empty, null := MarshalList(ctx, 0, 0, true, nil); null || empty == nil {
+		t.Errorf("the empty list: %v, %v", empty, null)
 	}
 }
 

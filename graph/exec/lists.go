@@ -2,9 +2,11 @@ package exec
 
 import (
 	"context"
+	"io"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // MarshalList stands for graphql.MarshalSliceConcurrently in the generated executor (see
@@ -15,35 +17,106 @@ import (
 // caller's goroutine until one of them waits for the loaders' batch window: its siblings
 // would then each wait in turn, so the rest go concurrently, as gqlgen would have them, and
 // meet in one window. (The executor's worker_limit, unset here, bounds only gqlgen's path.)
+// It returns the list's marshaler and whether an element is null, which a list of non-null
+// elements is null for.
 func MarshalList(ctx context.Context, n int, workerLimit int64, omitPanicHandler bool,
-	marshal func(context.Context, int) graphql.Marshaler) graphql.Array {
-	l := WindowIn(ctx)
-	if n == 0 || l == nil {
-		return graphql.MarshalSliceConcurrently(ctx, n, workerLimit, omitPanicHandler, marshal)
+	marshal func(context.Context, int) graphql.Marshaler) (graphql.Marshaler, bool) {
+	return marshalList(ctx, n, workerLimit, omitPanicHandler, closure(marshal))
+}
+
+// MarshalValues is MarshalList for a list of objects held by value (an order's items): each
+// element is marshaled by the executor's method for its object (a method expression), with
+// the element's address as its field context's result, as the generated closure did; the
+// list costs no closure.
+func MarshalValues[E, T any](ctx context.Context, workerLimit int64, omitPanicHandler bool, ec E, sel ast.SelectionSet, v []T,
+	marshal func(E, context.Context, ast.SelectionSet, *T) graphql.Marshaler) (graphql.Marshaler, bool) {
+	return marshalList(ctx, len(v), workerLimit, omitPanicHandler, values[E, T]{ec: ec, sel: sel, v: v, marshal: marshal})
+}
+
+// elementMarshaler marshals a list's element i in its context.
+type elementMarshaler interface {
+	marshalElement(ctx context.Context, i int) graphql.Marshaler
+}
+
+type closure func(context.Context, int) graphql.Marshaler
+
+func (c closure) marshalElement(ctx context.Context, i int) graphql.Marshaler { return c(ctx, i) }
+
+type values[E, T any] struct {
+	ec      E
+	sel     ast.SelectionSet
+	v       []T
+	marshal func(E, context.Context, ast.SelectionSet, *T) graphql.Marshaler
+}
+
+func (m values[E, T]) marshalElement(ctx context.Context, i int) graphql.Marshaler {
+	graphql.GetFieldContext(ctx).Result = &m.v[i]
+	return m.marshal(m.ec, ctx, m.sel, &m.v[i])
+}
+
+// emptyList is the marshaler of every empty list.
+var emptyList graphql.Marshaler = graphql.Array{}
+
+func marshalList[M elementMarshaler](ctx context.Context, n int, workerLimit int64, omitPanicHandler bool, m M) (graphql.Marshaler, bool) {
+	if n == 0 {
+		return emptyList, false
 	}
-	ret := make(graphql.Array, n)
-	elems := make([]element, n) // the elements' field contexts, one allocation a list
+	l := WindowIn(ctx)
+	if l == nil {
+		return gqlgensList(ctx, n, workerLimit, omitPanicHandler, m)
+	}
+	// The elements' field contexts and values, one allocation a list; the first is the list.
+	elems := make([]element, n)
+	elems[0].all = elems
 	for i := range n {
 		windows := l.Windows()
 		elems[i].window = l
-		ret[i] = marshalElement(ctx, &elems[i], i, omitPanicHandler, marshal)
+		elems[i].value = marshalElement(ctx, &elems[i], i, omitPanicHandler, m)
 		if l.Windows() != windows {
-			marshalRest(ctx, ret, elems, i+1, omitPanicHandler, marshal)
+			marshalRest(ctx, elems, i+1, omitPanicHandler, m)
 			break
 		}
 	}
-	return ret
+	null := false
+	for i := range elems {
+		null = null || elems[i].value == graphql.Null
+	}
+	return (*list)(&elems[0]), null
+}
+
+// gqlgensList is gqlgen's way, where the context has no window.
+func gqlgensList[M elementMarshaler](ctx context.Context, n int, workerLimit int64, omitPanicHandler bool, m M) (graphql.Marshaler, bool) {
+	ret := graphql.MarshalSliceConcurrently(ctx, n, workerLimit, omitPanicHandler, m.marshalElement)
+	for _, v := range ret {
+		if v == graphql.Null {
+			return ret, true
+		}
+	}
+	return ret, false
 }
 
 // marshalRest resolves the elements from first on concurrently, a goroutine each.
-func marshalRest(ctx context.Context, ret graphql.Array, elems []element, first int, omitPanicHandler bool,
-	marshal func(context.Context, int) graphql.Marshaler) {
+func marshalRest[M elementMarshaler](ctx context.Context, elems []element, first int, omitPanicHandler bool, m M) {
 	var wg sync.WaitGroup
-	for i := first; i < len(ret); i++ {
+	for i := first; i < len(elems); i++ {
 		elems[i].window = elems[first-1].window
-		wg.Go(func() { ret[i] = marshalElement(ctx, &elems[i], i, omitPanicHandler, marshal) })
+		wg.Go(func() { elems[i].value = marshalElement(ctx, &elems[i], i, omitPanicHandler, m) })
 	}
 	wg.Wait()
+}
+
+// list is a list's first element, which holds them all: it writes them as graphql.Array does.
+type list element
+
+func (l *list) MarshalGQL(w io.Writer) {
+	writeByte(w, '[')
+	for i := range l.all {
+		if i > 0 {
+			writeByte(w, ',')
+		}
+		l.all[i].value.MarshalGQL(w)
+	}
+	writeByte(w, ']')
 }
 
 // element is a list element's context: its field context, with the index it points to, and
@@ -55,6 +128,8 @@ type element struct {
 	// window is the loaders' window in the list's context, which every object of an
 	// element asks for (LaterFields.Now) and found at the far end of the request's chain.
 	window Window
+	value  graphql.Marshaler
+	all    []element // in the first element: the list's
 }
 
 // Value answers gqlgen's field context key with the element's, as the node
@@ -91,8 +166,7 @@ func (p *keyProbe) Value(key any) any {
 
 // marshalElement resolves element i in its own field context e, its panic becoming the
 // element's error as in gqlgen.
-func marshalElement(ctx context.Context, e *element, i int, omitPanicHandler bool,
-	marshal func(context.Context, int) graphql.Marshaler) (m graphql.Marshaler) {
+func marshalElement[M elementMarshaler](ctx context.Context, e *element, i int, omitPanicHandler bool, marshal M) (m graphql.Marshaler) {
 	e.index = i
 	e.fc.Index = &e.index
 	e.fc.Parent = graphql.GetFieldContext(ctx)
@@ -106,7 +180,7 @@ func marshalElement(ctx context.Context, e *element, i int, omitPanicHandler boo
 			}
 		}()
 	}
-	return marshal(ctx, i)
+	return marshal.marshalElement(ctx, i)
 }
 
 // WithFieldContext stands for graphql.WithFieldContext in a batch field marshaled without

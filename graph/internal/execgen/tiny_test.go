@@ -73,7 +73,9 @@ func TestTinySchema(t *testing.T) {
 		{"_Shop_manager", "if ret, ok := ec.batched_Shop_manager(ctx, field); ok {"},
 		{"_Shop_payments", "if ret, ok := ec.batched_Shop_payments(ctx, field); ok {"},
 		{"batched_Shop_payments", "v, ok := exec.BatchValue[[]model.Payment](batch, r)"},
-		// gqlgen's path: a time can marshal to null, a directive is field middleware, a
+		// A time is written from its field unless zero, which gqlgen marshals to null.
+		{"_Shop_opened", "return exec.MarshalTimeField(&obj.Opened)"},
+		// gqlgen's path: a zero time, a directive is field middleware, a
 		// nullable object or a list is no plain value, a batch list no single object (each
 		// after the BatchFor path above).
 		{"_Shop_opened", "return graphql.ResolveField("},
@@ -91,7 +93,7 @@ func TestTinySchema(t *testing.T) {
 	for _, want := range []string{
 		`var plainFields_Person = map[string]bool{"__typename": true, "id": true, "name": true}`,
 		"var later exec.LaterFields", // Shop's reviews and batch fields
-		"return ec._Payment(ctx, sel, &v[i])",
+		"exec.MarshalValues(ctx, 0, false, ec, sel, v, (*executionContext)._Payment)",
 		"exec.WithBatchParentValues(ctx, \"Shop\", v)",
 	} {
 		if !strings.Contains(code, want) {
