@@ -1351,6 +1351,37 @@ type executionContext struct {
 	*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
 	collected exec.CollectedFields
 	objects   exec.Objects
+	// children are the Child functions of field contexts, by the type of their children.
+	children struct {
+		AuthPayload             exec.Child
+		Money                   exec.Child
+		Order                   exec.Child
+		OrderConnection         exec.Child
+		OrderEdge               exec.Child
+		OrderItem               exec.Child
+		OrderPayload            exec.Child
+		OrderStatusEvent        exec.Child
+		PageInfo                exec.Child
+		Payment                 exec.Child
+		PaymentPayload          exec.Child
+		Product                 exec.Child
+		ProductConnection       exec.Child
+		ProductEdge             exec.Child
+		ProductPayload          exec.Child
+		Shipment                exec.Child
+		ShipmentPayload         exec.Child
+		StockMovement           exec.Child
+		StockMovementConnection exec.Child
+		StockMovementEdge       exec.Child
+		User                    exec.Child
+		UserError               exec.Child
+		__Directive             exec.Child
+		__EnumValue             exec.Child
+		__Field                 exec.Child
+		__InputValue            exec.Child
+		__Schema                exec.Child
+		__Type                  exec.Child
+	}
 }
 
 func newExecutionContext(
@@ -2383,9 +2414,7 @@ func (ec *executionContext) fieldContext_AuthPayload_user(_ context.Context, fie
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_User(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.User, ec, (*executionContext).childFields_User),
 	}
 	return fc, nil
 }
@@ -2415,9 +2444,7 @@ func (ec *executionContext) fieldContext_AuthPayload_userErrors(_ context.Contex
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_UserError(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.UserError, ec, (*executionContext).childFields_UserError),
 	}
 	return fc, nil
 }
@@ -2462,9 +2489,7 @@ func (ec *executionContext) fieldContext_Mutation_payOrder(ctx context.Context, 
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_PaymentPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.PaymentPayload, ec, (*executionContext).childFields_PaymentPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2506,9 +2531,7 @@ func (ec *executionContext) fieldContext_Mutation_confirmTestPayment(ctx context
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_PaymentPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.PaymentPayload, ec, (*executionContext).childFields_PaymentPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2550,9 +2573,7 @@ func (ec *executionContext) fieldContext_Mutation_placeOrder(ctx context.Context
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderPayload, ec, (*executionContext).childFields_OrderPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2594,9 +2615,7 @@ func (ec *executionContext) fieldContext_Mutation_cancelOrder(ctx context.Contex
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderPayload, ec, (*executionContext).childFields_OrderPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2638,9 +2657,7 @@ func (ec *executionContext) fieldContext_Mutation_updateOrderStatus(ctx context.
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderPayload, ec, (*executionContext).childFields_OrderPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2682,9 +2699,7 @@ func (ec *executionContext) fieldContext_Mutation_createProduct(ctx context.Cont
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ProductPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.ProductPayload, ec, (*executionContext).childFields_ProductPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2726,9 +2741,7 @@ func (ec *executionContext) fieldContext_Mutation_updateProduct(ctx context.Cont
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ProductPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.ProductPayload, ec, (*executionContext).childFields_ProductPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2770,9 +2783,7 @@ func (ec *executionContext) fieldContext_Mutation_shipOrder(ctx context.Context,
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ShipmentPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.ShipmentPayload, ec, (*executionContext).childFields_ShipmentPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2814,9 +2825,7 @@ func (ec *executionContext) fieldContext_Mutation_markShipmentDelivered(ctx cont
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ShipmentPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.ShipmentPayload, ec, (*executionContext).childFields_ShipmentPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2858,9 +2867,7 @@ func (ec *executionContext) fieldContext_Mutation_adjustStock(ctx context.Contex
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ProductPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.ProductPayload, ec, (*executionContext).childFields_ProductPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2902,9 +2909,7 @@ func (ec *executionContext) fieldContext_Mutation_signUp(ctx context.Context, fi
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_AuthPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.AuthPayload, ec, (*executionContext).childFields_AuthPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2946,9 +2951,7 @@ func (ec *executionContext) fieldContext_Mutation_logIn(ctx context.Context, fie
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_AuthPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.AuthPayload, ec, (*executionContext).childFields_AuthPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -2990,9 +2993,7 @@ func (ec *executionContext) fieldContext_Mutation_changePassword(ctx context.Con
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_AuthPayload(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.AuthPayload, ec, (*executionContext).childFields_AuthPayload),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -3046,9 +3047,7 @@ func (ec *executionContext) fieldContext_Order_customer(_ context.Context, field
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_User(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.User, ec, (*executionContext).childFields_User),
 	}
 	return fc, nil
 }
@@ -3060,12 +3059,15 @@ func (ec *executionContext) batched_Order_customer(parent context.Context, field
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Order_customer(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Order_customer's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.User, ec, (*executionContext).childFields_User),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3131,9 +3133,7 @@ func (ec *executionContext) fieldContext_Order_items(_ context.Context, field gr
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderItem(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderItem, ec, (*executionContext).childFields_OrderItem),
 	}
 	return fc, nil
 }
@@ -3145,12 +3145,15 @@ func (ec *executionContext) batched_Order_items(parent context.Context, field gr
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Order_items(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Order_items's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.OrderItem, ec, (*executionContext).childFields_OrderItem),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3223,9 +3226,7 @@ func (ec *executionContext) fieldContext_Order_total(_ context.Context, field gr
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Money(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Money, ec, (*executionContext).childFields_Money),
 	}
 	return fc, nil
 }
@@ -3310,9 +3311,7 @@ func (ec *executionContext) fieldContext_Order_history(_ context.Context, field 
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderStatusEvent(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderStatusEvent, ec, (*executionContext).childFields_OrderStatusEvent),
 	}
 	return fc, nil
 }
@@ -3324,12 +3323,15 @@ func (ec *executionContext) batched_Order_history(parent context.Context, field 
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Order_history(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Order_history's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.OrderStatusEvent, ec, (*executionContext).childFields_OrderStatusEvent),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3418,9 +3420,7 @@ func (ec *executionContext) fieldContext_Order_payments(_ context.Context, field
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Payment(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Payment, ec, (*executionContext).childFields_Payment),
 	}
 	return fc, nil
 }
@@ -3432,12 +3432,15 @@ func (ec *executionContext) batched_Order_payments(parent context.Context, field
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Order_payments(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Order_payments's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.Payment, ec, (*executionContext).childFields_Payment),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3503,9 +3506,7 @@ func (ec *executionContext) fieldContext_Order_shipments(_ context.Context, fiel
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Shipment(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Shipment, ec, (*executionContext).childFields_Shipment),
 	}
 	return fc, nil
 }
@@ -3517,12 +3518,15 @@ func (ec *executionContext) batched_Order_shipments(parent context.Context, fiel
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Order_shipments(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Order_shipments's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.Shipment, ec, (*executionContext).childFields_Shipment),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3585,9 +3589,7 @@ func (ec *executionContext) fieldContext_OrderConnection_edges(_ context.Context
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderEdge(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderEdge, ec, (*executionContext).childFields_OrderEdge),
 	}
 	return fc, nil
 }
@@ -3617,9 +3619,7 @@ func (ec *executionContext) fieldContext_OrderConnection_nodes(_ context.Context
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Order(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
 	}
 	return fc, nil
 }
@@ -3649,9 +3649,7 @@ func (ec *executionContext) fieldContext_OrderConnection_pageInfo(_ context.Cont
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_PageInfo(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.PageInfo, ec, (*executionContext).childFields_PageInfo),
 	}
 	return fc, nil
 }
@@ -3711,9 +3709,7 @@ func (ec *executionContext) fieldContext_OrderEdge_node(_ context.Context, field
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Order(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
 	}
 	return fc, nil
 }
@@ -3749,9 +3745,7 @@ func (ec *executionContext) fieldContext_OrderItem_product(_ context.Context, fi
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Product(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Product, ec, (*executionContext).childFields_Product),
 	}
 	return fc, nil
 }
@@ -3763,12 +3757,15 @@ func (ec *executionContext) batched_OrderItem_product(parent context.Context, fi
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_OrderItem_product(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_OrderItem_product's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "OrderItem",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.Product, ec, (*executionContext).childFields_Product),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -3841,9 +3838,7 @@ func (ec *executionContext) fieldContext_OrderItem_unitPrice(_ context.Context, 
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Money(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Money, ec, (*executionContext).childFields_Money),
 	}
 	return fc, nil
 }
@@ -3876,9 +3871,7 @@ func (ec *executionContext) fieldContext_OrderItem_subtotal(_ context.Context, f
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Money(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Money, ec, (*executionContext).childFields_Money),
 	}
 	return fc, nil
 }
@@ -3908,9 +3901,7 @@ func (ec *executionContext) fieldContext_OrderPayload_order(_ context.Context, f
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Order(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
 	}
 	return fc, nil
 }
@@ -3940,9 +3931,7 @@ func (ec *executionContext) fieldContext_OrderPayload_userErrors(_ context.Conte
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_UserError(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.UserError, ec, (*executionContext).childFields_UserError),
 	}
 	return fc, nil
 }
@@ -3985,9 +3974,7 @@ func (ec *executionContext) fieldContext_OrderStatusEvent_order(_ context.Contex
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Order(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
 	}
 	return fc, nil
 }
@@ -3999,12 +3986,15 @@ func (ec *executionContext) batched_OrderStatusEvent_order(parent context.Contex
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_OrderStatusEvent_order(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_OrderStatusEvent_order's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "OrderStatusEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -4219,9 +4209,7 @@ func (ec *executionContext) fieldContext_Payment_order(_ context.Context, field 
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Order(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
 	}
 	return fc, nil
 }
@@ -4233,12 +4221,15 @@ func (ec *executionContext) batched_Payment_order(parent context.Context, field 
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Payment_order(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Payment_order's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Payment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -4304,9 +4295,7 @@ func (ec *executionContext) fieldContext_Payment_amount(_ context.Context, field
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Money(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Money, ec, (*executionContext).childFields_Money),
 	}
 	return fc, nil
 }
@@ -4471,9 +4460,7 @@ func (ec *executionContext) fieldContext_PaymentPayload_payment(_ context.Contex
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Payment(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Payment, ec, (*executionContext).childFields_Payment),
 	}
 	return fc, nil
 }
@@ -4503,9 +4490,7 @@ func (ec *executionContext) fieldContext_PaymentPayload_userErrors(_ context.Con
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_UserError(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.UserError, ec, (*executionContext).childFields_UserError),
 	}
 	return fc, nil
 }
@@ -4559,9 +4544,7 @@ func (ec *executionContext) fieldContext_Product_price(_ context.Context, field 
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Money(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Money, ec, (*executionContext).childFields_Money),
 	}
 	return fc, nil
 }
@@ -4604,9 +4587,7 @@ func (ec *executionContext) fieldContext_Product_merchant(_ context.Context, fie
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_User(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.User, ec, (*executionContext).childFields_User),
 	}
 	return fc, nil
 }
@@ -4618,12 +4599,15 @@ func (ec *executionContext) batched_Product_merchant(parent context.Context, fie
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Product_merchant(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Product_merchant's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Product",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.User, ec, (*executionContext).childFields_User),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -4738,9 +4722,7 @@ func (ec *executionContext) fieldContext_Product_stockMovements(ctx context.Cont
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_StockMovementConnection(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.StockMovementConnection, ec, (*executionContext).childFields_StockMovementConnection),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -4811,9 +4793,7 @@ func (ec *executionContext) fieldContext_ProductConnection_edges(_ context.Conte
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ProductEdge(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.ProductEdge, ec, (*executionContext).childFields_ProductEdge),
 	}
 	return fc, nil
 }
@@ -4843,9 +4823,7 @@ func (ec *executionContext) fieldContext_ProductConnection_nodes(_ context.Conte
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Product(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Product, ec, (*executionContext).childFields_Product),
 	}
 	return fc, nil
 }
@@ -4875,9 +4853,7 @@ func (ec *executionContext) fieldContext_ProductConnection_pageInfo(_ context.Co
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_PageInfo(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.PageInfo, ec, (*executionContext).childFields_PageInfo),
 	}
 	return fc, nil
 }
@@ -4937,9 +4913,7 @@ func (ec *executionContext) fieldContext_ProductEdge_node(_ context.Context, fie
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Product(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Product, ec, (*executionContext).childFields_Product),
 	}
 	return fc, nil
 }
@@ -4969,9 +4943,7 @@ func (ec *executionContext) fieldContext_ProductPayload_product(_ context.Contex
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Product(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Product, ec, (*executionContext).childFields_Product),
 	}
 	return fc, nil
 }
@@ -5001,9 +4973,7 @@ func (ec *executionContext) fieldContext_ProductPayload_userErrors(_ context.Con
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_UserError(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.UserError, ec, (*executionContext).childFields_UserError),
 	}
 	return fc, nil
 }
@@ -5077,9 +5047,7 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_User(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.User, ec, (*executionContext).childFields_User),
 	}
 	return fc, nil
 }
@@ -5110,9 +5078,7 @@ func (ec *executionContext) fieldContext_Query_order(ctx context.Context, field 
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Order(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -5154,9 +5120,7 @@ func (ec *executionContext) fieldContext_Query_orders(ctx context.Context, field
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderConnection(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderConnection, ec, (*executionContext).childFields_OrderConnection),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -5198,9 +5162,7 @@ func (ec *executionContext) fieldContext_Query_product(ctx context.Context, fiel
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Product(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Product, ec, (*executionContext).childFields_Product),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -5242,9 +5204,7 @@ func (ec *executionContext) fieldContext_Query_products(ctx context.Context, fie
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ProductConnection(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.ProductConnection, ec, (*executionContext).childFields_ProductConnection),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -5286,9 +5246,7 @@ func (ec *executionContext) fieldContext_Query_user(ctx context.Context, field g
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_User(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.User, ec, (*executionContext).childFields_User),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -5330,9 +5288,7 @@ func (ec *executionContext) fieldContext_Query___type(ctx context.Context, field
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -5373,9 +5329,7 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Schema(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Schema, ec, (*executionContext).childFields___Schema),
 	}
 	return fc, nil
 }
@@ -5418,9 +5372,7 @@ func (ec *executionContext) fieldContext_Shipment_order(_ context.Context, field
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Order(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
 	}
 	return fc, nil
 }
@@ -5432,12 +5384,15 @@ func (ec *executionContext) batched_Shipment_order(parent context.Context, field
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Shipment_order(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Shipment_order's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Shipment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -5506,9 +5461,7 @@ func (ec *executionContext) fieldContext_Shipment_merchant(_ context.Context, fi
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_User(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.User, ec, (*executionContext).childFields_User),
 	}
 	return fc, nil
 }
@@ -5520,12 +5473,15 @@ func (ec *executionContext) batched_Shipment_merchant(parent context.Context, fi
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Shipment_merchant(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Shipment_merchant's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Shipment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.User, ec, (*executionContext).childFields_User),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -5591,9 +5547,7 @@ func (ec *executionContext) fieldContext_Shipment_items(_ context.Context, field
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderItem(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderItem, ec, (*executionContext).childFields_OrderItem),
 	}
 	return fc, nil
 }
@@ -5605,12 +5559,15 @@ func (ec *executionContext) batched_Shipment_items(parent context.Context, field
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_Shipment_items(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_Shipment_items's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "Shipment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.OrderItem, ec, (*executionContext).childFields_OrderItem),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -5759,9 +5716,7 @@ func (ec *executionContext) fieldContext_ShipmentPayload_shipment(_ context.Cont
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Shipment(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Shipment, ec, (*executionContext).childFields_Shipment),
 	}
 	return fc, nil
 }
@@ -5791,9 +5746,7 @@ func (ec *executionContext) fieldContext_ShipmentPayload_userErrors(_ context.Co
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_UserError(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.UserError, ec, (*executionContext).childFields_UserError),
 	}
 	return fc, nil
 }
@@ -5877,9 +5830,7 @@ func (ec *executionContext) fieldContext_StockMovement_order(_ context.Context, 
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Order(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
 	}
 	return fc, nil
 }
@@ -5891,12 +5842,15 @@ func (ec *executionContext) batched_StockMovement_order(parent context.Context, 
 	if !ok {
 		return nil, false
 	}
-	fc, err := ec.fieldContext_StockMovement_order(parent, field)
-	if err != nil {
-		return nil, false
-	}
 	// ctx is assigned once, so that the resolver's closure holds a copy, not the variable.
-	ctx := exec.WithFieldContext(parent, *fc)
+	// Its field context is fieldContext_StockMovement_order's, held in the context node.
+	ctx := exec.WithFieldContext(parent, graphql.FieldContext{
+		Object:     "StockMovement",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child:      exec.ChildOf(&ec.children.Order, ec, (*executionContext).childFields_Order),
+	})
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
@@ -5985,9 +5939,7 @@ func (ec *executionContext) fieldContext_StockMovementConnection_edges(_ context
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_StockMovementEdge(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.StockMovementEdge, ec, (*executionContext).childFields_StockMovementEdge),
 	}
 	return fc, nil
 }
@@ -6017,9 +5969,7 @@ func (ec *executionContext) fieldContext_StockMovementConnection_nodes(_ context
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_StockMovement(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.StockMovement, ec, (*executionContext).childFields_StockMovement),
 	}
 	return fc, nil
 }
@@ -6049,9 +5999,7 @@ func (ec *executionContext) fieldContext_StockMovementConnection_pageInfo(_ cont
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_PageInfo(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.PageInfo, ec, (*executionContext).childFields_PageInfo),
 	}
 	return fc, nil
 }
@@ -6111,9 +6059,7 @@ func (ec *executionContext) fieldContext_StockMovementEdge_node(_ context.Contex
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_StockMovement(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.StockMovement, ec, (*executionContext).childFields_StockMovement),
 	}
 	return fc, nil
 }
@@ -6144,9 +6090,7 @@ func (ec *executionContext) fieldContext_Subscription_orderStatusChanged(ctx con
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderStatusEvent(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderStatusEvent, ec, (*executionContext).childFields_OrderStatusEvent),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -6187,9 +6131,7 @@ func (ec *executionContext) fieldContext_Subscription_myOrderEvents(_ context.Co
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderStatusEvent(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderStatusEvent, ec, (*executionContext).childFields_OrderStatusEvent),
 	}
 	return fc, nil
 }
@@ -6219,9 +6161,7 @@ func (ec *executionContext) fieldContext_Subscription_lowStock(_ context.Context
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Product(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.Product, ec, (*executionContext).childFields_Product),
 	}
 	return fc, nil
 }
@@ -6322,9 +6262,7 @@ func (ec *executionContext) fieldContext_User_orders(ctx context.Context, field 
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderConnection(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.OrderConnection, ec, (*executionContext).childFields_OrderConnection),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -6366,9 +6304,7 @@ func (ec *executionContext) fieldContext_User_products(ctx context.Context, fiel
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ProductConnection(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.ProductConnection, ec, (*executionContext).childFields_ProductConnection),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -6523,9 +6459,7 @@ func (ec *executionContext) fieldContext___Directive_args(ctx context.Context, f
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___InputValue(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__InputValue, ec, (*executionContext).childFields___InputValue),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -6657,9 +6591,7 @@ func (ec *executionContext) fieldContext___Field_args(ctx context.Context, field
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___InputValue(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__InputValue, ec, (*executionContext).childFields___InputValue),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -6700,9 +6632,7 @@ func (ec *executionContext) fieldContext___Field_type(_ context.Context, field g
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	return fc, nil
 }
@@ -6792,9 +6722,7 @@ func (ec *executionContext) fieldContext___InputValue_type(_ context.Context, fi
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	return fc, nil
 }
@@ -6900,9 +6828,7 @@ func (ec *executionContext) fieldContext___Schema_types(_ context.Context, field
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	return fc, nil
 }
@@ -6932,9 +6858,7 @@ func (ec *executionContext) fieldContext___Schema_queryType(_ context.Context, f
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	return fc, nil
 }
@@ -6964,9 +6888,7 @@ func (ec *executionContext) fieldContext___Schema_mutationType(_ context.Context
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	return fc, nil
 }
@@ -6996,9 +6918,7 @@ func (ec *executionContext) fieldContext___Schema_subscriptionType(_ context.Con
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	return fc, nil
 }
@@ -7028,9 +6948,7 @@ func (ec *executionContext) fieldContext___Schema_directives(_ context.Context, 
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Directive(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Directive, ec, (*executionContext).childFields___Directive),
 	}
 	return fc, nil
 }
@@ -7137,9 +7055,7 @@ func (ec *executionContext) fieldContext___Type_fields(ctx context.Context, fiel
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Field(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Field, ec, (*executionContext).childFields___Field),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -7180,9 +7096,7 @@ func (ec *executionContext) fieldContext___Type_interfaces(_ context.Context, fi
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	return fc, nil
 }
@@ -7212,9 +7126,7 @@ func (ec *executionContext) fieldContext___Type_possibleTypes(_ context.Context,
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	return fc, nil
 }
@@ -7245,9 +7157,7 @@ func (ec *executionContext) fieldContext___Type_enumValues(ctx context.Context, 
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___EnumValue(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__EnumValue, ec, (*executionContext).childFields___EnumValue),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -7289,9 +7199,7 @@ func (ec *executionContext) fieldContext___Type_inputFields(ctx context.Context,
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___InputValue(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__InputValue, ec, (*executionContext).childFields___InputValue),
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -7332,9 +7240,7 @@ func (ec *executionContext) fieldContext___Type_ofType(_ context.Context, field 
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields___Type(ctx, field)
-		},
+		Child:      exec.ChildOf(&ec.children.__Type, ec, (*executionContext).childFields___Type),
 	}
 	return fc, nil
 }

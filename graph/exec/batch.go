@@ -52,9 +52,34 @@ func WithBatchParentValues[T any](ctx context.Context, typeName string, v []T) c
 		parents[i] = &v[i]
 	}
 	outer, _ := ctx.Value(batchListKey{}).(*batchList)
-	return &batchList{Context: ctx, typeName: typeName, parents: parents,
-		shadows: graphql.GetBatchParentGroup(ctx, typeName), outer: outer,
-		pathContext: graphql.GetPathContext(ctx) != nil}
+	l := newBatchList(typeName, parents)
+	l.Context, l.shadows, l.outer = ctx, graphql.GetBatchParentGroup(ctx, typeName), outer
+	l.pathContext = graphql.GetPathContext(ctx) != nil
+	return l
+}
+
+// newBatchList returns the list of parents of typeName, in one allocation with the slice
+// its parents field points to: a slice held in an interface would be one more.
+func newBatchList[P any](typeName string, parents []P) *batchList {
+	l := &batchListOf[P]{parents: parents}
+	l.typeName, l.batchList.parents = typeName, &l.parents
+	return &l.batchList
+}
+
+type batchListOf[P any] struct {
+	batchList
+	parents []P
+}
+
+// parentsOf returns the parents of a list (newBatchList) or of gqlgen's group as []P.
+func parentsOf[P any](parents any) ([]P, bool) {
+	switch p := parents.(type) {
+	case *[]P:
+		return *p, true
+	case []P:
+		return p, true
+	}
+	return nil, false
 }
 
 type batchListKey struct{}
@@ -64,7 +89,7 @@ type batchListKey struct{}
 type batchList struct {
 	context.Context
 	typeName string
-	parents  any
+	parents  any // a *[]P (newBatchList)
 	// shadows is gqlgen's group of typeName that this list hides, nil if none: a gqlgen
 	// group of typeName other than this one was registered inside this list, and is nearer.
 	shadows *graphql.BatchParentGroup
@@ -125,8 +150,9 @@ func WithBatchObjects[T, P any](ctx context.Context, batch BatchParents[P], fiel
 	if r != nil && !r.objectsTaken {
 		r.objectsTaken = true
 		if values, ok := r.Results.([]*T); ok && r.Err == nil && !slices.Contains(values, nil) {
-			r.objects = &batchList{typeName: typeName, parents: values,
-				shadows: graphql.GetBatchParentGroup(ctx, typeName), outer: batch.list, field: field.Field, within: batch.list}
+			r.objects = newBatchList(typeName, values)
+			r.objects.shadows, r.objects.outer = graphql.GetBatchParentGroup(ctx, typeName), batch.list
+			r.objects.field, r.objects.within = field.Field, batch.list
 		}
 	}
 	s.mu.Unlock()
@@ -298,7 +324,7 @@ func batchOfChain[P any](ctx context.Context, typeName string, after int) (Batch
 		return batch, false
 	}
 	var ok bool
-	if batch.Parents, ok = parents.([]P); !ok {
+	if batch.Parents, ok = parentsOf[P](parents); !ok {
 		return BatchParents[P]{}, false
 	}
 	if batch.Index, ok = parentIndex(ctx, after); !ok {
@@ -322,7 +348,7 @@ func elementBatch[P any](ctx context.Context, typeName string, after int) (Batch
 	if !ok || list.typeName != typeName || list.field != nil || list.pathContext {
 		return BatchParents[P]{}, false
 	}
-	parents, ok := list.parents.([]P)
+	parents, ok := parentsOf[P](list.parents)
 	if !ok {
 		return BatchParents[P]{}, false
 	}

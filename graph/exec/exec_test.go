@@ -722,3 +722,22 @@ func TestWithFieldContextIsGqlgens(t *testing.T) {
 		t.Errorf("the parent's values are lost")
 	}
 }
+
+// TestChildOfIsMadeOnce: the Child function of an operation's field contexts of one type is
+// made once and calls the executor's method with the field it is given.
+func TestChildOfIsMadeOnce(t *testing.T) {
+	type executor struct{ name string }
+	ec := &executor{name: "Product"}
+	childFields := func(ec *executor, _ context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+		return &graphql.FieldContext{Object: ec.name, Field: field}, nil
+	}
+	var c Child
+	first := ChildOf(&c, ec, childFields)
+	field := graphql.CollectedField{Field: &ast.Field{Name: "merchant"}}
+	if fc, err := first(context.Background(), field); err != nil || fc.Object != "Product" || fc.Field.Field != field.Field {
+		t.Fatalf("Child returned %+v, %v", fc, err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { ChildOf(&c, ec, childFields) }); allocs != 0 {
+		t.Errorf("the Child function made again: %.0f allocations", allocs)
+	}
+}

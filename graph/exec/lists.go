@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -204,4 +205,25 @@ func (n *fieldNode) Value(key any) any {
 		return &n.fc
 	}
 	return n.Context.Value(key)
+}
+
+// Child holds a Child function of the field contexts of one type's fields, made once an
+// operation (ChildOf).
+type Child struct{ f atomic.Pointer[ChildFunc] }
+
+// ChildFunc is graphql.FieldContext's Child.
+type ChildFunc = func(context.Context, graphql.CollectedField) (*graphql.FieldContext, error)
+
+// ChildOf stands for the closure over the executor that each of gqlgen's field contexts of
+// an object field allocates as its Child (see graph/internal/execgen): the closure calls
+// childFields, the executor's method, and is made once an operation and kept in c.
+func ChildOf[E any](c *Child, ec E, childFields func(E, context.Context, graphql.CollectedField) (*graphql.FieldContext, error)) ChildFunc {
+	if f := c.f.Load(); f != nil {
+		return *f
+	}
+	f := ChildFunc(func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+		return childFields(ec, ctx, field)
+	})
+	c.f.CompareAndSwap(nil, &f)
+	return *c.f.Load()
 }
