@@ -53,10 +53,22 @@ func WithBatchParentValues[T any](ctx context.Context, typeName string, v []T) c
 	}
 	outer, _ := ctx.Value(batchListKey{}).(*batchList)
 	l := newBatchList(typeName, parents)
-	l.Context, l.shadows, l.outer = ctx, graphql.GetBatchParentGroup(ctx, typeName), outer
-	l.pathContext = graphql.GetPathContext(ctx) != nil
+	l.Context, l.outer = ctx, outer
+	l.state, l.path = ctx.Value(batchStateKey), ctx.Value(pathContextKey)
+	l.shadows, l.pathContext = graphql.GetBatchParentGroup(l, typeName), graphql.GetPathContext(l) != nil
 	return l
 }
+
+// batchStateKey and pathContextKey are the keys graphql.GetBatchParentGroup and
+// graphql.GetPathContext ask a context for (unexported in gqlgen), learned as
+// fieldContextKey is. Neither is mostly there: each ask walked the request's whole chain of
+// context values, three times for each product of W2's items. A list answers both as its
+// context did when the list was made (batchList.Value), so that an ask stops at the
+// nearest list.
+var (
+	batchStateKey  = probeKey(func(ctx context.Context) { graphql.GetBatchParentGroup(ctx, "") })
+	pathContextKey = probeKey(func(ctx context.Context) { graphql.GetPathContext(ctx) })
+)
 
 // newBatchList returns the list of parents of typeName, in one allocation with the slice
 // its parents field points to: a slice held in an interface would be one more.
@@ -102,12 +114,21 @@ type batchList struct {
 	// pathContext says whether the list's context has a path of input arguments, which
 	// makes parentIndex take gqlgen's way.
 	pathContext bool
+	// state and path are the list's context's values of batchStateKey and pathContextKey.
+	state, path any
 }
 
-// Value answers batchListKey with the list, and any other key as its context does.
+// Value answers batchListKey with the list, gqlgen's batch state and path context as the
+// list's context did when it was made (contexts do not change), and any other key as its
+// context does.
 func (b *batchList) Value(key any) any {
-	if key == (batchListKey{}) {
+	switch key {
+	case batchListKey{}:
 		return b
+	case batchStateKey:
+		return b.state
+	case pathContextKey:
+		return b.path
 	}
 	return b.Context.Value(key)
 }

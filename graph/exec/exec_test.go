@@ -741,3 +741,25 @@ func TestChildOfIsMadeOnce(t *testing.T) {
 		t.Errorf("the Child function made again: %.0f allocations", allocs)
 	}
 }
+
+// TestListAnswersGqlgensKeys: a list answers gqlgen's batch group and path context as its
+// context does, with and without them, so that an ask stops at the list.
+func TestListAnswersGqlgensKeys(t *testing.T) {
+	type product struct{ id int }
+	if batchStateKey == nil || pathContextKey == nil || batchStateKey == pathContextKey || batchStateKey == fieldContextKey {
+		t.Fatalf("gqlgen's keys not learned: %v, %v", batchStateKey, pathContextKey)
+	}
+	root := context.Background()
+	grouped := graphql.WithBatchParents(root, "Product", []*product{{9}}, nil)
+	pathed := graphql.WithPathContext(grouped, graphql.NewPathWithIndex(2))
+	for name, ctx := range map[string]context.Context{"bare": root, "grouped": grouped, "with a path": pathed} {
+		list := WithBatchParentValues(ctx, "Order", []product{{1}})
+		below := graphql.WithFieldContext(list, &graphql.FieldContext{})
+		if got, want := graphql.GetBatchParentGroup(below, "Product"), graphql.GetBatchParentGroup(ctx, "Product"); got != want {
+			t.Errorf("%s: group %p, its context's %p", name, got, want)
+		}
+		if got, want := graphql.GetPathContext(below), graphql.GetPathContext(ctx); got != want {
+			t.Errorf("%s: path context %p, its context's %p", name, got, want)
+		}
+	}
+}

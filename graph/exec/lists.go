@@ -148,11 +148,14 @@ func (e *element) Value(key any) any {
 // fieldContextKey is the key graphql.GetFieldContext asks a context for (unexported in
 // gqlgen), learned by asking a context that records it. TestElementIsAFieldContext holds
 // element to what graphql.WithFieldContext does.
-var fieldContextKey = func() any {
+var fieldContextKey = probeKey(func(ctx context.Context) { graphql.GetFieldContext(ctx) })
+
+// probeKey returns the key ask asks its context for.
+func probeKey(ask func(context.Context)) any {
 	var p keyProbe
-	graphql.GetFieldContext(&p)
+	ask(&p)
 	return p.key
-}()
+}
 
 // keyProbe is a context that records the key it is asked for.
 type keyProbe struct {
