@@ -8154,7 +8154,7 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("AuthPayload")
+			out.Values[i] = exec.TypeName("AuthPayload")
 		case "token":
 			out.Values[i] = ec._AuthPayload_token(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -8197,17 +8197,11 @@ func (ec *executionContext) _Money(ctx context.Context, sel ast.SelectionSet, ob
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("Money")
+			out.Values[i] = exec.TypeName("Money")
 		case "amount":
 			out.Values[i] = ec._Money_amount(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "currency":
 			out.Values[i] = ec._Money_currency(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8243,7 +8237,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("Mutation")
+			out.Values[i] = exec.TypeName("Mutation")
 		case "payOrder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_payOrder(ctx, field)
@@ -8363,12 +8357,9 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("Order")
+			out.Values[i] = exec.TypeName("Order")
 		case "id":
 			out.Values[i] = ec._Order_id(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "customer":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
@@ -8393,9 +8384,6 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				})
 		case "status":
 			out.Values[i] = ec._Order_status(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "total":
 			out.Values[i] = ec._Order_total(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -8477,7 +8465,7 @@ func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.Select
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("OrderConnection")
+			out.Values[i] = exec.TypeName("OrderConnection")
 		case "edges":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
@@ -8549,12 +8537,9 @@ func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("OrderEdge")
+			out.Values[i] = exec.TypeName("OrderEdge")
 		case "cursor":
 			out.Values[i] = ec._OrderEdge_cursor(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "node":
 			out.Values[i] = ec._OrderEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -8588,7 +8573,7 @@ func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("OrderItem")
+			out.Values[i] = exec.TypeName("OrderItem")
 		case "product":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
@@ -8602,9 +8587,6 @@ func (ec *executionContext) _OrderItem(ctx context.Context, sel ast.SelectionSet
 				})
 		case "quantity":
 			out.Values[i] = ec._OrderItem_quantity(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "unitPrice":
 			out.Values[i] = ec._OrderItem_unitPrice(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -8642,7 +8624,7 @@ func (ec *executionContext) _OrderPayload(ctx context.Context, sel ast.Selection
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("OrderPayload")
+			out.Values[i] = exec.TypeName("OrderPayload")
 		case "order":
 			out.Values[i] = ec._OrderPayload_order(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -8681,12 +8663,9 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("OrderStatusEvent")
+			out.Values[i] = exec.TypeName("OrderStatusEvent")
 		case "id":
 			out.Values[i] = ec._OrderStatusEvent_id(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "order":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
@@ -8700,9 +8679,6 @@ func (ec *executionContext) _OrderStatusEvent(ctx context.Context, sel ast.Selec
 				})
 		case "status":
 			out.Values[i] = ec._OrderStatusEvent_status(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "previousStatus":
 			out.Values[i] = ec._OrderStatusEvent_previousStatus(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -8745,17 +8721,11 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("PageInfo")
+			out.Values[i] = exec.TypeName("PageInfo")
 		case "hasNextPage":
 			out.Values[i] = ec._PageInfo_hasNextPage(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "hasPreviousPage":
 			out.Values[i] = ec._PageInfo_hasPreviousPage(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "startCursor":
 			out.Values[i] = ec._PageInfo_startCursor(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -8794,12 +8764,9 @@ func (ec *executionContext) _Payment(ctx context.Context, sel ast.SelectionSet, 
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("Payment")
+			out.Values[i] = exec.TypeName("Payment")
 		case "id":
 			out.Values[i] = ec._Payment_id(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "order":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
@@ -8818,14 +8785,8 @@ func (ec *executionContext) _Payment(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "status":
 			out.Values[i] = ec._Payment_status(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "provider":
 			out.Values[i] = ec._Payment_provider(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "providerReference":
 			out.Values[i] = ec._Payment_providerReference(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -8884,7 +8845,7 @@ func (ec *executionContext) _PaymentPayload(ctx context.Context, sel ast.Selecti
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("PaymentPayload")
+			out.Values[i] = exec.TypeName("PaymentPayload")
 		case "payment":
 			out.Values[i] = ec._PaymentPayload_payment(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -8923,22 +8884,13 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("Product")
+			out.Values[i] = exec.TypeName("Product")
 		case "id":
 			out.Values[i] = ec._Product_id(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "name":
 			out.Values[i] = ec._Product_name(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "description":
 			out.Values[i] = ec._Product_description(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "price":
 			out.Values[i] = ec._Product_price(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -8946,9 +8898,6 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "stock":
 			out.Values[i] = ec._Product_stock(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "merchant":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
@@ -8983,9 +8932,6 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 				})
 		case "lowStockThreshold":
 			out.Values[i] = ec._Product_lowStockThreshold(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9014,7 +8960,7 @@ func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.Sele
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("ProductConnection")
+			out.Values[i] = exec.TypeName("ProductConnection")
 		case "edges":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
@@ -9086,12 +9032,9 @@ func (ec *executionContext) _ProductEdge(ctx context.Context, sel ast.SelectionS
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("ProductEdge")
+			out.Values[i] = exec.TypeName("ProductEdge")
 		case "cursor":
 			out.Values[i] = ec._ProductEdge_cursor(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "node":
 			out.Values[i] = ec._ProductEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9124,7 +9067,7 @@ func (ec *executionContext) _ProductPayload(ctx context.Context, sel ast.Selecti
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("ProductPayload")
+			out.Values[i] = exec.TypeName("ProductPayload")
 		case "product":
 			out.Values[i] = ec._ProductPayload_product(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9170,7 +9113,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("Query")
+			out.Values[i] = exec.TypeName("Query")
 		case "node":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -9255,12 +9198,9 @@ func (ec *executionContext) _Shipment(ctx context.Context, sel ast.SelectionSet,
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("Shipment")
+			out.Values[i] = exec.TypeName("Shipment")
 		case "id":
 			out.Values[i] = ec._Shipment_id(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "order":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
@@ -9296,14 +9236,8 @@ func (ec *executionContext) _Shipment(ctx context.Context, sel ast.SelectionSet,
 				})
 		case "carrier":
 			out.Values[i] = ec._Shipment_carrier(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "trackingNumber":
 			out.Values[i] = ec._Shipment_trackingNumber(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "trackingUrl":
 			out.Values[i] = ec._Shipment_trackingUrl(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9346,7 +9280,7 @@ func (ec *executionContext) _ShipmentPayload(ctx context.Context, sel ast.Select
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("ShipmentPayload")
+			out.Values[i] = exec.TypeName("ShipmentPayload")
 		case "shipment":
 			out.Values[i] = ec._ShipmentPayload_shipment(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9385,27 +9319,15 @@ func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.Selectio
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("StockMovement")
+			out.Values[i] = exec.TypeName("StockMovement")
 		case "id":
 			out.Values[i] = ec._StockMovement_id(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "delta":
 			out.Values[i] = ec._StockMovement_delta(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "stockAfter":
 			out.Values[i] = ec._StockMovement_stockAfter(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "reason":
 			out.Values[i] = ec._StockMovement_reason(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "note":
 			out.Values[i] = ec._StockMovement_note(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9455,7 +9377,7 @@ func (ec *executionContext) _StockMovementConnection(ctx context.Context, sel as
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("StockMovementConnection")
+			out.Values[i] = exec.TypeName("StockMovementConnection")
 		case "edges":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, true,
@@ -9527,12 +9449,9 @@ func (ec *executionContext) _StockMovementEdge(ctx context.Context, sel ast.Sele
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("StockMovementEdge")
+			out.Values[i] = exec.TypeName("StockMovementEdge")
 		case "cursor":
 			out.Values[i] = ec._StockMovementEdge_cursor(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "node":
 			out.Values[i] = ec._StockMovementEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9590,17 +9509,11 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("User")
+			out.Values[i] = exec.TypeName("User")
 		case "id":
 			out.Values[i] = ec._User_id(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "name":
 			out.Values[i] = ec._User_name(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "email":
 			if later.Now(ctx, &ec.collected, fields, field) {
 				later.Resolved(ec.OperationContext, &ec.collected, fields, out, i, false,
@@ -9614,9 +9527,6 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				})
 		case "role":
 			out.Values[i] = ec._User_role(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
 		case "createdAt":
 			out.Values[i] = ec._User_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9671,7 +9581,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("UserError")
+			out.Values[i] = exec.TypeName("UserError")
 		case "field":
 			out.Values[i] = ec._UserError_field(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9679,9 +9589,6 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 			}
 		case "message":
 			out.Values[i] = ec._UserError_message(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "code":
 			out.Values[i] = ec._UserError_code(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9714,12 +9621,9 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("__Directive")
+			out.Values[i] = exec.TypeName("__Directive")
 		case "name":
 			out.Values[i] = ec.___Directive_name(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "description":
 			out.Values[i] = ec.___Directive_description(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9727,9 +9631,6 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 			}
 		case "isRepeatable":
 			out.Values[i] = ec.___Directive_isRepeatable(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "locations":
 			out.Values[i] = ec.___Directive_locations(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9767,12 +9668,9 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("__EnumValue")
+			out.Values[i] = exec.TypeName("__EnumValue")
 		case "name":
 			out.Values[i] = ec.___EnumValue_name(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "description":
 			out.Values[i] = ec.___EnumValue_description(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9780,9 +9678,6 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 			}
 		case "isDeprecated":
 			out.Values[i] = ec.___EnumValue_isDeprecated(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "deprecationReason":
 			out.Values[i] = ec.___EnumValue_deprecationReason(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9815,12 +9710,9 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("__Field")
+			out.Values[i] = exec.TypeName("__Field")
 		case "name":
 			out.Values[i] = ec.___Field_name(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "description":
 			out.Values[i] = ec.___Field_description(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9838,9 +9730,6 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "isDeprecated":
 			out.Values[i] = ec.___Field_isDeprecated(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "deprecationReason":
 			out.Values[i] = ec.___Field_deprecationReason(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9873,12 +9762,9 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("__InputValue")
+			out.Values[i] = exec.TypeName("__InputValue")
 		case "name":
 			out.Values[i] = ec.___InputValue_name(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "description":
 			out.Values[i] = ec.___InputValue_description(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9896,9 +9782,6 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 			}
 		case "isDeprecated":
 			out.Values[i] = ec.___InputValue_isDeprecated(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "deprecationReason":
 			out.Values[i] = ec.___InputValue_deprecationReason(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9931,7 +9814,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("__Schema")
+			out.Values[i] = exec.TypeName("__Schema")
 		case "description":
 			out.Values[i] = ec.___Schema_description(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9989,12 +9872,9 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
-			out.Values[i] = graphql.MarshalString("__Type")
+			out.Values[i] = exec.TypeName("__Type")
 		case "kind":
 			out.Values[i] = ec.___Type_kind(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "name":
 			out.Values[i] = ec.___Type_name(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {

@@ -150,3 +150,10 @@ func EnumMarshalers[T comparable](names map[T]string) map[T]graphql.Marshaler {
 	}
 	return m
 }
+
+// TypeName stands for graphql.MarshalString of an object's __typename: a constant converted
+// to it is a static value, where gqlgen's closure over the name is an allocation for every
+// object a client asks the __typename of (Apollo's clients ask it of each).
+type TypeName string
+
+func (t TypeName) MarshalGQL(w io.Writer) { WriteString(w, string(t)) }

@@ -280,6 +280,7 @@ func TestLeafWritersAreGqlgens(t *testing.T) {
 		got, want graphql.Marshaler
 	}{
 		{MarshalStringField(&name), graphql.MarshalString(name)},
+		{TypeName("Product"), graphql.MarshalString("Product")},
 		{MarshalGlobalID(product), graphql.MarshalID(product.GlobalID())},
 		{MarshalGlobalID(&store.User{ID: 7}), graphql.MarshalID(store.User{ID: 7}.GlobalID())},
 	} {
@@ -698,6 +699,10 @@ func TestTimeAndEnumWritersAreGqlgens(t *testing.T) {
 	}
 	if len(table) != len(names) {
 		t.Errorf("%d marshalers for %d names", len(table), len(names))
+	}
+	var typeName graphql.Marshaler
+	if allocs := testing.AllocsPerRun(100, func() { typeName = TypeName("Product") }); allocs != 0 || typeName == nil {
+		t.Errorf("a type name allocated %.0f times", allocs)
 	}
 }
 
