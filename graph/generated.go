@@ -3071,8 +3071,7 @@ func (ec *executionContext) batched_Order_customer(parent context.Context, field
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Order) ([]*store.User, error) {
 			return ec.Resolvers.Order().Customer(ctx, parents)
 		})
 	}
@@ -3157,8 +3156,7 @@ func (ec *executionContext) batched_Order_items(parent context.Context, field gr
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Order) ([][]store.OrderItem, error) {
 			return ec.Resolvers.Order().Items(ctx, parents)
 		})
 	}
@@ -3166,6 +3164,7 @@ func (ec *executionContext) batched_Order_items(parent context.Context, field gr
 	if !ok {
 		return nil, false
 	}
+	exec.WithSpan[*store.Order, store.OrderItem](ctx, batch, field)
 	return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_items(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
@@ -3335,8 +3334,7 @@ func (ec *executionContext) batched_Order_history(parent context.Context, field 
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Order) ([][]store.OrderStatusEvent, error) {
 			return ec.Resolvers.Order().History(ctx, parents)
 		})
 	}
@@ -3344,6 +3342,7 @@ func (ec *executionContext) batched_Order_history(parent context.Context, field 
 	if !ok {
 		return nil, false
 	}
+	exec.WithSpan[*store.Order, store.OrderStatusEvent](ctx, batch, field)
 	return ec.marshalNOrderStatusEvent2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderStatusEventᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_history(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
@@ -3444,8 +3443,7 @@ func (ec *executionContext) batched_Order_payments(parent context.Context, field
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Order) ([][]store.Payment, error) {
 			return ec.Resolvers.Order().Payments(ctx, parents)
 		})
 	}
@@ -3453,6 +3451,7 @@ func (ec *executionContext) batched_Order_payments(parent context.Context, field
 	if !ok {
 		return nil, false
 	}
+	exec.WithSpan[*store.Order, store.Payment](ctx, batch, field)
 	return ec.marshalNPayment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐPaymentᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_payments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
@@ -3530,8 +3529,7 @@ func (ec *executionContext) batched_Order_shipments(parent context.Context, fiel
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Order) ([][]store.Shipment, error) {
 			return ec.Resolvers.Order().Shipments(ctx, parents)
 		})
 	}
@@ -3539,6 +3537,7 @@ func (ec *executionContext) batched_Order_shipments(parent context.Context, fiel
 	if !ok {
 		return nil, false
 	}
+	exec.WithSpan[*store.Order, store.Shipment](ctx, batch, field)
 	return ec.marshalNShipment2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐShipmentᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Order_shipments(ctx context.Context, field graphql.CollectedField, obj *store.Order) (any, error) {
@@ -3769,8 +3768,7 @@ func (ec *executionContext) batched_OrderItem_product(parent context.Context, fi
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.OrderItem) ([]*store.Product, error) {
 			return ec.Resolvers.OrderItem().Product(ctx, parents)
 		})
 	}
@@ -3998,8 +3996,7 @@ func (ec *executionContext) batched_OrderStatusEvent_order(parent context.Contex
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.OrderStatusEvent) ([]*store.Order, error) {
 			return ec.Resolvers.OrderStatusEvent().Order(ctx, parents)
 		})
 	}
@@ -4233,8 +4230,7 @@ func (ec *executionContext) batched_Payment_order(parent context.Context, field 
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Payment) ([]*store.Order, error) {
 			return ec.Resolvers.Payment().Order(ctx, parents)
 		})
 	}
@@ -4611,8 +4607,7 @@ func (ec *executionContext) batched_Product_merchant(parent context.Context, fie
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Product) ([]*store.User, error) {
 			return ec.Resolvers.Product().Merchant(ctx, parents)
 		})
 	}
@@ -5396,8 +5391,7 @@ func (ec *executionContext) batched_Shipment_order(parent context.Context, field
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Shipment) ([]*store.Order, error) {
 			return ec.Resolvers.Shipment().Order(ctx, parents)
 		})
 	}
@@ -5485,8 +5479,7 @@ func (ec *executionContext) batched_Shipment_merchant(parent context.Context, fi
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Shipment) ([]*store.User, error) {
 			return ec.Resolvers.Shipment().Merchant(ctx, parents)
 		})
 	}
@@ -5571,8 +5564,7 @@ func (ec *executionContext) batched_Shipment_items(parent context.Context, field
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.Shipment) ([][]store.OrderItem, error) {
 			return ec.Resolvers.Shipment().Items(ctx, parents)
 		})
 	}
@@ -5580,6 +5572,7 @@ func (ec *executionContext) batched_Shipment_items(parent context.Context, field
 	if !ok {
 		return nil, false
 	}
+	exec.WithSpan[*store.Shipment, store.OrderItem](ctx, batch, field)
 	return ec.marshalNOrderItem2ᚕgithubᚗcomᚋshopᚋapiᚋstoreᚐOrderItemᚄ(ctx, field.Selections, v), true
 }
 func (ec *executionContext) resolveBatch_Shipment_items(ctx context.Context, field graphql.CollectedField, obj *store.Shipment) (any, error) {
@@ -5854,8 +5847,7 @@ func (ec *executionContext) batched_StockMovement_order(parent context.Context, 
 	defer exec.RecoverBatched(ctx, ec.OperationContext, &ret, &ok)
 	r := batch.Ready(field)
 	if r == nil {
-		parents := batch.Parents
-		r = batch.FieldResult(field, func() (any, error) {
+		r = exec.FieldResultOf(batch, field, func(parents []*store.StockMovement) ([]*store.Order, error) {
 			return ec.Resolvers.StockMovement().Order(ctx, parents)
 		})
 	}

@@ -56,7 +56,67 @@ func WithBatchParentValues[T any](ctx context.Context, typeName string, v []T) c
 	l.Context, l.outer = ctx, outer
 	l.state, l.path = ctx.Value(batchStateKey), ctx.Value(pathContextKey)
 	l.shadows, l.pathContext = graphql.GetBatchParentGroup(l, typeName), graphql.GetPathContext(l) != nil
+	if n, ok := ctx.(*fieldNode); ok && n.span != nil && joins(n.span, n.offset, parents) {
+		l.span, l.offset = n.span, n.offset
+	}
 	return l
+}
+
+// WithSpan marks ctx, the field context of a batch field whose values are lists (an
+// order's items), with the span of the lists its batch resolved (see span), built once for
+// the batch: the list of this parent's values then joins it (WithBatchParentValues). A
+// result with an error, or another context, marks nothing.
+func WithSpan[P, E any](ctx context.Context, b BatchParents[P], field graphql.CollectedField) {
+	n, ok := ctx.(*fieldNode)
+	if !ok || b.results == nil {
+		return
+	}
+	s := b.results
+	s.mu.Lock()
+	r := s.lookup(resultKey(field))
+	if r != nil && r.done.Load() && !r.spanTaken {
+		r.spanTaken = true
+		if values, ok := r.Results.([][]E); ok && r.Err == nil && len(values) == len(b.Parents) {
+			r.span = newSpan(values)
+		}
+	}
+	s.mu.Unlock()
+	if r == nil || r.span == nil || int(b.Index) >= len(r.span.offsets) {
+		return
+	}
+	n.span, n.offset = r.span, r.span.offsets[b.Index]
+}
+
+// newSpan is the span of the lists values, their elements' addresses as parents.
+func newSpan[E any](values [][]E) *span {
+	total := 0
+	offsets := make([]int, len(values))
+	for i, v := range values {
+		offsets[i] = total
+		total += len(v)
+	}
+	parents := make([]*E, 0, total)
+	for _, v := range values {
+		for i := range v {
+			parents = append(parents, &v[i])
+		}
+	}
+	return &span{parents: parents, offsets: offsets}
+}
+
+// joins reports whether parents are the span's from offset on: the list is one the span
+// was built from.
+func joins[P comparable](sp *span, offset int, parents []P) bool {
+	all, ok := sp.parents.([]P)
+	if !ok || offset < 0 || offset+len(parents) > len(all) {
+		return false
+	}
+	for i, p := range parents {
+		if all[offset+i] != p {
+			return false
+		}
+	}
+	return true
 }
 
 // batchStateKey and pathContextKey are the keys graphql.GetBatchParentGroup and
@@ -116,6 +176,24 @@ type batchList struct {
 	pathContext bool
 	// state and path are the list's context's values of batchStateKey and pathContextKey.
 	state, path any
+	// span, when set, holds the parents of this list's siblings too (the items of every
+	// order of a page), this list's from offset on: its batch fields are resolved once for
+	// the span (FieldResultOf).
+	span   *span
+	offset int
+}
+
+// span is the parents of the lists that one batch field's result holds for the parents of
+// its batch (the items of each order of a page), in turn: gqlgen batches each list alone,
+// so an order's items resolved their products, and the products their merchants, once an
+// order. A list of the span takes its result of a batch field from the span's, resolved
+// once for all its parents (FieldResultOf).
+type span struct {
+	parents any   // []P
+	offsets []int // each list's first parent
+	results batchResults
+	mu      sync.Mutex
+	objects map[string]*span // the spans of the object fields' results (WithBatchObjects)
 }
 
 // Value answers batchListKey with the list, gqlgen's batch state and path context as the
@@ -151,6 +229,9 @@ type batchResult struct {
 	// objects are the result's objects as batch parents, once asked for (WithBatchObjects).
 	objects      *batchList
 	objectsTaken bool
+	// span is the result's lists as a span, once asked for (WithSpan).
+	span      *span
+	spanTaken bool
 }
 
 // WithBatchObjects registers the objects of a batch field of a list's elements (the
@@ -174,6 +255,11 @@ func WithBatchObjects[T, P any](ctx context.Context, batch BatchParents[P], fiel
 			r.objects = newBatchList(typeName, values)
 			r.objects.shadows, r.objects.outer = graphql.GetBatchParentGroup(ctx, typeName), batch.list
 			r.objects.field, r.objects.within = field.Field, batch.list
+			if sp := batch.list.span; sp != nil {
+				if o := objectsSpan[T](sp, resultKey(field)); o != nil && joins(o, batch.list.offset, values) {
+					r.objects.span, r.objects.offset = o, batch.list.offset
+				}
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -434,6 +520,52 @@ func BatchFor[P any](ctx context.Context, typeName string) (BatchParents[P], boo
 // waits.
 func (b BatchParents[P]) Ready(field graphql.CollectedField) *graphql.BatchFieldResult {
 	return b.results.ready(resultKey(field))
+}
+
+// FieldResultOf stands for FieldResult with the resolver called through resolve: for a list
+// of a span (see span), the field is resolved once for the span's parents and each list
+// takes its part of the result; when that result is not one value per parent or failed,
+// the list's own parents are resolved, as on their own, so that errors are reported as
+// gqlgen reports them.
+func FieldResultOf[P comparable, T any](b BatchParents[P], field graphql.CollectedField, resolve func([]P) ([]T, error)) *graphql.BatchFieldResult {
+	parents := b.Parents
+	if b.list == nil || b.list.span == nil || b.results == nil {
+		return b.FieldResult(field, func() (any, error) { return resolve(parents) })
+	}
+	sp, offset, key := b.list.span, b.list.offset, resultKey(field)
+	all, ok := sp.parents.([]P)
+	if !ok {
+		return b.FieldResult(field, func() (any, error) { return resolve(parents) })
+	}
+	return b.results.get(key, func() (any, error) {
+		whole := sp.results.get(key, func() (any, error) { return resolve(all) })
+		if values, ok := whole.Results.([]T); ok && whole.Err == nil && len(values) == len(all) && offset+len(parents) <= len(values) {
+			return values[offset : offset+len(parents) : offset+len(parents)], nil
+		}
+		return resolve(parents)
+	})
+}
+
+// objectsSpan returns the span of the objects of key's result for the span's parents (the
+// products of every item of a page), nil when there is none: the result failed, or misses
+// an object, which is handed to no resolver as a parent.
+func objectsSpan[T any](sp *span, key string) *span {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if o, ok := sp.objects[key]; ok {
+		return o
+	}
+	var o *span
+	if r := sp.results.ready(key); r != nil && r.Err == nil {
+		if values, ok := r.Results.([]*T); ok && !slices.Contains(values, nil) {
+			o = &span{parents: values, offsets: sp.offsets}
+		}
+	}
+	if sp.objects == nil {
+		sp.objects = map[string]*span{}
+	}
+	sp.objects[key] = o
+	return o
 }
 
 // BatchValue returns the parent's value in r, ok false when the batch failed or did not

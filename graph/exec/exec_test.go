@@ -768,3 +768,87 @@ func TestListAnswersGqlgensKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestSpanResolvesOnce: the items of every order of a page resolve their product once for
+// all the orders, each item taking its own; when that call fails, each order's items
+// resolve theirs on their own, so that the error is each list's as gqlgen reports it.
+func TestSpanResolvesOnce(t *testing.T) {
+	type order struct{ id int }
+	type item struct{ order, n int }
+	type product struct{ name string }
+	field := func(name string) graphql.CollectedField {
+		return graphql.CollectedField{Field: &ast.Field{Name: name, Alias: name}}
+	}
+	itemsField, productField := field("items"), field("product")
+	orders := []order{{1}, {2}, {3}}
+	for _, failWhole := range []bool{false, true} {
+		var mu sync.Mutex
+		var calls [][]string
+		resolveProducts := func(parents []*item) ([]*product, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			names := make([]string, len(parents))
+			out := make([]*product, len(parents))
+			for i, it := range parents {
+				names[i] = fmt.Sprintf("%d.%d", it.order, it.n)
+				out[i] = &product{names[i]}
+			}
+			calls = append(calls, names)
+			if failWhole && len(parents) > 2 {
+				return nil, fmt.Errorf("whole")
+			}
+			return out, nil
+		}
+		var got []string
+		ctx := WithBatchParentValues(WithWindow(context.Background(), &window{}), "Order", orders)
+		MarshalValues(ctx, 0, false, t, nil, orders, func(t *testing.T, ctx context.Context, _ ast.SelectionSet, o *order) graphql.Marshaler {
+			batch, ok := BatchFor[*order](ctx, "Order")
+			if !ok {
+				t.Fatal("an order without its batch")
+			}
+			node := WithFieldContext(ctx, graphql.FieldContext{Field: itemsField})
+			r := FieldResultOf(batch, itemsField, func(parents []*order) ([][]item, error) {
+				out := make([][]item, len(parents))
+				for i, p := range parents {
+					for n := range p.id % 3 { // 1, 2 and no items
+						out[i] = append(out[i], item{p.id, n})
+					}
+				}
+				return out, nil
+			})
+			items, ok := BatchValue[[]item](batch, r)
+			if !ok {
+				t.Fatal("no items")
+			}
+			WithSpan[*order, item](node, batch, itemsField)
+			list := WithBatchParentValues(node, "Item", items)
+			MarshalValues(list, 0, false, t, nil, items, func(t *testing.T, ctx context.Context, _ ast.SelectionSet, it *item) graphql.Marshaler {
+				b, ok := BatchFor[*item](ctx, "Item")
+				if !ok {
+					t.Fatal("an item without its batch")
+				}
+				r := b.Ready(productField)
+				if r == nil {
+					r = FieldResultOf(b, productField, resolveProducts)
+				}
+				p, ok := BatchValue[*product](b, r)
+				if !ok {
+					t.Fatalf("item %d.%d: no product (%v)", it.order, it.n, r.Err)
+				}
+				if want := fmt.Sprintf("%d.%d", it.order, it.n); p.name != want {
+					t.Errorf("item %s took product %s", want, p.name)
+				}
+				got = append(got, p.name)
+				return graphql.Null
+			})
+			return graphql.Null
+		})
+		want := [][]string{{"1.0", "2.0", "2.1"}}
+		if failWhole {
+			want = [][]string{{"1.0", "2.0", "2.1"}, {"1.0"}, {"2.0", "2.1"}}
+		}
+		if fmt.Sprint(calls) != fmt.Sprint(want) || len(got) != 3 {
+			t.Errorf("failing whole %v: resolver called with %v, want %v; items took %v", failWhole, calls, want, got)
+		}
+	}
+}

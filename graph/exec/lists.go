@@ -200,6 +200,10 @@ func WithFieldContext(parent context.Context, fc graphql.FieldContext) context.C
 type fieldNode struct {
 	context.Context
 	fc graphql.FieldContext
+	// span and offset are the span of the lists of the field's batch and this list's place in
+	// it (WithSpan).
+	span   *span
+	offset int
 }
 
 // Value answers gqlgen's field context key with the node's, as graphql.WithFieldContext's would.
