@@ -101,7 +101,7 @@ func newSpan[E any](values [][]E) *span {
 			parents = append(parents, &v[i])
 		}
 	}
-	return &span{parents: parents, offsets: offsets}
+	return &span{parents: parents, n: total, offsets: offsets}
 }
 
 // joins reports whether parents are the span's from offset on: the list is one the span
@@ -190,6 +190,7 @@ type batchList struct {
 // once for all its parents (FieldResultOf).
 type span struct {
 	parents any   // []P
+	n       int   // len(parents)
 	offsets []int // each list's first parent
 	results batchResults
 	mu      sync.Mutex
@@ -347,15 +348,23 @@ func BatchedObject[P, T any](ctx context.Context, typeName string, field graphql
 	if !ok || batch.IndexMap != nil || batch.results == nil {
 		return nil, false
 	}
-	r := batch.results.ready(resultKey(field))
+	key, parents, index := resultKey(field), len(batch.Parents), int(batch.Index)
+	r := batch.results.ready(key)
+	if r == nil && batch.list != nil && batch.list.span != nil {
+		// The list's own part is not taken yet: the span's result holds it.
+		if r = batch.list.span.results.ready(key); r != nil {
+			index += batch.list.offset
+			parents = batch.list.span.n
+		}
+	}
 	if r == nil || r.Err != nil {
 		return nil, false
 	}
 	values, ok := r.Results.([]*T)
-	if !ok || len(values) != len(batch.Parents) || int(batch.Index) >= len(values) || values[batch.Index] == nil {
+	if !ok || len(values) != parents || index >= len(values) || values[index] == nil {
 		return nil, false
 	}
-	return values[batch.Index], true
+	return values[index], true
 }
 
 // get returns key's result, resolving it if no sibling has: the others wait for it.
@@ -558,7 +567,7 @@ func objectsSpan[T any](sp *span, key string) *span {
 	var o *span
 	if r := sp.results.ready(key); r != nil && r.Err == nil {
 		if values, ok := r.Results.([]*T); ok && !slices.Contains(values, nil) {
-			o = &span{parents: values, offsets: sp.offsets}
+			o = &span{parents: values, n: len(values), offsets: sp.offsets}
 		}
 	}
 	if sp.objects == nil {
