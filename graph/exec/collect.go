@@ -93,13 +93,6 @@ func (c *CollectedFields) lookup(key collectKey, locked bool) ([]graphql.Collect
 	return fields, ok
 }
 
-// entries is how many entries c holds.
-func (c *CollectedFields) entries() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return int(c.n.Load()) + len(c.more)
-}
-
 // hasWaited reports whether an object of these collected fields waited for the window.
 func (c *CollectedFields) hasWaited(fields []graphql.CollectedField) bool {
 	if !c.anyWaited.Load() {

@@ -273,6 +273,13 @@ func TestCollectedFieldsCacheByAddress(t *testing.T) {
 	}
 }
 
+// entries is how many entries c holds.
+func (c *CollectedFields) entries() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int(c.n.Load()) + len(c.more)
+}
+
 func TestLeafWritersAreGqlgens(t *testing.T) {
 	name := "a \"quoted\"\tname\x01 ünïcode"
 	product := &store.Product{ID: 1 << 40}
