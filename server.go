@@ -476,11 +476,10 @@ func loadConfig(c *cli) (config, error) {
 }
 
 func newLogger(production bool, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{ReplaceAttr: observe.RedactSecrets}
 	if production {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(observe.NewJSONHandler(w, nil))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: observe.RedactSecrets}))
 }
 
 // defaultGCHeapFloorMiB is a quarter of the 512 MiB the Kubernetes deployment gives a pod.

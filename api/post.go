@@ -21,6 +21,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/shop/api/api/guard"
 	"github.com/shop/api/api/respcache"
 )
 
@@ -38,7 +39,11 @@ func (p post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecu
 	contentType := responseContentType(r.Header.Get("Accept"))
 	w.Header().Set("Content-Type", contentType)
 	start := graphql.Now()
-	body, err := io.ReadAll(r.Body)
+	body, ok := guard.Body(r)
+	var err error
+	if !ok {
+		body, err = io.ReadAll(r.Body)
+	}
 	if err != nil {
 		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("could not read request body: %+v", err)}))
 		return
@@ -52,7 +57,7 @@ func (p post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecu
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	var answered bool
-	if answered, ctx = p.cached.answer(ctx, exec, &params, func(resp *graphql.Response, refused bool) { writeHit(w, resp, refused) }); answered {
+	if answered, ctx = p.cached.answer(ctx, exec, &params, func(resp *graphql.Response, _ bool) { writeSized(w, resp) }); answered {
 		return
 	}
 	rc, opErr := exec.CreateOperationContext(ctx, &params)
@@ -69,7 +74,7 @@ func (p post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecu
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeResponse(w, orEnded(ctx, exec, responses(ctx)))
+	writeSized(w, orEnded(ctx, exec, responses(ctx)))
 }
 
 // orEnded is resp, or when gqlgen answered nil, its end of a stream, an error response:
@@ -198,6 +203,21 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 		writeInternalError(w)
 		return
 	}
+	_, _ = w.Write(buf)
+	releaseResponse(pooled, buf)
+}
+
+// writeSized writes resp with its Content-Length, before anything else is written: one
+// write of the body, where a body without a length (over net/http's 2 KiB buffer) is sent
+// chunked, whose last chunk costs a system call of its own. guard's writer may change the
+// status (429), never the body, of a response whose status was not written before.
+func writeSized(w http.ResponseWriter, resp *graphql.Response) {
+	buf, pooled, ok := encodeResponse(resp)
+	if !ok {
+		writeInternalError(w)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
 	_, _ = w.Write(buf)
 	releaseResponse(pooled, buf)
 }

@@ -101,6 +101,9 @@ func (p *HTTP) Protect(next http.Handler) http.Handler {
 
 // jsonContentType reports whether a POST's Content-Type is JSON.
 func jsonContentType(ct string) bool {
+	if ct == "application/json" { // the usual one, without parsing it
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
 }
@@ -198,9 +201,28 @@ func (p *HTTP) limitBody(w http.ResponseWriter, r *http.Request) bool {
 			tooLarge(w)
 			return false
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		wb := &wholeBody{whole: body}
+		wb.Reset(body)
+		r.Body = wb
 	}
 	return true
+}
+
+// wholeBody is a request body limitBody read whole.
+type wholeBody struct {
+	bytes.Reader
+	whole []byte
+}
+
+func (*wholeBody) Close() error { return nil }
+
+// Body returns r's body when Protect read it whole and nothing has read it since, so that
+// a transport need not copy it again (read only); false otherwise.
+func Body(r *http.Request) ([]byte, bool) {
+	if b, ok := r.Body.(*wholeBody); ok && b.Len() == len(b.whole) {
+		return b.whole, true
+	}
+	return nil, false
 }
 
 func tooLarge(w http.ResponseWriter) {
