@@ -233,7 +233,8 @@ func encodeResponse(resp *graphql.Response) (buf []byte, pooled *[]byte, ok bool
 			return nil, nil, false
 		}
 	}
-	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil || len(resp.Extensions) > 0 {
+	key, ext := soleExtension(resp)
+	if ext == nil && (resp.Label != "" || resp.Path != nil || resp.HasNext != nil || len(resp.Extensions) > 0) {
 		rest := struct {
 			Label      string         `json:"label,omitempty"`
 			Path       ast.Path       `json:"path,omitempty"`
@@ -259,10 +260,41 @@ func encodeResponse(resp *graphql.Response) (buf []byte, pooled *[]byte, ok bool
 	} else {
 		buf = append(buf, resp.Data...)
 	}
-	if len(tail) > 2 { // not {}
+	if ext != nil {
+		buf = append(append(append(buf, `,"extensions":{"`...), key...), `":`...)
+		buf = append(ext.AppendJSON(buf), '}')
+	} else if len(tail) > 2 { // not {}
 		buf = append(append(buf, ','), tail[1:len(tail)-1]...)
 	}
 	return append(buf, '}'), pooled, true
+}
+
+// jsonAppender appends itself as json.Marshal writes it (the cost extension).
+type jsonAppender interface{ AppendJSON([]byte) []byte }
+
+// soleExtension returns resp's one extension when nothing but extensions follows the data,
+// its value appends itself and its key is a plain name (as every response's extensions.cost):
+// encodeResponse appends it without json's reflection. ext is nil otherwise.
+func soleExtension(resp *graphql.Response) (key string, ext jsonAppender) {
+	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil || len(resp.Extensions) != 1 {
+		return "", nil
+	}
+	for k, v := range resp.Extensions {
+		if a, ok := v.(jsonAppender); ok && plainName(k) {
+			return k, a
+		}
+	}
+	return "", nil
+}
+
+// plainName reports whether json writes s as it is between quotes: letters, digits, _.
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // releaseResponse gives encodeResponse's buffer back.

@@ -86,17 +86,39 @@ func (p *HTTP) Protect(next http.Handler) http.Handler {
 	production := p.cfg.Production
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("Cache-Control", "no-store")
-		// The endpoint serves data, never a page: nothing may load or frame it as one.
-		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		if production {
-			hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		for _, h := range securityHeaders {
+			if h.production && !production {
+				continue
+			}
+			hd[h.key] = h.value
 		}
 		handler.ServeHTTP(w, r)
 	})
+}
+
+// securityHeaders are the headers Protect sets on every response, the last in production
+// only.
+var securityHeaders = []sharedHeader{
+	shared("X-Content-Type-Options", "nosniff", false),
+	shared("X-Frame-Options", "DENY", false),
+	shared("Referrer-Policy", "no-referrer", false),
+	shared("Cache-Control", "no-store", false),
+	// The endpoint serves data, never a page: nothing may load or frame it as one.
+	shared("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'", false),
+	shared("Strict-Transport-Security", "max-age=63072000; includeSubDomains", true),
+}
+
+// sharedHeader is a header whose value every response shares (no allocation each), which
+// is safe: net/http and every handler here replace a value (Set) or append to it (Add, which
+// copies a slice at full capacity), never write into it.
+type sharedHeader struct {
+	key        string
+	value      []string
+	production bool
+}
+
+func shared(key, value string, production bool) sharedHeader {
+	return sharedHeader{http.CanonicalHeaderKey(key), []string{value}[:1:1], production}
 }
 
 // jsonContentType reports whether a POST's Content-Type is JSON.

@@ -48,8 +48,10 @@ func WithRequestID(next http.Handler) http.Handler {
 			// Unique, not secret: the runtime's generator (ChaCha8, seeded by the OS) is
 			// enough and costs no call into the kernel's.
 			var b [8]byte
+			var x [16]byte
 			binary.LittleEndian.PutUint64(b[:], rand.Uint64())
-			id = hex.EncodeToString(b[:])
+			hex.Encode(x[:], b[:])
+			id = string(x[:])
 		}
 		w.Header().Set("X-Request-Id", id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
