@@ -37,7 +37,7 @@ type post struct {
 func (p post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	contentType := responseContentType(r.Header.Get("Accept"))
-	w.Header().Set("Content-Type", contentType)
+	w.Header()["Content-Type"] = contentTypes[contentType]
 	start := graphql.Now()
 	body, ok := guard.Body(r)
 	var err error
@@ -173,6 +173,10 @@ func (e ended) DispatchOperation(ctx context.Context, rc *graphql.OperationConte
 }
 
 const graphQLResponseJSON = "application/graphql-response+json"
+
+// contentTypes are the values of Content-Type responseContentType returns, shared by every
+// response as guard's security headers are (a value is replaced or copied, never written).
+var contentTypes = map[string][]string{"application/json": {"application/json"}, graphQLResponseJSON: {graphQLResponseJSON}}
 
 // responseContentType is what the client's Accept header asks for, as gqlgen decides it:
 // application/json unless it names application/graphql-response+json first, or names

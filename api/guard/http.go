@@ -149,8 +149,8 @@ func (p *HTTP) Bounded(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), p.cfg.RequestTimeout)
 		defer cancel()
-		hw := &hintedWriter{ResponseWriter: w, hints: &httpHints{}}
-		ctx = context.WithValue(ctx, httpHintsKey{}, hw.hints)
+		hw := &hintedWriter{ResponseWriter: w}
+		ctx = context.WithValue(ctx, httpHintsKey{}, &hw.hints)
 		next.ServeHTTP(hw, r.WithContext(ctx))
 	})
 }
@@ -292,7 +292,7 @@ func markRateLimited(ctx context.Context, secs int) {
 // errors follow the GraphQL over HTTP spec where gqlgen does not.
 type hintedWriter struct {
 	http.ResponseWriter
-	hints   *httpHints
+	hints   httpHints
 	written bool
 	// dropNullData removes "data": null from a request error's body: with
 	// application/graphql-response+json a request error has no data entry at all.
