@@ -16,7 +16,7 @@ func TestCostStatsJSON(t *testing.T) {
 		{Requested: 7, Maximum: 10_000, Throttle: &throttleStatus{RestoreRate: 3e21}},
 	} {
 		got := string(s.AppendJSON(nil))
-		w, _ := json.Marshal(plain{s.Requested, s.Maximum, s.Throttle})
+		w, _ := json.Marshal(plain(s))
 		if got != string(w) {
 			t.Errorf("appended %s\nwant     %s", got, w)
 		}
