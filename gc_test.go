@@ -5,8 +5,6 @@ import (
 	"runtime/debug"
 	"testing"
 	"time"
-
-	"github.com/bytedance/gopkg/util/gctuner"
 )
 
 // gcPercent is the collector's current GOGC.
@@ -33,7 +31,7 @@ func awaitGCPercent(t *testing.T, within time.Duration, want func(int) bool) int
 // A small live heap may grow to the floor before a collection; a large one is collected at
 // Go's default pace, so the memory of a process full of subscribers is what it was.
 func TestPaceGC(t *testing.T) {
-	reset := func() { gctuner.Tuning(0); debug.SetGCPercent(100) }
+	reset := pacer.stop
 	reset() // run, which other tests call, paces the collector too
 	t.Cleanup(reset)
 	paceGC(128, "50")

@@ -25,6 +25,9 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +37,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/bytedance/gopkg/util/gctuner"
 	"github.com/vektah/gqlparser/v2/formatter"
 
 	"github.com/shop/api/api"
@@ -476,11 +478,10 @@ func loadConfig(c *cli) (config, error) {
 }
 
 func newLogger(production bool, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{ReplaceAttr: observe.RedactSecrets}
 	if production {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(observe.NewJSONHandler(w, nil))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: observe.RedactSecrets}))
 }
 
 // defaultGCHeapFloorMiB is a quarter of the 512 MiB the Kubernetes deployment gives a pod.
@@ -489,24 +490,68 @@ const defaultGCHeapFloorMiB = 128
 // paceGC lets the heap grow to floorMiB before the collector runs, where Go's default
 // (GOGC=100) runs it whenever the heap doubles. A process that serves reads keeps a live heap
 // of a few dozen MiB and allocates fast: at GOGC=100 the collector took a fifth of a
-// storefront read's CPU. The tuner sets GOGC after each collection from the heap in use, to
-// reach floorMiB, never below 100: once the live heap passes half the floor (a process
-// holding many watching phones), the pace is Go's default and so is the memory. A GOGC the
-// operator set wins.
+// storefront read's CPU. After each collection GOGC is set from the live heap that
+// collection marked, to reach floorMiB, between 100 and 1000: once the live heap passes half
+// the floor (a process holding many watching phones), the pace is Go's default and so is
+// the memory. A GOGC the operator set wins.
 func paceGC(floorMiB int, gogc string) {
 	if floorMiB <= 0 || gogc != "" {
 		return
 	}
-	// Once a process: gctuner reads its bounds without synchronisation after each
-	// collection (v0.1.4), so they are set before its first tuner runs and never again.
-	gcBounds.Do(func() {
-		gctuner.SetMinGCPercent(100)
-		gctuner.SetMaxGCPercent(1000)
-	})
-	gctuner.Tuning(uint64(floorMiB) << 20)
+	pacer.pace(uint64(floorMiB) << 20)
 }
 
-var gcBounds sync.Once
+// pacer is the process's one gcPacer.
+var pacer gcPacer
+
+// gcPacer sets GOGC after each collection. It reads the live heap the collection marked
+// (runtime/metrics), not the heap in use, which until the sweep is done still holds the
+// garbage: gctuner, which read that (through ReadMemStats, which stops the world), set a
+// GOGC of 100 after every other collection, and W1's process collected twice as often as
+// its floor allowed.
+type gcPacer struct {
+	mu     sync.Mutex
+	floor  uint64 // bytes; 0: not pacing
+	armed  bool
+	sample [1]metrics.Sample
+}
+
+func (p *gcPacer) pace(floor uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.floor = floor
+	if !p.armed {
+		p.armed = true
+		p.sample[0].Name = "/gc/heap/live:bytes"
+		p.arm()
+	}
+}
+
+// stop stops pacing, GOGC back to 100.
+func (p *gcPacer) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.floor = 0
+	debug.SetGCPercent(100)
+}
+
+// arm has collected called after the next collection: once a new object, unreachable at
+// once, has been collected.
+func (p *gcPacer) arm() {
+	runtime.AddCleanup(new([64]byte), (*gcPacer).collected, p)
+}
+
+func (p *gcPacer) collected() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.floor > 0 {
+		metrics.Read(p.sample[:])
+		if live := p.sample[0].Value.Uint64(); live > 0 {
+			debug.SetGCPercent(int(min(max((int64(p.floor)-int64(live))*100/int64(live), 100), 1000)))
+		}
+	}
+	p.arm()
+}
 
 // splitList returns the non-empty items of a comma-separated list.
 func splitList(s string) []string {

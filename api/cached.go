@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -137,22 +135,4 @@ func versionOne(v any) bool {
 		return v == 1
 	}
 	return false
-}
-
-// writeHit writes resp, a hit, with its length: one write, no chunked encoding to end.
-// A refusal is written as post writes a refused operation's.
-func writeHit(w http.ResponseWriter, resp *graphql.Response, refused bool) {
-	if refused {
-		w.WriteHeader(http.StatusOK) // guard's writer makes it 429
-		writeResponse(w, resp)
-		return
-	}
-	buf, pooled, ok := encodeResponse(resp)
-	if !ok {
-		writeInternalError(w)
-		return
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
-	_, _ = w.Write(buf)
-	releaseResponse(pooled, buf)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/shop/api/api/guard"
 	"github.com/shop/api/api/respcache"
 )
 
@@ -36,9 +37,13 @@ type post struct {
 func (p post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	contentType := responseContentType(r.Header.Get("Accept"))
-	w.Header().Set("Content-Type", contentType)
+	w.Header()["Content-Type"] = contentTypes[contentType]
 	start := graphql.Now()
-	body, err := io.ReadAll(r.Body)
+	body, ok := guard.Body(r)
+	var err error
+	if !ok {
+		body, err = io.ReadAll(r.Body)
+	}
 	if err != nil {
 		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("could not read request body: %+v", err)}))
 		return
@@ -52,7 +57,7 @@ func (p post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecu
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	var answered bool
-	if answered, ctx = p.cached.answer(ctx, exec, &params, func(resp *graphql.Response, refused bool) { writeHit(w, resp, refused) }); answered {
+	if answered, ctx = p.cached.answer(ctx, exec, &params, func(resp *graphql.Response, _ bool) { writeSized(w, resp) }); answered {
 		return
 	}
 	rc, opErr := exec.CreateOperationContext(ctx, &params)
@@ -69,7 +74,7 @@ func (p post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecu
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeResponse(w, orEnded(ctx, exec, responses(ctx)))
+	writeSized(w, orEnded(ctx, exec, responses(ctx)))
 }
 
 // orEnded is resp, or when gqlgen answered nil, its end of a stream, an error response:
@@ -169,6 +174,10 @@ func (e ended) DispatchOperation(ctx context.Context, rc *graphql.OperationConte
 
 const graphQLResponseJSON = "application/graphql-response+json"
 
+// contentTypes are the values of Content-Type responseContentType returns, shared by every
+// response as guard's security headers are (a value is replaced or copied, never written).
+var contentTypes = map[string][]string{"application/json": {"application/json"}, graphQLResponseJSON: {graphQLResponseJSON}}
+
 // responseContentType is what the client's Accept header asks for, as gqlgen decides it:
 // application/json unless it names application/graphql-response+json first, or names
 // neither nor a wildcard.
@@ -202,6 +211,21 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 	releaseResponse(pooled, buf)
 }
 
+// writeSized writes resp with its Content-Length, before anything else is written: one
+// write of the body, where a body without a length (over net/http's 2 KiB buffer) is sent
+// chunked, whose last chunk costs a system call of its own. guard's writer may change the
+// status (429), never the body, of a response whose status was not written before.
+func writeSized(w http.ResponseWriter, resp *graphql.Response) {
+	buf, pooled, ok := encodeResponse(resp)
+	if !ok {
+		writeInternalError(w)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	_, _ = w.Write(buf)
+	releaseResponse(pooled, buf)
+}
+
 // encodeResponse returns resp as json.Marshal would write it, with its data as the executor
 // wrote it, in a pooled buffer (releaseResponse gives it back); false when resp's errors
 // or extensions do not marshal.
@@ -213,7 +237,8 @@ func encodeResponse(resp *graphql.Response) (buf []byte, pooled *[]byte, ok bool
 			return nil, nil, false
 		}
 	}
-	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil || len(resp.Extensions) > 0 {
+	key, ext := soleExtension(resp)
+	if ext == nil && (resp.Label != "" || resp.Path != nil || resp.HasNext != nil || len(resp.Extensions) > 0) {
 		rest := struct {
 			Label      string         `json:"label,omitempty"`
 			Path       ast.Path       `json:"path,omitempty"`
@@ -239,10 +264,41 @@ func encodeResponse(resp *graphql.Response) (buf []byte, pooled *[]byte, ok bool
 	} else {
 		buf = append(buf, resp.Data...)
 	}
-	if len(tail) > 2 { // not {}
+	if ext != nil {
+		buf = append(append(append(buf, `,"extensions":{"`...), key...), `":`...)
+		buf = append(ext.AppendJSON(buf), '}')
+	} else if len(tail) > 2 { // not {}
 		buf = append(append(buf, ','), tail[1:len(tail)-1]...)
 	}
 	return append(buf, '}'), pooled, true
+}
+
+// jsonAppender appends itself as json.Marshal writes it (the cost extension).
+type jsonAppender interface{ AppendJSON([]byte) []byte }
+
+// soleExtension returns resp's one extension when nothing but extensions follows the data,
+// its value appends itself and its key is a plain name (as every response's extensions.cost):
+// encodeResponse appends it without json's reflection. ext is nil otherwise.
+func soleExtension(resp *graphql.Response) (key string, ext jsonAppender) {
+	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil || len(resp.Extensions) != 1 {
+		return "", nil
+	}
+	for k, v := range resp.Extensions {
+		if a, ok := v.(jsonAppender); ok && plainName(k) {
+			return k, a
+		}
+	}
+	return "", nil
+}
+
+// plainName reports whether json writes s as it is between quotes: letters, digits, _.
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // releaseResponse gives encodeResponse's buffer back.

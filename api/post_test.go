@@ -20,8 +20,9 @@ func TestWriteResponseIsJSONMarshal(t *testing.T) {
 		"data, errors and extensions": {Data: json.RawMessage(`{"me":null}`),
 			Errors:     gqlerror.List{{Message: "no", Path: ast.Path{ast.PathName("me")}}},
 			Extensions: map[string]any{"cost": map[string]any{"requested": 3}}},
-		"incremental": {Data: json.RawMessage(`{"a":1}`), Label: "l", Path: ast.Path{ast.PathName("x"), ast.PathIndex(2)}, HasNext: &yes},
-		"nothing":     {},
+		"extensions appended": {Data: json.RawMessage(`{"a":1}`), Extensions: map[string]any{"cost": appended(`{"requested":3}`)}},
+		"incremental":         {Data: json.RawMessage(`{"a":1}`), Label: "l", Path: ast.Path{ast.PathName("x"), ast.PathIndex(2)}, HasNext: &yes},
+		"nothing":             {},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -41,6 +42,12 @@ func TestWriteResponseIsJSONMarshal(t *testing.T) {
 		})
 	}
 }
+
+// appended is a jsonAppender, as the cost limit's extension is.
+type appended string
+
+func (a appended) AppendJSON(b []byte) []byte   { return append(b, a...) }
+func (a appended) MarshalJSON() ([]byte, error) { return []byte(a), nil }
 
 func TestResponseContentType(t *testing.T) {
 	for accept, want := range map[string]string{

@@ -54,8 +54,8 @@ import (
 var allocBudgets = map[string]struct{ w1, w2 int }{
 	// W1: products(first: 50) with merchants; W2: an order history of 20 orders, items,
 	// products, history.
-	"embedded": {w1: 1_850, w2: 3_100},
-	"postgres": {w1: 470, w2: 1_450},
+	"embedded": {w1: 1_840, w2: 3_100},
+	"postgres": {w1: 460, w2: 1_450},
 }
 
 // allocRuns is how many requests each figure averages.

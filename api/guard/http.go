@@ -86,21 +86,46 @@ func (p *HTTP) Protect(next http.Handler) http.Handler {
 	production := p.cfg.Production
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("Cache-Control", "no-store")
-		// The endpoint serves data, never a page: nothing may load or frame it as one.
-		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		if production {
-			hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		for _, h := range securityHeaders {
+			if h.production && !production {
+				continue
+			}
+			hd[h.key] = h.value
 		}
 		handler.ServeHTTP(w, r)
 	})
 }
 
+// securityHeaders are the headers Protect sets on every response, the last in production
+// only.
+var securityHeaders = []sharedHeader{
+	shared("X-Content-Type-Options", "nosniff", false),
+	shared("X-Frame-Options", "DENY", false),
+	shared("Referrer-Policy", "no-referrer", false),
+	shared("Cache-Control", "no-store", false),
+	// The endpoint serves data, never a page: nothing may load or frame it as one.
+	shared("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'", false),
+	shared("Strict-Transport-Security", "max-age=63072000; includeSubDomains", true),
+}
+
+// sharedHeader is a header whose value every response shares (no allocation each), which
+// is safe: net/http and every handler here replace a value (Set) or append to it (Add, which
+// copies a slice at full capacity), never write into it.
+type sharedHeader struct {
+	key        string
+	value      []string
+	production bool
+}
+
+func shared(key, value string, production bool) sharedHeader {
+	return sharedHeader{http.CanonicalHeaderKey(key), []string{value}[:1:1], production}
+}
+
 // jsonContentType reports whether a POST's Content-Type is JSON.
 func jsonContentType(ct string) bool {
+	if ct == "application/json" { // the usual one, without parsing it
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
 }
@@ -124,8 +149,8 @@ func (p *HTTP) Bounded(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), p.cfg.RequestTimeout)
 		defer cancel()
-		hw := &hintedWriter{ResponseWriter: w, hints: &httpHints{}}
-		ctx = context.WithValue(ctx, httpHintsKey{}, hw.hints)
+		hw := &hintedWriter{ResponseWriter: w}
+		ctx = context.WithValue(ctx, httpHintsKey{}, &hw.hints)
 		next.ServeHTTP(hw, r.WithContext(ctx))
 	})
 }
@@ -198,9 +223,28 @@ func (p *HTTP) limitBody(w http.ResponseWriter, r *http.Request) bool {
 			tooLarge(w)
 			return false
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		wb := &wholeBody{whole: body}
+		wb.Reset(body)
+		r.Body = wb
 	}
 	return true
+}
+
+// wholeBody is a request body limitBody read whole.
+type wholeBody struct {
+	bytes.Reader
+	whole []byte
+}
+
+func (*wholeBody) Close() error { return nil }
+
+// Body returns r's body when Protect read it whole and nothing has read it since, so that
+// a transport need not copy it again (read only); false otherwise.
+func Body(r *http.Request) ([]byte, bool) {
+	if b, ok := r.Body.(*wholeBody); ok && b.Len() == len(b.whole) {
+		return b.whole, true
+	}
+	return nil, false
 }
 
 func tooLarge(w http.ResponseWriter) {
@@ -248,7 +292,7 @@ func markRateLimited(ctx context.Context, secs int) {
 // errors follow the GraphQL over HTTP spec where gqlgen does not.
 type hintedWriter struct {
 	http.ResponseWriter
-	hints   *httpHints
+	hints   httpHints
 	written bool
 	// dropNullData removes "data": null from a request error's body: with
 	// application/graphql-response+json a request error has no data entry at all.

@@ -5,6 +5,9 @@ package guard
 
 import (
 	"context"
+	"encoding/json"
+	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -368,6 +371,35 @@ type costStats struct {
 
 // Cost returns the operation's cost, for its trace span.
 func (s *costStats) Cost() int { return s.Requested }
+
+// AppendJSON appends s as json.Marshal writes it (MarshalJSON), without its reflection: a
+// response's extensions are written around its data on every request (api's encodeResponse).
+func (s *costStats) AppendJSON(b []byte) []byte {
+	b = strconv.AppendInt(append(b, `{"requested":`...), int64(s.Requested), 10)
+	b = strconv.AppendInt(append(b, `,"maximum":`...), int64(s.Maximum), 10)
+	if t := s.Throttle; t != nil {
+		b = strconv.AppendInt(append(b, `,"throttle":{"maximumAvailable":`...), int64(t.MaximumAvailable), 10)
+		b = strconv.AppendInt(append(b, `,"currentlyAvailable":`...), int64(t.CurrentlyAvailable), 10)
+		b = appendJSONFloat(append(b, `,"restoreRate":`...), t.RestoreRate)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+func (s *costStats) MarshalJSON() ([]byte, error) { return s.AppendJSON(nil), nil }
+
+// appendJSONFloat appends f as json.Marshal writes it: without an exponent but for the
+// tiny and the huge, which it leaves to json.Marshal.
+func appendJSONFloat(b []byte, f float64) []byte {
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) || math.IsNaN(f) || math.IsInf(f, 0) {
+		out, err := json.Marshal(f)
+		if err != nil {
+			return append(b, "null"...) // NaN or ±Inf: never a restore rate
+		}
+		return append(b, out...)
+	}
+	return strconv.AppendFloat(b, f, 'f', -1, 64)
+}
 
 const costExtension = "cost"
 

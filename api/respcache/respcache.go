@@ -301,7 +301,7 @@ func (c *Cache) count(result string, n *atomic.Int64) {
 // keyOf names the response of an operation: its text, the operation name sent and its
 // variables as gqlgen coerced them.
 // A storefront's page usually has no variables: those are not marshaled (an empty map
-// marshals as {} too), and the digest is summed on the stack.
+// marshals as {} too), and the digest is summed on the stack, its text too when short.
 func keyOf(query, operationName string, variables map[string]any) (string, error) {
 	vars := []byte("{}")
 	if len(variables) > 0 {
@@ -310,10 +310,12 @@ func keyOf(query, operationName string, variables map[string]any) (string, error
 			return "", err
 		}
 	}
-	b := make([]byte, 0, len(query)+len(operationName)+len(vars)+2)
-	b = append(append(append(append(append(b, query...), 0), operationName...), 0), vars...)
+	var text [2048]byte // a storefront's query: on the stack
+	b := append(append(append(append(append(text[:0], query...), 0), operationName...), 0), vars...)
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:20]), nil
+	var key [40]byte
+	hex.Encode(key[:], sum[:20])
+	return string(key[:]), nil
 }
 
 // entry is a cached response: the version keys it read, their versions when it was stored
