@@ -70,12 +70,12 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 	b := readBatch{s: s, args: args}
 	b.add(sql.page, func(rows pgx.Rows) error {
 		var err error
-		orders, err = scanBatch(rows, func(r orderRow) orderRow { return r })
+		orders, err = scanBatch(rows, 0, func(r orderRow) orderRow { return r })
 		return err
 	})
 	if with.Items {
 		b.add(sql.items, func(rows pgx.Rows) error {
-			items, err := scanBatch(rows, orderItemRow.toItem)
+			items, err := scanBatch(rows, 0, orderItemRow.toItem)
 			out.Items = byOrder(items, func(it OrderItem) int64 { return it.OrderID })
 			return err
 		})
@@ -86,7 +86,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 		// cost one of its own for each.
 		b.add(sql.products, func(rows pgx.Rows) error {
 			var err error
-			out.Products, err = scanBatch(rows, productRow.toProduct)
+			out.Products, err = scanBatch(rows, 0, productRow.toProduct)
 			if out.Products == nil {
 				out.Products = []Product{}
 			}
@@ -95,7 +95,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 		if with.Merchants {
 			b.add(sql.merchants, func(rows pgx.Rows) error {
 				var err error
-				out.Merchants, err = scanBatch(rows, userRow.toUser)
+				out.Merchants, err = scanBatch(rows, 0, userRow.toUser)
 				if out.Merchants == nil {
 					out.Merchants = []User{}
 				}
@@ -105,7 +105,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 	}
 	if with.History {
 		b.add(sql.history, func(rows pgx.Rows) error {
-			events, err := scanBatch(rows, eventRow.toEvent)
+			events, err := scanBatch(rows, 0, eventRow.toEvent)
 			out.History = byOrder(events, func(e OrderStatusEvent) int64 { return e.OrderID })
 			return err
 		})
@@ -238,7 +238,7 @@ func (b *readBatch) add(sql string, scan func(pgx.Rows) error) {
 }
 
 // run sends the statements in one round trip, in a read-only REPEATABLE READ transaction so
-// that all of them see the same snapshot, with the deadline and the spans the store's
+// that all of them see the same snapshot (one statement needs none), with the deadline and the spans the store's
 // instrumentation gives a statement; it counts them. A batch whose connection broke runs
 // once more, as findAll's reads do.
 func (b *readBatch) run(ctx context.Context, op string) error {
@@ -277,6 +277,23 @@ func (b *readBatch) send(ctx context.Context) error {
 	sent := false
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
+		if len(b.stmts) == 1 {
+			// One statement has a snapshot of its own: no transaction, and pgx's Query
+			// rather than a batch.
+			sent = true
+			rows, err := pc.Query(ctx, b.stmts[0].sql, b.args...)
+			if err == nil {
+				err = b.stmts[0].scan(rows)
+				rows.Close()
+				if err == nil {
+					err = rows.Err()
+				}
+			}
+			if pc.IsClosed() {
+				return errors.Join(driver.ErrBadConn, err)
+			}
+			return err
+		}
 		batch := &pgx.Batch{}
 		batch.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 		for _, st := range b.stmts {
@@ -332,15 +349,15 @@ func (b *readBatch) send(ctx context.Context) error {
 	return err
 }
 
-// scanBatch reads rows of R, converted to T, as scanAll does.
-func scanBatch[R, T any, P scannable[R]](rows pgx.Rows, convert func(R) T) ([]T, error) {
+// scanBatch reads rows of R, converted to T, as scanAll does (their text in one arena);
+// n, when above 0, is how many rows to make room for.
+func scanBatch[R, T any, P scannable[R]](rows pgx.Rows, n int, convert func(R) T) ([]T, error) {
 	var r R
-	cols := P(&r).columns()
-	dest := make([]any, len(cols))
-	for i, c := range cols {
-		dest[i] = c.dest
-	}
+	dest := scanDest(P(&r).columns(), rows.FieldDescriptions())
 	var out []T
+	if n > 0 && n <= maxPreallocated {
+		out = make([]T, 0, n)
+	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
