@@ -88,6 +88,13 @@ func PrimeOrders(ctx context.Context, orders []*store.Order) {
 	}
 }
 
+// PrimeUsers caches users read along with their parents (a page's merchants), as the batch
+// of the user loader would, so that loading them reads nothing.
+func PrimeUsers(ctx context.Context, users []store.User) {
+	l := For(ctx)
+	primeByID(ctx, l, &l.users, "user", users, func(u store.User) int64 { return u.ID })
+}
+
 // PrimePlaced caches what placing an order wrote (its items, its products with their new
 // stock), so that the order's payload reads none of it back.
 func PrimePlaced(ctx context.Context, p store.Placed) {

@@ -33,6 +33,7 @@ var (
 	orderEdgeTypes   = []string{"OrderEdge"}
 	orderTypes       = []string{"Order", "Node"}
 	productPageTypes = []string{"ProductConnection"}
+	productEdgeTypes = []string{"ProductEdge"}
 )
 
 // asked returns the fields named name that the selections of fields ask for on an object of
@@ -100,12 +101,18 @@ func prefetchHistory(ctx context.Context, orders []*store.Order, fields []graphq
 	}
 }
 
+// pageNodes returns the nodes fields (pages, of pageTypes, whose edges are of edgeTypes) ask
+// for, through nodes and through edges.
+func pageNodes(ctx context.Context, fields []graphql.CollectedField, pageTypes, edgeTypes []string) []graphql.CollectedField {
+	nodes := asked(ctx, fields, pageTypes, "nodes")
+	return append(nodes, asked(ctx, asked(ctx, fields, pageTypes, "edges"), edgeTypes, "node")...)
+}
+
 // orderChildren says which children of their orders fields (pages of orders) ask for, of
 // those a page's read can bring along (store.FindOrdersOfCustomersWith): their items and
 // history, the items' products and the products' merchants.
 func orderChildren(ctx context.Context, fields []graphql.CollectedField) store.OrderChildren {
-	orders := asked(ctx, fields, orderPageTypes, "nodes")
-	orders = append(orders, asked(ctx, asked(ctx, fields, orderPageTypes, "edges"), orderEdgeTypes, "node")...)
+	orders := pageNodes(ctx, fields, orderPageTypes, orderEdgeTypes)
 	if len(orders) == 0 {
 		return store.OrderChildren{}
 	}

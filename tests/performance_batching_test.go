@@ -435,9 +435,107 @@ func TestOrderHistoryReadsAhead(t *testing.T) {
 	})
 }
 
+// TestStorefrontReadsAhead: a page of products whose selection asks for their merchants
+// brings the merchants along, on PostgreSQL in the page's round trip (two statements, one
+// batch) and without asking the cache for them; SQLite reads them level by level through
+// the cache. Filters, orderings and cursors narrow the merchants as they narrow the page,
+// and each product's merchant is the one Query.product answers for it.
+func TestStorefrontReadsAhead(t *testing.T) {
+	t.Parallel()
+	const merchant = `{ id name role createdAt }`
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := newCostEnv(t, b.config(t), true)
+			seedPages(t, env)
+			postgres := env.svc.Store.Postgres()
+			var first struct {
+				Products struct{ PageInfo struct{ EndCursor string } }
+			}
+			env.anon().must(`{ products(first: 7, orderBy: {field: PRICE, direction: ASC}, filter: {inStock: true, minPrice: 1}) {
+				pageInfo { endCursor } } }`, nil, &first)
+			for _, c := range []struct {
+				name, query string
+				vars        map[string]any
+				merchants   bool
+			}{
+				{"W1", `query($n: Int!) { products(first: $n) { nodes { id name merchant ` + merchant + ` } } }`, map[string]any{"n": 50}, true},
+				{"edges after a cursor", `query($after: String) { products(first: 9, after: $after, orderBy: {field: PRICE, direction: ASC},
+					filter: {inStock: true, minPrice: 1}) { edges { node { id merchant ` + merchant + ` } } } }`,
+					map[string]any{"after": first.Products.PageInfo.EndCursor}, true},
+				{"fragments and aliases", `query($search: String) { products(first: 30, filter: {search: $search}, orderBy: {field: NAME, direction: DESC}) { ...page } }
+					fragment page on ProductConnection { nodes { id ... on Product { seller: merchant ` + merchant + ` } } }`,
+					map[string]any{"search": "product"}, true},
+				{"merchant left out", `query($m: Boolean!) { products(first: 50) { nodes { id merchant @include(if: $m) { id } } } }`,
+					map[string]any{"m": false}, false},
+			} {
+				dropCache(t, env) // SQLite reads the merchants again, PostgreSQL asks no cache
+				resp, rep := env.measure(t, "", c.query, c.vars)
+				tables := []string{"products"}
+				if c.merchants {
+					tables = append(tables, "users")
+				}
+				// On SQLite the merchant of each of a page's edges is a parent of its own, which waits
+				// for the loader's window.
+				if postgres || !strings.Contains(c.query, "edges") {
+					requireTables(t, c.name, rep, tables...)
+					requireNoWindow(t, c.name, rep)
+				}
+				if postgres && (rep.RoundTrips != 1 || rep.CacheHits+rep.CacheMisses != 0) {
+					t.Fatalf("%s: %d round trips, %d cache hits, %d misses; want one round trip and no cache lookup; SQL:\n%s",
+						c.name, rep.RoundTrips, rep.CacheHits, rep.CacheMisses, jsonLines(rep.SQL))
+				}
+				if !c.merchants {
+					continue
+				}
+				type node struct {
+					ID               string
+					Merchant, Seller json.RawMessage
+				}
+				var got struct {
+					Products struct {
+						Nodes []node
+						Edges []struct{ Node node }
+					}
+				}
+				resp.Decode(t, &got)
+				nodes := got.Products.Nodes
+				for _, e := range got.Products.Edges {
+					nodes = append(nodes, e.Node)
+				}
+				if len(nodes) < 5 {
+					t.Fatalf("%s: only %d products: %s", c.name, len(nodes), resp.Data)
+				}
+				// Each product's merchant as the product's own root field reads it, through
+				// the cache (in queries of fewer aliases than the limit).
+				for from := 0; from < len(nodes); from += 25 {
+					chunk := nodes[from:min(from+25, len(nodes))]
+					var q strings.Builder
+					q.WriteString("{")
+					for i, n := range chunk {
+						fmt.Fprintf(&q, " p%d: product(id: %q) { merchant %s }", i, n.ID, merchant)
+					}
+					q.WriteString(" }")
+					one, _ := env.measure(t, "", q.String(), nil)
+					var want map[string]struct{ Merchant json.RawMessage }
+					one.Decode(t, &want)
+					for i, n := range chunk {
+						m := n.Merchant
+						if m == nil {
+							m = n.Seller
+						}
+						if w := want["p"+strconv.Itoa(i)].Merchant; !bytes.Equal(m, w) {
+							t.Fatalf("%s: product %s has merchant %s, its own field %s", c.name, n.ID, m, w)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestWarmCacheSkipsLookups: with the cache warm, W1 and W2 read no user or product from the
-// database by ID (on PostgreSQL W2's order page brings its products and merchants along),
-// and answer exactly what they answered cold.
+// database by ID (on PostgreSQL W2's order page brings its products and merchants along, and
+// W1's product page its merchants), and answer exactly what they answered cold.
 func TestWarmCacheSkipsLookups(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
@@ -478,7 +576,15 @@ func TestWarmCacheSkipsLookups(t *testing.T) {
 			cold, rep = env.measure(t, "", queryW1, vars)
 			requireTables(t, "W1 cold", rep, "products", "users")
 			warm, rep = env.measure(t, "", queryW1, vars)
-			requireTables(t, "W1 warm", rep, "products")
+			if env.svc.Store.Postgres() {
+				// The merchants come with the page, in its round trip, and not from the cache.
+				requireTables(t, "W1 warm", rep, "products", "users")
+				if rep.RoundTrips != 1 || rep.CacheHits != 0 || rep.CacheMisses != 0 {
+					t.Fatalf("W1 warm: %d round trips, %d hits, %d misses", rep.RoundTrips, rep.CacheHits, rep.CacheMisses)
+				}
+			} else {
+				requireTables(t, "W1 warm", rep, "products")
+			}
 			requireNoWindow(t, "W1 warm", rep)
 			if !bytes.Equal(cold.Data, warm.Data) {
 				t.Fatalf("W1 warm answer differs from cold:\n%s\n%s", cold.Data, warm.Data)
