@@ -51,7 +51,7 @@ func (s *Store) FindProductsWith(ctx context.Context, f ProductFilter, sort Prod
 	if merchants {
 		b.add(sql.merchants, func(rows pgx.Rows) error {
 			var err error
-			out.Merchants, err = scanBatch(rows, 0, userRow.toUser)
+			out.Merchants, err = scanBatch(rows, page.First, userRow.toUser) // at most one a product
 			if out.Merchants == nil {
 				out.Merchants = []User{}
 			}
