@@ -54,8 +54,8 @@ import (
 var allocBudgets = map[string]struct{ w1, w2 int }{
 	// W1: products(first: 50) with merchants; W2: an order history of 20 orders, items,
 	// products, history.
-	"embedded": {w1: 2_200, w2: 4_200},
-	"postgres": {w1: 550, w2: 2_500},
+	"embedded": {w1: 1_850, w2: 4_000},
+	"postgres": {w1: 430, w2: 2_250},
 }
 
 // allocRuns is how many requests each figure averages.
