@@ -183,8 +183,8 @@ func prefetchPages(ctx context.Context, users []store.User) {
 // prefetchViewer reads the viewer's row (id) along with the page of their orders that the
 // field being resolved (Query.me) asks for, when that page is all it asks for: User.orders
 // then reads it ahead as it would, and the viewer comes in its round trip rather than from
-// the cache in one of its own. A viewer whose account is gone is not read: me reads it again,
-// finds nothing and answers null.
+// the cache in one of its own. A viewer whose account is gone is not found: me looks for it
+// again through the cache, finds nothing and answers null.
 func prefetchViewer(ctx context.Context, id int64) {
 	fc := graphql.GetFieldContext(ctx)
 	fields := graphql.CollectFields(graphql.GetOperationContext(ctx), fc.Field.Selections, userTypes)
