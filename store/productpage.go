@@ -42,6 +42,10 @@ func (s *Store) FindProductsWith(ctx context.Context, f ProductFilter, sort Prod
 	sql := productPageSQL(shape)
 	var out ProductPageWith
 	var products []Product
+	// The merchants need no snapshot of the page's: they only prime the user loader. Should a
+	// page change between the two statements, a merchant read that its products no longer name
+	// is primed for nothing, and one the page names that was not read is read by the level
+	// below as it would without the read-ahead.
 	b := readBatch{s: s, args: args}
 	b.add(sql.page, func(rows pgx.Rows) error {
 		var err error

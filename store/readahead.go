@@ -69,7 +69,10 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 	}
 	var orders []orderRow
 	out := OrderPagesWith{}
-	b := readBatch{s: s, args: args}
+	// The children must be those of the page's orders: an order that a statement of its own
+	// snapshot saw on the page while the items' did not (a newer order pushed it off) would
+	// read as having none.
+	b := readBatch{s: s, args: args, snapshot: true}
 	b.add(sql.page, func(rows pgx.Rows) error {
 		var err error
 		orders, err = scanBatch(rows, 0, func(r orderRow) orderRow { return r })
@@ -236,11 +239,15 @@ func batchSQL(status, after bool, with OrderChildren) orderBatchSQL {
 // the batch's arguments: PostgreSQL refuses a statement that leaves one unused.
 var customersSQL = "SELECT " + selectList[userRow]() + " FROM users WHERE id = ANY($1)"
 
-// readBatch is statements pgx sends together, most with the same arguments (args).
+// readBatch is statements pgx sends together, most with the same arguments (args). With
+// snapshot they all see the same one (a read-only REPEATABLE READ transaction); without it
+// each sees its own, as statements of an implicit transaction at READ COMMITTED do, which
+// spares the round trip's BEGIN and COMMIT: for reads whose statements may disagree harmlessly.
 type readBatch struct {
-	s     *Store
-	args  []any
-	stmts []batchStatement
+	s        *Store
+	args     []any
+	stmts    []batchStatement
+	snapshot bool
 }
 
 type batchStatement struct {
@@ -259,8 +266,8 @@ func (b *readBatch) addWith(sql string, args []any, scan func(pgx.Rows) error) {
 	b.stmts = append(b.stmts, batchStatement{sql: sql, args: args, scan: scan})
 }
 
-// run sends the statements in one round trip, in a read-only REPEATABLE READ transaction so
-// that all of them see the same snapshot (one statement needs none), with the deadline and the spans the store's
+// run sends the statements in one round trip, in a transaction when they must share a
+// snapshot (one statement needs none), with the deadline and the spans the store's
 // instrumentation gives a statement; it counts them. A batch whose connection broke runs
 // once more, as findAll's reads do.
 func (b *readBatch) run(ctx context.Context, op string) error {
@@ -317,14 +324,21 @@ func (b *readBatch) send(ctx context.Context) error {
 			return err
 		}
 		batch := &pgx.Batch{}
-		batch.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+		if b.snapshot {
+			batch.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+		}
 		for _, st := range b.stmts {
 			batch.Queue(st.sql, st.args...)
 		}
-		batch.Queue("COMMIT")
+		if b.snapshot {
+			batch.Queue("COMMIT")
+		}
 		br := pc.SendBatch(ctx, batch)
 		sent = true
-		_, err := br.Exec()
+		var err error
+		if b.snapshot {
+			_, err = br.Exec()
+		}
 		for _, st := range b.stmts {
 			if err != nil {
 				break
@@ -338,7 +352,7 @@ func (b *readBatch) send(ctx context.Context) error {
 				}
 			}
 		}
-		if err == nil {
+		if err == nil && b.snapshot {
 			_, err = br.Exec()
 		}
 		err = errors.Join(err, br.Close())
