@@ -55,7 +55,7 @@ func (s *Store) FindProductsWith(ctx context.Context, f ProductFilter, sort Prod
 	if merchants {
 		b.add(sql.merchants, func(rows pgx.Rows) error {
 			var err error
-			out.Merchants, err = scanBatch(rows, page.First, userRow.toUser) // at most one a product
+			out.Merchants, err = scanBatch(rows, page.First, userReadRow.toUser) // at most one a product
 			if out.Merchants == nil {
 				out.Merchants = []User{}
 			}
@@ -178,7 +178,7 @@ func productPageSQL(shape productPageShape) productPageBatch {
 	// The page reads one row more than it shows, to tell whether a next page exists.
 	q := productPageBatch{page: "SELECT " + selectList[productRow]() + from + " + 1"}
 	if shape.merchants {
-		q.merchants = "SELECT " + selectList[userRow]() + " FROM users WHERE id IN (SELECT merchant_id" + from + ")"
+		q.merchants = "SELECT " + selectList[userReadRow]() + " FROM users WHERE id IN (SELECT merchant_id" + from + ")"
 	}
 	productPageBatches.Store(shape, q)
 	return q

@@ -100,7 +100,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 		if with.Merchants {
 			b.add(sql.merchants, func(rows pgx.Rows) error {
 				var err error
-				out.Merchants, err = scanBatch(rows, 0, userRow.toUser)
+				out.Merchants, err = scanBatch(rows, 0, userReadRow.toUser)
 				if out.Merchants == nil {
 					out.Merchants = []User{}
 				}
@@ -111,7 +111,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 	if with.Customers {
 		b.addWith(customersSQL, []any{customerIDs}, func(rows pgx.Rows) error {
 			var err error
-			out.Customers, err = scanBatch(rows, len(customerIDs), userRow.toUser)
+			out.Customers, err = scanBatch(rows, len(customerIDs), userReadRow.toUser)
 			if out.Customers == nil {
 				out.Customers = []User{}
 			}
@@ -223,7 +223,7 @@ func batchSQL(status, after bool, with OrderChildren) orderBatchSQL {
 			products := "SELECT product_id FROM order_items WHERE order_id IN (" + ids + ")"
 			q.products = "SELECT " + selectList[productRow]() + " FROM products WHERE id IN (" + products + ")"
 			if with.Merchants {
-				q.merchants = "SELECT " + selectList[userRow]() + " FROM users WHERE id IN (SELECT merchant_id FROM products WHERE id IN (" +
+				q.merchants = "SELECT " + selectList[userReadRow]() + " FROM users WHERE id IN (SELECT merchant_id FROM products WHERE id IN (" +
 					products + "))"
 			}
 		}
@@ -237,7 +237,7 @@ func batchSQL(status, after bool, with OrderChildren) orderBatchSQL {
 
 // customersSQL reads the customers of a read of pages of orders. It takes only the first of
 // the batch's arguments: PostgreSQL refuses a statement that leaves one unused.
-var customersSQL = "SELECT " + selectList[userRow]() + " FROM users WHERE id = ANY($1)"
+var customersSQL = "SELECT " + selectList[userReadRow]() + " FROM users WHERE id = ANY($1)"
 
 // readBatch is statements pgx sends together, most with the same arguments (args). With
 // snapshot they all see the same one (a read-only REPEATABLE READ transaction); without it
