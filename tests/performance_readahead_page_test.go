@@ -68,8 +68,8 @@ func TestStorefrontReadsAheadWhileThePageChanges(t *testing.T) {
 		done <- result{resp, rep}
 	}()
 	for waiting := 0; waiting == 0; time.Sleep(5 * time.Millisecond) {
-		if err := writer.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").
-			Scan(&waiting); err != nil {
+		if err := writer.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"+
+			" AND query LIKE '%FROM users WHERE id IN%'").Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
 	}
