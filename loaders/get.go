@@ -88,6 +88,13 @@ func PrimeOrders(ctx context.Context, orders []*store.Order) {
 	}
 }
 
+// PrimeUsers caches users read along with their parents (a page's merchants), as the batch
+// of the user loader would, so that loading them reads nothing.
+func PrimeUsers(ctx context.Context, users []store.User) {
+	l := For(ctx)
+	primeByID(ctx, l, &l.users, "user", users, func(u store.User) int64 { return u.ID })
+}
+
 // PrimePlaced caches what placing an order wrote (its items, its products with their new
 // stock), so that the order's payload reads none of it back.
 func PrimePlaced(ctx context.Context, p store.Placed) {
@@ -129,8 +136,8 @@ func CustomerOrdersOf(ctx context.Context, customerIDs []int64, status *store.Or
 // CustomerOrdersAhead returns the page of each of these customers, as CustomerOrdersOf does
 // for a Whole level, and reads with the pages not yet cached the children with asks for of
 // their orders, where the store can read them in the same round trip (store.
-// FindOrdersOfCustomersWith): Items and History then find them cached. It does not check who
-// may see them.
+// FindOrdersOfCustomersWith): Items and History (and User, for the customers) then find them
+// cached. It does not check who may see them.
 func CustomerOrdersAhead(ctx context.Context, customerIDs []int64, status *store.OrderStatus, page store.PageArgs,
 	with store.OrderChildren) ([]*store.OrderPage, []error) {
 	l := For(ctx)
@@ -172,6 +179,9 @@ func CustomerOrdersAhead(ctx context.Context, customerIDs []int64, status *store
 		}
 		if read.Merchants != nil {
 			primeByID(ctx, l, &l.users, "user", read.Merchants, func(u store.User) int64 { return u.ID })
+		}
+		if read.Customers != nil {
+			primeByID(ctx, l, &l.users, "user", read.Customers, func(u store.User) int64 { return u.ID })
 		}
 	}
 	return CustomerOrdersOf(ctx, customerIDs, status, page, Whole)

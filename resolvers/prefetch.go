@@ -33,6 +33,7 @@ var (
 	orderEdgeTypes   = []string{"OrderEdge"}
 	orderTypes       = []string{"Order", "Node"}
 	productPageTypes = []string{"ProductConnection"}
+	productEdgeTypes = []string{"ProductEdge"}
 )
 
 // asked returns the fields named name that the selections of fields ask for on an object of
@@ -100,12 +101,18 @@ func prefetchHistory(ctx context.Context, orders []*store.Order, fields []graphq
 	}
 }
 
+// pageNodes returns the nodes fields (pages, of pageTypes, whose edges are of edgeTypes) ask
+// for, through nodes and through edges.
+func pageNodes(ctx context.Context, fields []graphql.CollectedField, pageTypes, edgeTypes []string) []graphql.CollectedField {
+	nodes := asked(ctx, fields, pageTypes, "nodes")
+	return append(nodes, asked(ctx, asked(ctx, fields, pageTypes, "edges"), edgeTypes, "node")...)
+}
+
 // orderChildren says which children of their orders fields (pages of orders) ask for, of
 // those a page's read can bring along (store.FindOrdersOfCustomersWith): their items and
 // history, the items' products and the products' merchants.
 func orderChildren(ctx context.Context, fields []graphql.CollectedField) store.OrderChildren {
-	orders := asked(ctx, fields, orderPageTypes, "nodes")
-	orders = append(orders, asked(ctx, asked(ctx, fields, orderPageTypes, "edges"), orderEdgeTypes, "node")...)
+	orders := pageNodes(ctx, fields, orderPageTypes, orderEdgeTypes)
 	if len(orders) == 0 {
 		return store.OrderChildren{}
 	}
@@ -171,4 +178,28 @@ func prefetchPages(ctx context.Context, users []store.User) {
 			loaders.CustomerOrderCounts(ctx, visible, status, loaders.Whole)
 		}
 	}
+}
+
+// prefetchViewer reads the viewer's row (id) along with the page of their orders that the
+// field being resolved (Query.me) asks for, when that page is all it asks for: User.orders
+// then reads it ahead as it would, and the viewer comes in its round trip rather than from
+// the cache in one of its own. A viewer whose account is gone is not found: me looks for it
+// again through the cache, finds nothing and answers null.
+func prefetchViewer(ctx context.Context, id int64) {
+	fc := graphql.GetFieldContext(ctx)
+	fields := graphql.CollectFields(graphql.GetOperationContext(ctx), fc.Field.Selections, userTypes)
+	if len(fields) != 1 || fields[0].Name != "orders" {
+		return
+	}
+	// As in prefetchPages, the field reports its arguments' errors itself.
+	args, err := fc.Child(graphql.WithFreshResponseContext(ctx), fields[0])
+	if err != nil {
+		return
+	}
+	first, _ := args.Args["first"].(*int)
+	after, _ := args.Args["after"].(*string)
+	status, _ := args.Args["status"].(*store.OrderStatus)
+	with := orderChildren(ctx, fields)
+	with.Customers = true
+	loaders.CustomerOrdersAhead(ctx, []int64{id}, status, pageArgs(first, after), with)
 }

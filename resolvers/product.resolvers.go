@@ -93,7 +93,15 @@ func (r *queryResolver) Products(ctx context.Context, first *int, after *string,
 	if orderBy != nil {
 		sort = store.ProductSort{Field: store.ProductSortField(orderBy.Field), Desc: orderBy.Direction == model.OrderDirectionDesc}
 	}
-	return r.Store.FindProducts(ctx, f, sort, pageArgs(first, after))
+	// The merchants the page's products ask for come with the page where the store can
+	// read them in its round trip; Product.merchant then finds them cached.
+	merchants := len(asked(ctx, pageNodes(ctx, here(ctx), productPageTypes, productEdgeTypes), productTypes, "merchant")) > 0
+	read, err := r.Store.FindProductsWith(ctx, f, sort, pageArgs(first, after), merchants)
+	if err != nil {
+		return nil, err
+	}
+	loaders.PrimeUsers(ctx, read.Merchants)
+	return read.Page, nil
 }
 
 // Product returns graph.ProductResolver implementation.

@@ -17,7 +17,7 @@ type Store interface {
 	ChangePassword(ctx context.Context, viewer store.Viewer, current, next string) (store.User, error)
 	CreateProduct(ctx context.Context, v store.Viewer, in store.NewProduct) (store.Product, error)
 	UpdateProduct(ctx context.Context, v store.Viewer, id int64, ch store.ProductChanges) (store.Product, error)
-	FindProducts(ctx context.Context, f store.ProductFilter, sort store.ProductSort, page store.PageArgs) (*store.ProductPage, error)
+	FindProductsWith(ctx context.Context, f store.ProductFilter, sort store.ProductSort, page store.PageArgs, merchants bool) (store.ProductPageWith, error)
 	CountProducts(ctx context.Context, f store.ProductFilter) (int, error)
 	Place(ctx context.Context, v store.Viewer, in store.NewOrder) (store.Placed, error)
 	CancelOrder(ctx context.Context, v store.Viewer, id int64) (store.Order, error)

@@ -239,49 +239,73 @@ func (f ProductFilter) apply(q *gorm.DB) *gorm.DB {
 // FindProducts returns a page of the products matching f in the order sort. A bad page
 // size or cursor is INVALID.
 func (s *Store) FindProducts(ctx context.Context, f ProductFilter, sort ProductSort, page PageArgs) (*ProductPage, error) {
+	read, err := s.FindProductsWith(ctx, f, sort, page, false)
+	return read.Page, err
+}
+
+// productPaging is how a read of a page of products orders it and where the page starts.
+type productPaging struct {
+	sort          ProductSort
+	order         string // the ordering the cursors name
+	after         *cursor
+	col, cmp, dir string // the column sorted by (the ID breaks ties), after's comparison, the direction
+}
+
+func productPagingOf(sort ProductSort, page PageArgs) (productPaging, error) {
 	if sort.Field == "" {
 		sort = ProductSort{Field: SortCreatedAt, Desc: true}
 	}
-	order := string(sort.Field) + map[bool]string{true: ":DESC", false: ":ASC"}[sort.Desc]
-	after, err := checkPage(page, order)
-	if err != nil {
-		return nil, err
+	pp := productPaging{sort: sort, order: string(sort.Field) + map[bool]string{true: ":DESC", false: ":ASC"}[sort.Desc]}
+	var err error
+	if pp.after, err = checkPage(page, pp.order); err != nil {
+		return pp, err
 	}
-	col := map[ProductSortField]string{SortCreatedAt: "id", SortPrice: "price", SortName: "name"}[sort.Field]
-	if col == "" {
-		return nil, newError(CodeInvalid, "unknown sort field", "orderBy", "field")
+	pp.col = map[ProductSortField]string{SortCreatedAt: "id", SortPrice: "price", SortName: "name"}[sort.Field]
+	if pp.col == "" {
+		return pp, newError(CodeInvalid, "unknown sort field", "orderBy", "field")
 	}
-	cmp, dir := ">", "ASC"
+	// A cursor must carry the key of its ordering's type: a forged one comparing the price
+	// with text (or the name with a number) would fail in SQL or silently match anything.
+	if a := pp.after; a != nil && (pp.col == "price" && a.Int == nil || pp.col == "name" && a.Str == nil) {
+		return pp, newError(CodeInvalid, "after is not a cursor of this list", "after")
+	}
+	pp.cmp, pp.dir = ">", "ASC"
 	if sort.Desc {
-		cmp, dir = "<", "DESC"
+		pp.cmp, pp.dir = "<", "DESC"
 	}
+	return pp, nil
+}
+
+// findProducts reads the page through gorm, as SQLite and the read replicas do.
+func (s *Store) findProducts(ctx context.Context, f ProductFilter, pp productPaging, page PageArgs) (*ProductPage, error) {
 	q := f.apply(s.reads(ctx).Model(&productRow{}))
-	if after != nil {
-		switch {
-		case col == "id":
-			q = q.Where("id "+cmp+" ?", after.ID)
-		// A cursor must carry the key of its ordering's type: a forged one comparing the price
-		// with text (or the name with a number) would fail in SQL or silently match anything.
-		case col == "price" && after.Int != nil:
-			q = q.Where("("+col+" "+cmp+" ? OR ("+col+" = ? AND id "+cmp+" ?))", *after.Int, *after.Int, after.ID)
-		case col == "name" && after.Str != nil:
-			q = q.Where("("+col+" "+cmp+" ? OR ("+col+" = ? AND id "+cmp+" ?))", *after.Str, *after.Str, after.ID)
-		default:
-			return nil, newError(CodeInvalid, "after is not a cursor of this list", "after")
+	if a := pp.after; a != nil {
+		switch pp.col {
+		case "id":
+			q = q.Where("id "+pp.cmp+" ?", a.ID)
+		case "price":
+			q = q.Where("(price "+pp.cmp+" ? OR (price = ? AND id "+pp.cmp+" ?))", *a.Int, *a.Int, a.ID)
+		case "name":
+			q = q.Where("(name "+pp.cmp+" ? OR (name = ? AND id "+pp.cmp+" ?))", *a.Str, *a.Str, a.ID)
 		}
 	}
-	if col != "id" {
-		q = q.Order(col + " " + dir)
+	if pp.col != "id" {
+		q = q.Order(pp.col + " " + pp.dir)
 	}
-	products, err := findAll(q.Order("id "+dir).Limit(page.First+1), "find products", productRow.toProduct)
+	products, err := findAll(q.Order("id "+pp.dir).Limit(page.First+1), "find products", productRow.toProduct)
 	if err != nil {
 		return nil, err
 	}
+	return pp.page(products, f, page.First), nil
+}
+
+// page returns the page of the products read (one more than first when a next page exists).
+func (pp productPaging) page(products []Product, f ProductFilter, first int) *ProductPage {
 	p := &ProductPage{Filter: f}
 	// The cursors point into the page's products, which nothing changes.
-	p.Products, p.Cursors, p.PageInfo = pageOf(products, page.First, after, func(pr *Product) cursor {
-		c := cursor{Order: order, ID: pr.ID}
-		switch sort.Field {
+	p.Products, p.Cursors, p.PageInfo = pageOf(products, first, pp.after, func(pr *Product) cursor {
+		c := cursor{Order: pp.order, ID: pr.ID}
+		switch pp.sort.Field {
 		case SortPrice:
 			c.Int = (*int)(&pr.Price)
 		case SortName:
@@ -289,7 +313,7 @@ func (s *Store) FindProducts(ctx context.Context, f ProductFilter, sort ProductS
 		}
 		return c
 	})
-	return p, nil
+	return p
 }
 
 // CountProducts returns how many products match f.

@@ -25,21 +25,23 @@ import (
 
 // OrderChildren says which children of the orders of a page a read brings along: their items
 // and history, and the products of the items (with Items) and their merchants (with
-// Products).
+// Products); and, with Customers, the customers whose pages they are (the viewer of `me`).
 type OrderChildren struct {
-	Items, History, Products, Merchants bool
+	Items, History, Products, Merchants, Customers bool
 }
 
 // OrderPagesWith is what FindOrdersOfCustomersWith read: every customer's page and, when they
 // were asked for, the children of every order on the pages, by order ID (nil for none).
 // Items or History is nil when it was not asked for. Products and Merchants, when read, are
 // those of the items, read from the primary as the cache's fills are; nil when not read.
+// So are Customers, those of customerIDs that exist.
 type OrderPagesWith struct {
 	Pages     map[int64]*OrderPage
 	Items     map[int64][]OrderItem
 	History   map[int64][]OrderStatusEvent
 	Products  []Product
 	Merchants []User
+	Customers []User
 }
 
 // FindOrdersOfCustomersWith returns the pages FindOrdersOfCustomers returns and the children
@@ -67,15 +69,18 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 	}
 	var orders []orderRow
 	out := OrderPagesWith{}
-	b := readBatch{s: s, args: args}
+	// The children must be those of the page's orders: an order that a statement of its own
+	// snapshot saw on the page while the items' did not (a newer order pushed it off) would
+	// read as having none.
+	b := readBatch{s: s, args: args, snapshot: true}
 	b.add(sql.page, func(rows pgx.Rows) error {
 		var err error
-		orders, err = scanBatch(rows, func(r orderRow) orderRow { return r })
+		orders, err = scanBatch(rows, 0, func(r orderRow) orderRow { return r })
 		return err
 	})
 	if with.Items {
 		b.add(sql.items, func(rows pgx.Rows) error {
-			items, err := scanBatch(rows, orderItemRow.toItem)
+			items, err := scanBatch(rows, 0, orderItemRow.toItem)
 			out.Items = byOrder(items, func(it OrderItem) int64 { return it.OrderID })
 			return err
 		})
@@ -86,7 +91,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 		// cost one of its own for each.
 		b.add(sql.products, func(rows pgx.Rows) error {
 			var err error
-			out.Products, err = scanBatch(rows, productRow.toProduct)
+			out.Products, err = scanBatch(rows, 0, productRow.toProduct)
 			if out.Products == nil {
 				out.Products = []Product{}
 			}
@@ -95,7 +100,7 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 		if with.Merchants {
 			b.add(sql.merchants, func(rows pgx.Rows) error {
 				var err error
-				out.Merchants, err = scanBatch(rows, userRow.toUser)
+				out.Merchants, err = scanBatch(rows, 0, userReadRow.toUser)
 				if out.Merchants == nil {
 					out.Merchants = []User{}
 				}
@@ -103,9 +108,19 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 			})
 		}
 	}
+	if with.Customers {
+		b.addWith(customersSQL, []any{customerIDs}, func(rows pgx.Rows) error {
+			var err error
+			out.Customers, err = scanBatch(rows, len(customerIDs), userReadRow.toUser)
+			if out.Customers == nil {
+				out.Customers = []User{}
+			}
+			return err
+		})
+	}
 	if with.History {
 		b.add(sql.history, func(rows pgx.Rows) error {
-			events, err := scanBatch(rows, eventRow.toEvent)
+			events, err := scanBatch(rows, 0, eventRow.toEvent)
 			out.History = byOrder(events, func(e OrderStatusEvent) int64 { return e.OrderID })
 			return err
 		})
@@ -119,8 +134,8 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 
 // findOrdersOfCustomersThenChildren is FindOrdersOfCustomersWith where statements cannot
 // share a round trip: the children are read by the IDs of the pages' orders, a statement and
-// a round trip each, as the levels below would read them. Products and merchants are left to
-// the levels below, which read them through the cache.
+// a round trip each, as the levels below would read them. Products, merchants and customers
+// are left to the levels below, which read them through the cache.
 func (s *Store) findOrdersOfCustomersThenChildren(ctx context.Context, customerIDs []int64, status *OrderStatus, page PageArgs,
 	with OrderChildren) (OrderPagesWith, error) {
 	pages, err := s.FindOrdersOfCustomers(ctx, customerIDs, status, page)
@@ -208,7 +223,7 @@ func batchSQL(status, after bool, with OrderChildren) orderBatchSQL {
 			products := "SELECT product_id FROM order_items WHERE order_id IN (" + ids + ")"
 			q.products = "SELECT " + selectList[productRow]() + " FROM products WHERE id IN (" + products + ")"
 			if with.Merchants {
-				q.merchants = "SELECT " + selectList[userRow]() + " FROM users WHERE id IN (SELECT merchant_id FROM products WHERE id IN (" +
+				q.merchants = "SELECT " + selectList[userReadRow]() + " FROM users WHERE id IN (SELECT merchant_id FROM products WHERE id IN (" +
 					products + "))"
 			}
 		}
@@ -220,25 +235,39 @@ func batchSQL(status, after bool, with OrderChildren) orderBatchSQL {
 	return q
 }
 
-// readBatch is statements pgx sends together, all with the same arguments.
+// customersSQL reads the customers of a read of pages of orders. It takes only the first of
+// the batch's arguments: PostgreSQL refuses a statement that leaves one unused.
+var customersSQL = "SELECT " + selectList[userReadRow]() + " FROM users WHERE id = ANY($1)"
+
+// readBatch is statements pgx sends together, most with the same arguments (args). With
+// snapshot they all see the same one (a read-only REPEATABLE READ transaction); without it
+// each sees its own, as statements of an implicit transaction at READ COMMITTED do, which
+// spares the round trip's BEGIN and COMMIT: for reads whose statements may disagree harmlessly.
 type readBatch struct {
-	s     *Store
-	args  []any
-	stmts []batchStatement
+	s        *Store
+	args     []any
+	stmts    []batchStatement
+	snapshot bool
 }
 
 type batchStatement struct {
 	sql  string
+	args []any
 	scan func(pgx.Rows) error
 }
 
-// add queues the statement sql, for scan to read its rows.
+// add queues the statement sql, with the batch's arguments, for scan to read its rows.
 func (b *readBatch) add(sql string, scan func(pgx.Rows) error) {
-	b.stmts = append(b.stmts, batchStatement{sql: sql, scan: scan})
+	b.addWith(sql, b.args, scan)
 }
 
-// run sends the statements in one round trip, in a read-only REPEATABLE READ transaction so
-// that all of them see the same snapshot, with the deadline and the spans the store's
+// addWith queues the statement sql with args of its own.
+func (b *readBatch) addWith(sql string, args []any, scan func(pgx.Rows) error) {
+	b.stmts = append(b.stmts, batchStatement{sql: sql, args: args, scan: scan})
+}
+
+// run sends the statements in one round trip, in a transaction when they must share a
+// snapshot (one statement needs none), with the deadline and the spans the store's
 // instrumentation gives a statement; it counts them. A batch whose connection broke runs
 // once more, as findAll's reads do.
 func (b *readBatch) run(ctx context.Context, op string) error {
@@ -277,15 +306,39 @@ func (b *readBatch) send(ctx context.Context) error {
 	sent := false
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		batch := &pgx.Batch{}
-		batch.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-		for _, st := range b.stmts {
-			batch.Queue(st.sql, b.args...)
+		if len(b.stmts) == 1 {
+			// One statement has a snapshot of its own: no transaction, and pgx's Query
+			// rather than a batch.
+			sent = true
+			rows, err := pc.Query(ctx, b.stmts[0].sql, b.stmts[0].args...)
+			if err == nil {
+				err = b.stmts[0].scan(rows)
+				rows.Close()
+				if err == nil {
+					err = rows.Err()
+				}
+			}
+			if pc.IsClosed() {
+				return errors.Join(driver.ErrBadConn, err)
+			}
+			return err
 		}
-		batch.Queue("COMMIT")
+		batch := &pgx.Batch{}
+		if b.snapshot {
+			batch.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+		}
+		for _, st := range b.stmts {
+			batch.Queue(st.sql, st.args...)
+		}
+		if b.snapshot {
+			batch.Queue("COMMIT")
+		}
 		br := pc.SendBatch(ctx, batch)
 		sent = true
-		_, err := br.Exec()
+		var err error
+		if b.snapshot {
+			_, err = br.Exec()
+		}
 		for _, st := range b.stmts {
 			if err != nil {
 				break
@@ -299,7 +352,7 @@ func (b *readBatch) send(ctx context.Context) error {
 				}
 			}
 		}
-		if err == nil {
+		if err == nil && b.snapshot {
 			_, err = br.Exec()
 		}
 		err = errors.Join(err, br.Close())
@@ -332,15 +385,15 @@ func (b *readBatch) send(ctx context.Context) error {
 	return err
 }
 
-// scanBatch reads rows of R, converted to T, as scanAll does.
-func scanBatch[R, T any, P scannable[R]](rows pgx.Rows, convert func(R) T) ([]T, error) {
+// scanBatch reads rows of R, converted to T, as scanAll does (their text in one arena);
+// n, when above 0, is how many rows to make room for.
+func scanBatch[R, T any, P scannable[R]](rows pgx.Rows, n int, convert func(R) T) ([]T, error) {
 	var r R
-	cols := P(&r).columns()
-	dest := make([]any, len(cols))
-	for i, c := range cols {
-		dest[i] = c.dest
-	}
+	dest := scanDest(P(&r).columns(), rows.FieldDescriptions())
 	var out []T
+	if n > 0 && n <= maxPreallocated {
+		out = make([]T, 0, n)
+	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err

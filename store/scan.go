@@ -80,23 +80,16 @@ func scanAll[R, T any, P scannable[R]](q *gorm.DB, convert func(R) T) ([]T, erro
 	// once a read, not once a row.
 	var r R
 	cols := P(&r).columns()
-	dest := make([]any, len(cols))
 	var out []T
 	if n := limitOf(q.Statement); n > 0 {
 		out = make([]T, 0, n) // a page's rows: one allocation, not a slice grown by doubling
 	}
 	err := scanRows(q, func(rows rowScanner) error {
-		var strs *stringArena
 		var fields []pgconn.FieldDescription
 		if pr, ok := rows.(pgx.Rows); ok {
-			strs, fields = new(stringArena), pr.FieldDescriptions()
+			fields = pr.FieldDescriptions()
 		}
-		for i, c := range cols {
-			dest[i] = c.dest
-			if s, ok := c.dest.(*string); ok && i < len(fields) && textOID(fields[i].DataTypeOID) {
-				dest[i] = arenaString{s, strs}
-			}
-		}
+		dest := scanDest(cols, fields)
 		for rows.Next() {
 			if err := rows.Scan(dest...); err != nil {
 				return err
@@ -106,6 +99,23 @@ func scanAll[R, T any, P scannable[R]](q *gorm.DB, convert func(R) T) ([]T, erro
 		return rows.Err()
 	})
 	return out, err
+}
+
+// scanDest returns the scan's destinations of cols: a text column that pgx describes in
+// fields (none: not read through pgx) is read into an arena of the read's own.
+func scanDest(cols []column, fields []pgconn.FieldDescription) []any {
+	dest := make([]any, len(cols))
+	var strs *stringArena
+	for i, c := range cols {
+		dest[i] = c.dest
+		if s, ok := c.dest.(*string); ok && i < len(fields) && textOID(fields[i].DataTypeOID) {
+			if strs == nil {
+				strs = new(stringArena)
+			}
+			dest[i] = arenaString{s, strs}
+		}
+	}
+	return dest
 }
 
 // limitOf returns the LIMIT of st, 0 if none or above maxPreallocated.

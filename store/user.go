@@ -29,6 +29,29 @@ func (r *userRow) columns() []column {
 }
 
 func (r userRow) toUser() User {
+	return userReadRow{r.ID, r.Email, r.Name, r.Role, r.CreatedAt, r.TokenVersion}.toUser()
+}
+
+// userReadRow is the columns of a users row that a User holds: a read of users by ID (a
+// page's merchants, the loader's batch) has no use for the password's hash or the email's
+// key, some 100 bytes a row to send and scan.
+type userReadRow struct {
+	ID           int64
+	Email        string
+	Name         string
+	Role         string
+	CreatedAt    time.Time
+	TokenVersion int64
+}
+
+func (userReadRow) TableName() string { return "users" }
+
+func (r *userReadRow) columns() []column {
+	return []column{{"id", &r.ID}, {"email", &r.Email}, {"name", &r.Name}, {"role", &r.Role},
+		{"created_at", &r.CreatedAt}, {"token_version", &r.TokenVersion}}
+}
+
+func (r userReadRow) toUser() User {
 	return User{ID: r.ID, Name: r.Name, Email: r.Email, Role: Role(r.Role), CreatedAt: r.CreatedAt, TokenVersion: r.TokenVersion}
 }
 
@@ -220,7 +243,7 @@ func (s *Store) FindUsersByIDs(ctx context.Context, ids []int64) ([]User, error)
 }
 
 func (s *Store) loadUsers(ctx context.Context, ids []int64) ([]User, error) {
-	return findAll(s.fills(ctx).Where("id IN ?", ids), "find users", userRow.toUser)
+	return findAll(s.fills(ctx).Where("id IN ?", ids), "find users", userReadRow.toUser)
 }
 
 // CountUsers returns how many accounts exist.
