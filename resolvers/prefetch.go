@@ -179,27 +179,3 @@ func prefetchPages(ctx context.Context, users []store.User) {
 		}
 	}
 }
-
-// prefetchViewer reads the viewer's row (id) along with the page of their orders that the
-// field being resolved (Query.me) asks for, when that page is all it asks for: User.orders
-// then reads it ahead as it would, and the viewer comes in its round trip rather than from
-// the cache in one of its own. A viewer whose account is gone is not found: me looks for it
-// again through the cache, finds nothing and answers null.
-func prefetchViewer(ctx context.Context, id int64) {
-	fc := graphql.GetFieldContext(ctx)
-	fields := graphql.CollectFields(graphql.GetOperationContext(ctx), fc.Field.Selections, userTypes)
-	if len(fields) != 1 || fields[0].Name != "orders" {
-		return
-	}
-	// As in prefetchPages, the field reports its arguments' errors itself.
-	args, err := fc.Child(graphql.WithFreshResponseContext(ctx), fields[0])
-	if err != nil {
-		return
-	}
-	first, _ := args.Args["first"].(*int)
-	after, _ := args.Args["after"].(*string)
-	status, _ := args.Args["status"].(*store.OrderStatus)
-	with := orderChildren(ctx, fields)
-	with.Customers = true
-	loaders.CustomerOrdersAhead(ctx, []int64{id}, status, pageArgs(first, after), with)
-}

@@ -36,11 +36,7 @@ func (r *queryResolver) Me(ctx context.Context) (*store.User, error) {
 	if v.Anonymous() {
 		return nil, nil
 	}
-	lvl := level(ctx)
-	if lvl == loaders.Whole {
-		prefetchViewer(ctx, v.UserID)
-	}
-	u, err := loaders.User(ctx, v.UserID, lvl)
+	u, err := loaders.User(ctx, v.UserID, level(ctx))
 	if store.ErrorCode(err) == store.CodeNotFound {
 		return nil, nil // a valid token of a deleted account
 	}

@@ -25,23 +25,21 @@ import (
 
 // OrderChildren says which children of the orders of a page a read brings along: their items
 // and history, and the products of the items (with Items) and their merchants (with
-// Products); and, with Customers, the customers whose pages they are (the viewer of `me`).
+// Products).
 type OrderChildren struct {
-	Items, History, Products, Merchants, Customers bool
+	Items, History, Products, Merchants bool
 }
 
 // OrderPagesWith is what FindOrdersOfCustomersWith read: every customer's page and, when they
 // were asked for, the children of every order on the pages, by order ID (nil for none).
 // Items or History is nil when it was not asked for. Products and Merchants, when read, are
 // those of the items, read from the primary as the cache's fills are; nil when not read.
-// So are Customers, those of customerIDs that exist.
 type OrderPagesWith struct {
 	Pages     map[int64]*OrderPage
 	Items     map[int64][]OrderItem
 	History   map[int64][]OrderStatusEvent
 	Products  []Product
 	Merchants []User
-	Customers []User
 }
 
 // FindOrdersOfCustomersWith returns the pages FindOrdersOfCustomers returns and the children
@@ -108,16 +106,6 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 			})
 		}
 	}
-	if with.Customers {
-		b.addWith(customersSQL, []any{customerIDs}, func(rows pgx.Rows) error {
-			var err error
-			out.Customers, err = scanBatch(rows, len(customerIDs), userReadRow.toUser)
-			if out.Customers == nil {
-				out.Customers = []User{}
-			}
-			return err
-		})
-	}
 	if with.History {
 		b.add(sql.history, func(rows pgx.Rows) error {
 			events, err := scanBatch(rows, 0, eventRow.toEvent)
@@ -134,8 +122,8 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 
 // findOrdersOfCustomersThenChildren is FindOrdersOfCustomersWith where statements cannot
 // share a round trip: the children are read by the IDs of the pages' orders, a statement and
-// a round trip each, as the levels below would read them. Products, merchants and customers
-// are left to the levels below, which read them through the cache.
+// a round trip each, as the levels below would read them. Products and merchants are left to
+// the levels below, which read them through the cache.
 func (s *Store) findOrdersOfCustomersThenChildren(ctx context.Context, customerIDs []int64, status *OrderStatus, page PageArgs,
 	with OrderChildren) (OrderPagesWith, error) {
 	pages, err := s.FindOrdersOfCustomers(ctx, customerIDs, status, page)
@@ -235,11 +223,7 @@ func batchSQL(status, after bool, with OrderChildren) orderBatchSQL {
 	return q
 }
 
-// customersSQL reads the customers of a read of pages of orders. It takes only the first of
-// the batch's arguments: PostgreSQL refuses a statement that leaves one unused.
-var customersSQL = "SELECT " + selectList[userReadRow]() + " FROM users WHERE id = ANY($1)"
-
-// readBatch is statements pgx sends together, most with the same arguments (args). With
+// readBatch is statements pgx sends together, all with the same arguments (args). With
 // snapshot they all see the same one (a read-only REPEATABLE READ transaction); without it
 // each sees its own, as statements of an implicit transaction at READ COMMITTED do, which
 // spares the round trip's BEGIN and COMMIT: for reads whose statements may disagree harmlessly.
@@ -252,18 +236,12 @@ type readBatch struct {
 
 type batchStatement struct {
 	sql  string
-	args []any
 	scan func(pgx.Rows) error
 }
 
 // add queues the statement sql, with the batch's arguments, for scan to read its rows.
 func (b *readBatch) add(sql string, scan func(pgx.Rows) error) {
-	b.addWith(sql, b.args, scan)
-}
-
-// addWith queues the statement sql with args of its own.
-func (b *readBatch) addWith(sql string, args []any, scan func(pgx.Rows) error) {
-	b.stmts = append(b.stmts, batchStatement{sql: sql, args: args, scan: scan})
+	b.stmts = append(b.stmts, batchStatement{sql: sql, scan: scan})
 }
 
 // run sends the statements in one round trip, in a transaction when they must share a
@@ -310,7 +288,7 @@ func (b *readBatch) send(ctx context.Context) error {
 			// One statement has a snapshot of its own: no transaction, and pgx's Query
 			// rather than a batch.
 			sent = true
-			rows, err := pc.Query(ctx, b.stmts[0].sql, b.stmts[0].args...)
+			rows, err := pc.Query(ctx, b.stmts[0].sql, b.args...)
 			if err == nil {
 				err = b.stmts[0].scan(rows)
 				rows.Close()
@@ -328,7 +306,7 @@ func (b *readBatch) send(ctx context.Context) error {
 			batch.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 		}
 		for _, st := range b.stmts {
-			batch.Queue(st.sql, st.args...)
+			batch.Queue(st.sql, b.args...)
 		}
 		if b.snapshot {
 			batch.Queue("COMMIT")
