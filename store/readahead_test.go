@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -202,56 +201,22 @@ func TestOrderPagesReadAheadShareASnapshot(t *testing.T) {
 	if _, err := s.FindOrdersOfCustomersWith(ctx, customers, nil, page, with); err != nil {
 		t.Fatal(err)
 	}
-	other := func() *pgx.Conn {
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
-		return c
-	}
-	locker, writer := other(), other()
-	lock, err := locker.Begin(ctx)
+	var read store.OrderPagesWith
+	var err error
+	storetest.WriteWhileWaiting(t, url, "order_items", "FROM order_items", func() {
+		read, err = s.FindOrdersOfCustomersWith(ctx, customers, nil, page, with)
+	}, "INSERT INTO orders (customer_id, status, total, created_at, updated_at) VALUES ($1, 'PENDING', 0, $2, $2)",
+		customers[0], time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = lock.Rollback(context.Background()) }()
-	if _, err := lock.Exec(ctx, "LOCK TABLE order_items IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	type result struct {
-		read store.OrderPagesWith
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		read, err := s.FindOrdersOfCustomersWith(ctx, customers, nil, page, with)
-		done <- result{read, err}
-	}()
-	for waiting := 0; waiting == 0; time.Sleep(5 * time.Millisecond) {
-		if err := writer.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"+
-			" AND query LIKE '%FROM order_items%'").Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := writer.Exec(ctx, "INSERT INTO orders (customer_id, status, total, created_at, updated_at) VALUES ($1, 'PENDING', 0, $2, $2)",
-		customers[0], time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := lock.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r := <-done
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	orders := r.read.Pages[customers[0]].Orders
+	orders := read.Pages[customers[0]].Orders
 	if len(orders) != 3 {
 		t.Fatalf("%d orders on the page, want 3", len(orders))
 	}
 	for _, o := range orders {
-		if len(r.read.Items[o.ID]) != 1 {
-			t.Errorf("order %d on the page has %d items read ahead, want its 1", o.ID, len(r.read.Items[o.ID]))
+		if len(read.Items[o.ID]) != 1 {
+			t.Errorf("order %d on the page has %d items read ahead, want its 1", o.ID, len(read.Items[o.ID]))
 		}
 	}
 }

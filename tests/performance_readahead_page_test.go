@@ -1,12 +1,8 @@
 package tests
 
 import (
-	"context"
 	"slices"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/shop/api/loaders"
 	"github.com/shop/api/store/storetest"
@@ -38,48 +34,14 @@ func TestStorefrontReadsAheadWhileThePageChanges(t *testing.T) {
 	if len(before.Products.Nodes) != 2 {
 		t.Fatalf("page %+v, want 2 products", before)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	other := func() *pgx.Conn {
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
-		return c
-	}
-	locker, writer := other(), other()
-	lock, err := locker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lock.Rollback(context.Background()) }()
-	if _, err := lock.Exec(ctx, "LOCK TABLE users IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
 	dropCache(t, env)
-	type result struct {
+	var r struct {
 		resp gqlResponse
 		rep  loaders.Report
 	}
-	done := make(chan result, 1)
-	go func() {
-		resp, rep := env.cost(t, "", query, nil)
-		done <- result{resp, rep}
-	}()
-	for waiting := 0; waiting == 0; time.Sleep(5 * time.Millisecond) {
-		if err := writer.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"+
-			" AND query LIKE '%FROM users WHERE id IN%'").Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := writer.Exec(ctx, "UPDATE products SET stock = 0 WHERE id = $1", slices.Max(shop.ProductIDs)); err != nil {
-		t.Fatal(err)
-	}
-	if err := lock.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r := <-done
+	storetest.WriteWhileWaiting(t, url, "users", "FROM users WHERE id IN", func() {
+		r.resp, r.rep = env.cost(t, "", query, nil)
+	}, "UPDATE products SET stock = 0 WHERE id = $1", slices.Max(shop.ProductIDs))
 	if len(r.resp.Errors) > 0 {
 		t.Fatalf("errors: %+v", r.resp.Errors)
 	}
