@@ -136,7 +136,8 @@ func CustomerOrdersOf(ctx context.Context, customerIDs []int64, status *store.Or
 // CustomerOrdersAhead returns the page of each of these customers, as CustomerOrdersOf does
 // for a Whole level, and reads with the pages not yet cached the children with asks for of
 // their orders, where the store can read them in the same round trip (store.
-// FindOrdersOfCustomersWith): Items and History then find them cached. It does not check who may see them.
+// FindOrdersOfCustomersWith): Items and History then find them cached. It does not check who
+// may see them.
 func CustomerOrdersAhead(ctx context.Context, customerIDs []int64, status *store.OrderStatus, page store.PageArgs,
 	with store.OrderChildren) ([]*store.OrderPage, []error) {
 	l := For(ctx)

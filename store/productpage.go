@@ -53,12 +53,8 @@ func (s *Store) FindProductsWith(ctx context.Context, f ProductFilter, sort Prod
 		return err
 	})
 	if merchants {
-		b.add(sql.merchants, func(rows pgx.Rows) error {
-			var err error
-			out.Merchants, err = scanBatch(rows, page.First, userReadRow.toUser) // at most one a product
-			if out.Merchants == nil {
-				out.Merchants = []User{}
-			}
+		b.add(sql.merchants, func(rows pgx.Rows) (err error) {
+			out.Merchants, err = scanRead(rows, page.First, userReadRow.toUser) // at most one a product
 			return err
 		})
 	}

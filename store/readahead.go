@@ -87,21 +87,13 @@ func (s *Store) FindOrdersOfCustomersWith(ctx context.Context, customerIDs []int
 		// The products (and merchants) the levels below would read by ID through the cache:
 		// here the batch has them for the price of its round trip, where the cache would
 		// cost one of its own for each.
-		b.add(sql.products, func(rows pgx.Rows) error {
-			var err error
-			out.Products, err = scanBatch(rows, 0, productRow.toProduct)
-			if out.Products == nil {
-				out.Products = []Product{}
-			}
+		b.add(sql.products, func(rows pgx.Rows) (err error) {
+			out.Products, err = scanRead(rows, 0, productRow.toProduct)
 			return err
 		})
 		if with.Merchants {
-			b.add(sql.merchants, func(rows pgx.Rows) error {
-				var err error
-				out.Merchants, err = scanBatch(rows, 0, userReadRow.toUser)
-				if out.Merchants == nil {
-					out.Merchants = []User{}
-				}
+			b.add(sql.merchants, func(rows pgx.Rows) (err error) {
+				out.Merchants, err = scanRead(rows, 0, userReadRow.toUser)
 				return err
 			})
 		}
@@ -379,6 +371,16 @@ func scanBatch[R, T any, P scannable[R]](rows pgx.Rows, n int, convert func(R) T
 		out = append(out, convert(r))
 	}
 	return out, rows.Err()
+}
+
+// scanRead is scanBatch for rows whose absence must read as read: none is an empty slice,
+// where nil says the statement was not sent.
+func scanRead[R, T any, P scannable[R]](rows pgx.Rows, n int, convert func(R) T) ([]T, error) {
+	out, err := scanBatch[R, T, P](rows, n, convert)
+	if out == nil {
+		out = []T{}
+	}
+	return out, err
 }
 
 // byOrder groups rows, in their order, by the order each belongs to; never nil, so that an
