@@ -12,7 +12,7 @@ import (
 
 // BenchmarkBatchReads measures the batch reads the loaders send, on PostgreSQL without the
 // cache: each one reads a page's worth of rows (100 keys) in one statement; and a storefront's
-// page of 50 products, alone and with its merchants (a batch of two statements).
+// page of 50 products, alone and with its merchants (one statement, pgx).
 func BenchmarkBatchReads(b *testing.B) {
 	s := openStore(b, store.Config{DatabaseURL: storetest.PostgresURL(b), MaxConns: 4})
 	shop := storetest.Seed(b, s, storetest.Shop{

@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -12,10 +14,12 @@ import (
 // A storefront asks for a page of products and the merchant of each. Read level by level
 // that is a statement built by gorm and, for the merchants, a read through the cache (a
 // Redis round trip, and the decoding of every merchant it holds): on PostgreSQL the two were
-// some half of such a request's CPU. The merchants' statement needs only the page's merchant
-// IDs, which the database finds itself by reading the page again (its index scan), so both
-// go in one pgx batch, one round trip, as the order history's read-ahead does
-// (FindOrdersOfCustomersWith). Their text is written here once for each shape of read.
+// some half of such a request's CPU. Here they are one statement, read with pgx: the page,
+// each of its rows joined to its merchant where the row is the first of that merchant's, so
+// that a merchant of many products on the page is decoded once. (A batch of two statements,
+// the page and the merchants of a second read of it, cost a pipeline's writes and a second
+// result set: a tenth of a storefront request more.) Its text is written here once for each
+// shape of read.
 
 // ProductPageWith is what FindProductsWith read: the page and, when they were asked for and
 // read with it, the merchants of its products (nil when not read).
@@ -25,8 +29,8 @@ type ProductPageWith struct {
 }
 
 // FindProductsWith returns the page FindProducts returns and, with merchants, the merchants
-// of its products: on PostgreSQL in the page's round trip and snapshot, read from the
-// primary as the cache's fills are. Where they cannot share it (SQLite, read replicas) the
+// of its products: on PostgreSQL in the page's statement, read from the primary as the
+// cache's fills are. Where they cannot share it (SQLite, read replicas) the
 // merchants are not read, for the level below to read through the cache.
 func (s *Store) FindProductsWith(ctx context.Context, f ProductFilter, sort ProductSort, page PageArgs, merchants bool) (ProductPageWith, error) {
 	pp, err := productPagingOf(sort, page)
@@ -42,19 +46,21 @@ func (s *Store) FindProductsWith(ctx context.Context, f ProductFilter, sort Prod
 	sql := productPageSQL(shape)
 	var out ProductPageWith
 	var products []Product
-	// The merchants need no snapshot of the page's: they only prime the user loader. Should a
-	// page change between the two statements, a merchant read that its products no longer name
-	// is primed for nothing, and one the page names that was not read is read by the level
-	// below as it would without the read-ahead.
 	b := readBatch{s: s, args: args}
-	b.add(sql.page, func(rows pgx.Rows) error {
-		var err error
-		products, err = scanBatch(rows, page.First+1, productRow.toProduct)
-		return err
-	})
-	if merchants {
-		b.add(sql.merchants, func(rows pgx.Rows) (err error) {
-			out.Merchants, err = scanRead(rows, page.First, userReadRow.toUser) // at most one a product
+	if !merchants {
+		b.add(sql, func(rows pgx.Rows) (err error) {
+			products, err = scanBatch(rows, page.First+1, productRow.toProduct)
+			return err
+		})
+	} else {
+		out.Merchants = []User{} // read, even when the page is empty
+		b.add(sql, func(rows pgx.Rows) (err error) {
+			products, err = scanBatch(rows, page.First+1, func(r productMerchantRow) Product {
+				if r.merchant.ID != 0 {
+					out.Merchants = append(out.Merchants, r.merchant.toUser())
+				}
+				return r.product.toProduct()
+			})
 			return err
 		})
 	}
@@ -66,20 +72,25 @@ func (s *Store) FindProductsWith(ctx context.Context, f ProductFilter, sort Prod
 }
 
 // productPageShape is what the text of a read of a page of products depends on: which
-// filters narrow it, its ordering, whether it starts after a cursor and whether the
-// merchants come along.
+// filters narrow it, its ordering, whether it starts after a cursor, whether the merchants
+// come along, and its size.
 type productPageShape struct {
 	search, merchant, minPrice, maxPrice bool
 	inStock                              int8 // 0: either, 1: in stock, 2: out of stock
 	col                                  string
 	desc, after, merchants               bool
+	// first is written into the text: PostgreSQL plans a LIMIT it is given as a parameter
+	// for a tenth of the table, a plan of the page and its merchants so much dearer than the
+	// page's own that it plans the statement again at every execution, which cost more than
+	// the read itself. A page holds at most MaxPageSize products, so the shapes stay few.
+	first int
 }
 
 // productPageArgs returns the shape of a read of a page of first products matching f and
 // ordered by pp, and its arguments in the order productPageSQL numbers them: the filters',
-// the cursor's, then first.
+// then the cursor's.
 func productPageArgs(f ProductFilter, pp productPaging, first int) (productPageShape, []any) {
-	shape := productPageShape{col: pp.col, desc: pp.sort.Desc, after: pp.after != nil}
+	shape := productPageShape{col: pp.col, desc: pp.sort.Desc, after: pp.after != nil, first: first}
 	args := make([]any, 0, 8)
 	if f.Search != nil && *f.Search != "" {
 		shape.search = true
@@ -109,24 +120,18 @@ func productPageArgs(f ProductFilter, pp productPaging, first int) (productPageS
 		}
 		args = append(args, a.ID)
 	}
-	return shape, append(args, first)
+	return shape, args
 }
 
-// productPageBatch is the text of the statements of a read of a page of products, merchants
-// "" when they are not read.
-type productPageBatch struct {
-	page, merchants string
-}
-
-// productPageBatches holds the statements of each shape, written once.
-var productPageBatches sync.Map // productPageShape → productPageBatch
+// productPageStatements holds the statement of each shape, written once.
+var productPageStatements sync.Map // productPageShape → string
 
 // productPageSQL returns the statements of a read of shape: what gorm would send for
 // findProducts, with ProductFilter.apply's conditions, and the merchants of the page's
 // products, which read the page again.
-func productPageSQL(shape productPageShape) productPageBatch {
-	if q, ok := productPageBatches.Load(shape); ok {
-		return q.(productPageBatch)
+func productPageSQL(shape productPageShape) string {
+	if q, ok := productPageStatements.Load(shape); ok {
+		return q.(string)
 	}
 	var where []string
 	n := 0
@@ -166,16 +171,55 @@ func productPageSQL(shape productPageShape) productPageBatch {
 	if len(where) > 0 {
 		from += " WHERE " + strings.Join(where, " AND ")
 	}
-	from += " ORDER BY "
+	order := "id " + dir
 	if shape.col != "id" {
-		from += shape.col + " " + dir + ", "
+		order = shape.col + " " + dir + ", " + order
 	}
-	from += "id " + dir + " LIMIT " + arg()
 	// The page reads one row more than it shows, to tell whether a next page exists.
-	q := productPageBatch{page: "SELECT " + selectList[productRow]() + from + " + 1"}
+	q := "SELECT " + selectList[productRow]() + from + " ORDER BY " + order + " LIMIT " + strconv.Itoa(shape.first+1)
 	if shape.merchants {
-		q.merchants = "SELECT " + selectList[userReadRow]() + " FROM users WHERE id IN (SELECT merchant_id" + from + ")"
+		// The first row of each merchant's products carries the merchant; the others carry
+		// zeros (id 0: none), which cost pgx next to nothing to decode.
+		order = "p.id " + dir
+		if shape.col != "id" {
+			order = "p." + shape.col + " " + dir + ", " + order
+		}
+		q = "SELECT " + productMerchantList() +
+			" FROM (SELECT *, row_number() OVER (PARTITION BY merchant_id) AS nth FROM (" + q + ") page) p" +
+			" LEFT JOIN users u ON p.nth = 1 AND u.id = p.merchant_id ORDER BY " + order
 	}
-	productPageBatches.Store(shape, q)
+	productPageStatements.Store(shape, q)
 	return q
 }
+
+// productMerchantRow is a row of a page read with its merchants: a product and, on the
+// first row of each of the page's merchants, that merchant (ID 0 on the others).
+type productMerchantRow struct {
+	product  productRow
+	merchant userReadRow
+}
+
+func (r *productMerchantRow) columns() []column {
+	return append(r.product.columns(), r.merchant.columns()...)
+}
+
+// The SELECT list of a page read with its merchants: the product's columns from the page p,
+// and the merchant's from u, each its type's zero where the row carries none.
+var productMerchantList = sync.OnceValue(func() string {
+	var r productMerchantRow
+	var cols []string
+	for _, c := range r.product.columns() {
+		cols = append(cols, "p."+c.name)
+	}
+	for _, c := range r.merchant.columns() {
+		zero := "0"
+		switch c.dest.(type) {
+		case *string:
+			zero = "''"
+		case *time.Time:
+			zero = "'epoch'"
+		}
+		cols = append(cols, "COALESCE(u."+c.name+", "+zero+")")
+	}
+	return strings.Join(cols, ", ")
+})
