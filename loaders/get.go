@@ -92,7 +92,7 @@ func PrimeOrders(ctx context.Context, orders []*store.Order) {
 // of the user loader would, so that loading them reads nothing.
 func PrimeUsers(ctx context.Context, users []store.User) {
 	l := For(ctx)
-	primeByID(ctx, l, &l.users, "user", users, func(u store.User) int64 { return u.ID })
+	primeByID(l, &l.users, "user", users, func(u store.User) int64 { return u.ID })
 }
 
 // PrimePlaced caches what placing an order wrote (its items, its products with their new
@@ -175,10 +175,10 @@ func CustomerOrdersAhead(ctx context.Context, customerIDs []int64, status *store
 			primeChildren(ctx, l, &l.history, "history", orders, read.History)
 		}
 		if read.Products != nil {
-			primeByID(ctx, l, &l.products, "product", read.Products, func(p store.Product) int64 { return p.ID })
+			primeByID(l, &l.products, "product", read.Products, func(p store.Product) int64 { return p.ID })
 		}
 		if read.Merchants != nil {
-			primeByID(ctx, l, &l.users, "user", read.Merchants, func(u store.User) int64 { return u.ID })
+			primeByID(l, &l.users, "user", read.Merchants, func(u store.User) int64 { return u.ID })
 		}
 	}
 	return CustomerOrdersOf(ctx, customerIDs, status, page, Whole)
@@ -198,15 +198,13 @@ func primeChildren[V any](ctx context.Context, l *Loaders, z *lazy[int64, []V], 
 }
 
 // primeByID caches values read ahead, as the batch of loader name.
-func primeByID[V any](ctx context.Context, l *Loaders, z *lazy[int64, V], name string, vals []V, id func(V) int64) {
+func primeByID[V any](l *Loaders, z *lazy[int64, V], name string, vals []V, id func(V) int64) {
 	if len(vals) == 0 {
 		return
 	}
 	l.count(name, len(vals))
-	loader := z.get()
-	for _, v := range vals {
-		loader.Prime(ctx, id(v), v)
-	}
+	z.get()
+	z.cache.prime(vals, id)
 }
 
 // MerchantProducts returns a page of a merchant's products, newest first. Pages of many

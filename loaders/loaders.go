@@ -161,7 +161,7 @@ func (l *Loaders) setUp() {
 type lazy[K comparable, V any] struct {
 	once     sync.Once
 	loader   *dataloader.Loader[K, V]
-	cache    dataloader.Cache[K, V] // the loader's, which many reads and primes too
+	cache    *cache[K, V] // the loader's, which many reads and primes too
 	fetch    dataloader.BatchFunc[K, V]
 	maxBatch int
 	build    func() *dataloader.Loader[K, V]
@@ -169,7 +169,7 @@ type lazy[K comparable, V any] struct {
 
 func (z *lazy[K, V]) get() *dataloader.Loader[K, V] {
 	z.once.Do(func() {
-		z.cache = dataloader.NewCache[K, V]()
+		z.cache = new(cache[K, V])
 		z.loader = z.build()
 	})
 	return z.loader

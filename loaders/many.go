@@ -40,7 +40,7 @@ func many[K comparable, V any](ctx context.Context, z *lazy[K, V], keys []K, lev
 		// window for all of them, and no goroutine per key as dataloader's LoadMany would start.
 		var thunks []dataloader.Thunk[V]
 		for i, k := range keys {
-			thunk, ok := z.cache.Get(ctx, k)
+			v, err, ok := z.cache.value(k)
 			if !ok {
 				if thunks == nil {
 					thunks = make([]dataloader.Thunk[V], len(keys))
@@ -48,7 +48,6 @@ func many[K comparable, V any](ctx context.Context, z *lazy[K, V], keys []K, lev
 				thunks[i] = loader.Load(ctx, k)
 				continue
 			}
-			v, err := thunk()
 			vals[i] = v
 			if err != nil {
 				fail(i, err)
@@ -70,8 +69,7 @@ func many[K comparable, V any](ctx context.Context, z *lazy[K, V], keys []K, lev
 	var missing []K
 	pending := map[K][]int{} // the positions of each key read now
 	for i, k := range keys {
-		if thunk, ok := z.cache.Get(ctx, k); ok {
-			v, err := thunk()
+		if v, err, ok := z.cache.value(k); ok {
 			vals[i] = v
 			if err != nil {
 				fail(i, err)
@@ -110,8 +108,8 @@ func many[K comparable, V any](ctx context.Context, z *lazy[K, V], keys []K, lev
 func one[K comparable, V any](ctx context.Context, z *lazy[K, V], key K, level Level) (V, error) {
 	if level == Partial {
 		loader := z.get()
-		if thunk, ok := z.cache.Get(ctx, key); ok {
-			return thunk()
+		if v, err, ok := z.cache.value(key); ok {
+			return v, err
 		}
 		return loader.Load(ctx, key)()
 	}
