@@ -49,7 +49,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	// ...and a timeout is left to its package's default (zero here)...
 	if c.Service.RequestTimeout != 0 || c.Service.StatementTimeout != 0 ||
-		c.Service.DBMaxConns != 0 || c.Service.RedisBreakerOpen != 0 || c.Service.RedisPrefix != "" || c.GCHeapFloorMiB != defaultGCHeapFloorMiB {
+		c.Service.DBMaxConns != 0 || c.Service.RedisBreakerOpen != 0 || c.Service.RedisPrefix != "" || c.GCHeapFloorMiB != defaultGCHeapFloorMiB ||
+		c.LogFlushInterval != 100*time.Millisecond {
 		t.Errorf("defaults written here instead of in their packages: %+v", c)
 	}
 	// ...but the rate limits, off in a zero guard.RateLimit, are on.
@@ -98,13 +99,13 @@ func TestLoadConfigProduction(t *testing.T) {
 func TestLoadConfigHardening(t *testing.T) {
 	c, err := load(env("MAX_QUERY_DEPTH", "8", "RATE_LIMIT_POINTS_PER_MINUTE", "0", "CORS_ORIGINS", "https://a.example, https://b.example",
 		"REQUEST_TIMEOUT", "3s", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7,fd00::/8",
-		"DB_MAX_CONNS", "5", "REDIS_PREFIX", "tenant-a", "GC_HEAP_FLOOR_MIB", "0"))
+		"DB_MAX_CONNS", "5", "REDIS_PREFIX", "tenant-a", "GC_HEAP_FLOOR_MIB", "0", "LOG_FLUSH_INTERVAL", "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Service.Limits.MaxDepth != 8 || c.Service.RateLimit.PointsPerMinute != 0 || len(c.Service.CORSOrigins) != 2 || c.Service.CORSOrigins[1] != "https://b.example" ||
 		c.Service.RequestTimeout != 3*time.Second || !c.Service.Tracing || fmt.Sprint(c.Service.TrustedProxies) != "[10.0.0.0/8 192.168.1.7/32 fd00::/8]" ||
-		c.Service.DBMaxConns != 5 || c.Service.RedisPrefix != "tenant-a:" || c.GCHeapFloorMiB != 0 {
+		c.Service.DBMaxConns != 5 || c.Service.RedisPrefix != "tenant-a:" || c.GCHeapFloorMiB != 0 || c.LogFlushInterval != 0 {
 		t.Errorf("config %+v", c)
 	}
 	if c, _ := load(env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", "OTEL_SDK_DISABLED", "true")); c.Service.Tracing {
@@ -113,6 +114,7 @@ func TestLoadConfigHardening(t *testing.T) {
 	for _, bad := range [][]string{
 		{"MAX_QUERY_COST", "lots"},
 		{"GC_HEAP_FLOOR_MIB", "128MiB"},
+		{"LOG_FLUSH_INTERVAL", "often"},
 		{"REQUEST_TIMEOUT", "soon"},
 		{"RATE_LIMIT_POINTS_PER_MINUTE", "100"}, // below the cost of the costliest operation
 		{"RATE_LIMIT_ANONYMOUS_POINTS_PER_MINUTE", "100"},

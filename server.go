@@ -75,7 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Production, stdout)
+	log, flushLog := newLogger(cfg.Production, cfg.LogFlushInterval, stdout)
+	defer flushLog() // the last, after every request and Close has logged
 	if cmd == "migrate" {
 		if err := api.Migrate(ctx, cfg.Service, log); err != nil {
 			return err
@@ -216,14 +217,15 @@ type cli struct {
 	Schema      struct{} `cmd:"" help:"Print the GraphQL schema (SDL) and exit."`
 	Healthcheck struct{} `cmd:"" help:"Exit 0 when the server on PORT answers /healthz (for images without curl)."`
 
-	Port           string `envvar:"PORT" default:"8080" help:"HTTP port."`
-	AppEnv         string `envvar:"APP_ENV" help:"production turns off the playground, introspection and field suggestions, and logs JSON (default: development)."`
-	Playground     *bool  `envvar:"PLAYGROUND" help:"Serve GraphiQL (default: on outside production)."`
-	Introspection  *bool  `envvar:"INTROSPECTION" help:"Answer introspection (default: on outside production)."`
-	SeedDemo       *bool  `envvar:"SEED_DEMO" help:"Fill an empty store with demo data; refused in production (default: on in embedded mode)."`
-	AdminAddr      string `envvar:"ADMIN_ADDR" help:"Serve /metrics and /readyz on this address instead of the public port (default: the public port)."`
-	PprofAddr      string `envvar:"PPROF_ADDR" help:"Serve net/http/pprof on this address (default: off)."`
-	GCHeapFloorMiB int    `envvar:"GC_HEAP_FLOOR_MIB" default:"${gc_heap_floor}" help:"Heap a process grows to before the collector runs; 0 leaves GOGC alone."`
+	Port             string        `envvar:"PORT" default:"8080" help:"HTTP port."`
+	AppEnv           string        `envvar:"APP_ENV" help:"production turns off the playground, introspection and field suggestions, and logs JSON (default: development)."`
+	Playground       *bool         `envvar:"PLAYGROUND" help:"Serve GraphiQL (default: on outside production)."`
+	Introspection    *bool         `envvar:"INTROSPECTION" help:"Answer introspection (default: on outside production)."`
+	SeedDemo         *bool         `envvar:"SEED_DEMO" help:"Fill an empty store with demo data; refused in production (default: on in embedded mode)."`
+	AdminAddr        string        `envvar:"ADMIN_ADDR" help:"Serve /metrics and /readyz on this address instead of the public port (default: the public port)."`
+	PprofAddr        string        `envvar:"PPROF_ADDR" help:"Serve net/http/pprof on this address (default: off)."`
+	GCHeapFloorMiB   int           `envvar:"GC_HEAP_FLOOR_MIB" default:"${gc_heap_floor}" help:"Heap a process grows to before the collector runs; 0 leaves GOGC alone."`
+	LogFlushInterval time.Duration `envvar:"LOG_FLUSH_INTERVAL" default:"100ms" help:"In production, how long access lines may wait to be written together (other records never wait); 0 writes each at once."`
 
 	DatabaseURL      string        `envvar:"DATABASE_URL" help:"PostgreSQL URL (default: the embedded SQLite file)."`
 	SQLitePath       string        `envvar:"SQLITE_PATH" help:"The embedded database file (default: shop.db)."`
@@ -362,8 +364,8 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (str
 }
 
 // checkSetting refuses a number or a duration that is malformed or negative, or a
-// malformed switch, naming the variable (ORDER_RESERVATION_TTL may be 0, other durations
-// may not).
+// malformed switch, naming the variable (ORDER_RESERVATION_TTL and LOG_FLUSH_INTERVAL may
+// be 0, other durations may not).
 func checkSetting(name, s string, typ reflect.Type) error {
 	if typ.Kind() == reflect.Pointer {
 		typ = typ.Elem()
@@ -371,7 +373,7 @@ func checkSetting(name, s string, typ reflect.Type) error {
 	switch {
 	case typ == reflect.TypeFor[time.Duration]():
 		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || d == 0 && name != "ORDER_RESERVATION_TTL" {
+		if err != nil || d < 0 || d == 0 && name != "ORDER_RESERVATION_TTL" && name != "LOG_FLUSH_INTERVAL" {
 			return fmt.Errorf("%s: want a duration such as 10s, got %q", name, s)
 		}
 	case typ.Kind() == reflect.Int:
@@ -392,6 +394,7 @@ type config struct {
 	Port, AdminAddr, PprofAddr string
 	Production                 bool
 	GCHeapFloorMiB             int
+	LogFlushInterval           time.Duration
 	Service                    api.Config
 }
 
@@ -415,7 +418,7 @@ func loadConfig(c *cli) (config, error) {
 	}
 	trusted, err := guard.ParseTrustedProxies(c.TrustedProxies)
 	cfg := config{Port: c.Port, AdminAddr: c.AdminAddr, PprofAddr: c.PprofAddr, Production: production,
-		GCHeapFloorMiB: c.GCHeapFloorMiB, Service: api.Config{
+		GCHeapFloorMiB: c.GCHeapFloorMiB, LogFlushInterval: c.LogFlushInterval, Service: api.Config{
 			DatabaseURL: c.DatabaseURL, SQLitePath: c.SQLitePath, DBMaxConns: c.DBMaxConns, StatementTimeout: c.StatementTimeout,
 			ReplicaURLs: splitList(c.ReplicaURLs), ReplicaMaxLag: c.ReplicaMaxLag,
 			ReservationTTL: cmp.Or(c.ReservationTTL, -1), Currency: c.Currency,
@@ -477,11 +480,17 @@ func loadConfig(c *cli) (config, error) {
 	return cfg, errors.Join(errs...)
 }
 
-func newLogger(production bool, w io.Writer) *slog.Logger {
-	if production {
-		return slog.New(observe.NewJSONHandler(w, nil))
+// newLogger returns the process's logger and what writes the access lines it holds back
+// (production, flushEvery above 0).
+func newLogger(production bool, flushEvery time.Duration, w io.Writer) (*slog.Logger, func()) {
+	switch {
+	case production && flushEvery > 0:
+		h, flush := observe.NewBufferedJSONHandler(w, nil, flushEvery)
+		return slog.New(h), flush
+	case production:
+		return slog.New(observe.NewJSONHandler(w, nil)), func() {}
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: observe.RedactSecrets}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: observe.RedactSecrets})), func() {}
 }
 
 // defaultGCHeapFloorMiB is a quarter of the 512 MiB the Kubernetes deployment gives a pod.

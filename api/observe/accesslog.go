@@ -19,21 +19,90 @@ func NewJSONHandler(w io.Writer, level slog.Leveler) slog.Handler {
 	return &jsonHandler{Handler: slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level, ReplaceAttr: RedactSecrets}), out: out}
 }
 
+// NewBufferedJSONHandler is NewJSONHandler with its access lines gathered and written
+// together every interval, or sooner when accessBufferSize bytes wait, as nginx's
+// access_log with buffer and flush does: a write(2) of its own for each line was 3% of a
+// storefront request's CPU and a tenth of a cached one's. Every other record is written at
+// once, after the access lines before it, so that an error is never held back nor seen
+// before the requests that preceded it. flush writes what waits and stops the timer: call
+// it when the last request has been answered. A process that dies loses at most interval's
+// access lines.
+func NewBufferedJSONHandler(w io.Writer, level slog.Leveler, interval time.Duration) (h slog.Handler, flush func()) {
+	jh := NewJSONHandler(w, level).(*jsonHandler)
+	jh.out.buffered = true
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				jh.out.flush()
+			case <-stop:
+				jh.out.flush()
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return jh, func() { once.Do(func() { close(stop); <-done }) }
+}
+
+// accessBufferSize is how many bytes of access lines wait at most: some 150 lines.
+const accessBufferSize = 32 << 10
+
 type jsonHandler struct {
 	slog.Handler
 	out *lockedWriter
 }
 
-// lockedWriter serialises writes to w: slog's handler locks only its own.
+// lockedWriter serialises writes to w: slog's handler locks only its own. When buffered it
+// holds access lines (writeLine) until flushed or until any other write.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu       sync.Mutex
+	w        io.Writer
+	buffered bool
+	pending  []byte
 }
 
 func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.writePending(); err != nil {
+		return 0, err
+	}
 	return l.w.Write(b)
+}
+
+// writeLine writes an access line, or keeps it for later when buffered.
+func (l *lockedWriter) writeLine(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.buffered {
+		_, _ = l.w.Write(b)
+		return
+	}
+	if len(l.pending)+len(b) > accessBufferSize {
+		_ = l.writePending()
+	}
+	l.pending = append(l.pending, b...)
+}
+
+func (l *lockedWriter) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.writePending()
+}
+
+// writePending writes the access lines waiting, with l.mu held.
+func (l *lockedWriter) writePending() error {
+	if len(l.pending) == 0 {
+		return nil
+	}
+	_, err := l.w.Write(l.pending)
+	l.pending = l.pending[:0]
+	return err
 }
 
 // accessLine is the observer's line for one operation.
@@ -115,7 +184,7 @@ func (h *jsonHandler) writeAccess(l *accessLine) {
 	b = append(b, `],"duration_ms":`...)
 	b = strconv.AppendFloat(b, l.durationMs(), 'f', -1, 64)
 	b = append(b, "}\n"...)
-	_, _ = h.out.Write(b)
+	h.out.writeLine(b)
 	*p = b
 	accessBuffers.Put(p)
 }

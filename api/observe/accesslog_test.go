@@ -5,6 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -46,5 +48,77 @@ func TestAccessLineIsSlogs(t *testing.T) {
 		if l.plain() != (l.operation == "Storefront" || l.operation == "" || l.operation == "<&>") {
 			t.Errorf("%q: plain() = %v", l.operation, l.plain())
 		}
+	}
+}
+
+// writes records each Write its writer is given.
+type writes struct {
+	mu    sync.Mutex
+	calls [][]byte
+}
+
+func (w *writes) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, bytes.Clone(b))
+	return len(b), nil
+}
+
+func (w *writes) get() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.calls)
+}
+
+// A buffered handler holds access lines back and writes them together: when its interval
+// is up, when any other record is written (after them, in order), when they would pass
+// accessBufferSize, and on flush.
+func TestBufferedAccessLines(t *testing.T) {
+	line := accessLine{level: slog.LevelInfo, requestID: "0123456789abcdef", typ: "query", outcome: "ok", codes: []string{}}
+	var w writes
+	h, flush := NewBufferedJSONHandler(&w, nil, time.Hour)
+	for range 3 {
+		logAccess(context.Background(), h, &line)
+	}
+	if got := w.get(); len(got) != 0 {
+		t.Fatalf("%d writes before anything but access lines, want none", len(got))
+	}
+	slog.New(h).Error("boom")
+	got := w.get()
+	if len(got) != 2 || bytes.Count(got[0], []byte(`"msg":"graphql"`)) != 3 || !bytes.Contains(got[1], []byte(`"msg":"boom"`)) {
+		t.Fatalf("after an error record: writes %q, want the 3 access lines then the error", got)
+	}
+	for range 1000 {
+		logAccess(context.Background(), h, &line)
+	}
+	got = w.get()
+	if len(got) < 4 {
+		t.Fatalf("%d writes after 1,000 access lines, want those past %d bytes written", len(got), accessBufferSize)
+	}
+	for _, b := range got {
+		if len(b) > accessBufferSize {
+			t.Fatalf("a write of %d bytes, above %d", len(b), accessBufferSize)
+		}
+	}
+	flush()
+	flush() // a second call does nothing
+	var lines int
+	for _, b := range w.get() {
+		lines += bytes.Count(b, []byte(`"msg":"graphql"`))
+	}
+	if lines != 1003 {
+		t.Fatalf("%d access lines written after flush, want 1003", lines)
+	}
+
+	var timed writes
+	h, flush = NewBufferedJSONHandler(&timed, nil, 10*time.Millisecond)
+	defer flush()
+	logAccess(context.Background(), h, &line)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(timed.get()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an access line still waits 5 s after a 10 ms interval")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
