@@ -624,7 +624,12 @@ func TestChildPagesOfManyParents(t *testing.T) {
 			// Every merchant's newest 5 products, for each of 50 products.
 			resp, rep := env.measure(t, "", `{ products(first: 50) { nodes { merchant { id
 				products(first: 5) { totalCount nodes { id } pageInfo { hasNextPage endCursor } } } } } }`, nil)
-			requireTables(t, "merchant products", rep, "products", "users", "products", "products")
+			// On PostgreSQL the merchants are joined to the page's statement.
+			tables := []string{"products", "products", "products"}
+			if !env.svc.Store.Postgres() {
+				tables = append(tables, "users")
+			}
+			requireTables(t, "merchant products", rep, tables...)
 			requireNoWindow(t, "merchant products", rep)
 			var merchants struct {
 				Products struct {
