@@ -126,9 +126,9 @@ func productPageArgs(f ProductFilter, pp productPaging, first int) (productPageS
 // productPageStatements holds the statement of each shape, written once.
 var productPageStatements sync.Map // productPageShape → string
 
-// productPageSQL returns the statements of a read of shape: what gorm would send for
-// findProducts, with ProductFilter.apply's conditions, and the merchants of the page's
-// products, which read the page again.
+// productPageSQL returns the statement of a read of shape: what gorm would send for
+// findProducts, with ProductFilter.apply's conditions, and when the merchants come along,
+// that page with each row's merchant joined where the row is the first of that merchant's.
 func productPageSQL(shape productPageShape) string {
 	if q, ok := productPageStatements.Load(shape); ok {
 		return q.(string)
