@@ -147,3 +147,29 @@ func TestIntrospectionHasACost(t *testing.T) {
 		t.Errorf("introspection costs %v, want at least 1,000", cost["requested"])
 	}
 }
+
+// A query without variables is costed once per document and its cost kept; one with
+// variables is costed for each request's.
+func TestCostIsEachRequestsOwn(t *testing.T) {
+	t.Parallel()
+	env := apitest.Start(t, api.Config{}, nil)
+	requested := func(r apitest.Response) any {
+		t.Helper()
+		if len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+		cost, _ := r.Extensions["cost"].(map[string]any)
+		return cost["requested"]
+	}
+	for range 2 {
+		if got := requested(env.Post(t, "", `{ products(first: 20) { nodes { id } } }`)); got != float64(41) {
+			t.Errorf("first: 20 costs %v, want 41", got)
+		}
+	}
+	const byVariable = `query($n: Int) { products(first: $n) { nodes { id } } }`
+	for _, n := range []int{2, 20, 2} {
+		if got := requested(env.PostVars(t, "", byVariable, map[string]any{"n": n})); got != float64(1+2*n) {
+			t.Errorf("first: $n = %d costs %v, want %d", n, got, 1+2*n)
+		}
+	}
+}
