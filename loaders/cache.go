@@ -68,17 +68,38 @@ func (c *cache[K, V]) value(key K) (V, error, bool) {
 	return e.v, nil, ok
 }
 
-// prime caches vals, each under its key, where nothing is cached yet (as Loader.Prime does).
+// has reports whether anything is cached for key.
+func (c *cache[K, V]) has(key K) bool {
+	c.mu.Lock()
+	_, ok := c.m[key]
+	c.mu.Unlock()
+	return ok
+}
+
+// put caches v under key where nothing is cached yet (as Loader.Prime does).
+func (c *cache[K, V]) put(key K, v V) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[K]entry[V])
+	}
+	c.putLocked(key, v)
+	c.mu.Unlock()
+}
+
+// prime puts vals, each under its key, at once.
 func (c *cache[K, V]) prime(vals []V, key func(V) K) {
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = make(map[K]entry[V], len(vals))
 	}
 	for _, v := range vals {
-		k := key(v)
-		if _, ok := c.m[k]; !ok {
-			c.m[k] = entry[V]{v: v}
-		}
+		c.putLocked(key(v), v)
 	}
 	c.mu.Unlock()
+}
+
+func (c *cache[K, V]) putLocked(key K, v V) {
+	if _, ok := c.m[key]; !ok {
+		c.m[key] = entry[V]{v: v}
+	}
 }

@@ -82,9 +82,9 @@ func OrderMerchants(ctx context.Context, orderID int64, level Level) ([]int64, e
 
 // PrimeOrders caches orders the operation already holds, so that loading them reads nothing.
 func PrimeOrders(ctx context.Context, orders []*store.Order) {
-	loader := For(ctx).orders.get()
+	z := &For(ctx).orders
 	for _, o := range orders {
-		loader.Prime(ctx, o.ID, *o)
+		z.put(o.ID, *o)
 	}
 }
 
@@ -142,10 +142,10 @@ func CustomerOrdersAhead(ctx context.Context, customerIDs []int64, status *store
 	with store.OrderChildren) ([]*store.OrderPage, []error) {
 	l := For(ctx)
 	z := &l.customerOrders
-	loader := z.get()
+	z.get()
 	var missing []int64
 	for _, id := range customerIDs {
-		if _, ok := z.cache.Get(ctx, orderPage(id, status, page)); !ok && !slices.Contains(missing, id) {
+		if !z.cache.has(orderPage(id, status, page)) && !slices.Contains(missing, id) {
 			missing = append(missing, id)
 		}
 	}
@@ -163,16 +163,16 @@ func CustomerOrdersAhead(ctx context.Context, customerIDs []int64, status *store
 		var orders []int64
 		for _, id := range missing {
 			p := read.Pages[id]
-			loader.Prime(ctx, orderPage(id, status, page), p)
+			z.put(orderPage(id, status, page), p)
 			for _, o := range p.Orders {
 				orders = append(orders, o.ID)
 			}
 		}
 		if read.Items != nil {
-			primeChildren(ctx, l, &l.items, "items", orders, read.Items)
+			primeChildren(l, &l.items, "items", orders, read.Items)
 		}
 		if read.History != nil {
-			primeChildren(ctx, l, &l.history, "history", orders, read.History)
+			primeChildren(l, &l.history, "history", orders, read.History)
 		}
 		if read.Products != nil {
 			primeByID(l, &l.products, "product", read.Products, func(p store.Product) int64 { return p.ID })
@@ -186,14 +186,13 @@ func CustomerOrdersAhead(ctx context.Context, customerIDs []int64, status *store
 
 // primeChildren caches the children of orders read ahead, an empty list for an order without
 // any, as the batch of loader name.
-func primeChildren[V any](ctx context.Context, l *Loaders, z *lazy[int64, []V], name string, orders []int64, children map[int64][]V) {
+func primeChildren[V any](l *Loaders, z *lazy[int64, []V], name string, orders []int64, children map[int64][]V) {
 	if len(orders) == 0 {
 		return
 	}
 	l.count(name, len(orders))
-	loader := z.get()
 	for _, id := range orders {
-		loader.Prime(ctx, id, children[id])
+		z.put(id, children[id])
 	}
 }
 

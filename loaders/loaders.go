@@ -175,6 +175,13 @@ func (z *lazy[K, V]) get() *dataloader.Loader[K, V] {
 	return z.loader
 }
 
+// put caches v under key for the operation where nothing is cached yet, as the loader's
+// Prime does, without a thunk for it.
+func (z *lazy[K, V]) put(key K, v V) {
+	z.get()
+	z.cache.put(key, v)
+}
+
 // lazily makes z build its loader with newLoader when it is first used.
 func lazily[K comparable, V any](z *lazy[K, V], l *Loaders, cfg Config, name string, fetch dataloader.BatchFunc[K, V]) {
 	z.fetch = counted(l, cfg, name, fetch)

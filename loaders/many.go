@@ -90,7 +90,7 @@ func many[K comparable, V any](ctx context.Context, z *lazy[K, V], keys []K, lev
 		for j, r := range z.fetch(ctx, batch) {
 			k := batch[j]
 			if r.Error == nil {
-				loader.Prime(ctx, k, r.Data)
+				z.cache.put(k, r.Data)
 			}
 			for _, i := range pending[k] {
 				vals[i] = r.Data
